@@ -1,0 +1,239 @@
+// Gathered GEMMs, 32 x 32 output blocks staged through workgroup memory.
+//
+// step_gemm: for each listed row b at step t and output column j,
+//     out[b, j] = sum_k A(b, k) W(k, j) (+ bias1[j] + bias2[j])
+//   where A is the concatenation of two gathered sources (e.g. [x_t, h_{t-1}]) and W
+//   the matching stacked weights. Used for the forward gate pre-activations and the
+//   backward dh (recurrent + from the layer or readout above).
+// grad_gemm: for each output (j, k), a sum over a list of (step, row) pairs,
+//     out[j, k] = sum_p G(p, j) X(p, k),
+//   with an optional column of ones (k == X.width) giving the bias gradient.
+//   Used for all weight gradients, over exactly the pairs that were processed.
+//
+// Sums run over k (or p) in a fixed order, so every output is bitwise independent of
+// which other rows share its tile: results do not depend on the row list order.
+
+// A gathered operand: element (s, b, k) lives at base + s * step_stride + b * row_stride + k,
+// where s = t + step_offset. It reads as zero unless 0 <= s < T and, by `validity`:
+// 0: always; 1: s <= tstar[b] (the row was live at s); 2: s == tstar[b] (its loss step).
+struct Source {
+    base: u32,
+    step_stride: u32,
+    row_stride: u32,
+    width: u32,
+    step_offset: i32,
+    validity: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+// Weight element (k, j) lives at base + k * k_stride + j * j_stride.
+struct Weight {
+    base: u32,
+    k_stride: u32,
+    j_stride: u32,
+    _pad: u32,
+}
+
+struct GemmParams {
+    a1: Source,
+    a2: Source,
+    w1: Weight,
+    w2: Weight,
+    // Output columns (step_gemm) or rows (grad_gemm: the G width).
+    n_out: u32,
+    // step_gemm: add weights[bias1 + j] + weights[bias2 + j] when has_bias.
+    // grad_gemm: write the ones-column sums to out[bias1 + j] and out[bias2 + j].
+    has_bias: u32,
+    bias1: u32,
+    bias2: u32,
+    // Output element (row, col) at out_base + row * out_stride + col.
+    out_base: u32,
+    out_stride: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<storage, read> p: GemmParams;
+@group(0) @binding(1) var<storage, read> step: Step;
+@group(0) @binding(2) var<storage, read> src1: array<f32>;
+@group(0) @binding(3) var<storage, read> src2: array<f32>;
+@group(0) @binding(4) var<storage, read> weights: array<f32>;
+@group(0) @binding(5) var<storage, read> rows: array<u32>;
+@group(0) @binding(6) var<storage, read> tstar: array<u32>;
+@group(0) @binding(7) var<storage, read_write> out: array<f32>;
+
+// Each workgroup computes a 32 x 32 block of outputs with 8 x 8 invocations, each
+// holding a 4 x 4 block in registers (rows lid.y + 8r, columns lid.x + 8c), and walks
+// the reduction in chunks of 16 staged through workgroup memory.
+const BLOCK: u32 = 32u;
+const CHUNK: u32 = 16u;
+// Left operand [block row][chunk index], right operand [chunk index][block column].
+var<workgroup> tile_left: array<array<f32, 16>, 32>;
+var<workgroup> tile_right: array<array<f32, 32>, 16>;
+
+fn source_valid(src: Source, s: i32, b: u32) -> bool {
+    if (s < 0 || u32(s) >= step.steps) {
+        return false;
+    }
+    switch src.validity {
+        case 1u: { return u32(s) <= tstar[b]; }
+        case 2u: { return u32(s) == tstar[b]; }
+        default: { return true; }
+    }
+}
+
+// Element k of the concatenated operand [a1, a2] for row b at base step t.
+fn gather(t: u32, b: u32, k: u32) -> f32 {
+    if (k < p.a1.width) {
+        let s = i32(t) + p.a1.step_offset;
+        if (!source_valid(p.a1, s, b)) {
+            return 0.0;
+        }
+        return src1[p.a1.base + u32(s) * p.a1.step_stride + b * p.a1.row_stride + k];
+    }
+    let k2 = k - p.a1.width;
+    if (k2 >= p.a2.width) {
+        return 0.0;
+    }
+    let s = i32(t) + p.a2.step_offset;
+    if (!source_valid(p.a2, s, b)) {
+        return 0.0;
+    }
+    return src2[p.a2.base + u32(s) * p.a2.step_stride + b * p.a2.row_stride + k2];
+}
+
+// Element (k, j) of the stacked weights [w1; w2].
+fn weight(k: u32, j: u32) -> f32 {
+    if (j >= p.n_out) {
+        return 0.0;
+    }
+    if (k < p.a1.width) {
+        return weights[p.w1.base + k * p.w1.k_stride + j * p.w1.j_stride];
+    }
+    let k2 = k - p.a1.width;
+    if (k2 >= p.a2.width) {
+        return 0.0;
+    }
+    return weights[p.w2.base + k2 * p.w2.k_stride + j * p.w2.j_stride];
+}
+
+// Row b of list entry n, or NONE when n is past the list or the row is retired at step t.
+fn live_row(n: u32) -> u32 {
+    if (n >= step.n_rows) {
+        return NONE;
+    }
+    let b = row_of(rows[step.rows_offset + n]);
+    if (tstar[b] < step.t) {
+        return NONE;
+    }
+    return b;
+}
+
+// acc[r][c] += sum over the staged chunk of tile_left[row r] * tile_right[col c].
+fn accumulate_chunk(lid: vec3<u32>, acc: ptr<function, array<array<f32, 4>, 4>>) {
+    for (var kk = 0u; kk < CHUNK; kk++) {
+        var right: array<f32, 4>;
+        for (var c = 0u; c < 4u; c++) {
+            right[c] = tile_right[kk][lid.x + 8u * c];
+        }
+        for (var r = 0u; r < 4u; r++) {
+            let left = tile_left[lid.y + 8u * r][kk];
+            for (var c = 0u; c < 4u; c++) {
+                (*acc)[r][c] += left * right[c];
+            }
+        }
+    }
+}
+
+@compute @workgroup_size(8, 8)
+fn step_gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let k_total = p.a1.width + p.a2.width;
+    let flat = lid.y * 8u + lid.x;
+    // The rows (batch entries) this invocation stages and the ones it outputs.
+    var load_rows: array<u32, 8>;
+    for (var i = 0u; i < 8u; i++) {
+        load_rows[i] = live_row(wg.y * BLOCK + (flat + 64u * i) / CHUNK);
+    }
+    var acc: array<array<f32, 4>, 4>;
+    for (var k0 = 0u; k0 < k_total; k0 += CHUNK) {
+        for (var i = 0u; i < 8u; i++) {
+            let e = flat + 64u * i;
+            let b = load_rows[i];
+            var a = 0.0;
+            if (b != NONE) {
+                a = gather(step.t, b, k0 + e % CHUNK);
+            }
+            tile_left[e / CHUNK][e % CHUNK] = a;
+            tile_right[e / BLOCK][e % BLOCK] = weight(k0 + e / BLOCK, wg.x * BLOCK + e % BLOCK);
+        }
+        workgroupBarrier();
+        accumulate_chunk(lid, &acc);
+        workgroupBarrier();
+    }
+    for (var r = 0u; r < 4u; r++) {
+        let b = live_row(wg.y * BLOCK + lid.y + 8u * r);
+        for (var c = 0u; c < 4u; c++) {
+            let j = wg.x * BLOCK + lid.x + 8u * c;
+            if (b != NONE && j < p.n_out) {
+                var v = acc[r][c];
+                if (p.has_bias != 0u) {
+                    v += weights[p.bias1 + j] + weights[p.bias2 + j];
+                }
+                out[p.out_base + b * p.out_stride + j] = v;
+            }
+        }
+    }
+}
+
+@compute @workgroup_size(8, 8)
+fn grad_gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    // a1 is G (width = output rows j), a2 is X (width = output columns k); the
+    // reduction runs over the listed (step, row) pairs.
+    let flat = lid.y * 8u + lid.x;
+    var acc: array<array<f32, 4>, 4>;
+    for (var p0 = 0u; p0 < step.n_rows; p0 += CHUNK) {
+        for (var i = 0u; i < 8u; i++) {
+            let e = flat + 64u * i;
+            // G chunk: [32 output rows][16 pairs].
+            let pg = p0 + e % CHUNK;
+            let jg = wg.y * BLOCK + e / CHUNK;
+            var g = 0.0;
+            if (pg < step.n_rows && jg < p.a1.width) {
+                let entry = rows[step.rows_offset + pg];
+                g = gather(step_of(entry), row_of(entry), jg);
+            }
+            tile_left[e / CHUNK][e % CHUNK] = g;
+            // X chunk: [16 pairs][32 output columns], plus the column of ones.
+            let px = p0 + e / BLOCK;
+            let kx = wg.x * BLOCK + e % BLOCK;
+            var x = 0.0;
+            if (px < step.n_rows) {
+                if (kx < p.a2.width) {
+                    let entry = rows[step.rows_offset + px];
+                    x = gather(step_of(entry), row_of(entry), p.a1.width + kx);
+                } else if (p.has_bias != 0u && kx == p.a2.width) {
+                    x = 1.0;
+                }
+            }
+            tile_right[e / BLOCK][e % BLOCK] = x;
+        }
+        workgroupBarrier();
+        accumulate_chunk(lid, &acc);
+        workgroupBarrier();
+    }
+    for (var r = 0u; r < 4u; r++) {
+        let j = wg.y * BLOCK + lid.y + 8u * r;
+        for (var c = 0u; c < 4u; c++) {
+            let k = wg.x * BLOCK + lid.x + 8u * c;
+            if (j < p.a1.width) {
+                if (k < p.a2.width) {
+                    out[p.out_base + j * p.out_stride + k] = acc[r][c];
+                } else if (p.has_bias != 0u && k == p.a2.width) {
+                    out[p.bias1 + j] = acc[r][c];
+                    out[p.bias2 + j] = acc[r][c];
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,582 @@
+//! The rank-coded step loop, scheduler, backward replay and Adam: drives the kernels.
+//!
+//! One batch of training:
+//! 1. forward, step by step over the live rows only: per layer the gate GEMM and the
+//!    fused cell, then the readout that applies the threshold. Every `readback_every`
+//!    steps the host reads the loss steps back and drops the rows that have decided;
+//!    kernels skip retired rows themselves, so the cadence changes no result;
+//! 2. `loss_stats`: loss and dL/dz at each row's loss step, batch sums;
+//! 3. backward replay from max t* down to 0 over the rows with t <= t*, top layer first;
+//! 4. weight gradients as one GEMM per tensor over exactly the processed (step, row)
+//!    pairs; then Adam. The batch sums are read back once.
+
+pub mod schedule;
+mod workspace;
+
+pub use workspace::Capacity;
+
+use crate::data::Batch;
+use crate::error::{Error, Result, ensure};
+use crate::gpu::GpuContext;
+use crate::gpu::kernel::groups_for;
+
+/// Outputs per side of the block one GEMM workgroup computes (`BLOCK` in matmul.wgsl).
+const GEMM_BLOCK: usize = 32;
+use crate::gpu::structs::{AdamParams, ReadoutParams, Step};
+use crate::model::{AdamConfig, ModelConfig, ParamLayout, RcConfig, TrainMode};
+use schedule::{ReplayPlan, loss_step_entries, still_live};
+use std::sync::Arc;
+use workspace::{STATS, Workspace};
+
+/// Everything an engine is built from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EngineConfig {
+    pub model: ModelConfig,
+    pub rc: RcConfig,
+    pub adam: AdamConfig,
+    pub capacity: Capacity,
+    /// Steps between fired-mask readbacks (K >= 1). Changes no result.
+    pub readback_every: usize,
+}
+
+/// What one batch did, reduced on the GPU.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchReport {
+    pub sequences: usize,
+    pub steps: usize,
+    /// Mean loss over the batch.
+    pub loss: f64,
+    /// Correct predictions at the decision step.
+    pub correct: usize,
+    /// Sequences with a spike.
+    pub fired: usize,
+    /// Steps computed, summed over sequences (sum of t* + 1).
+    pub steps_processed: usize,
+    /// Decision steps (first spike, else T-1) plus one, summed over sequences.
+    pub decision_steps: usize,
+    /// Correct argmax predictions at T-1, over the rows that reached T-1.
+    pub eos_correct: usize,
+    /// Rows that reached T-1.
+    pub eos_rows: usize,
+    /// Per row: the step whose output carried the loss (the last step computed).
+    pub loss_steps: Vec<u32>,
+    /// Per row: the decision step (first spike, else T-1).
+    pub decision_step: Vec<u32>,
+    /// Per row: the predicted class at the decision step.
+    pub prediction: Vec<u32>,
+    /// Host round trips of the forward scheduler.
+    pub readbacks: usize,
+}
+
+/// What a batch run does beyond the forward pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Run {
+    /// Forward and statistics only; `retire` stops rows at their first spike.
+    Evaluate { retire: bool },
+    /// Forward, loss and gradients; `update` also applies Adam.
+    Train { update: bool },
+}
+
+/// A model on the GPU with its workspace, optimiser state and settings.
+pub struct Engine {
+    ctx: Arc<GpuContext>,
+    cfg: EngineConfig,
+    layout: ParamLayout,
+    ws: Workspace,
+    adam_steps: u32,
+}
+
+impl Engine {
+    /// Builds the workspace for `cfg` and uploads `params`.
+    pub fn new(ctx: Arc<GpuContext>, cfg: EngineConfig, params: &[f32]) -> Result<Self> {
+        cfg.model.validate()?;
+        cfg.rc.validate()?;
+        cfg.adam.validate()?;
+        let cap = cfg.capacity;
+        ensure(cap.batch > 0 && cap.batch <= schedule::MAX_ROWS, || {
+            format!(
+                "batch size must be between 1 and {}, got {}",
+                schedule::MAX_ROWS,
+                cap.batch
+            )
+        })?;
+        ensure(cap.steps > 0 && cap.steps <= schedule::MAX_STEPS, || {
+            format!(
+                "sequence length must be between 1 and {}, got {}",
+                schedule::MAX_STEPS,
+                cap.steps
+            )
+        })?;
+        ensure(cfg.readback_every > 0, || {
+            "the readback cadence must be at least 1 step".into()
+        })?;
+        let layout = ParamLayout::new(&cfg.model);
+        let ws = Workspace::new(&ctx, &cfg.model, cap)?;
+        let mut engine = Engine {
+            ctx,
+            cfg,
+            layout,
+            ws,
+            adam_steps: 0,
+        };
+        engine.set_params(params)?;
+        Ok(engine)
+    }
+
+    /// The settings the engine runs with.
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    /// The GPU context.
+    pub fn context(&self) -> &GpuContext {
+        &self.ctx
+    }
+
+    /// Changes the threshold, entropy weight or training mode (e.g. for evaluation).
+    pub fn set_rc(&mut self, rc: RcConfig) -> Result<()> {
+        rc.validate()?;
+        self.cfg.rc = rc;
+        Ok(())
+    }
+
+    /// Changes the readback cadence K.
+    pub fn set_readback_every(&mut self, k: usize) -> Result<()> {
+        ensure(k > 0, || {
+            "the readback cadence must be at least 1 step".into()
+        })?;
+        self.cfg.readback_every = k;
+        Ok(())
+    }
+
+    /// Replaces the parameters and resets the optimiser state.
+    pub fn set_params(&mut self, params: &[f32]) -> Result<()> {
+        if params.len() != self.layout.total {
+            return Err(Error::ShapeMismatch(format!(
+                "{} parameters given, the model has {}",
+                params.len(),
+                self.layout.total
+            )));
+        }
+        let q = &self.ctx.queue;
+        q.write_buffer(&self.ws.buf.params, 0, bytemuck::cast_slice(params));
+        let zeros = vec![0f32; params.len()];
+        q.write_buffer(&self.ws.buf.adam_m, 0, bytemuck::cast_slice(&zeros));
+        q.write_buffer(&self.ws.buf.adam_v, 0, bytemuck::cast_slice(&zeros));
+        self.adam_steps = 0;
+        Ok(())
+    }
+
+    /// The current parameters.
+    pub fn params(&self) -> Result<Vec<f32>> {
+        self.read_f32(&self.ws.buf.params, 0, self.layout.total)
+    }
+
+    /// The gradients of the last training batch.
+    pub fn grads(&self) -> Result<Vec<f32>> {
+        self.read_f32(&self.ws.buf.grads, 0, self.layout.total)
+    }
+
+    /// Logits of the last batch at step `t` for its first `rows` rows, `[rows, C]`.
+    /// Only steps a row actually computed hold its values.
+    pub fn logits_at(&self, t: usize, rows: usize) -> Result<Vec<f32>> {
+        let (c, cap) = (self.cfg.model.classes, self.cfg.capacity);
+        ensure(t < cap.steps && rows <= cap.batch, || {
+            format!("no logits stored for step {t}, {rows} rows")
+        })?;
+        self.read_f32(&self.ws.buf.logits, t * cap.batch * c, rows * c)
+    }
+
+    /// Forward, loss, backward and one Adam step on `batch`.
+    pub fn train_batch(&mut self, batch: &Batch) -> Result<BatchReport> {
+        self.run(batch, Run::Train { update: true })
+    }
+
+    /// Forward, loss and backward without updating the parameters (see [`Self::grads`]).
+    pub fn compute_gradients(&mut self, batch: &Batch) -> Result<BatchReport> {
+        self.run(batch, Run::Train { update: false })
+    }
+
+    /// Rank-coded inference: each row stops at its first spike.
+    pub fn evaluate(&mut self, batch: &Batch) -> Result<BatchReport> {
+        self.run(batch, Run::Evaluate { retire: true })
+    }
+
+    /// Inference over every step (for end-of-sequence accuracy and threshold sweeps).
+    pub fn evaluate_full(&mut self, batch: &Batch) -> Result<BatchReport> {
+        self.run(batch, Run::Evaluate { retire: false })
+    }
+
+    fn check_batch(&self, batch: &Batch) -> Result<()> {
+        let m = &self.cfg.model;
+        batch.validate(m.classes)?;
+        if batch.input != m.input_size {
+            return Err(Error::ShapeMismatch(format!(
+                "the data has {} input features per step, the model expects {}",
+                batch.input, m.input_size
+            )));
+        }
+        let cap = self.cfg.capacity;
+        if batch.batch > cap.batch || batch.steps > cap.steps {
+            return Err(Error::ShapeMismatch(format!(
+                "a batch of {} sequences x {} steps exceeds the engine's capacity of {} x {}",
+                batch.batch, batch.steps, cap.batch, cap.steps
+            )));
+        }
+        Ok(())
+    }
+
+    fn run(&mut self, batch: &Batch, run: Run) -> Result<BatchReport> {
+        self.check_batch(batch)?;
+        let retire = match run {
+            Run::Evaluate { retire } => retire,
+            Run::Train { .. } => self.cfg.rc.mode == TrainMode::Rc,
+        };
+        let want_grad = matches!(run, Run::Train { .. });
+        self.upload_batch(batch, retire, want_grad);
+        let (tstar, readbacks) = self.forward(batch, retire)?;
+        let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
+        let plan = ReplayPlan::new(&tstar);
+        self.write_pair_lists(batch, &tstar, &plan);
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            let k = &self.ws.kernels;
+            k.loss_stats.dispatch(
+                &mut pass,
+                &self.ws.binds.loss_stats,
+                Some(self.slot(self.ws.slots.loss_steps())),
+                [1, 1, 1],
+            );
+            if want_grad {
+                self.encode_backward(&mut pass, &plan);
+            }
+            if run == (Run::Train { update: true }) {
+                self.encode_adam(&mut pass);
+            }
+        }
+        let b = batch.batch;
+        let buf = &self.ws.buf;
+        encoder.copy_buffer_to_buffer(&buf.stats, 0, &buf.staging, 0, (STATS * 4) as u64);
+        encoder.copy_buffer_to_buffer(
+            &buf.decisions,
+            0,
+            &buf.staging,
+            (STATS * 4) as u64,
+            (2 * b * 4) as u64,
+        );
+        self.ctx.queue.submit([encoder.finish()]);
+        let raw: Vec<u32> = self.ctx.read_staging(&buf.staging, STATS + 2 * b)?;
+        let stats: Vec<f32> = raw[..STATS].iter().map(|&u| f32::from_bits(u)).collect();
+        let loss = stats[0] as f64 / b as f64;
+        if !loss.is_finite() {
+            return Err(Error::NonFinite(format!(
+                "a batch of {b} sequences (loss {loss}); the parameters were {}",
+                if run == (Run::Train { update: true }) {
+                    "updated with it"
+                } else {
+                    "not changed"
+                }
+            )));
+        }
+        let decisions = &raw[STATS..];
+        Ok(BatchReport {
+            sequences: b,
+            steps: batch.steps,
+            loss,
+            correct: stats[1] as usize,
+            fired: stats[2] as usize,
+            steps_processed: stats[3] as usize,
+            decision_steps: stats[4] as usize,
+            eos_correct: stats[5] as usize,
+            eos_rows: stats[6] as usize,
+            decision_step: decisions.iter().step_by(2).copied().collect(),
+            prediction: decisions.iter().skip(1).step_by(2).copied().collect(),
+            loss_steps: tstar,
+            readbacks,
+        })
+    }
+
+    fn slot(&self, slot: usize) -> u32 {
+        self.ws.slots.offset(slot)
+    }
+
+    /// Uploads inputs, labels and the per-batch readout settings, and marks every row undecided.
+    fn upload_batch(&mut self, batch: &Batch, retire: bool, want_grad: bool) {
+        let q = &self.ctx.queue;
+        let buf = &self.ws.buf;
+        let (b, cap_b, i) = (batch.batch, self.cfg.capacity.batch, batch.input);
+        if b == cap_b {
+            q.write_buffer(&buf.x, 0, bytemuck::cast_slice(&batch.x));
+        } else {
+            for t in 0..batch.steps {
+                let src = &batch.x[t * b * i..(t + 1) * b * i];
+                q.write_buffer(
+                    &buf.x,
+                    (t * cap_b * i * 4) as u64,
+                    bytemuck::cast_slice(src),
+                );
+            }
+        }
+        q.write_buffer(&buf.labels, 0, bytemuck::cast_slice(&batch.labels));
+        q.write_buffer(
+            &buf.tstar,
+            0,
+            bytemuck::cast_slice(&vec![batch.steps as u32; b]),
+        );
+        q.write_buffer(
+            &buf.first_spike,
+            0,
+            bytemuck::cast_slice(&vec![u32::MAX; b]),
+        );
+        let (m, rc) = (&self.cfg.model, &self.cfg.rc);
+        let theta = rc.theta as f64;
+        let top = m.layers - 1;
+        let params = ReadoutParams {
+            hidden: m.hidden_size as u32,
+            classes: m.classes as u32,
+            batch_stride: cap_b as u32,
+            readout: m.readout.shader_code(),
+            w_base: self.layout.readout_w as u32,
+            b_base: self.layout.readout_b as u32,
+            h_base: (top * self.cfg.capacity.steps * cap_b * m.hidden_size) as u32,
+            retire: retire as u32,
+            theta: rc.theta,
+            theta_logit: (theta / (1.0 - theta)).ln() as f32,
+            beta: rc.beta,
+            batch: b as u32,
+            want_grad: want_grad as u32,
+            _pad: [0; 3],
+        };
+        q.write_buffer(&buf.readout_params, 0, bytemuck::bytes_of(&params));
+    }
+
+    /// Writes `Step` values into consecutive slots starting at `first`.
+    fn write_slots(&self, first: usize, steps: &[Step]) {
+        let stride = self.ws.slots.stride as usize;
+        let mut bytes = vec![0u8; steps.len() * stride];
+        for (i, s) in steps.iter().enumerate() {
+            bytes[i * stride..i * stride + 16].copy_from_slice(bytemuck::bytes_of(s));
+        }
+        self.ctx
+            .queue
+            .write_buffer(&self.ws.buf.steps, (first * stride) as u64, &bytes);
+    }
+
+    fn write_rows(&self, at: usize, entries: &[u32]) {
+        if !entries.is_empty() {
+            self.ctx.queue.write_buffer(
+                &self.ws.buf.rows,
+                (at * 4) as u64,
+                bytemuck::cast_slice(entries),
+            );
+        }
+    }
+
+    /// The scheduler: runs the forward pass in chunks of K steps over the live rows,
+    /// compacting the row list after each readback. Returns every row's loss step.
+    fn forward(&mut self, batch: &Batch, retire: bool) -> Result<(Vec<u32>, usize)> {
+        let steps = batch.steps;
+        let chunk = if retire {
+            self.cfg.readback_every
+        } else {
+            steps
+        };
+        let mut live: Vec<u32> = (0..batch.batch as u32).collect();
+        let mut t = 0;
+        let mut readbacks = 0;
+        let mut tstar = Vec::new();
+        while t < steps && !live.is_empty() {
+            let end = (t + chunk).min(steps);
+            let n = live.len();
+            self.write_rows(self.ws.regions.forward, &live);
+            let slots: Vec<Step> = (t..end)
+                .map(|s| Step {
+                    t: s as u32,
+                    n_rows: n as u32,
+                    rows_offset: self.ws.regions.forward as u32,
+                    steps: steps as u32,
+                })
+                .collect();
+            self.write_slots(self.ws.slots.forward(t), &slots);
+            let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
+            {
+                let mut pass = encoder.begin_compute_pass(&Default::default());
+                for s in t..end {
+                    self.encode_forward_step(&mut pass, s, n);
+                }
+            }
+            encoder.copy_buffer_to_buffer(
+                &self.ws.buf.tstar,
+                0,
+                &self.ws.buf.staging,
+                0,
+                (batch.batch * 4) as u64,
+            );
+            self.ctx.queue.submit([encoder.finish()]);
+            tstar = self
+                .ctx
+                .read_staging::<u32>(&self.ws.buf.staging, batch.batch)?;
+            readbacks += 1;
+            live = still_live(&live, &tstar, steps as u32);
+            t = end;
+        }
+        Ok((tstar, readbacks))
+    }
+
+    fn encode_forward_step(&self, pass: &mut wgpu::ComputePass, t: usize, n: usize) {
+        let (k, binds) = (&self.ws.kernels, &self.ws.binds);
+        let h = self.cfg.model.hidden_size;
+        let slot = Some(self.slot(self.ws.slots.forward(t)));
+        for layer in &binds.layers {
+            k.step_gemm.dispatch(
+                pass,
+                &layer.gates_forward,
+                slot,
+                [groups_for(4 * h, GEMM_BLOCK), groups_for(n, GEMM_BLOCK), 1],
+            );
+            k.cell_forward.dispatch(
+                pass,
+                &layer.cell_forward,
+                slot,
+                [groups_for(h, 64), n as u32, 1],
+            );
+        }
+        for _ in 0..5 {
+            k.readout_forward.dispatch(
+                pass,
+                &binds.readout_forward,
+                slot,
+                [groups_for(n, 64), 1, 1],
+            );
+        }
+    }
+
+    /// Writes the replay lists and the pair lists of the weight gradients.
+    fn write_pair_lists(&self, batch: &Batch, tstar: &[u32], plan: &ReplayPlan) {
+        let (regions, slots) = (&self.ws.regions, &self.ws.slots);
+        let steps = batch.steps as u32;
+        self.write_rows(regions.loss_steps, &loss_step_entries(tstar));
+        self.write_rows(regions.replay, &plan.entries);
+        let backward: Vec<Step> = plan
+            .per_step
+            .iter()
+            .enumerate()
+            .map(|(t, &(start, len))| Step {
+                t: t as u32,
+                n_rows: len as u32,
+                rows_offset: (regions.replay + start) as u32,
+                steps,
+            })
+            .collect();
+        self.write_slots(slots.backward(0), &backward);
+        let whole = [
+            Step {
+                t: 0,
+                n_rows: batch.batch as u32,
+                rows_offset: regions.loss_steps as u32,
+                steps,
+            },
+            Step {
+                t: 0,
+                n_rows: plan.pairs() as u32,
+                rows_offset: regions.replay as u32,
+                steps,
+            },
+        ];
+        self.write_slots(slots.loss_steps(), &whole);
+    }
+
+    fn encode_backward(&self, pass: &mut wgpu::ComputePass, plan: &ReplayPlan) {
+        let (k, binds, slots) = (&self.ws.kernels, &self.ws.binds, &self.ws.slots);
+        let m = &self.cfg.model;
+        let h = m.hidden_size;
+        for (t, &(_, n)) in plan.per_step.iter().enumerate().rev() {
+            let slot = Some(self.slot(slots.backward(t)));
+            for layer in binds.layers.iter().rev() {
+                k.step_gemm.dispatch(
+                    pass,
+                    &layer.dh_backward,
+                    slot,
+                    [groups_for(h, GEMM_BLOCK), groups_for(n, GEMM_BLOCK), 1],
+                );
+                k.cell_backward.dispatch(
+                    pass,
+                    &layer.cell_backward,
+                    slot,
+                    [groups_for(h, 64), n as u32, 1],
+                );
+            }
+        }
+        let readout_slot = Some(self.slot(slots.loss_steps()));
+        k.grad_gemm.dispatch(
+            pass,
+            &binds.grad_readout,
+            readout_slot,
+            [
+                groups_for(h + 1, GEMM_BLOCK),
+                groups_for(m.classes, GEMM_BLOCK),
+                1,
+            ],
+        );
+        let pairs_slot = Some(self.slot(slots.all_pairs()));
+        for (kk, layer) in binds.layers.iter().enumerate() {
+            let input = m.layer_input(kk);
+            k.grad_gemm.dispatch(
+                pass,
+                &layer.grad_ih,
+                pairs_slot,
+                [
+                    groups_for(input + 1, GEMM_BLOCK),
+                    groups_for(4 * h, GEMM_BLOCK),
+                    1,
+                ],
+            );
+            k.grad_gemm.dispatch(
+                pass,
+                &layer.grad_hh,
+                pairs_slot,
+                [groups_for(h, GEMM_BLOCK), groups_for(4 * h, GEMM_BLOCK), 1],
+            );
+        }
+    }
+
+    fn encode_adam(&mut self, pass: &mut wgpu::ComputePass) {
+        self.adam_steps += 1;
+        let a = &self.cfg.adam;
+        let step = self.adam_steps as i32;
+        let params = AdamParams {
+            count: self.layout.total as u32,
+            lr: a.lr,
+            beta1: a.beta1,
+            beta2: a.beta2,
+            eps: a.eps,
+            c1: (1.0 - (a.beta1 as f64).powi(step)) as f32,
+            c2: (1.0 - (a.beta2 as f64).powi(step)) as f32,
+            _pad: 0,
+        };
+        self.ctx
+            .queue
+            .write_buffer(&self.ws.buf.adam_params, 0, bytemuck::bytes_of(&params));
+        let groups = groups_for(self.layout.total, 256);
+        let max = self.ctx.limits.max_compute_workgroups_per_dimension;
+        let x = groups.min(max);
+        self.ws
+            .kernels
+            .adam
+            .dispatch(pass, &self.ws.binds.adam, None, [x, groups.div_ceil(x), 1]);
+    }
+
+    /// Copies `count` f32 values from element `at` of `buffer` and reads them back.
+    fn read_f32(&self, buffer: &wgpu::Buffer, at: usize, count: usize) -> Result<Vec<f32>> {
+        let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
+        encoder.copy_buffer_to_buffer(
+            buffer,
+            (at * 4) as u64,
+            &self.ws.buf.staging,
+            0,
+            (count * 4) as u64,
+        );
+        self.ctx.queue.submit([encoder.finish()]);
+        self.ctx.read_staging(&self.ws.buf.staging, count)
+    }
+}

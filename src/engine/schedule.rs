@@ -1,0 +1,95 @@
+//! Host-side scheduling, pure and GPU-free: which rows are live, and the row lists
+//! the backward replay and the weight gradients walk.
+//!
+//! A row list entry packs a step and a row: `step << 16 | row` (see `common.wgsl`).
+
+/// The largest batch a row-list entry can address.
+pub const MAX_ROWS: usize = 1 << 16;
+/// The largest number of steps a row-list entry can address.
+pub const MAX_STEPS: usize = 1 << 16;
+
+/// Packs (step, row) into a row-list entry.
+pub fn entry(step: usize, row: usize) -> u32 {
+    debug_assert!(step < MAX_STEPS && row < MAX_ROWS);
+    ((step as u32) << 16) | row as u32
+}
+
+/// Rows of `active` that are still undecided after a forward chunk: their loss step
+/// still holds the sentinel `steps`. Order is kept.
+pub fn still_live(active: &[u32], tstar: &[u32], steps: u32) -> Vec<u32> {
+    active
+        .iter()
+        .copied()
+        .filter(|&b| tstar[b as usize] == steps)
+        .collect()
+}
+
+/// The backward replay plan: for each step t from 0 to max t*, the rows with
+/// t <= t*, as one concatenated list (which is also the list of every processed
+/// (step, row) pair), with each step's start and length.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayPlan {
+    pub entries: Vec<u32>,
+    /// `(start, len)` of step t's rows in `entries`.
+    pub per_step: Vec<(usize, usize)>,
+}
+
+impl ReplayPlan {
+    /// Builds the plan from the loss steps of a batch.
+    pub fn new(tstar: &[u32]) -> Self {
+        let t_max = tstar.iter().copied().max().unwrap_or(0) as usize;
+        let mut entries = Vec::new();
+        let mut per_step = Vec::with_capacity(t_max + 1);
+        for t in 0..=t_max {
+            let start = entries.len();
+            entries.extend(
+                tstar
+                    .iter()
+                    .enumerate()
+                    .filter(|&(_, &ts)| ts as usize >= t)
+                    .map(|(b, _)| entry(t, b)),
+            );
+            per_step.push((start, entries.len() - start));
+        }
+        ReplayPlan { entries, per_step }
+    }
+
+    /// The (step, row) pairs processed: sum over rows of t* + 1.
+    pub fn pairs(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+/// One entry per row at its loss step: the pairs of the readout gradient.
+pub fn loss_step_entries(tstar: &[u32]) -> Vec<u32> {
+    tstar
+        .iter()
+        .enumerate()
+        .map(|(b, &t)| entry(t as usize, b))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replay_plan_covers_exactly_the_processed_pairs() {
+        let tstar = [0, 3, 1, 3];
+        let plan = ReplayPlan::new(&tstar);
+        assert_eq!(plan.pairs(), 1 + 4 + 2 + 4);
+        assert_eq!(plan.per_step, vec![(0, 4), (4, 3), (7, 2), (9, 2)]);
+        assert_eq!(
+            &plan.entries[4..7],
+            &[entry(1, 1), entry(1, 2), entry(1, 3)]
+        );
+        assert_eq!(&plan.entries[9..], &[entry(3, 1), entry(3, 3)]);
+    }
+
+    #[test]
+    fn live_rows_keep_their_order() {
+        let tstar = [5, 2, 5, 5, 0];
+        assert_eq!(still_live(&[0, 1, 2, 3, 4], &tstar, 5), vec![0, 2, 3]);
+        assert_eq!(loss_step_entries(&[2, 0]), vec![(2 << 16), 1]);
+    }
+}

@@ -1,0 +1,602 @@
+//! Every GPU resource a model needs, created once for a batch and step capacity:
+//! buffers, pipelines and bind groups. Nothing here is created per step or per batch.
+
+use crate::error::{Error, Result};
+use crate::gpu::kernel::{Binding, Kernel, module};
+use crate::gpu::structs::{CellParams, GemmParams, Source, Weight, validity};
+use crate::gpu::{GpuContext, shaders};
+use crate::model::{ModelConfig, ParamLayout};
+use wgpu::util::DeviceExt;
+
+/// The largest batch and sequence length a workspace holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capacity {
+    pub batch: usize,
+    pub steps: usize,
+}
+
+/// Batch sums written by `loss_stats`: loss, correct, fired, steps processed,
+/// decision steps, end-of-sequence correct, end-of-sequence rows, unused.
+pub const STATS: usize = 8;
+
+/// Element offsets into the per-layer state buffers.
+pub(crate) struct StateLayout {
+    cap: Capacity,
+    hidden: usize,
+}
+
+impl StateLayout {
+    /// Base of layer k in h_all / c_all ([T, B, H] per layer).
+    pub fn state(&self, k: usize) -> usize {
+        k * self.cap.steps * self.cap.batch * self.hidden
+    }
+    /// Base of layer k in gates_all / dgates_all ([T, B, 4H] per layer).
+    pub fn gates(&self, k: usize) -> usize {
+        4 * self.state(k)
+    }
+}
+
+pub(crate) struct Buffers {
+    pub params: wgpu::Buffer,
+    pub grads: wgpu::Buffer,
+    pub adam_m: wgpu::Buffer,
+    pub adam_v: wgpu::Buffer,
+    pub x: wgpu::Buffer,
+    pub labels: wgpu::Buffer,
+    pub h_all: wgpu::Buffer,
+    pub c_all: wgpu::Buffer,
+    pub gates_all: wgpu::Buffer,
+    pub dgates_all: wgpu::Buffer,
+    pub logits: wgpu::Buffer,
+    pub gates_pre: wgpu::Buffer,
+    pub dh: wgpu::Buffer,
+    pub dc_carry: wgpu::Buffer,
+    pub dz: wgpu::Buffer,
+    pub rows: wgpu::Buffer,
+    pub tstar: wgpu::Buffer,
+    pub first_spike: wgpu::Buffer,
+    /// Batch sums (see [`STATS`]).
+    pub stats: wgpu::Buffer,
+    /// (decision step, prediction) per row.
+    pub decisions: wgpu::Buffer,
+    /// `Step` slots: forward steps, backward steps, loss-step pairs, all pairs.
+    pub steps: wgpu::Buffer,
+    pub readout_params: wgpu::Buffer,
+    pub adam_params: wgpu::Buffer,
+    /// MAP_READ buffer large enough for any readback.
+    pub staging: wgpu::Buffer,
+}
+
+pub(crate) struct Kernels {
+    pub step_gemm: Kernel,
+    pub grad_gemm: Kernel,
+    pub cell_forward: Kernel,
+    pub cell_backward: Kernel,
+    pub readout_forward: Kernel,
+    pub loss_stats: Kernel,
+    pub adam: Kernel,
+}
+
+pub(crate) struct LayerBinds {
+    pub gates_forward: wgpu::BindGroup,
+    pub cell_forward: wgpu::BindGroup,
+    pub dh_backward: wgpu::BindGroup,
+    pub cell_backward: wgpu::BindGroup,
+    pub grad_ih: wgpu::BindGroup,
+    pub grad_hh: wgpu::BindGroup,
+}
+
+pub(crate) struct Binds {
+    pub layers: Vec<LayerBinds>,
+    pub readout_forward: wgpu::BindGroup,
+    pub loss_stats: wgpu::BindGroup,
+    pub grad_readout: wgpu::BindGroup,
+    pub adam: wgpu::BindGroup,
+}
+
+/// Indices of the `Step` slots.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Slots {
+    cap: Capacity,
+    /// Bytes between slots (the adapter's storage offset alignment).
+    pub stride: u32,
+}
+
+impl Slots {
+    pub fn forward(&self, t: usize) -> usize {
+        t
+    }
+    pub fn backward(&self, t: usize) -> usize {
+        self.cap.steps + t
+    }
+    pub fn loss_steps(&self) -> usize {
+        2 * self.cap.steps
+    }
+    pub fn all_pairs(&self) -> usize {
+        2 * self.cap.steps + 1
+    }
+    pub fn count(&self) -> usize {
+        2 * self.cap.steps + 2
+    }
+    pub fn offset(&self, slot: usize) -> u32 {
+        slot as u32 * self.stride
+    }
+}
+
+/// Element offsets of the regions of the `rows` buffer.
+pub(crate) struct RowRegions {
+    pub forward: usize,
+    pub loss_steps: usize,
+    pub replay: usize,
+    pub total: usize,
+}
+
+impl RowRegions {
+    pub fn new(cap: Capacity) -> Self {
+        RowRegions {
+            forward: 0,
+            loss_steps: cap.batch,
+            replay: 2 * cap.batch,
+            total: (cap.steps + 2) * cap.batch,
+        }
+    }
+}
+
+pub(crate) struct Workspace {
+    pub buf: Buffers,
+    pub kernels: Kernels,
+    pub binds: Binds,
+    pub slots: Slots,
+    pub regions: RowRegions,
+}
+
+fn storage(ctx: &GpuContext, label: &str, bytes: usize, extra: wgpu::BufferUsages) -> wgpu::Buffer {
+    ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size: bytes.max(4) as u64,
+        usage: wgpu::BufferUsages::STORAGE
+            | wgpu::BufferUsages::COPY_DST
+            | wgpu::BufferUsages::COPY_SRC
+            | extra,
+        mapped_at_creation: false,
+    })
+}
+
+/// A kernel's parameter struct, in a small read-only storage buffer.
+fn params_buffer<T: bytemuck::Pod>(ctx: &GpuContext, label: &str, value: &T) -> wgpu::Buffer {
+    ctx.device
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents: bytemuck::bytes_of(value),
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+        })
+}
+
+impl Workspace {
+    pub fn new(ctx: &GpuContext, cfg: &ModelConfig, cap: Capacity) -> Result<Self> {
+        let layout = ParamLayout::new(cfg);
+        let (h, c, l) = (cfg.hidden_size, cfg.classes, cfg.layers);
+        let per_layer_state = cap.steps * cap.batch * h;
+        let regions = RowRegions::new(cap);
+        let stride = ctx.limits.min_storage_buffer_offset_alignment.max(16);
+        let slots = Slots { cap, stride };
+        let f = 4; // bytes per f32 / u32
+        let sizes = [
+            ("parameters", layout.total * f),
+            ("inputs", cap.steps * cap.batch * cfg.input_size * f),
+            ("hidden states", l * per_layer_state * f),
+            ("gate activations", 4 * l * per_layer_state * f),
+            ("logits", cap.steps * cap.batch * c * f),
+            ("row lists", regions.total * f),
+        ];
+        let max_binding = ctx
+            .limits
+            .max_storage_buffer_binding_size
+            .min(ctx.limits.max_buffer_size);
+        for (what, bytes) in sizes {
+            if bytes as u64 > max_binding || bytes >= u32::MAX as usize {
+                return Err(Error::AdapterLimit {
+                    adapter: ctx.info.name.clone(),
+                    problem: format!(
+                        "the {what} buffer needs {bytes} bytes for batch {} x {} steps, the limit is {max_binding}; \
+                         use a smaller batch, model or sequence length",
+                        cap.batch, cap.steps
+                    ),
+                });
+            }
+        }
+        let none = wgpu::BufferUsages::empty();
+        let results_len = STATS + 2 * cap.batch;
+        let staging_bytes = [layout.total, results_len, cap.batch * c]
+            .into_iter()
+            .max()
+            .unwrap()
+            * f;
+        let buf = Buffers {
+            params: storage(ctx, "params", layout.total * f, none),
+            grads: storage(ctx, "grads", layout.total * f, none),
+            adam_m: storage(ctx, "adam_m", layout.total * f, none),
+            adam_v: storage(ctx, "adam_v", layout.total * f, none),
+            x: storage(ctx, "x", sizes[1].1, none),
+            labels: storage(ctx, "labels", cap.batch * f, none),
+            h_all: storage(ctx, "h_all", sizes[2].1, none),
+            c_all: storage(ctx, "c_all", sizes[2].1, none),
+            gates_all: storage(ctx, "gates_all", sizes[3].1, none),
+            dgates_all: storage(ctx, "dgates_all", sizes[3].1, none),
+            logits: storage(ctx, "logits", sizes[4].1, none),
+            gates_pre: storage(ctx, "gates_pre", cap.batch * 4 * h * f, none),
+            dh: storage(ctx, "dh", cap.batch * h * f, none),
+            dc_carry: storage(ctx, "dc_carry", l * cap.batch * h * f, none),
+            dz: storage(ctx, "dz", cap.batch * c * f, none),
+            rows: storage(ctx, "rows", regions.total * f, none),
+            tstar: storage(ctx, "tstar", cap.batch * f, none),
+            first_spike: storage(ctx, "first_spike", cap.batch * f, none),
+            stats: storage(ctx, "stats", STATS * f, none),
+            decisions: storage(ctx, "decisions", 2 * cap.batch * f, none),
+            steps: ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("steps"),
+                size: (slots.count() as u32 * stride) as u64,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }),
+            readout_params: params_buffer(
+                ctx,
+                "readout_params",
+                &crate::gpu::structs::ReadoutParams::default(),
+            ),
+            adam_params: params_buffer(
+                ctx,
+                "adam_params",
+                &crate::gpu::structs::AdamParams::default(),
+            ),
+            staging: ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("staging"),
+                size: staging_bytes as u64,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }),
+        };
+        let kernels = Kernels::new(ctx);
+        let binds = Binds::new(ctx, cfg, cap, &buf, &kernels);
+        Ok(Workspace {
+            buf,
+            kernels,
+            binds,
+            slots,
+            regions,
+        })
+    }
+}
+
+impl Kernels {
+    fn new(ctx: &GpuContext) -> Self {
+        use Binding::*;
+        let matmul = module(ctx, "matmul.wgsl", shaders::MATMUL);
+        let cell = module(ctx, "lstm_cell.wgsl", shaders::LSTM_CELL);
+        let readout = module(ctx, "readout.wgsl", shaders::READOUT);
+        let adam = module(ctx, "adam.wgsl", shaders::ADAM);
+        let gemm_slots = [
+            (0, Params),
+            (1, Step),
+            (2, Read),
+            (3, Read),
+            (4, Read),
+            (5, Read),
+            (6, Read),
+            (7, ReadWrite),
+        ];
+        Kernels {
+            step_gemm: Kernel::new(ctx, &matmul, "step_gemm", &gemm_slots),
+            grad_gemm: Kernel::new(ctx, &matmul, "grad_gemm", &gemm_slots),
+            cell_forward: Kernel::new(
+                ctx,
+                &cell,
+                "cell_forward",
+                &[
+                    (0, Params),
+                    (1, Step),
+                    (2, Read),
+                    (3, Read),
+                    (4, Read),
+                    (5, ReadWrite),
+                    (6, ReadWrite),
+                    (7, ReadWrite),
+                ],
+            ),
+            cell_backward: Kernel::new(
+                ctx,
+                &cell,
+                "cell_backward",
+                &[
+                    (0, Params),
+                    (1, Step),
+                    (2, Read),
+                    (3, Read),
+                    (4, Read),
+                    (5, ReadWrite),
+                    (6, ReadWrite),
+                    (7, ReadWrite),
+                    (8, ReadWrite),
+                ],
+            ),
+            readout_forward: Kernel::new(
+                ctx,
+                &readout,
+                "readout_forward",
+                &[
+                    (0, Params),
+                    (1, Step),
+                    (2, Read),
+                    (3, Read),
+                    (4, Read),
+                    (6, ReadWrite),
+                    (7, ReadWrite),
+                    (8, ReadWrite),
+                ],
+            ),
+            loss_stats: Kernel::new(
+                ctx,
+                &readout,
+                "loss_stats",
+                &[
+                    (0, Params),
+                    (1, Step),
+                    (5, Read),
+                    (6, ReadWrite),
+                    (7, ReadWrite),
+                    (8, ReadWrite),
+                    (9, ReadWrite),
+                    (10, ReadWrite),
+                    (11, ReadWrite),
+                ],
+            ),
+            adam: Kernel::new(
+                ctx,
+                &adam,
+                "adam_step",
+                &[
+                    (0, Params),
+                    (2, Read),
+                    (3, ReadWrite),
+                    (4, ReadWrite),
+                    (5, ReadWrite),
+                ],
+            ),
+        }
+    }
+}
+
+impl Binds {
+    fn new(ctx: &GpuContext, cfg: &ModelConfig, cap: Capacity, buf: &Buffers, k: &Kernels) -> Self {
+        let layout = ParamLayout::new(cfg);
+        let (h, c, l) = (cfg.hidden_size, cfg.classes, cfg.layers);
+        let b = cap.batch;
+        let st = StateLayout { cap, hidden: h };
+        let gemm = |label: &str,
+                    kernel: &Kernel,
+                    p: GemmParams,
+                    src1: &wgpu::Buffer,
+                    src2: &wgpu::Buffer,
+                    out: &wgpu::Buffer| {
+            let params = params_buffer(ctx, label, &p);
+            kernel.bind(
+                ctx,
+                &[
+                    &params,
+                    &buf.steps,
+                    src1,
+                    src2,
+                    &buf.params,
+                    &buf.rows,
+                    &buf.tstar,
+                    out,
+                ],
+            )
+        };
+        let gates_of = |k: usize| Source::per_step(st.gates(k), b, 4 * h, 0, validity::ALWAYS);
+        let h_of = |k: usize, step_offset: i32| {
+            Source::per_step(st.state(k), b, h, step_offset, validity::ALWAYS)
+        };
+        let x_src = Source::per_step(0, b, cfg.input_size, 0, validity::ALWAYS);
+        let layers = (0..l)
+            .map(|kk| {
+                let lo = layout.layers[kk];
+                let input = cfg.layer_input(kk);
+                let (in_src, in_buf) = if kk == 0 {
+                    (x_src, &buf.x)
+                } else {
+                    (h_of(kk - 1, 0), &buf.h_all)
+                };
+                let gates_forward = gemm(
+                    "gates_forward",
+                    &k.step_gemm,
+                    GemmParams {
+                        a1: in_src,
+                        a2: h_of(kk, -1),
+                        w1: Weight::transposed(lo.w_ih, input),
+                        w2: Weight::transposed(lo.w_hh, h),
+                        n_out: (4 * h) as u32,
+                        has_bias: 1,
+                        bias1: lo.b_ih as u32,
+                        bias2: lo.b_hh as u32,
+                        out_stride: (4 * h) as u32,
+                        ..Default::default()
+                    },
+                    in_buf,
+                    &buf.h_all,
+                    &buf.gates_pre,
+                );
+                // dh of layer kk at step t: recurrent part from the gate deltas of t+1,
+                // plus the part from the layer above at t (or the readout at t*).
+                let (above_src, above_w, above_buf) = if kk + 1 < l {
+                    (
+                        gates_of(kk + 1),
+                        Weight::plain(layout.layers[kk + 1].w_ih, h),
+                        &buf.dgates_all,
+                    )
+                } else {
+                    (
+                        Source::per_row(0, c, validity::LOSS_STEP),
+                        Weight::plain(layout.readout_w, h),
+                        &buf.dz,
+                    )
+                };
+                let dh_backward = gemm(
+                    "dh_backward",
+                    &k.step_gemm,
+                    GemmParams {
+                        a1: Source::per_step(st.gates(kk), b, 4 * h, 1, validity::LIVE),
+                        a2: above_src,
+                        w1: Weight::plain(lo.w_hh, h),
+                        w2: above_w,
+                        n_out: h as u32,
+                        out_stride: h as u32,
+                        ..Default::default()
+                    },
+                    &buf.dgates_all,
+                    above_buf,
+                    &buf.dh,
+                );
+                let grad_ih = gemm(
+                    "grad_ih",
+                    &k.grad_gemm,
+                    GemmParams {
+                        a1: gates_of(kk),
+                        a2: in_src,
+                        has_bias: 1,
+                        bias1: lo.b_ih as u32,
+                        bias2: lo.b_hh as u32,
+                        out_base: lo.w_ih as u32,
+                        out_stride: input as u32,
+                        ..Default::default()
+                    },
+                    &buf.dgates_all,
+                    in_buf,
+                    &buf.grads,
+                );
+                let grad_hh = gemm(
+                    "grad_hh",
+                    &k.grad_gemm,
+                    GemmParams {
+                        a1: gates_of(kk),
+                        a2: h_of(kk, -1),
+                        out_base: lo.w_hh as u32,
+                        out_stride: h as u32,
+                        ..Default::default()
+                    },
+                    &buf.dgates_all,
+                    &buf.h_all,
+                    &buf.grads,
+                );
+                let cell = params_buffer(
+                    ctx,
+                    "cell_params",
+                    &CellParams {
+                        hidden: h as u32,
+                        batch_stride: b as u32,
+                        state_base: st.state(kk) as u32,
+                        gates_base: st.gates(kk) as u32,
+                        carry_base: (kk * b * h) as u32,
+                        _pad: [0; 3],
+                    },
+                );
+                let cell_forward = k.cell_forward.bind(
+                    ctx,
+                    &[
+                        &cell,
+                        &buf.steps,
+                        &buf.gates_pre,
+                        &buf.rows,
+                        &buf.tstar,
+                        &buf.gates_all,
+                        &buf.c_all,
+                        &buf.h_all,
+                    ],
+                );
+                let cell_backward = k.cell_backward.bind(
+                    ctx,
+                    &[
+                        &cell,
+                        &buf.steps,
+                        &buf.dh,
+                        &buf.rows,
+                        &buf.tstar,
+                        &buf.gates_all,
+                        &buf.c_all,
+                        &buf.dgates_all,
+                        &buf.dc_carry,
+                    ],
+                );
+                LayerBinds {
+                    gates_forward,
+                    cell_forward,
+                    dh_backward,
+                    cell_backward,
+                    grad_ih,
+                    grad_hh,
+                }
+            })
+            .collect();
+        let grad_readout = gemm(
+            "grad_readout",
+            &k.grad_gemm,
+            GemmParams {
+                a1: Source::per_row(0, c, validity::ALWAYS),
+                a2: h_of(l - 1, 0),
+                has_bias: 1,
+                bias1: layout.readout_b as u32,
+                bias2: layout.readout_b as u32,
+                out_base: layout.readout_w as u32,
+                out_stride: h as u32,
+                ..Default::default()
+            },
+            &buf.dz,
+            &buf.h_all,
+            &buf.grads,
+        );
+        let readout_forward = k.readout_forward.bind(
+            ctx,
+            &[
+                &buf.readout_params,
+                &buf.steps,
+                &buf.params,
+                &buf.h_all,
+                &buf.rows,
+                &buf.logits,
+                &buf.tstar,
+                &buf.first_spike,
+            ],
+        );
+        let loss_stats = k.loss_stats.bind(
+            ctx,
+            &[
+                &buf.readout_params,
+                &buf.steps,
+                &buf.labels,
+                &buf.logits,
+                &buf.tstar,
+                &buf.first_spike,
+                &buf.dz,
+                &buf.decisions,
+                &buf.stats,
+            ],
+        );
+        let adam = k.adam.bind(
+            ctx,
+            &[
+                &buf.adam_params,
+                &buf.grads,
+                &buf.params,
+                &buf.adam_m,
+                &buf.adam_v,
+            ],
+        );
+        Binds {
+            layers,
+            readout_forward,
+            loss_stats,
+            grad_readout,
+            adam,
+        }
+    }
+}

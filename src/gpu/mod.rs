@@ -1,0 +1,10 @@
+//! The GPU layer: context, buffers and one typed wrapper per pipeline.
+//! Knows nothing of tasks, files or the command line.
+
+pub mod context;
+pub mod kernel;
+pub mod shaders;
+pub mod structs;
+
+pub use context::GpuContext;
+pub use kernel::{Binding, Kernel};

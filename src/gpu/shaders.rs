@@ -1,0 +1,30 @@
+//! The WGSL sources, each with the shared definitions of `common.wgsl` prepended.
+
+const COMMON: &str = include_str!("../../shaders/common.wgsl");
+
+/// Source of the gathered GEMMs (`step_gemm`, `grad_gemm`).
+pub const MATMUL: &str = include_str!("../../shaders/matmul.wgsl");
+/// Source of the fused LSTM cell (`cell_forward`, `cell_backward`).
+pub const LSTM_CELL: &str = include_str!("../../shaders/lstm_cell.wgsl");
+/// Source of the readout, threshold and loss (`readout_forward`, `loss_stats`).
+pub const READOUT: &str = include_str!("../../shaders/readout.wgsl");
+/// Source of the optimiser (`adam_step`).
+pub const ADAM: &str = include_str!("../../shaders/adam.wgsl");
+
+/// A complete shader: the common definitions followed by `body`.
+pub fn with_common(body: &str) -> String {
+    format!("{COMMON}\n{body}")
+}
+
+/// Every shader, named by file, ready to compile.
+pub fn all() -> Vec<(&'static str, String)> {
+    [
+        ("matmul.wgsl", MATMUL),
+        ("lstm_cell.wgsl", LSTM_CELL),
+        ("readout.wgsl", READOUT),
+        ("adam.wgsl", ADAM),
+    ]
+    .into_iter()
+    .map(|(name, body)| (name, with_common(body)))
+    .collect()
+}

@@ -1,0 +1,15 @@
+//! rankcode: rank-coded LSTMs trained and run with hand-written WGSL compute shaders.
+//!
+//! Data flows one way: [`data`] makes batches of host tensors, [`engine`] runs the
+//! rank-coded forward pass, truncated backward pass and Adam by driving the kernels
+//! of [`gpu`], and [`model::reference`] is the plain f64 CPU oracle for all of it.
+
+pub mod data;
+pub mod engine;
+pub mod error;
+pub mod gpu;
+pub mod model;
+pub mod rng;
+pub mod train;
+
+pub use error::{Error, Result};

@@ -1,0 +1,232 @@
+//! Model and rank-coding configuration, with documented defaults and validation.
+
+use crate::error::{Result, ensure};
+use serde::{Deserialize, Serialize};
+
+/// The largest size accepted for any one dimension (input, hidden, classes).
+/// Beyond this a single weight matrix no longer fits a GPU buffer binding.
+pub const MAX_DIM: usize = 1 << 14;
+
+/// How the C output units turn logits into scores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Readout {
+    /// One sigmoid unit per class, loss BCE summed over units (the authors' choice).
+    #[default]
+    Sigmoid,
+    /// Softmax over the units, loss cross-entropy on the logits.
+    Softmax,
+}
+
+impl Readout {
+    /// The value written into shader uniforms.
+    pub fn shader_code(self) -> u32 {
+        match self {
+            Readout::Sigmoid => 0,
+            Readout::Softmax => 1,
+        }
+    }
+}
+
+/// Where the training loss is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TrainMode {
+    /// Rank coding: loss at each sequence's decision step t*, BPTT from t* only,
+    /// and no step after t* is computed.
+    #[default]
+    Rc,
+    /// End of sequence: loss at T-1 for every sequence, full BPTT.
+    Eos,
+}
+
+/// The shape of the network: stacked LSTM layers and a linear readout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    /// Features per input step (I).
+    pub input_size: usize,
+    /// LSTM hidden units per layer (H).
+    pub hidden_size: usize,
+    /// Number of stacked LSTM layers (1 in the paper).
+    pub layers: usize,
+    /// Output units, one per class (C).
+    pub classes: usize,
+    /// Sigmoid units (default) or softmax.
+    pub readout: Readout,
+}
+
+impl ModelConfig {
+    /// Checks every size is in range.
+    pub fn validate(&self) -> Result<()> {
+        for (name, v) in [
+            ("input size", self.input_size),
+            ("hidden size", self.hidden_size),
+            ("classes", self.classes),
+        ] {
+            ensure(v > 0 && v <= MAX_DIM, || {
+                format!("{name} must be between 1 and {MAX_DIM}, got {v}")
+            })?;
+        }
+        ensure(self.layers > 0 && self.layers <= 16, || {
+            format!("layers must be between 1 and 16, got {}", self.layers)
+        })?;
+        ensure(
+            self.readout == Readout::Sigmoid || self.classes >= 2,
+            || "a softmax readout needs at least 2 classes".to_string(),
+        )
+    }
+
+    /// Input width of LSTM layer `layer`.
+    pub fn layer_input(&self, layer: usize) -> usize {
+        if layer == 0 {
+            self.input_size
+        } else {
+            self.hidden_size
+        }
+    }
+}
+
+/// The rank-coding rule and loss settings.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RcConfig {
+    /// Spike threshold on the output scores, in (0, 1). Default 0.95.
+    pub theta: f32,
+    /// Weight of the entropy bonus at the decision step, >= 0. Default 0.
+    pub beta: f32,
+    /// RC (loss at t*) or end-of-sequence training.
+    pub mode: TrainMode,
+}
+
+impl Default for RcConfig {
+    fn default() -> Self {
+        RcConfig {
+            theta: 0.95,
+            beta: 0.0,
+            mode: TrainMode::Rc,
+        }
+    }
+}
+
+impl RcConfig {
+    /// Checks theta is in (0, 1) and beta is finite and non-negative.
+    pub fn validate(&self) -> Result<()> {
+        ensure(self.theta > 0.0 && self.theta < 1.0, || {
+            format!("theta must be in (0, 1), got {}", self.theta)
+        })?;
+        ensure(self.beta.is_finite() && self.beta >= 0.0, || {
+            format!("beta must be finite and >= 0, got {}", self.beta)
+        })
+    }
+}
+
+/// Adam hyper-parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct AdamConfig {
+    /// Learning rate.
+    pub lr: f32,
+    /// First-moment decay.
+    pub beta1: f32,
+    /// Second-moment decay.
+    pub beta2: f32,
+    /// Denominator epsilon.
+    pub eps: f32,
+}
+
+impl Default for AdamConfig {
+    fn default() -> Self {
+        AdamConfig {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        }
+    }
+}
+
+impl AdamConfig {
+    /// Checks the values are usable.
+    pub fn validate(&self) -> Result<()> {
+        ensure(self.lr.is_finite() && self.lr > 0.0, || {
+            format!("learning rate must be > 0, got {}", self.lr)
+        })?;
+        ensure(
+            (0.0..1.0).contains(&self.beta1) && (0.0..1.0).contains(&self.beta2),
+            || {
+                format!(
+                    "Adam betas must be in [0, 1), got {} and {}",
+                    self.beta1, self.beta2
+                )
+            },
+        )?;
+        ensure(self.eps > 0.0, || {
+            format!("Adam eps must be > 0, got {}", self.eps)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model() -> ModelConfig {
+        ModelConfig {
+            input_size: 3,
+            hidden_size: 5,
+            layers: 1,
+            classes: 2,
+            readout: Readout::Sigmoid,
+        }
+    }
+
+    #[test]
+    fn valid_configs_pass() {
+        model().validate().unwrap();
+        RcConfig::default().validate().unwrap();
+        AdamConfig::default().validate().unwrap();
+    }
+
+    #[test]
+    fn bad_sizes_are_refused() {
+        for m in [
+            ModelConfig {
+                hidden_size: 0,
+                ..model()
+            },
+            ModelConfig {
+                input_size: MAX_DIM + 1,
+                ..model()
+            },
+            ModelConfig {
+                layers: 0,
+                ..model()
+            },
+            ModelConfig {
+                classes: 1,
+                readout: Readout::Softmax,
+                ..model()
+            },
+        ] {
+            assert!(m.validate().is_err(), "{m:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn bad_theta_and_beta_are_refused() {
+        for (theta, beta) in [
+            (0.0, 0.0),
+            (1.0, 0.0),
+            (-0.5, 0.0),
+            (f32::NAN, 0.0),
+            (0.9, -1.0),
+            (0.9, f32::INFINITY),
+        ] {
+            let rc = RcConfig {
+                theta,
+                beta,
+                mode: TrainMode::Rc,
+            };
+            let err = rc.validate().unwrap_err().to_string();
+            assert!(err.contains("theta") || err.contains("beta"), "{err}");
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! The model: configuration, parameters and the CPU reference (the oracle).
+
+pub mod config;
+pub mod params;
+pub mod reference;
+
+pub use config::{AdamConfig, ModelConfig, RcConfig, Readout, TrainMode};
+pub use params::{ParamLayout, init_params};

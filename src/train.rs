@@ -1,0 +1,167 @@
+//! Epoch loops over a dataset: training with shuffled batches, and evaluation
+//! with the rank-coding decision rule. Aggregates the per-batch GPU reports.
+
+use crate::data::Dataset;
+use crate::engine::{BatchReport, Engine};
+use crate::error::Result;
+use crate::rng::Rng;
+use serde::Serialize;
+use std::time::Instant;
+
+/// Sums of batch reports over an epoch or an evaluation.
+#[derive(Debug, Clone, Default)]
+struct Totals {
+    sequences: usize,
+    loss_sum: f64,
+    correct: usize,
+    fired: usize,
+    steps_processed: usize,
+    decision_steps: usize,
+    eos_correct: usize,
+    eos_rows: usize,
+    readbacks: usize,
+}
+
+impl Totals {
+    fn add(&mut self, r: &BatchReport) {
+        self.sequences += r.sequences;
+        self.loss_sum += r.loss * r.sequences as f64;
+        self.correct += r.correct;
+        self.fired += r.fired;
+        self.steps_processed += r.steps_processed;
+        self.decision_steps += r.decision_steps;
+        self.eos_correct += r.eos_correct;
+        self.eos_rows += r.eos_rows;
+        self.readbacks += r.readbacks;
+    }
+
+    fn per_sequence(&self, v: f64) -> f64 {
+        v / self.sequences.max(1) as f64
+    }
+}
+
+/// One training epoch.
+#[derive(Debug, Clone, Serialize)]
+pub struct EpochReport {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub train_accuracy: f64,
+    /// Mean decision step (t* + 1) of the training batches.
+    pub train_mean_decision_step: f64,
+    /// Steps computed, summed over sequences.
+    pub steps_processed: usize,
+    pub sequences: usize,
+    pub wall_s: f64,
+}
+
+/// Rank-coded evaluation of a dataset.
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalReport {
+    /// Accuracy at the decision step.
+    pub accuracy: f64,
+    /// Mean of (decision step + 1), in steps.
+    pub mean_decision_step: f64,
+    /// Mean decision step as a fraction of T.
+    pub mean_decision_fraction: f64,
+    /// Share of sequences with no spike (decided at T-1).
+    pub not_fired: f64,
+    /// Accuracy of the argmax at T-1 ignoring the threshold (from a full pass).
+    pub eos_accuracy: Option<f64>,
+    /// Steps computed by the rank-coded pass, summed over sequences.
+    pub steps_processed: usize,
+    /// Steps a full pass would compute (sequences x T).
+    pub steps_full: usize,
+    pub sequences: usize,
+    pub steps: usize,
+    pub wall_s: f64,
+}
+
+/// Batches of `batch_size` indices in a seeded random order (the last may be short).
+fn shuffled_batches(n: usize, batch_size: usize, rng: &mut Rng) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..n).collect();
+    rng.shuffle(&mut order);
+    order.chunks(batch_size).map(|c| c.to_vec()).collect()
+}
+
+/// Trains one epoch; `on_batch` sees every batch report (for progress display).
+pub fn train_epoch(
+    engine: &mut Engine,
+    data: &Dataset,
+    batch_size: usize,
+    epoch: usize,
+    rng: &mut Rng,
+    mut on_batch: impl FnMut(&BatchReport),
+) -> Result<EpochReport> {
+    let start = Instant::now();
+    let mut totals = Totals::default();
+    for indices in shuffled_batches(data.len(), batch_size, rng) {
+        let report = engine.train_batch(&data.batch(&indices))?;
+        on_batch(&report);
+        totals.add(&report);
+    }
+    Ok(EpochReport {
+        epoch,
+        train_loss: totals.per_sequence(totals.loss_sum),
+        train_accuracy: totals.per_sequence(totals.correct as f64),
+        train_mean_decision_step: totals.per_sequence(totals.decision_steps as f64),
+        steps_processed: totals.steps_processed,
+        sequences: totals.sequences,
+        wall_s: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// Evaluates `data` in order with the decision rule; with `with_eos` also runs a full
+/// pass for the end-of-sequence accuracy (its time is not counted in `wall_s`).
+pub fn evaluate(
+    engine: &mut Engine,
+    data: &Dataset,
+    batch_size: usize,
+    with_eos: bool,
+) -> Result<EvalReport> {
+    let indices: Vec<usize> = (0..data.len()).collect();
+    let start = Instant::now();
+    let mut rc = Totals::default();
+    for chunk in indices.chunks(batch_size) {
+        rc.add(&engine.evaluate(&data.batch(chunk))?);
+    }
+    let wall_s = start.elapsed().as_secs_f64();
+    let mut eos_accuracy = None;
+    if with_eos {
+        let mut full = Totals::default();
+        for chunk in indices.chunks(batch_size) {
+            full.add(&engine.evaluate_full(&data.batch(chunk))?);
+        }
+        eos_accuracy = Some(full.eos_correct as f64 / full.eos_rows.max(1) as f64);
+    }
+    let mean_decision_step = rc.per_sequence(rc.decision_steps as f64);
+    Ok(EvalReport {
+        accuracy: rc.per_sequence(rc.correct as f64),
+        mean_decision_step,
+        mean_decision_fraction: mean_decision_step / data.steps as f64,
+        not_fired: 1.0 - rc.per_sequence(rc.fired as f64),
+        eos_accuracy,
+        steps_processed: rc.steps_processed,
+        steps_full: data.len() * data.steps,
+        sequences: rc.sequences,
+        steps: data.steps,
+        wall_s,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shuffled_batches_cover_every_index_once() {
+        let mut rng = Rng::new(1);
+        let batches = shuffled_batches(10, 4, &mut rng);
+        assert_eq!(
+            batches.iter().map(|b| b.len()).collect::<Vec<_>>(),
+            vec![4, 4, 2]
+        );
+        let mut all: Vec<usize> = batches.concat();
+        all.sort();
+        assert_eq!(all, (0..10).collect::<Vec<_>>());
+    }
+}

@@ -1,0 +1,416 @@
+//! The GPU engine against the f64 CPU reference, on awkward sizes (batch, hidden and
+//! input sizes that are not multiples of the 16 and 64 wide workgroups).
+
+mod common;
+
+use common::*;
+use rankcode::data::Batch;
+use rankcode::engine::{BatchReport, Capacity};
+use rankcode::model::reference::{self, BatchOutcome};
+use rankcode::model::{ModelConfig, RcConfig, Readout, TrainMode};
+
+/// Checks everything the GPU reports for a batch against the reference.
+fn assert_matches_reference(
+    cfg: &ModelConfig,
+    rc: &RcConfig,
+    gpu: &BatchReport,
+    cpu: &BatchOutcome,
+    batch: &Batch,
+) {
+    let loss_steps: Vec<u32> = cpu.rows.iter().map(|r| r.loss_step as u32).collect();
+    assert_eq!(gpu.loss_steps, loss_steps, "loss steps t*");
+    let decisions: Vec<u32> = cpu.rows.iter().map(|r| r.decision_step as u32).collect();
+    assert_eq!(gpu.decision_step, decisions, "decision steps");
+    let predictions: Vec<u32> = cpu.rows.iter().map(|r| r.prediction as u32).collect();
+    assert_eq!(gpu.prediction, predictions, "predictions");
+    let processed: usize = cpu.rows.iter().map(|r| r.loss_step + 1).sum();
+    assert_eq!(gpu.steps_processed, processed, "steps processed");
+    let fired = cpu.rows.iter().filter(|r| r.first_spike.is_some()).count();
+    assert_eq!(gpu.fired, fired);
+    let correct = cpu
+        .rows
+        .iter()
+        .zip(&batch.labels)
+        .filter(|(r, l)| r.prediction == **l as usize)
+        .count();
+    assert_eq!(gpu.correct, correct);
+    assert!(
+        (gpu.loss - cpu.loss).abs() <= 1e-4 * cpu.loss.abs().max(1.0),
+        "loss gpu {} cpu {}",
+        gpu.loss,
+        cpu.loss
+    );
+    let _ = (cfg, rc);
+}
+
+/// Trains nothing; compares forward outputs, logits at every computed step and gradients.
+fn check_gradients(
+    cfg: ModelConfig,
+    mode: TrainMode,
+    beta: f32,
+    batch: &Batch,
+    params: &[f32],
+    theta: f32,
+) {
+    let rc = RcConfig { theta, beta, mode };
+    let cap = Capacity {
+        batch: batch.batch + 3,
+        steps: batch.steps + 2,
+    };
+    // Dirty every stored step first (an end-of-sequence pass on other data), so that
+    // anything read beyond a row's own prefix would show up in the comparison.
+    let other = random_batch(batch.steps, batch.batch, cfg.input_size, cfg.classes, 999);
+    let mut eng = engine(
+        cfg,
+        RcConfig {
+            mode: TrainMode::Eos,
+            ..rc
+        },
+        cap,
+        1,
+        params,
+    );
+    eng.compute_gradients(&other).unwrap();
+    eng.set_rc(rc).unwrap();
+    let gpu = eng.compute_gradients(batch).unwrap();
+    let cpu = reference::run_batch(&cfg, &rc, params, batch, true);
+    assert_matches_reference(&cfg, &rc, &gpu, &cpu, batch);
+    for t in 0..batch.steps {
+        let logits = eng.logits_at(t, batch.batch).unwrap();
+        for (b, row) in cpu.rows.iter().enumerate() {
+            if t <= row.loss_step {
+                let got = &logits[b * cfg.classes..(b + 1) * cfg.classes];
+                assert_close(&format!("logits t={t} b={b}"), got, &row.logits[t], 1e-4);
+            }
+        }
+    }
+    assert_close("gradients", &eng.grads().unwrap(), &cpu.grads, 2e-3);
+}
+
+#[test]
+fn rc_gradients_match_reference_with_mixed_decision_steps() {
+    let cfg = model(7, 19, 1, 3, Readout::Sigmoid);
+    let batch = random_batch(11, 37, 7, 3, 11);
+    let params = random_params(&cfg, 0.6, 12);
+    let theta = mixed_theta(&cfg, &params, &batch);
+    check_gradients(cfg, TrainMode::Rc, 0.25, &batch, &params, theta);
+}
+
+#[test]
+fn rc_gradients_match_reference_two_layers_softmax() {
+    let cfg = model(5, 17, 2, 4, Readout::Softmax);
+    let batch = random_batch(9, 21, 5, 4, 21);
+    let params = random_params(&cfg, 0.8, 22);
+    let theta = mixed_theta(&cfg, &params, &batch);
+    check_gradients(cfg, TrainMode::Rc, 0.1, &batch, &params, theta);
+}
+
+#[test]
+fn end_of_sequence_gradients_match_reference() {
+    let cfg = model(3, 35, 2, 2, Readout::Sigmoid);
+    let batch = random_batch(8, 19, 3, 2, 31);
+    let params = random_params(&cfg, 0.7, 32);
+    check_gradients(cfg, TrainMode::Eos, 0.3, &batch, &params, 0.9);
+}
+
+#[test]
+fn all_rows_fire_at_step_zero() {
+    let cfg = model(4, 13, 1, 3, Readout::Sigmoid);
+    let batch = random_batch(6, 18, 4, 3, 41);
+    let params = random_params(&cfg, 0.5, 42);
+    // Every sigmoid unit starts near 0.5, so a low threshold fires every row at t = 0.
+    let rc = RcConfig {
+        theta: 0.05,
+        beta: 0.2,
+        mode: TrainMode::Rc,
+    };
+    let cpu = reference::run_batch(&cfg, &rc, &params, &batch, false);
+    assert!(cpu.rows.iter().all(|r| r.first_spike == Some(0)));
+    check_gradients(cfg, TrainMode::Rc, 0.2, &batch, &params, 0.05);
+    let mut eng = engine(
+        cfg,
+        rc,
+        Capacity {
+            batch: 18,
+            steps: 6,
+        },
+        1,
+        &params,
+    );
+    let report = eng.compute_gradients(&batch).unwrap();
+    assert_eq!(
+        report.readbacks, 1,
+        "one step, one readback, then the batch is done"
+    );
+    assert_eq!(report.steps_processed, 18);
+}
+
+#[test]
+fn rows_that_never_fire_run_to_the_end() {
+    let cfg = model(2, 9, 1, 2, Readout::Sigmoid);
+    let batch = random_batch(7, 5, 2, 2, 51);
+    let params = random_params(&cfg, 0.1, 52);
+    let rc = RcConfig {
+        theta: 0.999,
+        beta: 0.0,
+        mode: TrainMode::Rc,
+    };
+    let cpu = reference::run_batch(&cfg, &rc, &params, &batch, false);
+    assert!(cpu.rows.iter().all(|r| r.first_spike.is_none()));
+    check_gradients(cfg, TrainMode::Rc, 0.0, &batch, &params, 0.999);
+}
+
+#[test]
+fn evaluation_matches_reference_and_full_pass_gives_eos_accuracy() {
+    let cfg = model(7, 19, 1, 3, Readout::Sigmoid);
+    let batch = random_batch(10, 29, 7, 3, 61);
+    let params = random_params(&cfg, 0.6, 62);
+    let theta = mixed_theta(&cfg, &params, &batch);
+    let rc = RcConfig {
+        theta,
+        beta: 0.0,
+        mode: TrainMode::Rc,
+    };
+    let mut eng = engine(
+        cfg,
+        rc,
+        Capacity {
+            batch: 29,
+            steps: 10,
+        },
+        1,
+        &params,
+    );
+    let gpu = eng.evaluate(&batch).unwrap();
+    let cpu = reference::run_batch(&cfg, &rc, &params, &batch, false);
+    assert_matches_reference(&cfg, &rc, &gpu, &cpu, &batch);
+    let full = eng.evaluate_full(&batch).unwrap();
+    let eos = reference::run_batch(
+        &cfg,
+        &RcConfig {
+            mode: TrainMode::Eos,
+            ..rc
+        },
+        &params,
+        &batch,
+        false,
+    );
+    assert_eq!(full.eos_rows, 29);
+    let eos_correct = eos
+        .rows
+        .iter()
+        .zip(&batch.labels)
+        .filter(|(r, l)| reference::argmax(&r.logits[9]) == **l as usize)
+        .count();
+    assert_eq!(full.eos_correct, eos_correct);
+    assert_eq!(
+        full.decision_step, gpu.decision_step,
+        "the full pass sees the same first spikes"
+    );
+    assert_eq!(full.steps_processed, 29 * 10);
+}
+
+#[test]
+fn readback_cadence_changes_no_result_and_runs_are_bitwise_repeatable() {
+    let cfg = model(6, 21, 2, 3, Readout::Sigmoid);
+    let batch = random_batch(12, 33, 6, 3, 71);
+    let params = random_params(&cfg, 0.6, 72);
+    let theta = mixed_theta(&cfg, &params, &batch);
+    let rc = RcConfig {
+        theta,
+        beta: 0.1,
+        mode: TrainMode::Rc,
+    };
+    let cap = Capacity {
+        batch: 40,
+        steps: 12,
+    };
+    let train = |k: usize| {
+        let mut eng = engine(cfg, rc, cap, k, &params);
+        let reports: Vec<BatchReport> = (0..3).map(|_| eng.train_batch(&batch).unwrap()).collect();
+        (reports, eng.params().unwrap())
+    };
+    let (r1, p1) = train(1);
+    let (r3, p3) = train(3);
+    let (again, p_again) = train(1);
+    assert!(
+        r1[0].readbacks > r3[0].readbacks,
+        "K = 3 reads back less often"
+    );
+    let strip = |r: &[BatchReport]| {
+        r.iter()
+            .map(|r| BatchReport {
+                readbacks: 0,
+                ..r.clone()
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(strip(&r1), strip(&r3));
+    assert_eq!(
+        p1.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        p3.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+    );
+    assert_eq!(r1, again);
+    assert_eq!(
+        p1.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        p_again.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+    );
+    assert_ne!(p1, params, "training changed the parameters");
+}
+
+#[test]
+fn adam_steps_follow_the_reference_and_reduce_the_loss() {
+    let cfg = model(3, 11, 1, 2, Readout::Sigmoid);
+    let batch = random_batch(5, 24, 3, 2, 81);
+    let params = random_params(&cfg, 0.3, 82);
+    let rc = RcConfig {
+        theta: 0.95,
+        beta: 0.0,
+        mode: TrainMode::Eos,
+    };
+    let adam = rankcode::model::AdamConfig {
+        lr: 0.02,
+        ..Default::default()
+    };
+    let ecfg = rankcode::engine::EngineConfig {
+        model: cfg,
+        rc,
+        adam,
+        capacity: Capacity {
+            batch: 24,
+            steps: 5,
+        },
+        readback_every: 1,
+    };
+    let mut eng = rankcode::engine::Engine::new(ctx(), ecfg, &params).unwrap();
+    let mut p: Vec<f64> = params.iter().map(|&v| v as f64).collect();
+    let (mut m, mut v) = (vec![0.0; p.len()], vec![0.0; p.len()]);
+    let mut losses = Vec::new();
+    for step in 1..=8 {
+        let gpu = eng.train_batch(&batch).unwrap();
+        let p32: Vec<f32> = p.iter().map(|&x| x as f32).collect();
+        let cpu = reference::run_batch(&cfg, &rc, &p32, &batch, true);
+        assert!(
+            (gpu.loss - cpu.loss).abs() < 1e-3 * cpu.loss,
+            "step {step}: gpu {} cpu {}",
+            gpu.loss,
+            cpu.loss
+        );
+        reference::adam_step(&adam, step, &mut p, &mut m, &mut v, &cpu.grads);
+        losses.push(gpu.loss);
+    }
+    assert_close("parameters after Adam", &eng.params().unwrap(), &p, 1e-3);
+    assert!(losses[7] < losses[0] * 0.95, "loss went {:?}", losses);
+}
+
+#[test]
+fn bad_input_is_refused_with_a_clear_error() {
+    let cfg = model(3, 8, 1, 2, Readout::Sigmoid);
+    let params = random_params(&cfg, 0.3, 91);
+    let rc = RcConfig::default();
+    let mut eng = engine(cfg, rc, Capacity { batch: 4, steps: 5 }, 1, &params);
+    let cases: Vec<(Batch, &str)> = vec![
+        (random_batch(5, 4, 2, 2, 1), "input features"),
+        (random_batch(6, 4, 3, 2, 1), "capacity"),
+        (random_batch(5, 5, 3, 2, 1), "capacity"),
+        (
+            Batch {
+                labels: vec![0, 1, 2, 0],
+                ..random_batch(5, 4, 3, 2, 1)
+            },
+            "label 2",
+        ),
+        (
+            Batch {
+                x: vec![0.0; 3],
+                ..random_batch(5, 4, 3, 2, 1)
+            },
+            "expected",
+        ),
+        (
+            Batch {
+                x: vec![f32::NAN; 60],
+                ..random_batch(5, 4, 3, 2, 1)
+            },
+            "NaN",
+        ),
+    ];
+    for (batch, needle) in cases {
+        let err = eng.train_batch(&batch).unwrap_err().to_string();
+        assert!(err.contains(needle), "expected '{needle}' in: {err}");
+    }
+    assert!(
+        eng.set_params(&params[1..])
+            .unwrap_err()
+            .to_string()
+            .contains("parameters")
+    );
+    assert!(
+        eng.set_rc(RcConfig { theta: 1.5, ..rc })
+            .unwrap_err()
+            .to_string()
+            .contains("theta")
+    );
+    assert!(
+        eng.set_rc(RcConfig { beta: -1.0, ..rc })
+            .unwrap_err()
+            .to_string()
+            .contains("beta")
+    );
+    assert!(eng.set_readback_every(0).is_err());
+    use rankcode::engine::{Engine, EngineConfig};
+    let base = EngineConfig {
+        model: cfg,
+        rc,
+        adam: Default::default(),
+        capacity: Capacity { batch: 4, steps: 5 },
+        readback_every: 1,
+    };
+    for bad in [
+        EngineConfig {
+            capacity: Capacity { batch: 0, steps: 5 },
+            ..base
+        },
+        EngineConfig {
+            capacity: Capacity { batch: 4, steps: 0 },
+            ..base
+        },
+        EngineConfig {
+            capacity: Capacity {
+                batch: 1 << 20,
+                steps: 5,
+            },
+            ..base
+        },
+        EngineConfig {
+            model: ModelConfig {
+                hidden_size: 0,
+                ..cfg
+            },
+            ..base
+        },
+        EngineConfig {
+            readback_every: 0,
+            ..base
+        },
+    ] {
+        assert!(Engine::new(ctx(), bad, &params).is_err(), "{bad:?}");
+    }
+    // A model too large for the adapter's buffers is refused before any allocation.
+    let huge = EngineConfig {
+        model: ModelConfig {
+            hidden_size: 4096,
+            ..cfg
+        },
+        capacity: Capacity {
+            batch: 4096,
+            steps: 4096,
+        },
+        ..base
+    };
+    let err = Engine::new(ctx(), huge, &rankcode::model::init_params(&huge.model, 1))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("bytes"), "{err}");
+}
