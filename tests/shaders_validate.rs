@@ -22,3 +22,42 @@ fn every_shader_parses_and_validates() {
         );
     }
 }
+
+/// The host mirrors in `gpu::structs` have the size naga computes for each WGSL struct.
+#[test]
+fn parameter_structs_match_their_wgsl_layout() {
+    use rankcode::gpu::structs::*;
+    use std::mem::size_of;
+    let expected = [
+        ("Step", size_of::<Step>()),
+        ("Source", size_of::<Source>()),
+        ("Weight", size_of::<Weight>()),
+        ("GemmParams", size_of::<GemmParams>()),
+        ("CellParams", size_of::<CellParams>()),
+        ("ReadoutParams", size_of::<ReadoutParams>()),
+        ("AdamParams", size_of::<AdamParams>()),
+    ];
+    let mut seen = 0;
+    for (name, source) in shaders::all() {
+        let module = naga::front::wgsl::parse_str(&source).unwrap();
+        let mut layouter = naga::proc::Layouter::default();
+        layouter.update(module.to_ctx()).unwrap();
+        for (handle, ty) in module.types.iter() {
+            if let Some((_, size)) = expected
+                .iter()
+                .find(|(n, _)| ty.name.as_deref() == Some(*n))
+            {
+                assert_eq!(
+                    layouter[handle].size as usize, *size,
+                    "{name}: struct {:?}",
+                    ty.name
+                );
+                seen += 1;
+            }
+        }
+    }
+    assert!(
+        seen >= expected.len(),
+        "every struct was found in some shader"
+    );
+}

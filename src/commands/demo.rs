@@ -3,7 +3,7 @@
 //! accuracy, decision time and compute on held-out data.
 
 use anyhow::Result;
-use clap::Args;
+use clap::Parser;
 use rankcode::data::toy;
 use rankcode::engine::{Capacity, Engine, EngineConfig};
 use rankcode::gpu::GpuContext;
@@ -15,13 +15,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// Settings of the demo; the defaults finish in minutes on a software adapter.
-#[derive(Args, Debug, Clone)]
+#[derive(Parser, Debug, Clone)]
 pub struct DemoArgs {
     /// Training epochs for each model.
-    #[arg(long, default_value_t = 12)]
+    #[arg(long, default_value_t = 10)]
     pub epochs: usize,
     /// Training sequences.
-    #[arg(long, default_value_t = 4096)]
+    #[arg(long, default_value_t = 2048)]
     pub train_size: usize,
     /// Held-out test sequences.
     #[arg(long, default_value_t = 2048)]
@@ -39,7 +39,7 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 0.0)]
     pub beta: f32,
     /// Adam learning rate.
-    #[arg(long, default_value_t = 3e-3)]
+    #[arg(long, default_value_t = 1e-2)]
     pub lr: f32,
     /// Seed of data, initial weights and batch order.
     #[arg(long, default_value_t = 1)]
@@ -51,22 +51,9 @@ pub struct DemoArgs {
 
 impl Default for DemoArgs {
     fn default() -> Self {
-        use clap::FromArgMatches;
-        let matches = <DemoArgs as clap::CommandFactory>::command().get_matches_from(["demo"]);
-        DemoArgs::from_arg_matches(&matches).expect("defaults parse")
+        DemoArgs::parse_from(["demo"])
     }
 }
-
-impl clap::CommandFactory for DemoArgs {
-    fn command() -> clap::Command {
-        <DemoArgs as Args>::augment_args(clap::Command::new("demo"))
-    }
-    fn command_for_update() -> clap::Command {
-        Self::command()
-    }
-}
-
-impl clap::Parser for DemoArgs {}
 
 #[derive(Serialize)]
 struct ModelResult {
