@@ -4,12 +4,15 @@
 //! rank-coded forward pass, truncated backward pass and Adam by driving the kernels
 //! of [`gpu`], and [`model::reference`] is the plain f64 CPU oracle for all of it.
 
+pub mod checkpoint;
 pub mod data;
 pub mod engine;
 pub mod error;
 pub mod gpu;
 pub mod model;
+pub mod plot;
 pub mod rng;
+pub mod run;
 pub mod train;
 
 pub use error::{Error, Result};

@@ -55,8 +55,10 @@ pub struct EpochReport {
 }
 
 /// Rank-coded evaluation of a dataset.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct EvalReport {
+    /// The adapter it ran on.
+    pub adapter: String,
     /// Accuracy at the decision step.
     pub accuracy: f64,
     /// Mean of (decision step + 1), in steps.
@@ -135,6 +137,7 @@ pub fn evaluate(
     }
     let mean_decision_step = rc.per_sequence(rc.decision_steps as f64);
     Ok(EvalReport {
+        adapter: engine.context().adapter_summary(),
         accuracy: rc.per_sequence(rc.correct as f64),
         mean_decision_step,
         mean_decision_fraction: mean_decision_step / data.steps as f64,
@@ -148,8 +151,117 @@ pub fn evaluate(
     })
 }
 
+/// One point of a threshold sweep.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
+pub struct SweepPoint {
+    pub theta: f32,
+    pub accuracy: f64,
+    /// Mean of (decision step + 1).
+    pub mean_decision_step: f64,
+    pub not_fired: f64,
+}
+
+/// Per row and step of a full pass: the best output score and the predicted class.
+struct StepScores {
+    steps: usize,
+    /// `[row][step]` (best score, argmax class).
+    rows: Vec<Vec<(f64, usize)>>,
+    labels: Vec<u32>,
+}
+
+impl StepScores {
+    fn add_batch(
+        &mut self,
+        logits: &[f32],
+        rows: usize,
+        classes: usize,
+        readout: crate::model::Readout,
+    ) {
+        use crate::model::reference::{argmax, scores};
+        for b in 0..rows {
+            let per_step = (0..self.steps)
+                .map(|t| {
+                    let at = (t * rows + b) * classes;
+                    let z: Vec<f64> = logits[at..at + classes].iter().map(|&v| v as f64).collect();
+                    let y = scores(readout, &z);
+                    (y[argmax(&y)], argmax(&y))
+                })
+                .collect();
+            self.rows.push(per_step);
+        }
+    }
+
+    /// Applies the decision rule with threshold `theta` to every row.
+    fn point(&self, theta: f32) -> SweepPoint {
+        let (mut correct, mut steps, mut fired) = (0usize, 0usize, 0usize);
+        for (row, &label) in self.rows.iter().zip(&self.labels) {
+            let spike = row.iter().position(|&(score, _)| score >= theta as f64);
+            let decision = spike.unwrap_or(self.steps - 1);
+            correct += (row[decision].1 == label as usize) as usize;
+            steps += decision + 1;
+            fired += spike.is_some() as usize;
+        }
+        let n = self.rows.len().max(1) as f64;
+        SweepPoint {
+            theta,
+            accuracy: correct as f64 / n,
+            mean_decision_step: steps as f64 / n,
+            not_fired: 1.0 - fired as f64 / n,
+        }
+    }
+}
+
+/// Accuracy against mean decision step for every threshold in `thetas`, from one
+/// full pass over `data` (the logits of every step are read back once per batch and
+/// the decision rule is applied on the host for each threshold).
+pub fn theta_sweep(
+    engine: &mut Engine,
+    data: &Dataset,
+    batch_size: usize,
+    thetas: &[f32],
+) -> Result<Vec<SweepPoint>> {
+    let model = engine.config().model;
+    let indices: Vec<usize> = (0..data.len()).collect();
+    let mut scores = StepScores {
+        steps: data.steps,
+        rows: Vec::new(),
+        labels: data.labels.clone(),
+    };
+    for chunk in indices.chunks(batch_size) {
+        engine.evaluate_full(&data.batch(chunk))?;
+        let logits = engine.batch_logits(data.steps, chunk.len())?;
+        scores.add_batch(&logits, chunk.len(), model.classes, model.readout);
+    }
+    Ok(thetas.iter().map(|&theta| scores.point(theta)).collect())
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn sweep_points_apply_the_decision_rule() {
+        // Two rows, three steps: row 0 reaches 0.9 at step 1 (class 1, correct);
+        // row 1 never exceeds 0.6: at 0.8 it is decided (wrongly) at the end, at 0.55
+        // it spikes at once with the right class.
+        let s = StepScores {
+            steps: 3,
+            rows: vec![
+                vec![(0.5, 0), (0.9, 1), (0.99, 1)],
+                vec![(0.6, 0), (0.55, 1), (0.5, 1)],
+            ],
+            labels: vec![1, 0],
+        };
+        let p = s.point(0.8);
+        assert_eq!(
+            (p.accuracy, p.mean_decision_step, p.not_fired),
+            (0.5, (2.0 + 3.0) / 2.0, 0.5)
+        );
+        let p = s.point(0.55);
+        assert_eq!(
+            (p.accuracy, p.mean_decision_step, p.not_fired),
+            (1.0, (2.0 + 1.0) / 2.0, 0.0)
+        );
+    }
+
     use super::*;
 
     #[test]

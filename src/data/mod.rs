@@ -1,5 +1,6 @@
 //! Tasks and datasets, turned into batches of host tensors. Never touches the GPU.
 
+pub mod task;
 pub mod toy;
 
 use crate::error::{Error, Result};
@@ -120,6 +121,14 @@ impl Dataset {
             x,
             labels,
         }
+    }
+
+    /// The first `n` sequences (all of them if there are fewer).
+    pub fn truncated(mut self, n: usize) -> Self {
+        let n = n.min(self.len());
+        self.x.truncate(n * self.steps * self.input);
+        self.labels.truncate(n);
+        self
     }
 
     /// The whole dataset as one batch.

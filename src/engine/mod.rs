@@ -39,6 +39,15 @@ pub struct EngineConfig {
     pub readback_every: usize,
 }
 
+/// Adam's state, saved with checkpoints so that a resumed run continues exactly.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OptimizerState {
+    /// Adam steps taken so far.
+    pub steps: u32,
+    pub m: Vec<f32>,
+    pub v: Vec<f32>,
+}
+
 /// What one batch did, reduced on the GPU.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BatchReport {
@@ -175,6 +184,50 @@ impl Engine {
     /// The gradients of the last training batch.
     pub fn grads(&self) -> Result<Vec<f32>> {
         self.read_f32(&self.ws.buf.grads, 0, self.layout.total)
+    }
+
+    /// The Adam state: steps taken and both moment vectors.
+    pub fn optimizer_state(&self) -> Result<OptimizerState> {
+        Ok(OptimizerState {
+            steps: self.adam_steps,
+            m: self.read_f32(&self.ws.buf.adam_m, 0, self.layout.total)?,
+            v: self.read_f32(&self.ws.buf.adam_v, 0, self.layout.total)?,
+        })
+    }
+
+    /// Restores an Adam state saved by [`Self::optimizer_state`].
+    pub fn set_optimizer_state(&mut self, state: &OptimizerState) -> Result<()> {
+        let n = self.layout.total;
+        if state.m.len() != n || state.v.len() != n {
+            return Err(Error::ShapeMismatch(format!(
+                "optimizer state holds {} and {} values, the model has {n} parameters",
+                state.m.len(),
+                state.v.len()
+            )));
+        }
+        let q = &self.ctx.queue;
+        q.write_buffer(&self.ws.buf.adam_m, 0, bytemuck::cast_slice(&state.m));
+        q.write_buffer(&self.ws.buf.adam_v, 0, bytemuck::cast_slice(&state.v));
+        self.adam_steps = state.steps;
+        Ok(())
+    }
+
+    /// Logits of the last batch at every step, `[steps][rows][C]` for its first `rows`
+    /// rows. Only steps a row actually computed hold its values (all of them after
+    /// [`Self::evaluate_full`]).
+    pub fn batch_logits(&self, steps: usize, rows: usize) -> Result<Vec<f32>> {
+        let (c, cap) = (self.cfg.model.classes, self.cfg.capacity);
+        ensure(steps <= cap.steps && rows <= cap.batch, || {
+            format!("no logits stored for {steps} steps of {rows} rows")
+        })?;
+        let all = self.read_f32(&self.ws.buf.logits, 0, steps * cap.batch * c)?;
+        Ok((0..steps)
+            .flat_map(|t| {
+                all[t * cap.batch * c..(t * cap.batch + rows) * c]
+                    .iter()
+                    .copied()
+            })
+            .collect())
     }
 
     /// Logits of the last batch at step `t` for its first `rows` rows, `[rows, C]`.

@@ -207,7 +207,7 @@ impl Workspace {
         }
         let none = wgpu::BufferUsages::empty();
         let results_len = STATS + 2 * cap.batch;
-        let staging_bytes = [layout.total, results_len, cap.batch * c]
+        let staging_bytes = [layout.total, results_len, cap.steps * cap.batch * c]
             .into_iter()
             .max()
             .unwrap()

@@ -1,10 +1,11 @@
 //! The flat parameter vector and its layout, in PyTorch's names and shapes.
 //!
 //! All parameters live in one `f32` vector so that the GPU holds them (and their
-//! gradients and Adam moments) in one buffer each. Tensor order and shapes follow
-//! `torch.nn.LSTM` (`weight_ih_l{k}` [4H, I_k], `weight_hh_l{k}` [4H, H],
-//! `bias_ih_l{k}` [4H], `bias_hh_l{k}` [4H], gate blocks i, f, g, o) followed by
-//! the readout `readout.weight` [C, H] and `readout.bias` [C].
+//! gradients and Adam moments) in one buffer each. Names, order and shapes are the
+//! state-dict keys of a PyTorch module holding `lstm = nn.LSTM(I, H, L)` and
+//! `readout = nn.Linear(H, C)`: `lstm.weight_ih_l{k}` `[4H, I_k]`, `lstm.weight_hh_l{k}`
+//! `[4H, H]`, `lstm.bias_ih_l{k}` `[4H]`, `lstm.bias_hh_l{k}` `[4H]` (gate blocks i, f, g, o),
+//! then `readout.weight` `[C, H]` and `readout.bias` `[C]`.
 
 use super::config::ModelConfig;
 use crate::rng::Rng;
@@ -77,10 +78,10 @@ impl ParamLayout {
         for k in 0..cfg.layers {
             let i = cfg.layer_input(k);
             layers.push(LayerOffsets {
-                w_ih: push(format!("weight_ih_l{k}"), vec![4 * h, i]),
-                w_hh: push(format!("weight_hh_l{k}"), vec![4 * h, h]),
-                b_ih: push(format!("bias_ih_l{k}"), vec![4 * h]),
-                b_hh: push(format!("bias_hh_l{k}"), vec![4 * h]),
+                w_ih: push(format!("lstm.weight_ih_l{k}"), vec![4 * h, i]),
+                w_hh: push(format!("lstm.weight_hh_l{k}"), vec![4 * h, h]),
+                b_ih: push(format!("lstm.bias_ih_l{k}"), vec![4 * h]),
+                b_hh: push(format!("lstm.bias_hh_l{k}"), vec![4 * h]),
             });
         }
         let readout_w = push("readout.weight".into(), vec![cfg.classes, h]);
@@ -125,14 +126,14 @@ mod tests {
         assert_eq!(
             names,
             [
-                "weight_ih_l0",
-                "weight_hh_l0",
-                "bias_ih_l0",
-                "bias_hh_l0",
-                "weight_ih_l1",
-                "weight_hh_l1",
-                "bias_ih_l1",
-                "bias_hh_l1",
+                "lstm.weight_ih_l0",
+                "lstm.weight_hh_l0",
+                "lstm.bias_ih_l0",
+                "lstm.bias_hh_l0",
+                "lstm.weight_ih_l1",
+                "lstm.weight_hh_l1",
+                "lstm.bias_ih_l1",
+                "lstm.bias_hh_l1",
                 "readout.weight",
                 "readout.bias"
             ]

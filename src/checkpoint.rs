@@ -1,0 +1,343 @@
+//! A training run's files, written atomically (temp file + rename), and their loading
+//! with errors that name the file and the problem.
+//!
+//! A run directory holds:
+//! - `config.json`: everything needed to rebuild the model and the task;
+//! - `model.safetensors`: the parameters under PyTorch state-dict names;
+//! - `checkpoint.safetensors`: parameters, Adam moments and the epoch, in one file so
+//!   that a resumed run never mixes two epochs;
+//! - `metrics.jsonl`: one JSON object per epoch; `test.json`: the final evaluation.
+
+use crate::data::task::Task;
+use crate::engine::OptimizerState;
+use crate::error::{Error, Result};
+use crate::model::{AdamConfig, ModelConfig, ParamLayout, RcConfig};
+use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+pub const CONFIG_FILE: &str = "config.json";
+pub const MODEL_FILE: &str = "model.safetensors";
+pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
+pub const METRICS_FILE: &str = "metrics.jsonl";
+pub const TEST_FILE: &str = "test.json";
+
+/// Everything a run is built from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunConfig {
+    pub task: Task,
+    pub model: ModelConfig,
+    pub rc: RcConfig,
+    pub adam: AdamConfig,
+    /// Sequences per batch.
+    pub batch: usize,
+    pub epochs: usize,
+    pub seed: u64,
+    /// Steps between fired-mask readbacks (changes no result).
+    pub readback_every: usize,
+    /// Where file-based tasks read their data.
+    pub data_dir: Option<PathBuf>,
+    /// Train on the first N training sequences only (quick experiments, tests).
+    #[serde(default)]
+    pub train_limit: Option<usize>,
+}
+
+/// What a checkpoint restores.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checkpoint {
+    /// Epochs completed.
+    pub epoch: usize,
+    pub params: Vec<f32>,
+    pub optimizer: OptimizerState,
+}
+
+fn file_error(path: &Path, problem: impl std::fmt::Display) -> Error {
+    Error::File {
+        path: path.to_path_buf(),
+        problem: problem.to_string(),
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory and a
+/// rename, so a reader (or a crash) never sees a half-written file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension(format!(
+        "{}.tmp",
+        path.extension().and_then(|e| e.to_str()).unwrap_or("")
+    ));
+    std::fs::write(&tmp, bytes).map_err(|e| file_error(&tmp, format!("cannot write: {e}")))?;
+    std::fs::rename(&tmp, path).map_err(|e| file_error(path, format!("cannot replace: {e}")))
+}
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| file_error(path, format!("cannot read: {e}")))
+}
+
+impl RunConfig {
+    /// Writes `config.json` into `dir`.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let json = serde_json::to_string_pretty(self).expect("config serialises");
+        write_atomic(&dir.join(CONFIG_FILE), json.as_bytes())
+    }
+
+    /// Reads and validates `config.json` from `dir`.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let path = dir.join(CONFIG_FILE);
+        let cfg: RunConfig = serde_json::from_slice(&read(&path)?)
+            .map_err(|e| file_error(&path, format!("not a rankcode run configuration: {e}")))?;
+        cfg.validate().map_err(|e| file_error(&path, e))?;
+        Ok(cfg)
+    }
+
+    /// Checks every setting, and that the model fits the task.
+    pub fn validate(&self) -> Result<()> {
+        self.model.validate()?;
+        self.rc.validate()?;
+        self.adam.validate()?;
+        crate::error::ensure(self.batch > 0, || "batch size must be at least 1".into())?;
+        crate::error::ensure(self.epochs > 0, || "epochs must be at least 1".into())?;
+        crate::error::ensure(self.readback_every > 0, || {
+            "--readback-every must be at least 1".into()
+        })?;
+        crate::error::ensure(self.train_limit != Some(0), || {
+            "--train-size must be at least 1".into()
+        })?;
+        let shape = self.task.shape();
+        if shape.input != self.model.input_size || shape.classes != self.model.classes {
+            return Err(Error::ShapeMismatch(format!(
+                "task {} has {} inputs and {} classes, the model {} and {}",
+                self.task.name(),
+                shape.input,
+                shape.classes,
+                self.model.input_size,
+                self.model.classes
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn f32_bytes(v: &[f32]) -> &[u8] {
+    bytemuck::cast_slice(v)
+}
+
+/// Serialises named f32 tensors (and string metadata) to safetensors bytes.
+fn to_safetensors(
+    tensors: Vec<(String, Vec<usize>, &[f32])>,
+    meta: HashMap<String, String>,
+) -> Vec<u8> {
+    let views: Vec<(String, TensorView)> = tensors
+        .into_iter()
+        .map(|(name, shape, data)| {
+            let view =
+                TensorView::new(Dtype::F32, shape, f32_bytes(data)).expect("shape matches data");
+            (name, view)
+        })
+        .collect();
+    safetensors::serialize(views, Some(meta)).expect("safetensors serialisation")
+}
+
+/// The model's tensors under their PyTorch names.
+fn named_params<'a>(
+    layout: &ParamLayout,
+    params: &'a [f32],
+) -> Vec<(String, Vec<usize>, &'a [f32])> {
+    layout
+        .slots
+        .iter()
+        .map(|s| (s.name.clone(), s.shape.clone(), &params[s.range()]))
+        .collect()
+}
+
+/// Reads tensor `name` of `shape` as f32 values.
+fn read_tensor(st: &SafeTensors, path: &Path, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+    let t = st
+        .tensor(name)
+        .map_err(|_| file_error(path, format!("has no tensor '{name}'")))?;
+    if t.dtype() != Dtype::F32 {
+        return Err(file_error(
+            path,
+            format!("tensor '{name}' is {:?}, expected F32", t.dtype()),
+        ));
+    }
+    if t.shape() != shape {
+        return Err(file_error(
+            path,
+            format!(
+                "tensor '{name}' has shape {:?}, the model needs {shape:?}",
+                t.shape()
+            ),
+        ));
+    }
+    Ok(t.data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect())
+}
+
+fn parse_safetensors<'a>(path: &Path, bytes: &'a [u8]) -> Result<SafeTensors<'a>> {
+    SafeTensors::deserialize(bytes)
+        .map_err(|e| file_error(path, format!("not a valid safetensors file: {e}")))
+}
+
+/// Reads every parameter tensor of `model` from the safetensors bytes at `path`.
+fn read_params(st: &SafeTensors, path: &Path, model: &ModelConfig) -> Result<Vec<f32>> {
+    let layout = ParamLayout::new(model);
+    let mut params = vec![0f32; layout.total];
+    for slot in &layout.slots {
+        params[slot.range()].copy_from_slice(&read_tensor(st, path, &slot.name, &slot.shape)?);
+    }
+    if params.iter().any(|v| !v.is_finite()) {
+        return Err(file_error(path, "holds NaN or infinite parameters"));
+    }
+    Ok(params)
+}
+
+/// Writes the parameters as `model.safetensors` (PyTorch-loadable) into `dir`.
+pub fn save_model(dir: &Path, model: &ModelConfig, params: &[f32]) -> Result<()> {
+    let bytes = to_safetensors(
+        named_params(&ParamLayout::new(model), params),
+        HashMap::new(),
+    );
+    write_atomic(&dir.join(MODEL_FILE), &bytes)
+}
+
+/// Reads `model.safetensors` from `dir`, checking names and shapes against `model`.
+pub fn load_model(dir: &Path, model: &ModelConfig) -> Result<Vec<f32>> {
+    let path = dir.join(MODEL_FILE);
+    let bytes = read(&path)?;
+    read_params(&parse_safetensors(&path, &bytes)?, &path, model)
+}
+
+/// Writes the resumable checkpoint (parameters, Adam state, epoch) into `dir`.
+pub fn save_checkpoint(dir: &Path, model: &ModelConfig, ck: &Checkpoint) -> Result<()> {
+    let layout = ParamLayout::new(model);
+    let mut tensors = named_params(&layout, &ck.params);
+    tensors.push((
+        "optimizer.adam_m".into(),
+        vec![layout.total],
+        &ck.optimizer.m,
+    ));
+    tensors.push((
+        "optimizer.adam_v".into(),
+        vec![layout.total],
+        &ck.optimizer.v,
+    ));
+    let meta = HashMap::from([
+        ("epoch".to_string(), ck.epoch.to_string()),
+        ("adam_steps".to_string(), ck.optimizer.steps.to_string()),
+    ]);
+    write_atomic(&dir.join(CHECKPOINT_FILE), &to_safetensors(tensors, meta))
+}
+
+/// Reads the resumable checkpoint from `dir`.
+pub fn load_checkpoint(dir: &Path, model: &ModelConfig) -> Result<Checkpoint> {
+    let path = dir.join(CHECKPOINT_FILE);
+    let bytes = read(&path)?;
+    let st = parse_safetensors(&path, &bytes)?;
+    let params = read_params(&st, &path, model)?;
+    let total = params.len();
+    let m = read_tensor(&st, &path, "optimizer.adam_m", &[total])?;
+    let v = read_tensor(&st, &path, "optimizer.adam_v", &[total])?;
+    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| file_error(&path, e))?;
+    let meta = header.metadata().clone().unwrap_or_default();
+    let number = |key: &str| -> Result<u64> {
+        meta.get(key).and_then(|v| v.parse().ok()).ok_or_else(|| {
+            file_error(
+                &path,
+                format!("metadata '{key}' is missing or not a number"),
+            )
+        })
+    };
+    Ok(Checkpoint {
+        epoch: number("epoch")? as usize,
+        params,
+        optimizer: OptimizerState {
+            steps: number("adam_steps")? as u32,
+            m,
+            v,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Readout, init_params};
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("rankcode-ck-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn model(hidden: usize) -> ModelConfig {
+        ModelConfig {
+            input_size: 2,
+            hidden_size: hidden,
+            layers: 2,
+            classes: 3,
+            readout: Readout::Sigmoid,
+        }
+    }
+
+    #[test]
+    fn checkpoint_round_trips_exactly() {
+        let dir = temp_dir("roundtrip");
+        let m = model(5);
+        let params = init_params(&m, 3);
+        let n = params.len();
+        let ck = Checkpoint {
+            epoch: 7,
+            params: params.clone(),
+            optimizer: OptimizerState {
+                steps: 42,
+                m: vec![0.5; n],
+                v: vec![0.25; n],
+            },
+        };
+        save_checkpoint(&dir, &m, &ck).unwrap();
+        assert_eq!(load_checkpoint(&dir, &m).unwrap(), ck);
+        save_model(&dir, &m, &params).unwrap();
+        assert_eq!(load_model(&dir, &m).unwrap(), params);
+        let names = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect::<Vec<_>>();
+        assert!(
+            names.iter().all(|n| !n.to_string_lossy().ends_with(".tmp")),
+            "{names:?}"
+        );
+    }
+
+    #[test]
+    fn bad_files_get_errors_that_name_them() {
+        let dir = temp_dir("bad");
+        let m = model(5);
+        save_model(&dir, &m, &init_params(&m, 1)).unwrap();
+        // Another shape.
+        let err = load_model(&dir, &model(6)).unwrap_err().to_string();
+        assert!(err.contains(MODEL_FILE) && err.contains("shape"), "{err}");
+        // Truncated.
+        let path = dir.join(MODEL_FILE);
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+        let err = load_model(&dir, &m).unwrap_err().to_string();
+        assert!(
+            err.contains(MODEL_FILE) && err.contains("safetensors"),
+            "{err}"
+        );
+        // Missing.
+        let err = load_checkpoint(&dir, &m).unwrap_err().to_string();
+        assert!(
+            err.contains(CHECKPOINT_FILE) && err.contains("cannot read"),
+            "{err}"
+        );
+        // Not a config.
+        std::fs::write(dir.join(CONFIG_FILE), b"{\"task\": 3}").unwrap();
+        let err = RunConfig::load(&dir).unwrap_err().to_string();
+        assert!(err.contains(CONFIG_FILE), "{err}");
+    }
+}

@@ -1,0 +1,239 @@
+//! A training run end to end: builds the engine for a [`RunConfig`], trains epoch by
+//! epoch with a validation pass after each, checkpoints atomically after every
+//! epoch, resumes from the last checkpoint, and evaluates the test split at the end.
+
+use crate::checkpoint::{self, Checkpoint, RunConfig};
+use crate::data::task::Split;
+use crate::engine::{BatchReport, Capacity, Engine, EngineConfig};
+use crate::error::{Error, Result};
+use crate::gpu::GpuContext;
+use crate::model::{RcConfig, TrainMode, init_params};
+use crate::rng::Rng;
+use crate::train::{self, EvalReport};
+use serde::{Deserialize, Serialize};
+use std::ops::ControlFlow;
+use std::path::Path;
+use std::sync::Arc;
+
+/// One line of `metrics.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub train_accuracy: f64,
+    pub val_accuracy: f64,
+    pub val_mean_decision_step: f64,
+    /// Training steps computed this epoch (sum of t* + 1 over sequences).
+    pub steps_processed: usize,
+    /// Training wall time of this epoch (validation excluded).
+    pub wall_s: f64,
+}
+
+/// Callbacks of a run, for progress display and for stopping early.
+pub trait RunObserver {
+    /// After every training batch.
+    fn on_batch(&mut self, _epoch: usize, _batch: usize, _batches: usize, _report: &BatchReport) {}
+    /// After every epoch, once its checkpoint is written; `Break` ends the run there
+    /// (as a crash would, but cleanly).
+    fn on_epoch(&mut self, _record: &EpochRecord) -> ControlFlow<()> {
+        ControlFlow::Continue(())
+    }
+}
+
+/// An observer that does nothing.
+pub struct Quiet;
+impl RunObserver for Quiet {}
+
+/// What a run produced.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    /// Every epoch of the run, resumed ones included.
+    pub epochs: Vec<EpochRecord>,
+    /// The test evaluation, when the run reached its last epoch.
+    pub test: Option<EvalReport>,
+}
+
+/// Seed of epoch `epoch`'s batch order: a function of the run seed and the epoch
+/// only, so that a resumed run sees the same batches as an uninterrupted one.
+fn epoch_rng(seed: u64, epoch: usize) -> Rng {
+    Rng::new(seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+fn read_metrics(path: &Path, up_to_epoch: usize) -> Result<Vec<EpochRecord>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(Error::File {
+                path: path.into(),
+                problem: format!("cannot read: {e}"),
+            });
+        }
+    };
+    let mut records = Vec::new();
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let r: EpochRecord = serde_json::from_str(line).map_err(|e| Error::File {
+            path: path.into(),
+            problem: format!("line {}: {e}", i + 1),
+        })?;
+        if r.epoch <= up_to_epoch {
+            records.push(r);
+        }
+    }
+    Ok(records)
+}
+
+fn write_metrics(path: &Path, records: &[EpochRecord]) -> Result<()> {
+    let text: String = records
+        .iter()
+        .map(|r| serde_json::to_string(r).expect("record serialises") + "\n")
+        .collect();
+    checkpoint::write_atomic(path, text.as_bytes())
+}
+
+/// Builds the engine of a run with `params`.
+pub fn build_engine(ctx: Arc<GpuContext>, cfg: &RunConfig, params: &[f32]) -> Result<Engine> {
+    let shape = cfg.task.shape();
+    let ecfg = EngineConfig {
+        model: cfg.model,
+        rc: cfg.rc,
+        adam: cfg.adam,
+        capacity: Capacity {
+            batch: cfg.batch,
+            steps: shape.steps,
+        },
+        readback_every: cfg.readback_every,
+    };
+    Engine::new(ctx, ecfg, params)
+}
+
+/// Prepares `out` for a new run (refusing to overwrite one) or loads what a resumed
+/// run continues from.
+fn open_run_dir(cfg: &RunConfig, out: &Path, resume: bool) -> Result<Option<Checkpoint>> {
+    let cannot = |what: &str, e: std::io::Error| Error::File {
+        path: out.into(),
+        problem: format!("{what}: {e}"),
+    };
+    std::fs::create_dir_all(out).map_err(|e| cannot("cannot create the output directory", e))?;
+    let config_path = out.join(checkpoint::CONFIG_FILE);
+    if !resume {
+        if config_path.exists() {
+            return Err(Error::File {
+                path: out.into(),
+                problem:
+                    "already holds a run; pass --resume to continue it, or choose another --out"
+                        .into(),
+            });
+        }
+        cfg.save(out)?;
+        return Ok(None);
+    }
+    if !config_path.exists() {
+        cfg.save(out)?;
+        return Ok(None);
+    }
+    let saved = RunConfig::load(out)?;
+    if saved != *cfg {
+        return Err(Error::File {
+            path: config_path,
+            problem: "the run there was made with other settings; resume it with the same settings"
+                .into(),
+        });
+    }
+    if out.join(checkpoint::CHECKPOINT_FILE).exists() {
+        Ok(Some(checkpoint::load_checkpoint(out, &cfg.model)?))
+    } else {
+        Ok(None)
+    }
+}
+
+/// Trains `cfg` into `out` (see the module docs); with `resume`, continues the run
+/// found there from its last checkpoint.
+pub fn train_run(
+    ctx: Arc<GpuContext>,
+    cfg: &RunConfig,
+    out: &Path,
+    resume: bool,
+    observer: &mut dyn RunObserver,
+) -> Result<RunOutcome> {
+    cfg.validate()?;
+    let mut train_data = cfg.task.load(Split::Train, cfg.data_dir.as_deref())?;
+    if let Some(n) = cfg.train_limit {
+        train_data = train_data.truncated(n);
+    }
+    let val_data = cfg.task.load(Split::Val, cfg.data_dir.as_deref())?;
+    let resumed = open_run_dir(cfg, out, resume)?;
+    let mut engine = build_engine(ctx, cfg, &init_params(&cfg.model, cfg.seed))?;
+    let metrics_path = out.join(checkpoint::METRICS_FILE);
+    let mut first_epoch = 1;
+    if let Some(ck) = &resumed {
+        engine.set_params(&ck.params)?;
+        engine.set_optimizer_state(&ck.optimizer)?;
+        first_epoch = ck.epoch + 1;
+        log::info!("resuming {} after epoch {}", out.display(), ck.epoch);
+    }
+    let mut records = read_metrics(&metrics_path, first_epoch - 1)?;
+    // Validation applies the rank-coding rule whatever the training mode.
+    let eval_rc = RcConfig {
+        mode: TrainMode::Rc,
+        ..cfg.rc
+    };
+    for epoch in first_epoch..=cfg.epochs {
+        let mut rng = epoch_rng(cfg.seed, epoch);
+        let batches = train_data.len().div_ceil(cfg.batch);
+        let mut index = 0;
+        let e = train::train_epoch(&mut engine, &train_data, cfg.batch, epoch, &mut rng, |r| {
+            index += 1;
+            observer.on_batch(epoch, index, batches, r);
+        })
+        .map_err(|e| match e {
+            Error::NonFinite(what) => Error::NonFinite(format!(
+                "epoch {epoch}, {what}; the last good checkpoint (epoch {}) is kept in {}",
+                epoch - 1,
+                out.display()
+            )),
+            other => other,
+        })?;
+        engine.set_rc(eval_rc)?;
+        let val = train::evaluate(&mut engine, &val_data, cfg.batch, false)?;
+        engine.set_rc(cfg.rc)?;
+        let record = EpochRecord {
+            epoch,
+            train_loss: e.train_loss,
+            train_accuracy: e.train_accuracy,
+            val_accuracy: val.accuracy,
+            val_mean_decision_step: val.mean_decision_step,
+            steps_processed: e.steps_processed,
+            wall_s: e.wall_s,
+        };
+        let params = engine.params()?;
+        checkpoint::save_model(out, &cfg.model, &params)?;
+        let ck = Checkpoint {
+            epoch,
+            params,
+            optimizer: engine.optimizer_state()?,
+        };
+        checkpoint::save_checkpoint(out, &cfg.model, &ck)?;
+        records.push(record.clone());
+        write_metrics(&metrics_path, &records)?;
+        if observer.on_epoch(&record).is_break() {
+            return Ok(RunOutcome {
+                epochs: records,
+                test: None,
+            });
+        }
+    }
+    let test_data = cfg.task.load(Split::Test, cfg.data_dir.as_deref())?;
+    engine.set_rc(eval_rc)?;
+    let test = train::evaluate(&mut engine, &test_data, cfg.batch, true)?;
+    let json = serde_json::to_string_pretty(&test).expect("report serialises");
+    checkpoint::write_atomic(&out.join(checkpoint::TEST_FILE), json.as_bytes())?;
+    Ok(RunOutcome {
+        epochs: records,
+        test: Some(test),
+    })
+}

@@ -1,0 +1,139 @@
+//! Training runs end to end on the GPU: checkpoints, resume, refusal to overwrite.
+
+mod common;
+
+use common::ctx;
+use rankcode::checkpoint::{self, RunConfig};
+use rankcode::data::task::Task;
+use rankcode::model::{AdamConfig, ModelConfig, RcConfig, Readout, TrainMode};
+use rankcode::run::{EpochRecord, Quiet, RunObserver, train_run};
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+
+fn out_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rankcode-run-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn tiny_run() -> RunConfig {
+    RunConfig {
+        task: Task::SeqSpotting,
+        model: ModelConfig {
+            input_size: 1,
+            hidden_size: 9,
+            layers: 1,
+            classes: 2,
+            readout: Readout::Sigmoid,
+        },
+        rc: RcConfig {
+            theta: 0.8,
+            beta: 0.1,
+            mode: TrainMode::Rc,
+        },
+        adam: AdamConfig {
+            lr: 1e-2,
+            ..AdamConfig::default()
+        },
+        batch: 50,
+        epochs: 3,
+        seed: 5,
+        readback_every: 2,
+        data_dir: None,
+        train_limit: Some(300),
+    }
+}
+
+/// Stops the run after `n` epochs, as a kill would.
+struct StopAfter(usize);
+impl RunObserver for StopAfter {
+    fn on_epoch(&mut self, record: &EpochRecord) -> ControlFlow<()> {
+        if record.epoch >= self.0 {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    }
+}
+
+#[test]
+fn a_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one() {
+    let cfg = tiny_run();
+    let straight = out_dir("straight");
+    let full = train_run(ctx(), &cfg, &straight, false, &mut Quiet).unwrap();
+    assert_eq!(full.epochs.len(), 3);
+    let test = full.test.expect("a finished run evaluates the test split");
+    assert!(test.eos_accuracy.is_some() && test.sequences == 4096);
+
+    let interrupted = out_dir("interrupted");
+    let part = train_run(ctx(), &cfg, &interrupted, false, &mut StopAfter(2)).unwrap();
+    assert_eq!(part.epochs.len(), 2);
+    assert!(part.test.is_none());
+    assert!(!interrupted.join(checkpoint::TEST_FILE).exists());
+    let resumed = train_run(ctx(), &cfg, &interrupted, true, &mut Quiet).unwrap();
+    assert_eq!(resumed.epochs.len(), 3);
+
+    let model = |dir: &PathBuf| std::fs::read(dir.join(checkpoint::MODEL_FILE)).unwrap();
+    assert_eq!(
+        model(&straight),
+        model(&interrupted),
+        "same weights, bit for bit"
+    );
+    let strip = |r: &[EpochRecord]| {
+        r.iter()
+            .map(|e| EpochRecord {
+                wall_s: 0.0,
+                ..e.clone()
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(strip(&full.epochs), strip(&resumed.epochs));
+    let lines = std::fs::read_to_string(interrupted.join(checkpoint::METRICS_FILE)).unwrap();
+    assert_eq!(lines.lines().count(), 3);
+    assert!(interrupted.join(checkpoint::TEST_FILE).exists());
+    assert_eq!(RunConfig::load(&interrupted).unwrap(), cfg);
+    let _ = std::fs::remove_dir_all(&straight);
+    let _ = std::fs::remove_dir_all(&interrupted);
+}
+
+#[test]
+fn an_existing_run_is_never_overwritten() {
+    let cfg = RunConfig {
+        epochs: 1,
+        ..tiny_run()
+    };
+    let dir = out_dir("existing");
+    train_run(ctx(), &cfg, &dir, false, &mut Quiet).unwrap();
+    let before = std::fs::read(dir.join(checkpoint::MODEL_FILE)).unwrap();
+    let err = train_run(ctx(), &cfg, &dir, false, &mut Quiet)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("already holds a run") && err.contains(&*dir.to_string_lossy()),
+        "{err}"
+    );
+    let other = RunConfig {
+        seed: 6,
+        ..cfg.clone()
+    };
+    let err = train_run(ctx(), &other, &dir, true, &mut Quiet)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("other settings"), "{err}");
+    assert_eq!(
+        std::fs::read(dir.join(checkpoint::MODEL_FILE)).unwrap(),
+        before
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_unwritable_output_directory_is_a_clear_error() {
+    let file = out_dir("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    let err = train_run(ctx(), &tiny_run(), &file.join("run"), false, &mut Quiet)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("cannot create"), "{err}");
+    let _ = std::fs::remove_file(&file);
+}
