@@ -1,7 +1,8 @@
 //! rankcode: train and run rank-coded LSTMs on the GPU.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Parser, Subcommand};
+use std::process::ExitCode;
 
 mod commands;
 
@@ -17,19 +18,37 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Train a model on a task into a run directory (checkpointed every epoch).
+    Train(commands::train::TrainArgs),
+    /// Evaluate a trained run: accuracy, decision time, compute; threshold sweeps.
+    Eval(commands::eval::EvalArgs),
+    /// Draw accuracy against mean decision step of runs in one SVG and PNG figure.
+    Plot(commands::plot::PlotArgs),
     /// The built-in demo: RC against end-of-sequence training on noise-vs-signal.
     Demo(commands::demo::DemoArgs),
     /// Show the GPU adapter rankcode would use, its limits and features.
     Info,
 }
 
-fn main() -> Result<()> {
+fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    let cli = Cli::parse();
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // The whole chain of causes on one line each; no backtrace for users.
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
     match cli.command {
         None => commands::demo::run(&commands::demo::DemoArgs::default()),
+        Some(Command::Train(args)) => commands::train::run(&args),
+        Some(Command::Eval(args)) => commands::eval::run(&args),
+        Some(Command::Plot(args)) => commands::plot::run(&args),
         Some(Command::Demo(args)) => commands::demo::run(&args),
         Some(Command::Info) => commands::info::run(),
     }
-    .context("rankcode failed")
 }

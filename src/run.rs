@@ -237,3 +237,86 @@ pub fn train_run(
         test: Some(test),
     })
 }
+
+/// Loads a trained run from `dir` (its `config.json` and `model.safetensors`) into a
+/// new engine.
+pub fn load_trained(ctx: Arc<GpuContext>, dir: &Path) -> Result<(RunConfig, Engine)> {
+    let cfg = RunConfig::load(dir)?;
+    let params = checkpoint::load_model(dir, &cfg.model)?;
+    let engine = build_engine(ctx, &cfg, &params)?;
+    Ok((cfg, engine))
+}
+
+/// Evenly spaced thresholds from a `FROM:TO:N` specification (both ends included).
+pub fn parse_theta_sweep(spec: &str) -> Result<Vec<f32>> {
+    let bad = |why: &str| {
+        Error::InvalidConfig(format!(
+            "theta sweep '{spec}': {why} (expected FROM:TO:N, e.g. 0.5:0.99:20)"
+        ))
+    };
+    let parts: Vec<&str> = spec.split(':').collect();
+    if parts.len() != 3 {
+        return Err(bad("three fields needed"));
+    }
+    let from: f32 = parts[0]
+        .trim()
+        .parse()
+        .map_err(|_| bad("FROM is not a number"))?;
+    let to: f32 = parts[1]
+        .trim()
+        .parse()
+        .map_err(|_| bad("TO is not a number"))?;
+    let n: usize = parts[2]
+        .trim()
+        .parse()
+        .map_err(|_| bad("N is not a whole number"))?;
+    if !(from > 0.0 && to < 1.0 && from <= to) {
+        return Err(bad("thresholds must satisfy 0 < FROM <= TO < 1"));
+    }
+    if n == 0 || n > 10_000 || (n == 1 && from != to) {
+        return Err(bad("N must be between 1 and 10000 (1 only when FROM = TO)"));
+    }
+    Ok((0..n)
+        .map(|i| {
+            if n == 1 {
+                from
+            } else {
+                from + (to - from) * i as f32 / (n - 1) as f32
+            }
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn theta_sweeps_parse_and_bad_ones_are_refused() {
+        assert_eq!(parse_theta_sweep("0.5:0.9:3").unwrap(), vec![0.5, 0.7, 0.9]);
+        assert_eq!(parse_theta_sweep("0.8:0.8:1").unwrap(), vec![0.8]);
+        for bad in [
+            "0.5:0.9",
+            "0:0.9:3",
+            "0.5:1:3",
+            "0.9:0.5:3",
+            "0.5:0.9:0",
+            "a:0.9:3",
+            "0.5:0.9:1",
+        ] {
+            assert!(
+                parse_theta_sweep(bad)
+                    .unwrap_err()
+                    .to_string()
+                    .contains("theta sweep"),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn epoch_order_depends_on_seed_and_epoch_only() {
+        assert_eq!(epoch_rng(3, 2).next_u64(), epoch_rng(3, 2).next_u64());
+        assert_ne!(epoch_rng(3, 2).next_u64(), epoch_rng(3, 3).next_u64());
+    }
+}

@@ -1,4 +1,7 @@
-//! One module per command: parse nothing, call the library, print.
+//! One module per command: parse, call the library, print.
 
 pub mod demo;
+pub mod eval;
 pub mod info;
+pub mod plot;
+pub mod train;

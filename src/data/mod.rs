@@ -123,6 +123,17 @@ impl Dataset {
         }
     }
 
+    /// This dataset followed by `other` (same shape).
+    pub fn concat(mut self, other: &Dataset) -> Self {
+        assert_eq!(
+            (self.steps, self.input, self.classes),
+            (other.steps, other.input, other.classes)
+        );
+        self.x.extend_from_slice(&other.x);
+        self.labels.extend_from_slice(&other.labels);
+        self
+    }
+
     /// The first `n` sequences (all of them if there are fewer).
     pub fn truncated(mut self, n: usize) -> Self {
         let n = n.min(self.len());

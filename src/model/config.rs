@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 pub const MAX_DIM: usize = 1 << 14;
 
 /// How the C output units turn logits into scores.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Readout {
     /// One sigmoid unit per class, loss BCE summed over units (the authors' choice).
@@ -29,7 +29,7 @@ impl Readout {
 }
 
 /// Where the training loss is taken.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum TrainMode {
     /// Rank coding: loss at each sequence's decision step t*, BPTT from t* only,

@@ -1,0 +1,145 @@
+//! `rankcode eval`: evaluates a trained run with the rank-coding decision rule.
+
+use anyhow::Result;
+use clap::Args;
+use rankcode::data::Dataset;
+use rankcode::data::task::{Split, Task};
+use rankcode::gpu::GpuContext;
+use rankcode::model::{RcConfig, TrainMode};
+use rankcode::run::{load_trained, parse_theta_sweep};
+use rankcode::train::{self, EvalReport, SweepPoint};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Which data to evaluate on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EvalSplit {
+    Train,
+    Val,
+    Test,
+    All,
+}
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// A run directory written by `rankcode train`.
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// Data directory of file-based tasks (default: the one the run was trained with).
+    #[arg(long, env = "RANKCODE_DATA")]
+    pub data: Option<PathBuf>,
+    /// The data to evaluate.
+    #[arg(long, value_enum, default_value = "test")]
+    pub split: EvalSplit,
+    /// Spike threshold (default: the one the run was trained with).
+    #[arg(long)]
+    pub theta: Option<f32>,
+    /// Also sweep the threshold, FROM:TO:N (e.g. 0.5:0.99:20), from one pass over the data.
+    #[arg(long)]
+    pub theta_sweep: Option<String>,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct EvalOutput {
+    checkpoint: PathBuf,
+    task: Task,
+    split: String,
+    theta: f32,
+    #[serde(flatten)]
+    report: EvalReport,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sweep: Option<Vec<SweepPoint>>,
+}
+
+/// The data of `split` of `task`.
+pub fn load_split(task: Task, split: EvalSplit, data: Option<&Path>) -> Result<Dataset> {
+    let one = |s: Split| task.load(s, data);
+    Ok(match split {
+        EvalSplit::Train => one(Split::Train)?,
+        EvalSplit::Val => one(Split::Val)?,
+        EvalSplit::Test => one(Split::Test)?,
+        EvalSplit::All => one(Split::Train)?
+            .concat(&one(Split::Val)?)
+            .concat(&one(Split::Test)?),
+    })
+}
+
+pub fn run(args: &EvalArgs) -> Result<()> {
+    let thetas = args
+        .theta_sweep
+        .as_deref()
+        .map(parse_theta_sweep)
+        .transpose()?;
+    let ctx = Arc::new(GpuContext::new()?);
+    let (cfg, mut engine) = load_trained(ctx, &args.checkpoint)?;
+    let theta = args.theta.unwrap_or(cfg.rc.theta);
+    engine.set_rc(RcConfig {
+        theta,
+        mode: TrainMode::Rc,
+        ..cfg.rc
+    })?;
+    let data_dir = args.data.clone().or(cfg.data_dir.clone());
+    let data = load_split(cfg.task, args.split, data_dir.as_deref())?;
+    let report = train::evaluate(&mut engine, &data, cfg.batch, true)?;
+    let sweep = thetas
+        .map(|t| train::theta_sweep(&mut engine, &data, cfg.batch, &t))
+        .transpose()?;
+    let out = EvalOutput {
+        checkpoint: args.checkpoint.clone(),
+        task: cfg.task,
+        split: format!("{:?}", args.split).to_lowercase(),
+        theta,
+        report,
+        sweep,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    let r = &out.report;
+    println!(
+        "{} ({} split, {} sequences of {} steps) on {}",
+        cfg.task.name(),
+        out.split,
+        r.sequences,
+        r.steps,
+        r.adapter
+    );
+    println!("  theta                        {theta}");
+    println!("  accuracy at decision         {:.2}%", 100.0 * r.accuracy);
+    println!(
+        "  mean decision step           {:.2} of {} ({:.1}%)",
+        r.mean_decision_step,
+        r.steps,
+        100.0 * r.mean_decision_fraction
+    );
+    println!("  not fired                    {:.2}%", 100.0 * r.not_fired);
+    println!(
+        "  accuracy at T-1              {:.2}%",
+        100.0 * r.eos_accuracy.unwrap_or(f64::NAN)
+    );
+    println!(
+        "  steps processed              {} of {} ({:.1}%)",
+        r.steps_processed,
+        r.steps_full,
+        100.0 * r.steps_processed as f64 / r.steps_full as f64
+    );
+    println!("  wall time                    {:.2}s", r.wall_s);
+    if let Some(sweep) = &out.sweep {
+        println!("\n  theta    accuracy   mean decision step   not fired");
+        for p in sweep {
+            println!(
+                "  {:<8.4} {:>7.2}%   {:>18.2}   {:>8.2}%",
+                p.theta,
+                100.0 * p.accuracy,
+                p.mean_decision_step,
+                100.0 * p.not_fired
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,91 @@
+//! `rankcode plot`: accuracy against mean decision step of one or more runs, in one
+//! SVG and PNG figure, each curve from a threshold sweep.
+
+use super::eval::{EvalSplit, load_split};
+use anyhow::{Result, bail};
+use clap::Args;
+use rankcode::gpu::GpuContext;
+use rankcode::model::{RcConfig, TrainMode};
+use rankcode::plot::{Curve, write_figure};
+use rankcode::run::{load_trained, parse_theta_sweep};
+use rankcode::train;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Args, Debug)]
+pub struct PlotArgs {
+    /// Run directories written by `rankcode train` (one curve each).
+    #[arg(required = true)]
+    pub checkpoints: Vec<PathBuf>,
+    /// Output path without extension: writes OUT.svg and OUT.png.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Thresholds of each curve, FROM:TO:N.
+    #[arg(long, default_value = "0.5:0.995:24")]
+    pub theta_sweep: String,
+    /// The data to evaluate.
+    #[arg(long, value_enum, default_value = "test")]
+    pub split: EvalSplit,
+    /// Data directory of file-based tasks (default: the one each run was trained with).
+    #[arg(long, env = "RANKCODE_DATA")]
+    pub data: Option<PathBuf>,
+    /// Figure title (default: the task).
+    #[arg(long)]
+    pub title: Option<String>,
+}
+
+pub fn run(args: &PlotArgs) -> Result<()> {
+    let thetas = parse_theta_sweep(&args.theta_sweep)?;
+    let ctx = Arc::new(GpuContext::new()?);
+    let mut curves = Vec::new();
+    let mut task_steps = None;
+    for dir in &args.checkpoints {
+        let (cfg, mut engine) = load_trained(ctx.clone(), dir)?;
+        let steps = cfg.task.shape().steps;
+        match task_steps {
+            Some((task, _)) if task != cfg.task => {
+                bail!(
+                    "{} is a {} run; the figure compares runs of one task",
+                    dir.display(),
+                    cfg.task.name()
+                )
+            }
+            _ => task_steps = Some((cfg.task, steps)),
+        }
+        engine.set_rc(RcConfig {
+            mode: TrainMode::Rc,
+            ..cfg.rc
+        })?;
+        let data_dir = args.data.clone().or(cfg.data_dir.clone());
+        let data = load_split(cfg.task, args.split, data_dir.as_deref())?;
+        let sweep = train::theta_sweep(&mut engine, &data, cfg.batch, &thetas)?;
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let label = format!(
+            "{name} ({}-trained)",
+            if cfg.rc.mode == TrainMode::Rc {
+                "RC"
+            } else {
+                "EOS"
+            }
+        );
+        eprintln!("{label}: {} points", sweep.len());
+        curves.push(Curve {
+            label,
+            points: sweep
+                .iter()
+                .map(|p| (p.mean_decision_step, p.accuracy))
+                .collect(),
+        });
+    }
+    let (task, steps) = task_steps.expect("at least one checkpoint");
+    let title = args
+        .title
+        .clone()
+        .unwrap_or_else(|| format!("{}: accuracy against decision time", task.name()));
+    let (svg, png) = write_figure(&args.out, &title, steps, &curves)?;
+    println!("wrote {} and {}", svg.display(), png.display());
+    Ok(())
+}

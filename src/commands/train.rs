@@ -1,0 +1,217 @@
+//! `rankcode train`: trains a model on a task into a run directory.
+
+use anyhow::{Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use rankcode::checkpoint::RunConfig;
+use rankcode::data::task::Task;
+use rankcode::engine::BatchReport;
+use rankcode::gpu::GpuContext;
+use rankcode::model::{AdamConfig, ModelConfig, RcConfig, Readout, TrainMode};
+use rankcode::run::{EpochRecord, RunObserver, train_run};
+use std::io::IsTerminal;
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// The task to train on.
+    #[arg(long, value_enum)]
+    pub task: Task,
+    /// rc: loss at each sequence's first spike (rank coding); eos: loss at the last step.
+    #[arg(long, value_enum, default_value = "rc")]
+    pub mode: TrainMode,
+    /// Spike threshold on the output scores, in (0, 1).
+    #[arg(long, default_value_t = 0.95)]
+    pub theta: f32,
+    /// Entropy bonus at the decision step (>= 0): larger values delay spikes.
+    #[arg(long, default_value_t = 0.0)]
+    pub beta: f32,
+    /// LSTM hidden units per layer.
+    #[arg(long, default_value_t = 125)]
+    pub hidden: usize,
+    /// Stacked LSTM layers.
+    #[arg(long, default_value_t = 1)]
+    pub layers: usize,
+    /// Output units: one sigmoid per class, or a softmax.
+    #[arg(long, value_enum, default_value = "sigmoid")]
+    pub readout: Readout,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f32,
+    /// Sequences per batch.
+    #[arg(long, default_value_t = 128)]
+    pub batch: usize,
+    /// Passes over the training data.
+    #[arg(long, default_value_t = 10)]
+    pub epochs: usize,
+    /// Seed of the initial weights and the batch order.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Steps between readbacks of the fired mask (changes no result; larger hides latency).
+    #[arg(long, default_value_t = 1)]
+    pub readback_every: usize,
+    /// Train on the first N training sequences only.
+    #[arg(long)]
+    pub train_size: Option<usize>,
+    /// Data directory of file-based tasks.
+    #[arg(long, env = "RANKCODE_DATA")]
+    pub data: Option<PathBuf>,
+    /// The run directory: config.json, model.safetensors, checkpoint, metrics.jsonl, test.json.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Continue the run in --out from its last checkpoint (its saved settings are used).
+    #[arg(long)]
+    pub resume: bool,
+    /// Print the test evaluation as JSON at the end.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl TrainArgs {
+    fn run_config(&self) -> RunConfig {
+        let shape = self.task.shape();
+        RunConfig {
+            task: self.task,
+            model: ModelConfig {
+                input_size: shape.input,
+                hidden_size: self.hidden,
+                layers: self.layers,
+                classes: shape.classes,
+                readout: self.readout,
+            },
+            rc: RcConfig {
+                theta: self.theta,
+                beta: self.beta,
+                mode: self.mode,
+            },
+            adam: AdamConfig {
+                lr: self.lr,
+                ..AdamConfig::default()
+            },
+            batch: self.batch,
+            epochs: self.epochs,
+            seed: self.seed,
+            readback_every: self.readback_every,
+            data_dir: self.data.clone(),
+            train_limit: self.train_size,
+        }
+    }
+}
+
+/// A progress bar per epoch on a terminal; one log line per epoch otherwise.
+struct Progress {
+    bar: Option<ProgressBar>,
+    epochs: usize,
+    epoch_start: Instant,
+    sequences: usize,
+    steps: usize,
+}
+
+impl RunObserver for Progress {
+    fn on_batch(&mut self, epoch: usize, batch: usize, batches: usize, r: &BatchReport) {
+        let Some(bar) = &self.bar else { return };
+        if batch == 1 {
+            bar.reset();
+            bar.set_length(batches as u64);
+            bar.set_prefix(format!("epoch {epoch}/{}", self.epochs));
+            self.epoch_start = Instant::now();
+            self.sequences = 0;
+        }
+        self.sequences += r.sequences;
+        let rate = self.sequences as f64 / self.epoch_start.elapsed().as_secs_f64().max(1e-9);
+        bar.set_message(format!(
+            "loss {:.4}  acc {:.3}  decision {:.1}/{}  {:.0} seq/s",
+            r.loss,
+            r.correct as f64 / r.sequences as f64,
+            r.decision_steps as f64 / r.sequences as f64,
+            self.steps,
+            rate
+        ));
+        bar.set_position(batch as u64);
+    }
+
+    fn on_epoch(&mut self, e: &EpochRecord) -> ControlFlow<()> {
+        let line = format!(
+            "epoch {}/{}: train loss {:.4} acc {:.4} | val acc {:.4} decision {:.2}/{} | {} steps, {:.1}s",
+            e.epoch,
+            self.epochs,
+            e.train_loss,
+            e.train_accuracy,
+            e.val_accuracy,
+            e.val_mean_decision_step,
+            self.steps,
+            e.steps_processed,
+            e.wall_s
+        );
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => eprintln!("{line}"),
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+pub fn run(args: &TrainArgs) -> Result<()> {
+    let mut cfg = args.run_config();
+    if args.resume && args.out.join(rankcode::checkpoint::CONFIG_FILE).exists() {
+        let saved = RunConfig::load(&args.out)?;
+        if saved != cfg {
+            log::warn!(
+                "--resume: using the settings saved in {}, not the flags given",
+                args.out.display()
+            );
+        }
+        cfg = saved;
+    }
+    cfg.validate()?;
+    let ctx = Arc::new(GpuContext::new()?);
+    eprintln!(
+        "rankcode train: {} on {} -> {}",
+        cfg.task.name(),
+        ctx.adapter_summary(),
+        args.out.display()
+    );
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        bar
+    });
+    let mut progress = Progress {
+        bar,
+        epochs: cfg.epochs,
+        epoch_start: Instant::now(),
+        sequences: 0,
+        steps: cfg.task.shape().steps,
+    };
+    let outcome = train_run(ctx, &cfg, &args.out, args.resume, &mut progress)
+        .with_context(|| format!("training into {}", args.out.display()))?;
+    if let Some(bar) = &progress.bar {
+        bar.finish_and_clear();
+    }
+    let test = outcome.test.expect("a completed run has a test report");
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&test)?);
+    } else {
+        println!(
+            "test: accuracy {:.2}% at mean decision step {:.2}/{} ({:.1}% not fired); accuracy at T-1 {:.2}%",
+            100.0 * test.accuracy,
+            test.mean_decision_step,
+            test.steps,
+            100.0 * test.not_fired,
+            100.0 * test.eos_accuracy.unwrap_or(f64::NAN)
+        );
+        let total: f64 = outcome.epochs.iter().map(|e| e.wall_s).sum();
+        println!(
+            "training wall time {total:.1}s; results in {}",
+            args.out.display()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,141 @@
+//! The command line as a user meets it: bad input gets a clear message and a
+//! non-zero exit, never a panic; the main commands run end to end.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn rankcode(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rankcode"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rankcode-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// Fails with a message containing `needle`, and without a panic.
+fn assert_refused(args: &[&str], needle: &str) {
+    let o = rankcode(args);
+    let err = stderr(&o);
+    assert!(!o.status.success(), "{args:?} should fail");
+    assert!(
+        err.contains(needle),
+        "{args:?}: expected '{needle}' in: {err}"
+    );
+    assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+}
+
+#[test]
+fn invalid_flags_are_refused_clearly() {
+    let out = temp("flags");
+    let out = out.to_str().unwrap();
+    let train = |extra: &[&'static str]| -> Vec<&str> {
+        let mut a = vec!["train", "--task", "seq-spotting", "--out", out];
+        a.extend_from_slice(extra);
+        a
+    };
+    assert_refused(&train(&["--theta", "1.5"]), "theta");
+    assert_refused(&train(&["--theta", "0"]), "theta");
+    assert_refused(&train(&["--beta=-1"]), "beta");
+    assert_refused(&train(&["--hidden", "0"]), "hidden size");
+    assert_refused(&train(&["--batch", "0"]), "batch");
+    assert_refused(&train(&["--epochs", "0"]), "epochs");
+    assert_refused(&train(&["--lr", "0"]), "learning rate");
+    assert_refused(&train(&["--readback-every", "0"]), "readback");
+    assert_refused(
+        &["train", "--task", "nonsense", "--out", out],
+        "invalid value 'nonsense'",
+    );
+    assert_refused(
+        &["eval", "--checkpoint", out, "--theta-sweep", "0.9:0.5:3"],
+        "theta sweep",
+    );
+}
+
+#[test]
+fn missing_or_corrupted_checkpoints_name_the_file() {
+    let missing = temp("missing");
+    assert_refused(
+        &["eval", "--checkpoint", missing.to_str().unwrap()],
+        "config.json",
+    );
+
+    let dir = temp("corrupt");
+    let run = rankcode(&[
+        "train",
+        "--task",
+        "seq-spotting",
+        "--hidden",
+        "6",
+        "--epochs",
+        "1",
+        "--train-size",
+        "64",
+        "--batch",
+        "32",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let ok = rankcode(&["eval", "--checkpoint", dir.to_str().unwrap(), "--json"]);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    let json: serde_json::Value = serde_json::from_slice(&ok.stdout).unwrap();
+    for key in [
+        "accuracy",
+        "mean_decision_step",
+        "mean_decision_fraction",
+        "not_fired",
+        "eos_accuracy",
+        "steps_processed",
+        "sequences",
+        "wall_s",
+        "adapter",
+    ] {
+        assert!(json.get(key).is_some(), "eval --json lacks {key}: {json}");
+    }
+    let model = dir.join("model.safetensors");
+    let bytes = std::fs::read(&model).unwrap();
+    std::fs::write(&model, &bytes[..bytes.len() - 10]).unwrap();
+    assert_refused(
+        &["eval", "--checkpoint", dir.to_str().unwrap()],
+        "model.safetensors",
+    );
+    // A checkpoint of another shape.
+    let config = dir.join("config.json");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("\"hidden_size\": 6", "\"hidden_size\": 7");
+    std::fs::write(&config, text).unwrap();
+    std::fs::write(&model, &bytes).unwrap();
+    assert_refused(&["eval", "--checkpoint", dir.to_str().unwrap()], "shape");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_demo_runs_end_to_end() {
+    let o = rankcode(&[
+        "demo",
+        "--epochs",
+        "1",
+        "--train-size",
+        "256",
+        "--test-size",
+        "256",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for mode in ["rc", "eos"] {
+        let acc = json[mode]["test"]["accuracy"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&acc), "{json}");
+    }
+    assert!(json["adapter"].as_str().is_some_and(|a| !a.is_empty()));
+}
