@@ -76,6 +76,9 @@ pub struct EvalReport {
     pub sequences: usize,
     pub steps: usize,
     pub wall_s: f64,
+    /// Per sequence, in order: the decision step (0-based) and the predicted class.
+    #[serde(skip)]
+    pub decisions: Vec<(u32, u32)>,
 }
 
 /// Batches of `batch_size` indices in a seeded random order (the last may be short).
@@ -123,8 +126,17 @@ pub fn evaluate(
     let indices: Vec<usize> = (0..data.len()).collect();
     let start = Instant::now();
     let mut rc = Totals::default();
+    let mut decisions = Vec::with_capacity(data.len());
     for chunk in indices.chunks(batch_size) {
-        rc.add(&engine.evaluate(&data.batch(chunk))?);
+        let report = engine.evaluate(&data.batch(chunk))?;
+        decisions.extend(
+            report
+                .decision_step
+                .iter()
+                .copied()
+                .zip(report.prediction.iter().copied()),
+        );
+        rc.add(&report);
     }
     let wall_s = start.elapsed().as_secs_f64();
     let mut eos_accuracy = None;
@@ -148,6 +160,7 @@ pub fn evaluate(
         sequences: rc.sequences,
         steps: data.steps,
         wall_s,
+        decisions,
     })
 }
 

@@ -53,6 +53,42 @@ struct EvalOutput {
     report: EvalReport,
     #[serde(skip_serializing_if = "Option::is_none")]
     sweep: Option<Vec<SweepPoint>>,
+    /// seq-spotting: decisions on positive sequences against the earliest possible step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ideal: Option<IdealComparison>,
+}
+
+/// Mean decision step (1-based) of the positive seq-spotting sequences against the
+/// ideal one, the end of each sequence's first run of 5.
+#[derive(Serialize)]
+struct IdealComparison {
+    positives: usize,
+    mean_decision_step: f64,
+    mean_ideal_step: f64,
+    accuracy: f64,
+}
+
+fn ideal_comparison(task: Task, data: &Dataset, report: &EvalReport) -> Option<IdealComparison> {
+    if task != Task::SeqSpotting {
+        return None;
+    }
+    let ideal = rankcode::data::toy::spotting_ideal_steps(data);
+    let (mut n, mut decided, mut best, mut correct) = (0usize, 0usize, 0usize, 0usize);
+    for ((ideal, &(step, class)), &label) in ideal.iter().zip(&report.decisions).zip(&data.labels) {
+        if let Some(t) = ideal {
+            n += 1;
+            decided += step as usize + 1;
+            best += t + 1;
+            correct += (class == label) as usize;
+        }
+    }
+    let n_f = n.max(1) as f64;
+    Some(IdealComparison {
+        positives: n,
+        mean_decision_step: decided as f64 / n_f,
+        mean_ideal_step: best as f64 / n_f,
+        accuracy: correct as f64 / n_f,
+    })
 }
 
 /// The data of `split` of `task`.
@@ -88,6 +124,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     let sweep = thetas
         .map(|t| train::theta_sweep(&mut engine, &data, cfg.batch, &t))
         .transpose()?;
+    let ideal = ideal_comparison(cfg.task, &data, &report);
     let out = EvalOutput {
         checkpoint: args.checkpoint.clone(),
         task: cfg.task,
@@ -95,6 +132,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         theta,
         report,
         sweep,
+        ideal,
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -129,6 +167,15 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         100.0 * r.steps_processed as f64 / r.steps_full as f64
     );
     println!("  wall time                    {:.2}s", r.wall_s);
+    if let Some(i) = &out.ideal {
+        println!(
+            "  positive sequences           {}: mean decision step {:.2}, ideal {:.2} (accuracy {:.2}%)",
+            i.positives,
+            i.mean_decision_step,
+            i.mean_ideal_step,
+            100.0 * i.accuracy
+        );
+    }
     if let Some(sweep) = &out.sweep {
         println!("\n  theta    accuracy   mean decision step   not fired");
         for p in sweep {

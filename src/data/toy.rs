@@ -41,6 +41,14 @@ pub fn first_run_end(bits: &[f32], run: usize) -> Option<usize> {
     None
 }
 
+/// For each positive seq-spotting sequence of `data`, the earliest step at which its
+/// label is known: the end of its first run (0-based). `None` for negatives.
+pub fn spotting_ideal_steps(data: &super::Dataset) -> Vec<Option<usize>> {
+    (0..data.len())
+        .map(|n| first_run_end(data.sequence(n), SPOTTING_RUN))
+        .collect()
+}
+
 /// noise-vs-signal: x_t = s * 0.05 + noise, s = +1 (label 1) or -1 (label 0),
 /// noise Gaussian with a std drawn per sequence from U(0.05, 0.25).
 pub fn noise_vs_signal(n: usize, seed: u64) -> Dataset {
@@ -80,6 +88,19 @@ mod tests {
         assert!((0.45..0.70).contains(&pos), "positive share {pos}");
         let seq0: Vec<f32> = (0..SPOTTING_STEPS).map(|t| b.input_at(t, 0)[0]).collect();
         assert_eq!(b.labels[0], first_run_end(&seq0, 5).is_some() as u32);
+    }
+
+    #[test]
+    fn ideal_steps_are_the_ends_of_first_runs() {
+        let d = seq_spotting(200, 9);
+        let ideal = spotting_ideal_steps(&d);
+        for (n, step) in ideal.iter().enumerate() {
+            assert_eq!(step.is_some(), d.labels[n] == 1);
+            if let Some(t) = step {
+                let s = d.sequence(n);
+                assert!(s[t - 4..=*t].iter().all(|&b| b == s[*t]));
+            }
+        }
     }
 
     #[test]
