@@ -26,8 +26,8 @@ pub struct EvalArgs {
     /// A run directory written by `rankcode train`.
     #[arg(long)]
     pub checkpoint: PathBuf,
-    /// Data directory of file-based tasks (default: the one the run was trained with).
-    #[arg(long, env = "RANKCODE_DATA")]
+    /// Data folder of file-based tasks (default: $RANKCODE_DATA/<task>, else ../shared/datasets/<task>).(default: the one the run was trained with).
+    #[arg(long)]
     pub data: Option<PathBuf>,
     /// The data to evaluate.
     #[arg(long, value_enum, default_value = "test")]

@@ -56,8 +56,8 @@ pub struct TrainArgs {
     /// Train on the first N training sequences only.
     #[arg(long)]
     pub train_size: Option<usize>,
-    /// Data directory of file-based tasks.
-    #[arg(long, env = "RANKCODE_DATA")]
+    /// Data folder of file-based tasks (default: $RANKCODE_DATA/<task>, else ../shared/datasets/<task>).
+    #[arg(long)]
     pub data: Option<PathBuf>,
     /// The run directory: config.json, model.safetensors, checkpoint, metrics.jsonl, test.json.
     #[arg(long)]

@@ -1,10 +1,15 @@
 //! The tasks rankcode trains on, each with its fixed protocol (DESIGN §2): shapes,
 //! splits and the data behind them.
 
-use super::{Dataset, toy};
-use crate::error::Result;
+use super::{Dataset, mnist, toy};
+use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// Environment variable naming the folder that holds the data sets (`mnist/`, ...).
+pub const DATA_ENV: &str = "RANKCODE_DATA";
+/// Where the data sets are when neither `--data` nor the variable says otherwise.
+pub const DEFAULT_DATA_ROOT: &str = "../shared/datasets";
 
 /// A task by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -14,6 +19,8 @@ pub enum Task {
     SeqSpotting,
     /// 40 steps of a weak +-0.05 signal in Gaussian noise of random strength.
     NoiseVsSignal,
+    /// Temporally encoded MNIST digits: 784 pixel events in 20 time bins.
+    Mnist,
 }
 
 /// A part of a task's data.
@@ -47,7 +54,25 @@ impl Task {
         match self {
             Task::SeqSpotting => "seq-spotting",
             Task::NoiseVsSignal => "noise-vs-signal",
+            Task::Mnist => "mnist",
         }
+    }
+
+    /// The folder a file-based task reads: `given` (from `--data`), else
+    /// `$RANKCODE_DATA/<task folder>`, else `../shared/datasets/<task folder>`.
+    /// `None` for generated tasks.
+    pub fn data_dir(self, given: Option<&Path>) -> Option<PathBuf> {
+        let folder = match self {
+            Task::SeqSpotting | Task::NoiseVsSignal => return None,
+            Task::Mnist => "mnist",
+        };
+        Some(match given {
+            Some(dir) => dir.to_path_buf(),
+            None => std::env::var_os(DATA_ENV)
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_ROOT))
+                .join(folder),
+        })
     }
 
     /// Steps, input features and classes.
@@ -63,21 +88,46 @@ impl Task {
                 input: 1,
                 classes: 2,
             },
+            Task::Mnist => TaskShape {
+                steps: mnist::STEPS,
+                input: 28 * 28,
+                classes: mnist::CLASSES,
+            },
         }
     }
 
-    /// Loads (or generates) one split. `data_dir` is where file-based tasks read from;
-    /// the generated tasks ignore it.
-    pub fn load(self, split: Split, _data_dir: Option<&Path>) -> Result<Dataset> {
+    /// Loads (or generates) one split. `data_dir` is `--data`, if given (see
+    /// [`Self::data_dir`]); the generated tasks ignore it.
+    pub fn load(self, split: Split, data_dir: Option<&Path>) -> Result<Dataset> {
         let (_, n, seed) = TOY_SIZES
             .iter()
             .copied()
             .find(|s| s.0 == split)
             .expect("every split is listed");
-        Ok(match self {
+        let data = match self {
             Task::SeqSpotting => toy::seq_spotting(n, seed),
             Task::NoiseVsSignal => toy::noise_vs_signal(n, seed),
-        })
+            Task::Mnist => {
+                mnist::load(&self.data_dir(data_dir).expect("a file-based task"), split)?
+            }
+        };
+        let shape = self.shape();
+        if (data.steps, data.input, data.classes) != (shape.steps, shape.input, shape.classes) {
+            return Err(Error::File {
+                path: self.data_dir(data_dir).unwrap_or_default(),
+                problem: format!(
+                    "holds sequences of {} steps x {} inputs, {} classes; the {} task needs {} x {}, {} classes",
+                    data.steps,
+                    data.input,
+                    data.classes,
+                    self.name(),
+                    shape.steps,
+                    shape.input,
+                    shape.classes
+                ),
+            });
+        }
+        Ok(data)
     }
 }
 

@@ -45,7 +45,7 @@ pub fn first_run_end(bits: &[f32], run: usize) -> Option<usize> {
 /// label is known: the end of its first run (0-based). `None` for negatives.
 pub fn spotting_ideal_steps(data: &super::Dataset) -> Vec<Option<usize>> {
     (0..data.len())
-        .map(|n| first_run_end(data.sequence(n), SPOTTING_RUN))
+        .map(|n| first_run_end(&data.sequence(n), SPOTTING_RUN))
         .collect()
 }
 
