@@ -15,6 +15,7 @@ struct AdamParams {
 }
 
 @group(0) @binding(0) var<storage, read> a: AdamParams;
+// Binding 1 (the per-step slot of the other kernels) is unused here.
 @group(0) @binding(2) var<storage, read> grads: array<f32>;
 @group(0) @binding(3) var<storage, read_write> params: array<f32>;
 @group(0) @binding(4) var<storage, read_write> m: array<f32>;

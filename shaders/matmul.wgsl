@@ -146,14 +146,34 @@ fn accumulate_chunk(lid: vec3<u32>, acc: ptr<function, array<array<f32, 4>, 4>>)
     }
 }
 
-@compute @workgroup_size(8, 8)
-fn step_gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+// Row n of the output block: the live row of list entry n (gathered), or row n itself
+// of a plain dense [n_rows, K] operand.
+fn block_row(n: u32, gathered: bool) -> u32 {
+    if (gathered) {
+        return live_row(n);
+    }
+    return select(NONE, n, n < step.n_rows);
+}
+
+// Element k of output row b's left operand.
+fn left_value(b: u32, k: u32, gathered: bool) -> f32 {
+    if (gathered) {
+        return gather(step.t, b, k);
+    }
+    if (k >= p.a1.width) {
+        return 0.0;
+    }
+    return src1[p.a1.base + b * p.a1.row_stride + k];
+}
+
+// out[row, j] = left(row) . W[:, j] (+ biases) for one 32 x 32 output block.
+fn row_gemm(wg: vec3<u32>, lid: vec3<u32>, gathered: bool) {
     let k_total = p.a1.width + p.a2.width;
     let flat = lid.y * 8u + lid.x;
-    // The rows (batch entries) this invocation stages and the ones it outputs.
+    // The rows this invocation stages into the left tile.
     var load_rows: array<u32, 8>;
     for (var i = 0u; i < 8u; i++) {
-        load_rows[i] = live_row(wg.y * BLOCK + (flat + 64u * i) / CHUNK);
+        load_rows[i] = block_row(wg.y * BLOCK + (flat + 64u * i) / CHUNK, gathered);
     }
     var acc: array<array<f32, 4>, 4>;
     for (var k0 = 0u; k0 < k_total; k0 += CHUNK) {
@@ -162,7 +182,7 @@ fn step_gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id)
             let b = load_rows[i];
             var a = 0.0;
             if (b != NONE) {
-                a = gather(step.t, b, k0 + e % CHUNK);
+                a = left_value(b, k0 + e % CHUNK, gathered);
             }
             tile_left[e / CHUNK][e % CHUNK] = a;
             tile_right[e / BLOCK][e % BLOCK] = weight(k0 + e / BLOCK, wg.x * BLOCK + e % BLOCK);
@@ -172,7 +192,7 @@ fn step_gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id)
         workgroupBarrier();
     }
     for (var r = 0u; r < 4u; r++) {
-        let b = live_row(wg.y * BLOCK + lid.y + 8u * r);
+        let b = block_row(wg.y * BLOCK + lid.y + 8u * r, gathered);
         for (var c = 0u; c < 4u; c++) {
             let j = wg.x * BLOCK + lid.x + 8u * c;
             if (b != NONE && j < p.n_out) {
@@ -184,6 +204,18 @@ fn step_gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id)
             }
         }
     }
+}
+
+@compute @workgroup_size(8, 8)
+fn step_gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    row_gemm(wg, lid, true);
+}
+
+// A plain GEMM, out[n_rows, n_out] = src1[n_rows, a1.width] W^T, with the same blocking
+// and no gathers: the ceiling that `rankcode bench` sets the step GEMM against.
+@compute @workgroup_size(8, 8)
+fn dense_gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    row_gemm(wg, lid, false);
 }
 
 @compute @workgroup_size(8, 8)

@@ -66,8 +66,20 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         "{}.tmp",
         path.extension().and_then(|e| e.to_str()).unwrap_or("")
     ));
-    std::fs::write(&tmp, bytes).map_err(|e| file_error(&tmp, format!("cannot write: {e}")))?;
-    std::fs::rename(&tmp, path).map_err(|e| file_error(path, format!("cannot replace: {e}")))
+    let write = || -> std::io::Result<()> {
+        use std::io::Write;
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        // On disk before the rename, so a power loss cannot leave an empty file in
+        // place of the last good one.
+        file.sync_all()
+    };
+    write().map_err(|e| file_error(&tmp, format!("cannot write: {e}")))?;
+    std::fs::rename(&tmp, path).map_err(|e| file_error(path, format!("cannot replace: {e}")))?;
+    if let Some(dir) = path.parent().and_then(|d| std::fs::File::open(d).ok()) {
+        let _ = dir.sync_all();
+    }
+    Ok(())
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {
@@ -242,11 +254,11 @@ pub fn load_checkpoint(dir: &Path, model: &ModelConfig) -> Result<Checkpoint> {
     let v = read_tensor(&st, &path, "optimizer.adam_v", &[total])?;
     let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| file_error(&path, e))?;
     let meta = header.metadata().clone().unwrap_or_default();
-    let number = |key: &str| -> Result<u64> {
+    let number = |key: &str| -> Result<u32> {
         meta.get(key).and_then(|v| v.parse().ok()).ok_or_else(|| {
             file_error(
                 &path,
-                format!("metadata '{key}' is missing or not a number"),
+                format!("metadata '{key}' is missing or not a 32-bit number"),
             )
         })
     };
@@ -254,7 +266,7 @@ pub fn load_checkpoint(dir: &Path, model: &ModelConfig) -> Result<Checkpoint> {
         epoch: number("epoch")? as usize,
         params,
         optimizer: OptimizerState {
-            steps: number("adam_steps")? as u32,
+            steps: number("adam_steps")?,
             m,
             v,
         },

@@ -24,6 +24,8 @@ enum Command {
     Eval(commands::eval::EvalArgs),
     /// Draw accuracy against mean decision step of runs in one SVG and PNG figure.
     Plot(commands::plot::PlotArgs),
+    /// Benchmarks: GEMM throughput, round trip, RC's realised speedup against its ideal.
+    Bench(commands::bench::BenchArgs),
     /// The built-in demo: RC against end-of-sequence training on noise-vs-signal.
     Demo(commands::demo::DemoArgs),
     /// Show the GPU adapter rankcode would use, its limits and features.
@@ -48,6 +50,7 @@ fn run(cli: Cli) -> Result<()> {
         Some(Command::Train(args)) => commands::train::run(&args),
         Some(Command::Eval(args)) => commands::eval::run(&args),
         Some(Command::Plot(args)) => commands::plot::run(&args),
+        Some(Command::Bench(args)) => commands::bench::run(&args),
         Some(Command::Demo(args)) => commands::demo::run(&args),
         Some(Command::Info) => commands::info::run(),
     }

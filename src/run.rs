@@ -137,12 +137,21 @@ fn open_run_dir(cfg: &RunConfig, out: &Path, resume: bool) -> Result<Option<Chec
         return Ok(None);
     }
     let saved = RunConfig::load(out)?;
-    if saved != *cfg {
+    // The cadence changes no result and more epochs extend the run: both may differ.
+    let comparable = |c: &RunConfig| RunConfig {
+        readback_every: 1,
+        epochs: 1,
+        ..c.clone()
+    };
+    if comparable(&saved) != comparable(cfg) {
         return Err(Error::File {
             path: config_path,
             problem: "the run there was made with other settings; resume it with the same settings"
                 .into(),
         });
+    }
+    if saved != *cfg {
+        cfg.save(out)?;
     }
     if out.join(checkpoint::CHECKPOINT_FILE).exists() {
         Ok(Some(checkpoint::load_checkpoint(out, &cfg.model)?))
@@ -191,11 +200,14 @@ pub fn train_run(
             observer.on_batch(epoch, index, batches, r);
         })
         .map_err(|e| match e {
-            Error::NonFinite(what) => Error::NonFinite(format!(
+            Error::NonFinite(what) if epoch > 1 => Error::NonFinite(format!(
                 "epoch {epoch}, {what}; the last good checkpoint (epoch {}) is kept in {}",
                 epoch - 1,
                 out.display()
             )),
+            Error::NonFinite(what) => {
+                Error::NonFinite(format!("epoch 1, {what}; no checkpoint was written"))
+            }
             other => other,
         })?;
         engine.set_rc(eval_rc)?;

@@ -196,8 +196,9 @@ impl StepScores {
                 .map(|t| {
                     let at = (t * rows + b) * classes;
                     let z: Vec<f64> = logits[at..at + classes].iter().map(|&v| v as f64).collect();
-                    let y = scores(readout, &z);
-                    (y[argmax(&y)], argmax(&y))
+                    // The largest logit has the largest score (saturated scores tie).
+                    let best = argmax(&z);
+                    (scores(readout, &z)[best], best)
                 })
                 .collect();
             self.rows.push(per_step);

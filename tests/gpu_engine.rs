@@ -377,6 +377,13 @@ fn bad_input_is_refused_with_a_clear_error() {
         },
         EngineConfig {
             capacity: Capacity {
+                batch: 1 << 16,
+                steps: 5,
+            },
+            ..base
+        },
+        EngineConfig {
+            capacity: Capacity {
                 batch: 1 << 20,
                 steps: 5,
             },

@@ -1,5 +1,6 @@
 //! One module per command: parse, call the library, print.
 
+pub mod bench;
 pub mod demo;
 pub mod eval;
 pub mod info;

@@ -19,9 +19,7 @@ use crate::data::Batch;
 use crate::error::{Error, Result, ensure};
 use crate::gpu::GpuContext;
 use crate::gpu::kernel::groups_for;
-
-/// Outputs per side of the block one GEMM workgroup computes (`BLOCK` in matmul.wgsl).
-const GEMM_BLOCK: usize = 32;
+use crate::gpu::matmul::BLOCK as GEMM_BLOCK;
 use crate::gpu::structs::{AdamParams, ReadoutParams, Step};
 use crate::model::{AdamConfig, ModelConfig, ParamLayout, RcConfig, TrainMode};
 use schedule::{ReplayPlan, loss_step_entries, still_live};
@@ -240,6 +238,76 @@ impl Engine {
         self.read_f32(&self.ws.buf.logits, t * cap.batch * c, rows * c)
     }
 
+    /// Bytes of GPU memory this engine's workspace holds.
+    pub fn memory_bytes(&self) -> u64 {
+        self.ws.buf.total_bytes()
+    }
+
+    /// Benchmark hook: seconds per dispatch of layer 0's forward gate GEMM over the
+    /// first `rows` rows at step 0, averaged over `reps` dispatches in one submission.
+    /// Overwrites the scheduler state of the last batch.
+    pub fn time_gate_gemm(&mut self, rows: usize, reps: usize) -> Result<f64> {
+        let cap = self.cfg.capacity;
+        ensure(rows > 0 && rows <= cap.batch && reps > 0, || {
+            format!("cannot time {rows} rows x {reps}")
+        })?;
+        let list: Vec<u32> = (0..rows as u32).collect();
+        self.write_rows(self.ws.regions.forward, &list);
+        self.ctx.queue.write_buffer(
+            &self.ws.buf.tstar,
+            0,
+            bytemuck::cast_slice(&vec![cap.steps as u32; rows]),
+        );
+        let step = Step {
+            t: 0,
+            n_rows: rows as u32,
+            rows_offset: 0,
+            steps: cap.steps as u32,
+        };
+        self.write_slots(self.ws.slots.forward(0), &[step]);
+        let h = self.cfg.model.hidden_size;
+        let slot = Some(self.slot(self.ws.slots.forward(0)));
+        let run = |reps: usize| -> Result<f64> {
+            let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
+            {
+                let mut pass = encoder.begin_compute_pass(&Default::default());
+                for _ in 0..reps {
+                    self.ws.kernels.step_gemm.dispatch(
+                        &mut pass,
+                        &self.ws.binds.layers[0].gates_forward,
+                        slot,
+                        [
+                            groups_for(4 * h, GEMM_BLOCK),
+                            groups_for(rows, GEMM_BLOCK),
+                            1,
+                        ],
+                    );
+                }
+            }
+            let start = std::time::Instant::now();
+            self.ctx.queue.submit([encoder.finish()]);
+            self.ctx.wait()?;
+            Ok(start.elapsed().as_secs_f64())
+        };
+        run(1)?; // warm-up
+        Ok(run(reps)? / reps as f64)
+    }
+
+    /// Benchmark hook: seconds of one scheduler round trip (submit a copy of the
+    /// loss steps, map the staging buffer, read it), averaged over `reps`.
+    pub fn time_round_trip(&self, reps: usize) -> Result<f64> {
+        let bytes = (self.cfg.capacity.batch * 4) as u64;
+        let start = std::time::Instant::now();
+        for _ in 0..reps.max(1) {
+            let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
+            encoder.copy_buffer_to_buffer(&self.ws.buf.tstar, 0, &self.ws.buf.staging, 0, bytes);
+            self.ctx.queue.submit([encoder.finish()]);
+            self.ctx
+                .read_staging::<u32>(&self.ws.buf.staging, self.cfg.capacity.batch)?;
+        }
+        Ok(start.elapsed().as_secs_f64() / reps.max(1) as f64)
+    }
+
     /// Forward, loss, backward and one Adam step on `batch`.
     pub fn train_batch(&mut self, batch: &Batch) -> Result<BatchReport> {
         self.run(batch, Run::Train { update: true })
@@ -289,8 +357,11 @@ impl Engine {
         self.upload_batch(batch, retire, want_grad);
         let (tstar, readbacks) = self.forward(batch, retire)?;
         let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
-        let plan = ReplayPlan::new(&tstar);
-        self.write_pair_lists(batch, &tstar, &plan);
+        self.write_loss_step_list(batch, &tstar);
+        let plan = want_grad.then(|| ReplayPlan::new(&tstar));
+        if let Some(plan) = &plan {
+            self.write_replay_lists(batch, plan);
+        }
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
             let k = &self.ws.kernels;
@@ -300,8 +371,8 @@ impl Engine {
                 Some(self.slot(self.ws.slots.loss_steps())),
                 [1, 1, 1],
             );
-            if want_grad {
-                self.encode_backward(&mut pass, &plan);
+            if let Some(plan) = &plan {
+                self.encode_backward(&mut pass, plan);
             }
             if run == (Run::Train { update: true }) {
                 self.encode_adam(&mut pass);
@@ -427,6 +498,7 @@ impl Engine {
 
     /// The scheduler: runs the forward pass in chunks of K steps over the live rows,
     /// compacting the row list after each readback. Returns every row's loss step.
+    /// Without `retire` no row stops early, so the whole pass is one chunk.
     fn forward(&mut self, batch: &Batch, retire: bool) -> Result<(Vec<u32>, usize)> {
         let steps = batch.steps;
         let chunk = if retire {
@@ -494,21 +566,33 @@ impl Engine {
                 [groups_for(h, 64), n as u32, 1],
             );
         }
-        for _ in 0..5 {
-            k.readout_forward.dispatch(
-                pass,
-                &binds.readout_forward,
-                slot,
-                [groups_for(n, 64), 1, 1],
-            );
-        }
+        k.readout_forward.dispatch(
+            pass,
+            &binds.readout_forward,
+            slot,
+            [groups_for(n, 64), 1, 1],
+        );
     }
 
     /// Writes the replay lists and the pair lists of the weight gradients.
-    fn write_pair_lists(&self, batch: &Batch, tstar: &[u32], plan: &ReplayPlan) {
+    /// Writes one (t*, row) entry per row: the list of `loss_stats` and the readout gradient.
+    fn write_loss_step_list(&self, batch: &Batch, tstar: &[u32]) {
+        let regions = &self.ws.regions;
+        self.write_rows(regions.loss_steps, &loss_step_entries(tstar));
+        let step = Step {
+            t: 0,
+            n_rows: batch.batch as u32,
+            rows_offset: regions.loss_steps as u32,
+            steps: batch.steps as u32,
+        };
+        self.write_slots(self.ws.slots.loss_steps(), &[step]);
+    }
+
+    /// Writes the backward replay's per-step row lists, which together are also the
+    /// (step, row) pairs of the weight gradients.
+    fn write_replay_lists(&self, batch: &Batch, plan: &ReplayPlan) {
         let (regions, slots) = (&self.ws.regions, &self.ws.slots);
         let steps = batch.steps as u32;
-        self.write_rows(regions.loss_steps, &loss_step_entries(tstar));
         self.write_rows(regions.replay, &plan.entries);
         let backward: Vec<Step> = plan
             .per_step
@@ -522,21 +606,13 @@ impl Engine {
             })
             .collect();
         self.write_slots(slots.backward(0), &backward);
-        let whole = [
-            Step {
-                t: 0,
-                n_rows: batch.batch as u32,
-                rows_offset: regions.loss_steps as u32,
-                steps,
-            },
-            Step {
-                t: 0,
-                n_rows: plan.pairs() as u32,
-                rows_offset: regions.replay as u32,
-                steps,
-            },
-        ];
-        self.write_slots(slots.loss_steps(), &whole);
+        let all = Step {
+            t: 0,
+            n_rows: plan.pairs() as u32,
+            rows_offset: regions.replay as u32,
+            steps,
+        };
+        self.write_slots(slots.all_pairs(), &[all]);
     }
 
     fn encode_backward(&self, pass: &mut wgpu::ComputePass, plan: &ReplayPlan) {

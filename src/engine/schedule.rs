@@ -3,8 +3,9 @@
 //!
 //! A row list entry packs a step and a row: `step << 16 | row` (see `common.wgsl`).
 
-/// The largest batch a row-list entry can address.
-pub const MAX_ROWS: usize = 1 << 16;
+/// The largest batch: a row-list entry addresses 2^16 rows, and the cell kernels
+/// dispatch one workgroup row per listed row (at most 65535 per dimension).
+pub const MAX_ROWS: usize = (1 << 16) - 1;
 /// The largest number of steps a row-list entry can address.
 pub const MAX_STEPS: usize = 1 << 16;
 

@@ -3,6 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::kernel::{Binding, Kernel, module};
+use crate::gpu::matmul;
 use crate::gpu::structs::{CellParams, GemmParams, Source, Weight, validity};
 use crate::gpu::{GpuContext, shaders};
 use crate::model::{ModelConfig, ParamLayout};
@@ -65,6 +66,41 @@ pub(crate) struct Buffers {
     pub adam_params: wgpu::Buffer,
     /// MAP_READ buffer large enough for any readback.
     pub staging: wgpu::Buffer,
+}
+
+impl Buffers {
+    /// Bytes of GPU memory the workspace holds (the stored prefix and everything else).
+    pub fn total_bytes(&self) -> u64 {
+        [
+            &self.params,
+            &self.grads,
+            &self.adam_m,
+            &self.adam_v,
+            &self.x,
+            &self.labels,
+            &self.h_all,
+            &self.c_all,
+            &self.gates_all,
+            &self.dgates_all,
+            &self.logits,
+            &self.gates_pre,
+            &self.dh,
+            &self.dc_carry,
+            &self.dz,
+            &self.rows,
+            &self.tstar,
+            &self.first_spike,
+            &self.stats,
+            &self.decisions,
+            &self.steps,
+            &self.readout_params,
+            &self.adam_params,
+            &self.staging,
+        ]
+        .iter()
+        .map(|b| b.size())
+        .sum()
+    }
 }
 
 pub(crate) struct Kernels {
@@ -275,19 +311,10 @@ impl Kernels {
         let cell = module(ctx, "lstm_cell.wgsl", shaders::LSTM_CELL);
         let readout = module(ctx, "readout.wgsl", shaders::READOUT);
         let adam = module(ctx, "adam.wgsl", shaders::ADAM);
-        let gemm_slots = [
-            (0, Params),
-            (1, Step),
-            (2, Read),
-            (3, Read),
-            (4, Read),
-            (5, Read),
-            (6, Read),
-            (7, ReadWrite),
-        ];
+
         Kernels {
-            step_gemm: Kernel::new(ctx, &matmul, "step_gemm", &gemm_slots),
-            grad_gemm: Kernel::new(ctx, &matmul, "grad_gemm", &gemm_slots),
+            step_gemm: Kernel::new(ctx, &matmul, "step_gemm", &matmul::BINDINGS),
+            grad_gemm: Kernel::new(ctx, &matmul, "grad_gemm", &matmul::BINDINGS),
             cell_forward: Kernel::new(
                 ctx,
                 &cell,

@@ -96,6 +96,14 @@ impl GpuContext {
         }
     }
 
+    /// Waits for all submitted work.
+    pub fn wait(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Device(format!("waiting for the GPU: {e}")))?;
+        self.check_device()
+    }
+
     /// Waits for all submitted work, maps `staging` (a MAP_READ buffer) and copies its
     /// first `count` elements out.
     pub fn read_staging<T: bytemuck::Pod>(

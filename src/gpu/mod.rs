@@ -3,6 +3,7 @@
 
 pub mod context;
 pub mod kernel;
+pub mod matmul;
 pub mod shaders;
 pub mod structs;
 

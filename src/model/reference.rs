@@ -269,7 +269,9 @@ fn forward_row(
     }
     let loss_step = logits.len() - 1;
     let decision_step = first_spike.unwrap_or(last);
-    let prediction = argmax(&scores(cfg.readout, &logits[decision_step]));
+    // The unit with the largest logit: the largest score, also where scores saturate
+    // at exactly 1.0 in floating point.
+    let prediction = argmax(&logits[decision_step]);
     let label = batch.labels[b] as usize;
     let (loss, _) = loss_and_dlogits(cfg.readout, rc.beta as f64, &logits[loss_step], label);
     let row = RowOutcome {
@@ -530,6 +532,29 @@ mod tests {
         assert!(
             rc.rows.iter().any(|r| r.first_spike.is_none()),
             "want a never-fired row in this fixture"
+        );
+    }
+
+    #[test]
+    fn the_prediction_is_the_largest_logit_even_when_scores_saturate() {
+        let cfg = ModelConfig {
+            input_size: 1,
+            hidden_size: 1,
+            layers: 1,
+            classes: 2,
+            readout: Readout::Sigmoid,
+        };
+        let mut params = vec![0f32; ParamLayout::new(&cfg).total];
+        let layout = ParamLayout::new(&cfg);
+        // sigmoid(40) and sigmoid(50) are both exactly 1.0 in f64.
+        params[layout.readout_b] = 40.0;
+        params[layout.readout_b + 1] = 50.0;
+        let batch = random_batch(3, 2, 1, 2, 1);
+        let out = run_batch(&cfg, &RcConfig::default(), &params, &batch, false);
+        assert!(
+            out.rows
+                .iter()
+                .all(|r| r.prediction == 1 && r.first_spike == Some(0))
         );
     }
 

@@ -1,0 +1,317 @@
+//! Benchmarks behind every speed claim (`rankcode bench`): GEMM throughput against a
+//! plain GEMM ceiling, forward/backward/Adam throughput, the scheduler's round trip,
+//! and rank coding against end-of-sequence training on a controlled distribution of
+//! decision steps, with its realised speedup set against the ideal T / mean(t* + 1).
+//!
+//! Decision steps are controlled by a hand-built model (see [`controlled_params`])
+//! whose every sequence fires exactly when its input channel 0 switches on; the cost
+//! of a step does not depend on the weights' values, so timings are representative.
+
+use crate::data::Batch;
+use crate::engine::{Capacity, Engine, EngineConfig};
+use crate::error::Result;
+use crate::gpu::{GpuContext, matmul};
+use crate::model::{AdamConfig, ModelConfig, ParamLayout, RcConfig, Readout, TrainMode};
+use crate::rng::Rng;
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// A model shape and batch to benchmark.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Preset {
+    pub name: &'static str,
+    pub model: ModelConfig,
+    pub batch: usize,
+    pub steps: usize,
+}
+
+fn shape(input: usize, hidden: usize, classes: usize) -> ModelConfig {
+    ModelConfig {
+        input_size: input,
+        hidden_size: hidden,
+        layers: 1,
+        classes,
+        readout: Readout::Sigmoid,
+    }
+}
+
+/// The task shapes: the toy tasks (noise-vs-signal, hidden 125 as the authors),
+/// temporal MNIST (784 -> 125, 20 steps) and speech (40 mel bands, 100 frames, hidden 256).
+pub fn presets() -> Vec<Preset> {
+    vec![
+        Preset {
+            name: "toy",
+            model: shape(1, 125, 2),
+            batch: 128,
+            steps: 40,
+        },
+        Preset {
+            name: "mnist",
+            model: shape(784, 125, 10),
+            batch: 256,
+            steps: 20,
+        },
+        Preset {
+            name: "speech",
+            model: shape(40, 256, 12),
+            batch: 256,
+            steps: 100,
+        },
+    ]
+}
+
+/// Parameters under which hidden unit 0 switches on at the first step where input 0
+/// is 1 (and stays on), and every output unit then crosses any threshold below 0.999;
+/// before that, outputs stay below 0.01. All other weights are zero.
+pub fn controlled_params(model: &ModelConfig) -> Vec<f32> {
+    let layout = ParamLayout::new(model);
+    let h = model.hidden_size;
+    let mut p = vec![0f32; layout.total];
+    for (k, lo) in layout.layers.iter().enumerate() {
+        let input = model.layer_input(k);
+        // Input 0 of layer k > 0 is hidden unit 0 below it (0 or about 0.76).
+        let w = if k == 0 { 20.0 } else { 30.0 };
+        for (gate, weight, bias) in [(0, w, -10.0), (1, 0.0, 10.0), (2, w, 0.0), (3, 0.0, 10.0)] {
+            p[lo.w_ih + (gate * h) * input] = weight;
+            p[lo.b_ih + gate * h] = bias;
+        }
+    }
+    for c in 0..model.classes {
+        p[layout.readout_w + c * h] = 20.0;
+        p[layout.readout_b + c] = -5.0;
+    }
+    p
+}
+
+/// A batch whose row b fires at `decisions[b]` (never, for `None`) under
+/// [`controlled_params`]; the other inputs are random 0/1 values.
+pub fn controlled_batch(
+    model: &ModelConfig,
+    steps: usize,
+    decisions: &[Option<usize>],
+    seed: u64,
+) -> Batch {
+    let (b, input) = (decisions.len(), model.input_size);
+    let mut rng = Rng::new(seed);
+    let mut x = vec![0f32; steps * b * input];
+    for t in 0..steps {
+        for (row, d) in decisions.iter().enumerate() {
+            let at = (t * b + row) * input;
+            x[at] = matches!(d, Some(s) if t >= *s) as u8 as f32;
+            for v in &mut x[at + 1..at + input] {
+                *v = rng.bit() as u8 as f32;
+            }
+        }
+    }
+    let labels = (0..b).map(|_| rng.below(model.classes) as u32).collect();
+    Batch {
+        steps,
+        batch: b,
+        input,
+        x,
+        labels,
+    }
+}
+
+/// Decision steps uniform over the first quarter of the sequence, 10% never firing.
+pub fn decision_distribution(batch: usize, steps: usize, seed: u64) -> Vec<Option<usize>> {
+    let mut rng = Rng::new(seed);
+    let span = (steps / 4).max(1);
+    (0..batch)
+        .map(|_| {
+            if rng.below(10) == 0 {
+                None
+            } else {
+                Some(rng.below(span))
+            }
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GemmFigures {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub step_gemm_gflops: f64,
+    pub dense_gemm_gflops: f64,
+    /// step GEMM / dense GEMM throughput.
+    pub ratio: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RcVsEos {
+    /// Mean of (t* + 1) of the controlled batch.
+    pub mean_decision_step: f64,
+    /// T / mean(t* + 1).
+    pub ideal_speedup: f64,
+    /// Seconds per training batch (forward, loss, backward, gradients; no Adam).
+    pub rc_batch_s: f64,
+    pub eos_batch_s: f64,
+    /// eos_batch_s / rc_batch_s.
+    pub realised_speedup: f64,
+    /// realised / ideal.
+    pub efficiency: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CadenceFigure {
+    pub readback_every: usize,
+    pub rc_batch_s: f64,
+    pub readbacks: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConfigReport {
+    pub preset: Preset,
+    /// GPU memory of the workspace (stored prefix included), bytes.
+    pub memory_bytes: u64,
+    pub gemm: GemmFigures,
+    /// Full-length forward pass, sequences per second.
+    pub forward_seq_per_s: f64,
+    /// Forward + backward + gradients (end-of-sequence, full length), sequences per second.
+    pub train_seq_per_s: f64,
+    /// One Adam step over all parameters, milliseconds.
+    pub adam_ms: f64,
+    /// One scheduler round trip (copy, submit, map, read), milliseconds.
+    pub round_trip_ms: f64,
+    /// One forward step of the batch (full pass / T), milliseconds.
+    pub forward_step_ms: f64,
+    /// round trip / (forward step + round trip).
+    pub round_trip_share: f64,
+    pub rc_vs_eos: RcVsEos,
+    pub cadence: Vec<CadenceFigure>,
+}
+
+/// Median wall time of `reps` calls of `f` after one warm-up call.
+fn median_seconds(reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+    f()?;
+    let mut times = Vec::with_capacity(reps);
+    for _ in 0..reps.max(1) {
+        let start = Instant::now();
+        f()?;
+        times.push(start.elapsed().as_secs_f64());
+    }
+    times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    Ok(times[times.len() / 2])
+}
+
+fn engine(ctx: &Arc<GpuContext>, p: &Preset, mode: TrainMode, k: usize) -> Result<Engine> {
+    let cfg = EngineConfig {
+        model: p.model,
+        rc: RcConfig {
+            theta: 0.95,
+            beta: 0.0,
+            mode,
+        },
+        adam: AdamConfig::default(),
+        capacity: Capacity {
+            batch: p.batch,
+            steps: p.steps,
+        },
+        readback_every: k,
+    };
+    Engine::new(ctx.clone(), cfg, &controlled_params(&p.model))
+}
+
+/// Runs every measurement of one preset; `reps` timed repetitions each.
+pub fn bench_preset(ctx: &Arc<GpuContext>, p: &Preset, reps: usize) -> Result<ConfigReport> {
+    let m = &p.model;
+    let decisions = decision_distribution(p.batch, p.steps, 7);
+    let batch = controlled_batch(m, p.steps, &decisions, 8);
+    let mut rc = engine(ctx, p, TrainMode::Rc, 1)?;
+    let mut eos = engine(ctx, p, TrainMode::Eos, 1)?;
+
+    let (gm, gn, gk) = (p.batch, 4 * m.hidden_size, m.input_size + m.hidden_size);
+    let flops = 2.0 * (gm * gn * gk) as f64;
+    let gemm_reps = (reps * 4).max(4);
+    eos.evaluate_full(&batch)?;
+    let step_gemm_s = eos.time_gate_gemm(p.batch, gemm_reps)?;
+    let dense_s = matmul::dense_gemm_seconds(ctx, gm, gn, gk, gemm_reps)?;
+    let gemm = GemmFigures {
+        m: gm,
+        n: gn,
+        k: gk,
+        step_gemm_gflops: flops / step_gemm_s / 1e9,
+        dense_gemm_gflops: flops / dense_s / 1e9,
+        ratio: dense_s / step_gemm_s,
+    };
+
+    let forward_s = median_seconds(reps, || eos.evaluate_full(&batch).map(|_| ()))?;
+    let eos_s = median_seconds(reps, || eos.compute_gradients(&batch).map(|_| ()))?;
+    let rc_s = median_seconds(reps, || rc.compute_gradients(&batch).map(|_| ()))?;
+    let report = rc.compute_gradients(&batch)?;
+    let mean_decision = report.steps_processed as f64 / p.batch as f64;
+    let ideal = p.steps as f64 / mean_decision;
+    let realised = eos_s / rc_s;
+
+    let mut cadence = Vec::new();
+    for k in [1, 2, 4, 8] {
+        let mut e = engine(ctx, p, TrainMode::Rc, k)?;
+        let readbacks = e.compute_gradients(&batch)?.readbacks;
+        let s = median_seconds(reps, || e.compute_gradients(&batch).map(|_| ()))?;
+        cadence.push(CadenceFigure {
+            readback_every: k,
+            rc_batch_s: s,
+            readbacks,
+        });
+    }
+
+    let round_trip = rc.time_round_trip(reps.max(10))?;
+    let step = forward_s / p.steps as f64;
+    // Adam: a training step minus the same step without the update.
+    let train_s = median_seconds(reps, || eos.train_batch(&batch).map(|_| ()))?;
+    Ok(ConfigReport {
+        preset: *p,
+        memory_bytes: rc.memory_bytes(),
+        gemm,
+        forward_seq_per_s: p.batch as f64 / forward_s,
+        train_seq_per_s: p.batch as f64 / eos_s,
+        adam_ms: ((train_s - eos_s) * 1e3).max(0.0),
+        round_trip_ms: round_trip * 1e3,
+        forward_step_ms: step * 1e3,
+        round_trip_share: round_trip / (step + round_trip),
+        rc_vs_eos: RcVsEos {
+            mean_decision_step: mean_decision,
+            ideal_speedup: ideal,
+            rc_batch_s: rc_s,
+            eos_batch_s: eos_s,
+            realised_speedup: realised,
+            efficiency: realised / ideal,
+        },
+        cadence,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::reference;
+
+    #[test]
+    fn controlled_model_fires_where_asked() {
+        let m = ModelConfig {
+            layers: 2,
+            ..shape(5, 7, 3)
+        };
+        let decisions = [Some(0), Some(3), None, Some(5), Some(1)];
+        let batch = controlled_batch(&m, 6, &decisions, 1);
+        let rc = RcConfig {
+            theta: 0.95,
+            beta: 0.0,
+            mode: TrainMode::Rc,
+        };
+        let out = reference::run_batch(&m, &rc, &controlled_params(&m), &batch, false);
+        let got: Vec<Option<usize>> = out.rows.iter().map(|r| r.first_spike).collect();
+        assert_eq!(got, decisions);
+    }
+
+    #[test]
+    fn the_distribution_covers_the_first_quarter() {
+        let d = decision_distribution(1000, 40, 3);
+        assert!(d.iter().flatten().all(|&t| t < 10));
+        let never = d.iter().filter(|x| x.is_none()).count();
+        assert!((50..150).contains(&never), "{never}");
+    }
+}

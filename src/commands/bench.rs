@@ -1,0 +1,129 @@
+//! `rankcode bench`: throughput, round trip and RC's realised speedup, per task shape.
+
+use anyhow::Result;
+use clap::Args;
+use rankcode::bench::{self, ConfigReport};
+use rankcode::gpu::GpuContext;
+use serde::Serialize;
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchConfig {
+    Toy,
+    Mnist,
+    Speech,
+    All,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Which task shapes to measure.
+    #[arg(long, value_enum, default_value = "toy")]
+    pub config: BenchConfig,
+    /// Timed repetitions of each measurement (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    pub reps: usize,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct BenchOutput {
+    adapter: String,
+    reps: usize,
+    configs: Vec<ConfigReport>,
+}
+
+pub fn run(args: &BenchArgs) -> Result<()> {
+    let ctx = Arc::new(GpuContext::new()?);
+    let wanted = |name: &str| match args.config {
+        BenchConfig::All => true,
+        BenchConfig::Toy => name == "toy",
+        BenchConfig::Mnist => name == "mnist",
+        BenchConfig::Speech => name == "speech",
+    };
+    if !args.json {
+        println!(
+            "rankcode bench on {} ({} reps, medians)",
+            ctx.adapter_summary(),
+            args.reps
+        );
+    }
+    let mut configs = Vec::new();
+    for preset in bench::presets().into_iter().filter(|p| wanted(p.name)) {
+        let r = bench::bench_preset(&ctx, &preset, args.reps)?;
+        if !args.json {
+            print_report(&r);
+        }
+        configs.push(r);
+    }
+    if args.json {
+        let out = BenchOutput {
+            adapter: ctx.adapter_summary(),
+            reps: args.reps,
+            configs,
+        };
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    }
+    Ok(())
+}
+
+fn print_report(r: &ConfigReport) {
+    let p = &r.preset;
+    let m = &p.model;
+    println!(
+        "\n{}: LSTM {} -> {} -> {}, batch {}, {} steps; workspace {:.1} MiB",
+        p.name,
+        m.input_size,
+        m.hidden_size,
+        m.classes,
+        p.batch,
+        p.steps,
+        r.memory_bytes as f64 / (1 << 20) as f64
+    );
+    let g = &r.gemm;
+    println!(
+        "  step GEMM [{} x {}] x [{} x {}]: {:.2} GFLOP/s, plain GEMM {:.2} GFLOP/s ({:.0}%)",
+        g.m,
+        g.k,
+        g.k,
+        g.n,
+        g.step_gemm_gflops,
+        g.dense_gemm_gflops,
+        100.0 * g.ratio
+    );
+    println!(
+        "  forward {:.0} seq/s, forward+backward {:.0} seq/s (full length), Adam {:.2} ms",
+        r.forward_seq_per_s, r.train_seq_per_s, r.adam_ms
+    );
+    println!(
+        "  round trip {:.3} ms against a forward step of {:.3} ms ({:.1}% of a step)",
+        r.round_trip_ms,
+        r.forward_step_ms,
+        100.0 * r.round_trip_share
+    );
+    let c = &r.rc_vs_eos;
+    println!(
+        "  RC vs end-of-sequence: mean decision step {:.2}/{}, ideal speedup {:.2}x, realised {:.2}x \
+         ({:.3}s vs {:.3}s per batch): {:.0}% of ideal",
+        c.mean_decision_step,
+        p.steps,
+        c.ideal_speedup,
+        c.realised_speedup,
+        c.rc_batch_s,
+        c.eos_batch_s,
+        100.0 * c.efficiency
+    );
+    let cad: Vec<String> = r
+        .cadence
+        .iter()
+        .map(|k| {
+            format!(
+                "K={}: {:.3}s ({} readbacks)",
+                k.readback_every, k.rc_batch_s, k.readbacks
+            )
+        })
+        .collect();
+    println!("  readback cadence: {}", cad.join(", "));
+}
