@@ -68,6 +68,10 @@ struct GemmParams {
 // the reduction in chunks of 16 staged through workgroup memory.
 const BLOCK: u32 = 32u;
 const CHUNK: u32 = 16u;
+// Output rows per invocation in step_gemm and dense_gemm (1, 2 or 4): a pipeline made
+// with 2 covers 16-row blocks, which wastes less work when few rows are live. The sums
+// run in the same order either way, so results are bitwise identical.
+override ROWS_PER_THREAD: u32 = 4u;
 // Left operand [block row][chunk index], right operand [chunk index][block column].
 var<workgroup> tile_left: array<array<f32, 16>, 32>;
 var<workgroup> tile_right: array<array<f32, 32>, 16>;
@@ -137,7 +141,7 @@ fn accumulate_chunk(lid: vec3<u32>, acc: ptr<function, array<array<f32, 4>, 4>>)
         for (var c = 0u; c < 4u; c++) {
             right[c] = tile_right[kk][lid.x + 8u * c];
         }
-        for (var r = 0u; r < 4u; r++) {
+        for (var r = 0u; r < ROWS_PER_THREAD; r++) {
             let left = tile_left[lid.y + 8u * r][kk];
             for (var c = 0u; c < 4u; c++) {
                 (*acc)[r][c] += left * right[c];
@@ -166,18 +170,20 @@ fn left_value(b: u32, k: u32, gathered: bool) -> f32 {
     return src1[p.a1.base + b * p.a1.row_stride + k];
 }
 
-// out[row, j] = left(row) . W[:, j] (+ biases) for one 32 x 32 output block.
+// out[row, j] = left(row) . W[:, j] (+ biases) for one block of 8 * ROWS_PER_THREAD
+// rows and 32 columns.
 fn row_gemm(wg: vec3<u32>, lid: vec3<u32>, gathered: bool) {
     let k_total = p.a1.width + p.a2.width;
     let flat = lid.y * 8u + lid.x;
-    // The rows this invocation stages into the left tile.
+    let block_rows = 8u * ROWS_PER_THREAD;
+    // The rows this invocation stages into the left tile (2 entries per block row).
     var load_rows: array<u32, 8>;
-    for (var i = 0u; i < 8u; i++) {
-        load_rows[i] = block_row(wg.y * BLOCK + (flat + 64u * i) / CHUNK, gathered);
+    for (var i = 0u; i < 2u * ROWS_PER_THREAD; i++) {
+        load_rows[i] = block_row(wg.y * block_rows + (flat + 64u * i) / CHUNK, gathered);
     }
     var acc: array<array<f32, 4>, 4>;
     for (var k0 = 0u; k0 < k_total; k0 += CHUNK) {
-        for (var i = 0u; i < 8u; i++) {
+        for (var i = 0u; i < 2u * ROWS_PER_THREAD; i++) {
             let e = flat + 64u * i;
             let b = load_rows[i];
             var a = 0.0;
@@ -185,14 +191,17 @@ fn row_gemm(wg: vec3<u32>, lid: vec3<u32>, gathered: bool) {
                 a = left_value(b, k0 + e % CHUNK, gathered);
             }
             tile_left[e / CHUNK][e % CHUNK] = a;
+        }
+        for (var i = 0u; i < 8u; i++) {
+            let e = flat + 64u * i;
             tile_right[e / BLOCK][e % BLOCK] = weight(k0 + e / BLOCK, wg.x * BLOCK + e % BLOCK);
         }
         workgroupBarrier();
         accumulate_chunk(lid, &acc);
         workgroupBarrier();
     }
-    for (var r = 0u; r < 4u; r++) {
-        let b = block_row(wg.y * BLOCK + lid.y + 8u * r, gathered);
+    for (var r = 0u; r < ROWS_PER_THREAD; r++) {
+        let b = block_row(wg.y * block_rows + lid.y + 8u * r, gathered);
         for (var c = 0u; c < 4u; c++) {
             let j = wg.x * BLOCK + lid.x + 8u * c;
             if (b != NONE && j < p.n_out) {

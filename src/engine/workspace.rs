@@ -105,6 +105,8 @@ impl Buffers {
 
 pub(crate) struct Kernels {
     pub step_gemm: Kernel,
+    /// `step_gemm` with 16-row blocks, for steps with few live rows.
+    pub step_gemm_narrow: Kernel,
     pub grad_gemm: Kernel,
     pub cell_forward: Kernel,
     pub cell_backward: Kernel,
@@ -311,9 +313,12 @@ impl Kernels {
         let cell = module(ctx, "lstm_cell.wgsl", shaders::LSTM_CELL);
         let readout = module(ctx, "readout.wgsl", shaders::READOUT);
         let adam = module(ctx, "adam.wgsl", shaders::ADAM);
-
+        let step_gemm = Kernel::new(ctx, &matmul, "step_gemm", &matmul::BINDINGS);
+        let step_gemm_narrow =
+            step_gemm.variant(ctx, &matmul, "step_gemm", &[("ROWS_PER_THREAD", 2.0)]);
         Kernels {
-            step_gemm: Kernel::new(ctx, &matmul, "step_gemm", &matmul::BINDINGS),
+            step_gemm,
+            step_gemm_narrow,
             grad_gemm: Kernel::new(ctx, &matmul, "grad_gemm", &matmul::BINDINGS),
             cell_forward: Kernel::new(
                 ctx,

@@ -62,6 +62,36 @@ impl Kernel {
                 label: Some(entry),
                 entries: &entries,
             });
+        Self::with_layout(ctx, module, entry, layout, bindings, &[])
+    }
+
+    /// The same entry point (or another with the same bindings) compiled with
+    /// pipeline-overridable `constants`; bind groups of `self` work with it.
+    pub fn variant(
+        &self,
+        ctx: &GpuContext,
+        module: &wgpu::ShaderModule,
+        entry: &'static str,
+        constants: &[(&str, f64)],
+    ) -> Self {
+        Self::with_layout(
+            ctx,
+            module,
+            entry,
+            self.layout.clone(),
+            &self.bindings,
+            constants,
+        )
+    }
+
+    fn with_layout(
+        ctx: &GpuContext,
+        module: &wgpu::ShaderModule,
+        entry: &'static str,
+        layout: wgpu::BindGroupLayout,
+        bindings: &[(u32, Binding)],
+        constants: &[(&str, f64)],
+    ) -> Self {
         let pipeline_layout = ctx
             .device
             .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
@@ -76,7 +106,10 @@ impl Kernel {
                 layout: Some(&pipeline_layout),
                 module,
                 entry_point: Some(entry),
-                compilation_options: Default::default(),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants,
+                    ..Default::default()
+                },
                 cache: None,
             });
         Kernel {
