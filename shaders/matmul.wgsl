@@ -50,8 +50,9 @@ struct GemmParams {
     // Output element (row, col) at out_base + row * out_stride + col.
     out_base: u32,
     out_stride: u32,
+    // step_gemm: add to the values already in `out` (written by sparse_gates).
+    accumulate: u32,
     _pad0: u32,
-    _pad1: u32,
 }
 
 @group(0) @binding(0) var<storage, read> p: GemmParams;
@@ -209,7 +210,11 @@ fn row_gemm(wg: vec3<u32>, lid: vec3<u32>, gathered: bool) {
                 if (p.has_bias != 0u) {
                     v += weights[p.bias1 + j] + weights[p.bias2 + j];
                 }
-                out[p.out_base + b * p.out_stride + j] = v;
+                let at = p.out_base + b * p.out_stride + j;
+                if (p.accumulate != 0u) {
+                    v += out[at];
+                }
+                out[at] = v;
             }
         }
     }

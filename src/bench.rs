@@ -211,6 +211,7 @@ fn engine(ctx: &Arc<GpuContext>, p: &Preset, mode: TrainMode, k: usize) -> Resul
             steps: p.steps,
         },
         readback_every: k,
+        sparse_input: false,
     };
     Engine::new(ctx.clone(), cfg, &controlled_params(&p.model))
 }

@@ -107,6 +107,7 @@ pub fn build_engine(ctx: Arc<GpuContext>, cfg: &RunConfig, params: &[f32]) -> Re
             steps: shape.steps,
         },
         readback_every: cfg.readback_every,
+        sparse_input: cfg.task.sparse_input(),
     };
     Engine::new(ctx, ecfg, params)
 }

@@ -281,6 +281,7 @@ fn adam_steps_follow_the_reference_and_reduce_the_loss() {
             steps: 5,
         },
         readback_every: 1,
+        sparse_input: false,
     };
     let mut eng = rankcode::engine::Engine::new(ctx(), ecfg, &params).unwrap();
     let mut p: Vec<f64> = params.iter().map(|&v| v as f64).collect();
@@ -365,6 +366,7 @@ fn bad_input_is_refused_with_a_clear_error() {
         adam: Default::default(),
         capacity: Capacity { batch: 4, steps: 5 },
         readback_every: 1,
+        sparse_input: false,
     };
     for bad in [
         EngineConfig {
@@ -420,4 +422,48 @@ fn bad_input_is_refused_with_a_clear_error() {
         .unwrap()
         .to_string();
     assert!(err.contains("bytes"), "{err}");
+}
+
+/// Sparse event inputs (a few ones per step, as temporal MNIST) through the sparse
+/// layer-0 path: the same decisions, logits and gradients as the reference.
+#[test]
+fn sparse_input_path_matches_reference() {
+    use rankcode::engine::{Engine, EngineConfig};
+    let cfg = model(37, 19, 2, 3, Readout::Sigmoid);
+    let (steps, rows) = (7, 21);
+    let mut batch = random_batch(steps, rows, 37, 3, 101);
+    let mut rng = rankcode::rng::Rng::new(102);
+    for v in &mut batch.x {
+        *v = (rng.below(8) == 0) as u8 as f32; // about 1 input in 8 is on
+    }
+    let params = random_params(&cfg, 0.6, 103);
+    let theta = mixed_theta(&cfg, &params, &batch);
+    let rc = RcConfig {
+        theta,
+        beta: 0.2,
+        mode: TrainMode::Rc,
+    };
+    let ecfg = EngineConfig {
+        model: cfg,
+        rc,
+        adam: Default::default(),
+        capacity: Capacity {
+            batch: rows + 5,
+            steps,
+        },
+        readback_every: 2,
+        sparse_input: true,
+    };
+    let mut eng = Engine::new(ctx(), ecfg, &params).unwrap();
+    let gpu = eng.compute_gradients(&batch).unwrap();
+    let cpu = reference::run_batch(&cfg, &rc, &params, &batch, true);
+    assert_matches_reference(&cfg, &rc, &gpu, &cpu, &batch);
+    let logits = eng.batch_logits(steps, rows).unwrap();
+    for (b, row) in cpu.rows.iter().enumerate() {
+        for (t, z) in row.logits.iter().enumerate() {
+            let at = (t * rows + b) * 3;
+            assert_close(&format!("logits t={t} b={b}"), &logits[at..at + 3], z, 1e-4);
+        }
+    }
+    assert_close("gradients", &eng.grads().unwrap(), &cpu.grads, 2e-3);
 }

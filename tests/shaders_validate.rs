@@ -36,6 +36,7 @@ fn parameter_structs_match_their_wgsl_layout() {
         ("CellParams", size_of::<CellParams>()),
         ("ReadoutParams", size_of::<ReadoutParams>()),
         ("AdamParams", size_of::<AdamParams>()),
+        ("SparseParams", size_of::<SparseParams>()),
     ];
     let mut seen = 0;
     for (name, source) in shaders::all() {

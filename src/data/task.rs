@@ -75,6 +75,11 @@ impl Task {
         })
     }
 
+    /// True when a step's input has few nonzeros, so layer 0 should take it sparse.
+    pub fn sparse_input(self) -> bool {
+        self == Task::Mnist
+    }
+
     /// Steps, input features and classes.
     pub fn shape(self) -> TaskShape {
         match self {

@@ -27,7 +27,7 @@ use crate::gpu::matmul::BLOCK as GEMM_BLOCK;
 const NARROW_GEMM_MAX_ROWS: usize = 16;
 use crate::gpu::structs::{AdamParams, ReadoutParams, Step};
 use crate::model::{AdamConfig, ModelConfig, ParamLayout, RcConfig, TrainMode};
-use schedule::{ReplayPlan, loss_step_entries, still_live};
+use schedule::{ReplayPlan, SparseRows, loss_step_entries, still_live};
 use std::sync::Arc;
 use workspace::{STATS, Workspace};
 
@@ -40,6 +40,10 @@ pub struct EngineConfig {
     pub capacity: Capacity,
     /// Steps between fired-mask readbacks (K >= 1). Changes no result.
     pub readback_every: usize,
+    /// Layer 0 takes the nonzero inputs of each step as a sparse list (cost follows
+    /// the number of nonzeros, not the input width). Changes no result beyond f32
+    /// rounding order. For inputs with few events per step, e.g. temporal MNIST.
+    pub sparse_input: bool,
 }
 
 /// Adam's state, saved with checkpoints so that a resumed run continues exactly.
@@ -123,7 +127,7 @@ impl Engine {
             "the readback cadence must be at least 1 step".into()
         })?;
         let layout = ParamLayout::new(&cfg.model);
-        let ws = Workspace::new(&ctx, &cfg.model, cap)?;
+        let ws = Workspace::new(&ctx, &cfg.model, cap, cfg.sparse_input)?;
         let mut engine = Engine {
             ctx,
             cfg,
@@ -444,6 +448,14 @@ impl Engine {
             }
         }
         q.write_buffer(&buf.labels, 0, bytemuck::cast_slice(&batch.labels));
+        if self.cfg.sparse_input {
+            let sparse = SparseRows::from_dense(&batch.x, batch.steps, b, i, cap_b);
+            q.write_buffer(&buf.csr_offsets, 0, bytemuck::cast_slice(&sparse.offsets));
+            if !sparse.indices.is_empty() {
+                q.write_buffer(&buf.csr_indices, 0, bytemuck::cast_slice(&sparse.indices));
+                q.write_buffer(&buf.csr_values, 0, bytemuck::cast_slice(&sparse.values));
+            }
+        }
         q.write_buffer(
             &buf.tstar,
             0,
@@ -582,6 +594,10 @@ impl Engine {
         let (k, binds) = (&self.ws.kernels, &self.ws.binds);
         let h = self.cfg.model.hidden_size;
         let slot = Some(self.slot(self.ws.slots.forward(t)));
+        if let Some(sparse) = &binds.sparse_gates {
+            k.sparse_gates
+                .dispatch(pass, sparse, slot, [groups_for(4 * h, 64), n as u32, 1]);
+        }
         for layer in &binds.layers {
             self.dispatch_step_gemm(pass, &layer.gates_forward, slot, 4 * h, n);
             k.cell_forward.dispatch(

@@ -70,9 +70,60 @@ pub fn loss_step_entries(tstar: &[u32]) -> Vec<u32> {
         .collect()
 }
 
+/// The nonzero inputs of a batch as CSR lists per (step, row): the entries of row b
+/// at step t are `offsets[t * stride + b]..offsets[t * stride + b + 1]` of `indices`
+/// (input positions) and `values`. `stride` is the row capacity; rows past the batch
+/// are empty.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SparseRows {
+    pub offsets: Vec<u32>,
+    pub indices: Vec<u32>,
+    pub values: Vec<f32>,
+}
+
+impl SparseRows {
+    /// Collects the nonzeros of the time-major `x` of `steps` x `rows` x `input`.
+    pub fn from_dense(x: &[f32], steps: usize, rows: usize, input: usize, stride: usize) -> Self {
+        let mut out = SparseRows {
+            offsets: Vec::with_capacity(steps * stride + 1),
+            ..Default::default()
+        };
+        for t in 0..steps {
+            for b in 0..stride {
+                out.offsets.push(out.indices.len() as u32);
+                if b < rows {
+                    let at = (t * rows + b) * input;
+                    for (i, &v) in x[at..at + input]
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, v)| **v != 0.0)
+                    {
+                        out.indices.push(i as u32);
+                        out.values.push(v);
+                    }
+                }
+            }
+        }
+        out.offsets.push(out.indices.len() as u32);
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sparse_rows_list_the_nonzeros_per_step_and_row() {
+        // 2 steps, 2 rows (capacity 3), 3 inputs.
+        let x = [
+            0., 1., 0., /**/ 2., 0., 3., /**/ 0., 0., 0., /**/ 0., 0., 4.,
+        ];
+        let s = SparseRows::from_dense(&x, 2, 2, 3, 3);
+        assert_eq!(s.offsets, vec![0, 1, 3, 3, 3, 4, 4]);
+        assert_eq!(s.indices, vec![1, 0, 2, 2]);
+        assert_eq!(s.values, vec![1., 2., 3., 4.]);
+    }
 
     #[test]
     fn replay_plan_covers_exactly_the_processed_pairs() {

@@ -4,7 +4,7 @@
 use crate::error::{Error, Result};
 use crate::gpu::kernel::{Binding, Kernel, module};
 use crate::gpu::matmul;
-use crate::gpu::structs::{CellParams, GemmParams, Source, Weight, validity};
+use crate::gpu::structs::{CellParams, GemmParams, Source, SparseParams, Weight, validity};
 use crate::gpu::{GpuContext, shaders};
 use crate::model::{ModelConfig, ParamLayout};
 use wgpu::util::DeviceExt;
@@ -56,6 +56,10 @@ pub(crate) struct Buffers {
     pub rows: wgpu::Buffer,
     pub tstar: wgpu::Buffer,
     pub first_spike: wgpu::Buffer,
+    /// Sparse layer-0 input (CSR over (step, row)): offsets, input indices, values.
+    pub csr_offsets: wgpu::Buffer,
+    pub csr_indices: wgpu::Buffer,
+    pub csr_values: wgpu::Buffer,
     /// Batch sums (see [`STATS`]).
     pub stats: wgpu::Buffer,
     /// (decision step, prediction) per row.
@@ -113,6 +117,7 @@ pub(crate) struct Kernels {
     pub readout_forward: Kernel,
     pub loss_stats: Kernel,
     pub adam: Kernel,
+    pub sparse_gates: Kernel,
 }
 
 pub(crate) struct LayerBinds {
@@ -126,6 +131,8 @@ pub(crate) struct LayerBinds {
 
 pub(crate) struct Binds {
     pub layers: Vec<LayerBinds>,
+    /// Layer 0's sparse input product, when the engine takes sparse inputs.
+    pub sparse_gates: Option<wgpu::BindGroup>,
     pub readout_forward: wgpu::BindGroup,
     pub loss_stats: wgpu::BindGroup,
     pub grad_readout: wgpu::BindGroup,
@@ -211,7 +218,12 @@ fn params_buffer<T: bytemuck::Pod>(ctx: &GpuContext, label: &str, value: &T) -> 
 }
 
 impl Workspace {
-    pub fn new(ctx: &GpuContext, cfg: &ModelConfig, cap: Capacity) -> Result<Self> {
+    pub fn new(
+        ctx: &GpuContext,
+        cfg: &ModelConfig,
+        cap: Capacity,
+        sparse_input: bool,
+    ) -> Result<Self> {
         let layout = ParamLayout::new(cfg);
         let (h, c, l) = (cfg.hidden_size, cfg.classes, cfg.layers);
         let per_layer_state = cap.steps * cap.batch * h;
@@ -226,6 +238,14 @@ impl Workspace {
             ("gate activations", 4 * l * per_layer_state * f),
             ("logits", cap.steps * cap.batch * c * f),
             ("row lists", regions.total * f),
+            (
+                "sparse inputs",
+                if sparse_input {
+                    cap.steps * cap.batch * cfg.input_size * f
+                } else {
+                    0
+                },
+            ),
         ];
         let max_binding = ctx
             .limits
@@ -269,6 +289,18 @@ impl Workspace {
             rows: storage(ctx, "rows", regions.total * f, none),
             tstar: storage(ctx, "tstar", cap.batch * f, none),
             first_spike: storage(ctx, "first_spike", cap.batch * f, none),
+            csr_offsets: storage(
+                ctx,
+                "csr_offsets",
+                if sparse_input {
+                    (cap.steps * cap.batch + 1) * f
+                } else {
+                    0
+                },
+                none,
+            ),
+            csr_indices: storage(ctx, "csr_indices", sizes[6].1, none),
+            csr_values: storage(ctx, "csr_values", sizes[6].1, none),
             stats: storage(ctx, "stats", STATS * f, none),
             decisions: storage(ctx, "decisions", 2 * cap.batch * f, none),
             steps: ctx.device.create_buffer(&wgpu::BufferDescriptor {
@@ -295,7 +327,7 @@ impl Workspace {
             }),
         };
         let kernels = Kernels::new(ctx);
-        let binds = Binds::new(ctx, cfg, cap, &buf, &kernels);
+        let binds = Binds::new(ctx, cfg, cap, sparse_input, &buf, &kernels);
         Ok(Workspace {
             buf,
             kernels,
@@ -313,6 +345,7 @@ impl Kernels {
         let cell = module(ctx, "lstm_cell.wgsl", shaders::LSTM_CELL);
         let readout = module(ctx, "readout.wgsl", shaders::READOUT);
         let adam = module(ctx, "adam.wgsl", shaders::ADAM);
+        let sparse = module(ctx, "sparse_input.wgsl", shaders::SPARSE_INPUT);
         let step_gemm = Kernel::new(ctx, &matmul, "step_gemm", &matmul::BINDINGS);
         let step_gemm_narrow =
             step_gemm.variant(ctx, &matmul, "step_gemm", &[("ROWS_PER_THREAD", 2.0)]);
@@ -382,6 +415,22 @@ impl Kernels {
                     (11, ReadWrite),
                 ],
             ),
+            sparse_gates: Kernel::new(
+                ctx,
+                &sparse,
+                "sparse_gates",
+                &[
+                    (0, Params),
+                    (1, Step),
+                    (2, Read),
+                    (3, Read),
+                    (4, Read),
+                    (5, Read),
+                    (6, Read),
+                    (7, Read),
+                    (8, ReadWrite),
+                ],
+            ),
             adam: Kernel::new(
                 ctx,
                 &adam,
@@ -399,7 +448,14 @@ impl Kernels {
 }
 
 impl Binds {
-    fn new(ctx: &GpuContext, cfg: &ModelConfig, cap: Capacity, buf: &Buffers, k: &Kernels) -> Self {
+    fn new(
+        ctx: &GpuContext,
+        cfg: &ModelConfig,
+        cap: Capacity,
+        sparse_input: bool,
+        buf: &Buffers,
+        k: &Kernels,
+    ) -> Self {
         let layout = ParamLayout::new(cfg);
         let (h, c, l) = (cfg.hidden_size, cfg.classes, cfg.layers);
         let b = cap.batch;
@@ -439,12 +495,20 @@ impl Binds {
                 } else {
                     (h_of(kk - 1, 0), &buf.h_all)
                 };
+                // With sparse input, sparse_gates writes layer 0's input part first and
+                // the GEMM adds the recurrent part to it.
+                let sparse = sparse_input && kk == 0;
                 let gates_forward = gemm(
                     "gates_forward",
                     &k.step_gemm,
                     GemmParams {
-                        a1: in_src,
+                        a1: if sparse {
+                            Source { width: 0, ..in_src }
+                        } else {
+                            in_src
+                        },
                         a2: h_of(kk, -1),
+                        accumulate: sparse as u32,
                         w1: Weight::transposed(lo.w_ih, input),
                         w2: Weight::transposed(lo.w_hh, h),
                         n_out: (4 * h) as u32,
@@ -623,8 +687,35 @@ impl Binds {
                 &buf.adam_v,
             ],
         );
+        let sparse_gates = sparse_input.then(|| {
+            let params = params_buffer(
+                ctx,
+                "sparse_params",
+                &SparseParams {
+                    cols: (4 * h) as u32,
+                    input: cfg.input_size as u32,
+                    w_base: layout.layers[0].w_ih as u32,
+                    batch_stride: b as u32,
+                },
+            );
+            k.sparse_gates.bind(
+                ctx,
+                &[
+                    &params,
+                    &buf.steps,
+                    &buf.csr_offsets,
+                    &buf.csr_indices,
+                    &buf.csr_values,
+                    &buf.params,
+                    &buf.rows,
+                    &buf.tstar,
+                    &buf.gates_pre,
+                ],
+            )
+        });
         Binds {
             layers,
+            sparse_gates,
             readout_forward,
             loss_stats,
             grad_readout,

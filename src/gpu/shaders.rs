@@ -8,6 +8,8 @@ pub const MATMUL: &str = include_str!("../../shaders/matmul.wgsl");
 pub const LSTM_CELL: &str = include_str!("../../shaders/lstm_cell.wgsl");
 /// Source of the readout, threshold and loss (`readout_forward`, `loss_stats`).
 pub const READOUT: &str = include_str!("../../shaders/readout.wgsl");
+/// Source of the sparse input product (`sparse_gates`).
+pub const SPARSE_INPUT: &str = include_str!("../../shaders/sparse_input.wgsl");
 /// Source of the optimiser (`adam_step`).
 pub const ADAM: &str = include_str!("../../shaders/adam.wgsl");
 
@@ -22,6 +24,7 @@ pub fn all() -> Vec<(&'static str, String)> {
         ("matmul.wgsl", MATMUL),
         ("lstm_cell.wgsl", LSTM_CELL),
         ("readout.wgsl", READOUT),
+        ("sparse_input.wgsl", SPARSE_INPUT),
         ("adam.wgsl", ADAM),
     ]
     .into_iter()

@@ -117,7 +117,19 @@ pub struct GemmParams {
     pub bias2: u32,
     pub out_base: u32,
     pub out_stride: u32,
-    pub _pad: [u32; 2],
+    /// step_gemm: add to the values already in the output.
+    pub accumulate: u32,
+    pub _pad: u32,
+}
+
+/// `SparseParams` of `sparse_input.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
+pub struct SparseParams {
+    pub cols: u32,
+    pub input: u32,
+    pub w_base: u32,
+    pub batch_stride: u32,
 }
 
 /// `CellParams` of `lstm_cell.wgsl`.
@@ -179,5 +191,6 @@ mod tests {
         assert_eq!(std::mem::size_of::<CellParams>(), 32);
         assert_eq!(std::mem::size_of::<ReadoutParams>(), 64);
         assert_eq!(std::mem::size_of::<AdamParams>(), 32);
+        assert_eq!(std::mem::size_of::<SparseParams>(), 16);
     }
 }

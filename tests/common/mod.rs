@@ -140,6 +140,7 @@ pub fn engine(cfg: ModelConfig, rc: RcConfig, cap: Capacity, k: usize, params: &
         adam: AdamConfig::default(),
         capacity: cap,
         readback_every: k,
+        sparse_input: false,
     };
     Engine::new(ctx(), ecfg, params).expect("engine")
 }
