@@ -44,3 +44,30 @@ fn sparse_gates(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     out[b * p.cols + j] = acc;
 }
+
+// The weight gradient of the sparse input, dW_ih[j, k] = sum over the processed
+// (step, row) pairs where input k is nonzero of x[k] * dgates[pair, j]: a CSC list per
+// input k, entries col_offsets[k] up to col_offsets[k + 1] of (pair, value), in a
+// fixed order (deterministic, no atomics). Cost follows the nonzeros of the processed
+// steps. The bias gradients come from grad_gemm's column of ones.
+@group(0) @binding(2) var<storage, read> col_offsets: array<u32>;
+@group(0) @binding(3) var<storage, read> col_pairs: array<u32>;
+@group(0) @binding(4) var<storage, read> col_values: array<f32>;
+@group(0) @binding(5) var<storage, read> dgates: array<f32>;
+@group(0) @binding(8) var<storage, read_write> grads: array<f32>;
+
+@compute @workgroup_size(64)
+fn sparse_weight_grad(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let j = gid.x;
+    let k = gid.y;
+    if (j >= p.cols || k >= p.input) {
+        return;
+    }
+    var acc = 0.0;
+    for (var e = col_offsets[k]; e < col_offsets[k + 1u]; e++) {
+        let pair = col_pairs[e];
+        let at = (step_of(pair) * p.batch_stride + row_of(pair)) * p.cols + j;
+        acc += col_values[e] * dgates[at];
+    }
+    grads[p.w_base + j * p.input + k] = acc;
+}

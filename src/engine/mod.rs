@@ -27,7 +27,7 @@ use crate::gpu::matmul::BLOCK as GEMM_BLOCK;
 const NARROW_GEMM_MAX_ROWS: usize = 16;
 use crate::gpu::structs::{AdamParams, ReadoutParams, Step};
 use crate::model::{AdamConfig, ModelConfig, ParamLayout, RcConfig, TrainMode};
-use schedule::{ReplayPlan, SparseRows, loss_step_entries, still_live};
+use schedule::{ReplayPlan, SparseColumns, SparseRows, loss_step_entries, still_live};
 use std::sync::Arc;
 use workspace::{STATS, Workspace};
 
@@ -95,6 +95,8 @@ enum Run {
 
 /// A model on the GPU with its workspace, optimiser state and settings.
 pub struct Engine {
+    /// The nonzero inputs of the current batch, when the engine takes sparse inputs.
+    sparse_rows: Option<SparseRows>,
     ctx: Arc<GpuContext>,
     cfg: EngineConfig,
     layout: ParamLayout,
@@ -129,6 +131,7 @@ impl Engine {
         let layout = ParamLayout::new(&cfg.model);
         let ws = Workspace::new(&ctx, &cfg.model, cap, cfg.sparse_input)?;
         let mut engine = Engine {
+            sparse_rows: None,
             ctx,
             cfg,
             layout,
@@ -367,6 +370,7 @@ impl Engine {
         let plan = want_grad.then(|| ReplayPlan::new(&tstar));
         if let Some(plan) = &plan {
             self.write_replay_lists(batch, plan);
+            self.write_sparse_columns(plan);
         }
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
@@ -455,6 +459,7 @@ impl Engine {
                 q.write_buffer(&buf.csr_indices, 0, bytemuck::cast_slice(&sparse.indices));
                 q.write_buffer(&buf.csr_values, 0, bytemuck::cast_slice(&sparse.values));
             }
+            self.sparse_rows = Some(sparse);
         }
         q.write_buffer(
             &buf.tstar,
@@ -656,6 +661,26 @@ impl Engine {
         self.write_slots(slots.all_pairs(), &[all]);
     }
 
+    /// Uploads the sparse inputs of the processed pairs grouped by input position, for
+    /// the sparse weight gradient.
+    fn write_sparse_columns(&self, plan: &ReplayPlan) {
+        let Some(rows) = &self.sparse_rows else {
+            return;
+        };
+        let cols = SparseColumns::from_rows(
+            rows,
+            &plan.entries,
+            self.cfg.capacity.batch,
+            self.cfg.model.input_size,
+        );
+        let (q, buf) = (&self.ctx.queue, &self.ws.buf);
+        q.write_buffer(&buf.csc_offsets, 0, bytemuck::cast_slice(&cols.offsets));
+        if !cols.pairs.is_empty() {
+            q.write_buffer(&buf.csc_pairs, 0, bytemuck::cast_slice(&cols.pairs));
+            q.write_buffer(&buf.csc_values, 0, bytemuck::cast_slice(&cols.values));
+        }
+    }
+
     fn encode_backward(&self, pass: &mut wgpu::ComputePass, plan: &ReplayPlan) {
         let (k, binds, slots) = (&self.ws.kernels, &self.ws.binds, &self.ws.slots);
         let m = &self.cfg.model;
@@ -685,7 +710,9 @@ impl Engine {
         );
         let pairs_slot = Some(self.slot(slots.all_pairs()));
         for (kk, layer) in binds.layers.iter().enumerate() {
-            let input = m.layer_input(kk);
+            // With sparse input, grad_ih computes layer 0's bias column only.
+            let sparse = kk == 0 && self.cfg.sparse_input;
+            let input = if sparse { 0 } else { m.layer_input(kk) };
             k.grad_gemm.dispatch(
                 pass,
                 &layer.grad_ih,
@@ -702,6 +729,11 @@ impl Engine {
                 pairs_slot,
                 [groups_for(h, GEMM_BLOCK), groups_for(4 * h, GEMM_BLOCK), 1],
             );
+        }
+        if let Some(bind) = &binds.sparse_weight_grad {
+            let input = m.input_size as u32;
+            k.sparse_weight_grad
+                .dispatch(pass, bind, None, [groups_for(4 * h, 64), input, 1]);
         }
     }
 

@@ -109,9 +109,77 @@ impl SparseRows {
     }
 }
 
+/// The nonzero inputs of the processed (step, row) pairs, grouped by input position
+/// (CSC): the entries of input k are `offsets[k]..offsets[k + 1]` of `pairs` (row-list
+/// entries) and `values`, in the order of `pairs_processed`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SparseColumns {
+    pub offsets: Vec<u32>,
+    pub pairs: Vec<u32>,
+    pub values: Vec<f32>,
+}
+
+impl SparseColumns {
+    /// Regroups `rows` (see [`SparseRows`], row capacity `stride`) by input position,
+    /// keeping only the pairs listed in `pairs_processed`.
+    pub fn from_rows(
+        rows: &SparseRows,
+        pairs_processed: &[u32],
+        stride: usize,
+        input: usize,
+    ) -> Self {
+        let range = |e: u32| {
+            let at = (e >> 16) as usize * stride + (e & 0xffff) as usize;
+            rows.offsets[at] as usize..rows.offsets[at + 1] as usize
+        };
+        let mut offsets = vec![0u32; input + 1];
+        for &e in pairs_processed {
+            for &k in &rows.indices[range(e)] {
+                offsets[k as usize + 1] += 1;
+            }
+        }
+        for k in 0..input {
+            offsets[k + 1] += offsets[k];
+        }
+        let nnz = offsets[input] as usize;
+        let (mut pairs, mut values) = (vec![0u32; nnz], vec![0f32; nnz]);
+        let mut fill: Vec<u32> = offsets[..input].to_vec();
+        for &e in pairs_processed {
+            let r = range(e);
+            for (&k, &v) in rows.indices[r.clone()].iter().zip(&rows.values[r]) {
+                let at = fill[k as usize] as usize;
+                pairs[at] = e;
+                values[at] = v;
+                fill[k as usize] += 1;
+            }
+        }
+        SparseColumns {
+            offsets,
+            pairs,
+            values,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sparse_columns_regroup_the_processed_pairs_by_input() {
+        // 2 steps, 2 rows, 3 inputs; row 0 processed at steps 0 and 1, row 1 at step 0.
+        let x = [
+            0., 1., 0., /**/ 2., 0., 3., /**/ 0., 5., 0., /**/ 0., 0., 4.,
+        ];
+        let rows = SparseRows::from_dense(&x, 2, 2, 3, 2);
+        let cols = SparseColumns::from_rows(&rows, &[entry(0, 0), entry(0, 1), entry(1, 0)], 2, 3);
+        assert_eq!(cols.offsets, vec![0, 1, 3, 4]);
+        assert_eq!(
+            cols.pairs,
+            vec![entry(0, 1), entry(0, 0), entry(1, 0), entry(0, 1)]
+        );
+        assert_eq!(cols.values, vec![2., 1., 5., 3.]);
+    }
 
     #[test]
     fn sparse_rows_list_the_nonzeros_per_step_and_row() {

@@ -60,6 +60,10 @@ pub(crate) struct Buffers {
     pub csr_offsets: wgpu::Buffer,
     pub csr_indices: wgpu::Buffer,
     pub csr_values: wgpu::Buffer,
+    /// The same nonzeros of the processed pairs grouped by input (CSC): offsets, pairs, values.
+    pub csc_offsets: wgpu::Buffer,
+    pub csc_pairs: wgpu::Buffer,
+    pub csc_values: wgpu::Buffer,
     /// Batch sums (see [`STATS`]).
     pub stats: wgpu::Buffer,
     /// (decision step, prediction) per row.
@@ -118,6 +122,7 @@ pub(crate) struct Kernels {
     pub loss_stats: Kernel,
     pub adam: Kernel,
     pub sparse_gates: Kernel,
+    pub sparse_weight_grad: Kernel,
 }
 
 pub(crate) struct LayerBinds {
@@ -131,8 +136,10 @@ pub(crate) struct LayerBinds {
 
 pub(crate) struct Binds {
     pub layers: Vec<LayerBinds>,
-    /// Layer 0's sparse input product, when the engine takes sparse inputs.
+    /// Layer 0's sparse input product and weight gradient, when the engine takes
+    /// sparse inputs.
     pub sparse_gates: Option<wgpu::BindGroup>,
+    pub sparse_weight_grad: Option<wgpu::BindGroup>,
     pub readout_forward: wgpu::BindGroup,
     pub loss_stats: wgpu::BindGroup,
     pub grad_readout: wgpu::BindGroup,
@@ -301,6 +308,18 @@ impl Workspace {
             ),
             csr_indices: storage(ctx, "csr_indices", sizes[6].1, none),
             csr_values: storage(ctx, "csr_values", sizes[6].1, none),
+            csc_offsets: storage(
+                ctx,
+                "csc_offsets",
+                if sparse_input {
+                    (cfg.input_size + 1) * f
+                } else {
+                    0
+                },
+                none,
+            ),
+            csc_pairs: storage(ctx, "csc_pairs", sizes[6].1, none),
+            csc_values: storage(ctx, "csc_values", sizes[6].1, none),
             stats: storage(ctx, "stats", STATS * f, none),
             decisions: storage(ctx, "decisions", 2 * cap.batch * f, none),
             steps: ctx.device.create_buffer(&wgpu::BufferDescriptor {
@@ -431,6 +450,19 @@ impl Kernels {
                     (8, ReadWrite),
                 ],
             ),
+            sparse_weight_grad: Kernel::new(
+                ctx,
+                &sparse,
+                "sparse_weight_grad",
+                &[
+                    (0, Params),
+                    (2, Read),
+                    (3, Read),
+                    (4, Read),
+                    (5, Read),
+                    (8, ReadWrite),
+                ],
+            ),
             adam: Kernel::new(
                 ctx,
                 &adam,
@@ -558,7 +590,13 @@ impl Binds {
                     &k.grad_gemm,
                     GemmParams {
                         a1: gates_of(kk),
-                        a2: in_src,
+                        // With sparse input only the bias column is computed here; the
+                        // weights come from sparse_weight_grad.
+                        a2: if sparse {
+                            Source { width: 0, ..in_src }
+                        } else {
+                            in_src
+                        },
                         has_bias: 1,
                         bias1: lo.b_ih as u32,
                         bias2: lo.b_hh as u32,
@@ -687,21 +725,35 @@ impl Binds {
                 &buf.adam_v,
             ],
         );
-        let sparse_gates = sparse_input.then(|| {
-            let params = params_buffer(
+        let sparse_params = params_buffer(
+            ctx,
+            "sparse_params",
+            &SparseParams {
+                cols: (4 * h) as u32,
+                input: cfg.input_size as u32,
+                w_base: layout.layers[0].w_ih as u32,
+                batch_stride: b as u32,
+            },
+        );
+        let sparse_weight_grad = sparse_input.then(|| {
+            k.sparse_weight_grad.bind(
                 ctx,
-                "sparse_params",
-                &SparseParams {
-                    cols: (4 * h) as u32,
-                    input: cfg.input_size as u32,
-                    w_base: layout.layers[0].w_ih as u32,
-                    batch_stride: b as u32,
-                },
-            );
+                &[
+                    &sparse_params,
+                    &buf.csc_offsets,
+                    &buf.csc_pairs,
+                    &buf.csc_values,
+                    &buf.dgates_all,
+                    &buf.grads,
+                ],
+            )
+        });
+        let sparse_gates = sparse_input.then(|| {
+            let params = &sparse_params;
             k.sparse_gates.bind(
                 ctx,
                 &[
-                    &params,
+                    params,
                     &buf.steps,
                     &buf.csr_offsets,
                     &buf.csr_indices,
@@ -716,6 +768,7 @@ impl Binds {
         Binds {
             layers,
             sparse_gates,
+            sparse_weight_grad,
             readout_forward,
             loss_stats,
             grad_readout,
