@@ -228,7 +228,7 @@ pub fn bench_preset(ctx: &Arc<GpuContext>, p: &Preset, reps: usize) -> Result<Co
     let flops = 2.0 * (gm * gn * gk) as f64;
     let gemm_reps = (reps * 4).max(4);
     eos.evaluate_full(&batch)?;
-    let step_gemm_s = eos.time_gate_gemm(p.batch, gemm_reps)?;
+    let step_gemm_s = eos.time_gate_gemm(p.batch, gemm_reps)?.total_s();
     let dense_s = matmul::dense_gemm_seconds(ctx, gm, gn, gk, gemm_reps)?;
     let gemm = GemmFigures {
         m: gm,

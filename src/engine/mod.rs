@@ -46,6 +46,24 @@ pub struct EngineConfig {
     pub sparse_input: bool,
 }
 
+/// Host and GPU time of a dispatch, split as wgpu's own benchmarks do.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DispatchTiming {
+    /// Recording the command buffer.
+    pub encode_s: f64,
+    /// `Queue::submit`.
+    pub submit_s: f64,
+    /// Waiting for the GPU to finish.
+    pub wait_s: f64,
+}
+
+impl DispatchTiming {
+    /// All three together.
+    pub fn total_s(&self) -> f64 {
+        self.encode_s + self.submit_s + self.wait_s
+    }
+}
+
 /// Adam's state, saved with checkpoints so that a resumed run continues exactly.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OptimizerState {
@@ -255,10 +273,11 @@ impl Engine {
         self.ws.buf.total_bytes()
     }
 
-    /// Benchmark hook: seconds per dispatch of layer 0's forward gate GEMM over the
-    /// first `rows` rows at step 0, averaged over `reps` dispatches in one submission.
+    /// Benchmark hook: layer 0's forward gate GEMM over the first `rows` rows at step
+    /// 0, `reps` dispatches recorded in one command buffer and submitted once; the
+    /// encoding, submission and wait times, each divided by `reps` (after a warm-up).
     /// Overwrites the scheduler state of the last batch.
-    pub fn time_gate_gemm(&mut self, rows: usize, reps: usize) -> Result<f64> {
+    pub fn time_gate_gemm(&mut self, rows: usize, reps: usize) -> Result<DispatchTiming> {
         let cap = self.cfg.capacity;
         ensure(rows > 0 && rows <= cap.batch && reps > 0, || {
             format!("cannot time {rows} rows x {reps}")
@@ -279,7 +298,8 @@ impl Engine {
         self.write_slots(self.ws.slots.forward(0), &[step]);
         let h = self.cfg.model.hidden_size;
         let slot = Some(self.slot(self.ws.slots.forward(0)));
-        let run = |reps: usize| -> Result<f64> {
+        let run = |reps: usize| -> Result<DispatchTiming> {
+            let start = std::time::Instant::now();
             let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
             {
                 let mut pass = encoder.begin_compute_pass(&Default::default());
@@ -293,13 +313,20 @@ impl Engine {
                     );
                 }
             }
-            let start = std::time::Instant::now();
-            self.ctx.queue.submit([encoder.finish()]);
+            let commands = encoder.finish();
+            let encoded = std::time::Instant::now();
+            self.ctx.queue.submit([commands]);
+            let submitted = std::time::Instant::now();
             self.ctx.wait()?;
-            Ok(start.elapsed().as_secs_f64())
+            let per = |d: std::time::Duration| d.as_secs_f64() / reps as f64;
+            Ok(DispatchTiming {
+                encode_s: per(encoded - start),
+                submit_s: per(submitted - encoded),
+                wait_s: per(submitted.elapsed()),
+            })
         };
         run(1)?; // warm-up
-        Ok(run(reps)? / reps as f64)
+        run(reps)
     }
 
     /// Benchmark hook: seconds of one scheduler round trip (submit a copy of the

@@ -1,0 +1,101 @@
+//! Criterion benchmarks of the kernels on the adapter rankcode picks (see its name in
+//! the output): the step GEMM's encode, submit and wait times separately (as wgpu's
+//! own benchmarks do), a plain GEMM, a scheduler round trip, and whole training
+//! batches in RC and end-of-sequence mode at the toy shape.
+//!
+//!     cargo bench --bench kernels
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use rankcode::bench::{controlled_batch, controlled_params, decision_distribution, presets};
+use rankcode::engine::{Capacity, Engine, EngineConfig};
+use rankcode::gpu::{GpuContext, matmul};
+use rankcode::model::{RcConfig, TrainMode};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn engine(ctx: &Arc<GpuContext>, mode: TrainMode) -> (Engine, rankcode::data::Batch) {
+    let p = presets()[0];
+    let cfg = EngineConfig {
+        model: p.model,
+        rc: RcConfig {
+            mode,
+            ..RcConfig::default()
+        },
+        adam: Default::default(),
+        capacity: Capacity {
+            batch: p.batch,
+            steps: p.steps,
+        },
+        readback_every: 1,
+        sparse_input: false,
+    };
+    let batch = controlled_batch(
+        &p.model,
+        p.steps,
+        &decision_distribution(p.batch, p.steps, 1),
+        2,
+    );
+    (
+        Engine::new(ctx.clone(), cfg, &controlled_params(&p.model)).expect("engine"),
+        batch,
+    )
+}
+
+fn kernels(c: &mut Criterion) {
+    let ctx = Arc::new(GpuContext::new().expect("a GPU adapter (or lavapipe) is needed"));
+    eprintln!("adapter: {}", ctx.adapter_summary());
+    let (mut eos, batch) = engine(&ctx, TrainMode::Eos);
+    let (mut rc, _) = engine(&ctx, TrainMode::Rc);
+    eos.evaluate_full(&batch).expect("forward");
+    let rows = batch.batch;
+    let mut group = c.benchmark_group("step_gemm_toy");
+    group.sample_size(10);
+    for (phase, pick) in [
+        (
+            "encode",
+            (|t: rankcode::engine::DispatchTiming| t.encode_s) as fn(_) -> f64,
+        ),
+        ("submit", |t| t.submit_s),
+        ("wait", |t| t.wait_s),
+    ] {
+        group.bench_function(phase, |b| {
+            b.iter_custom(|iters| {
+                let t = eos.time_gate_gemm(rows, iters as usize).expect("timing");
+                Duration::from_secs_f64(pick(t) * iters as f64)
+            })
+        });
+    }
+    group.finish();
+    let (m, n, k) = (
+        rows,
+        4 * presets()[0].model.hidden_size,
+        1 + presets()[0].model.hidden_size,
+    );
+    c.bench_function("dense_gemm_toy", |b| {
+        b.iter_custom(|iters| {
+            Duration::from_secs_f64(
+                matmul::dense_gemm_seconds(&ctx, m, n, k, iters as usize).expect("gemm")
+                    * iters as f64,
+            )
+        })
+    });
+    c.bench_function("round_trip", |b| {
+        b.iter_custom(|iters| {
+            Duration::from_secs_f64(
+                rc.time_round_trip(iters as usize).expect("round trip") * iters as f64,
+            )
+        })
+    });
+    let mut group = c.benchmark_group("train_batch_toy");
+    group.sample_size(10);
+    group.bench_function("rc", |b| {
+        b.iter(|| rc.compute_gradients(&batch).expect("rc"))
+    });
+    group.bench_function("eos", |b| {
+        b.iter(|| eos.compute_gradients(&batch).expect("eos"))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, kernels);
+criterion_main!(benches);
