@@ -329,6 +329,22 @@ impl Engine {
         run(reps)
     }
 
+    /// Benchmark hook: seconds of one Adam step over all parameters (submitted and
+    /// waited for), averaged over `reps`. Changes the parameters.
+    pub fn time_adam(&mut self, reps: usize) -> Result<f64> {
+        let start = std::time::Instant::now();
+        for _ in 0..reps.max(1) {
+            let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
+            {
+                let mut pass = encoder.begin_compute_pass(&Default::default());
+                self.encode_adam(&mut pass);
+            }
+            self.ctx.queue.submit([encoder.finish()]);
+            self.ctx.wait()?;
+        }
+        Ok(start.elapsed().as_secs_f64() / reps.max(1) as f64)
+    }
+
     /// Benchmark hook: seconds of one scheduler round trip (submit a copy of the
     /// loss steps, map the staging buffer, read it), averaged over `reps`.
     pub fn time_round_trip(&self, reps: usize) -> Result<f64> {
