@@ -55,6 +55,12 @@ fn c_prev(t: u32, b: u32, j: u32) -> f32 {
     return c_all[p.state_base + ((t - 1u) * p.batch_stride + b) * p.hidden + j];
 }
 
+// Index of gate i's value of unit j, row b, step t in gates_all / dgates_all (gate f,
+// g, o follow at +H, +2H, +3H).
+fn gates_index(t: u32, b: u32, j: u32) -> u32 {
+    return p.gates_base + (t * p.batch_stride + b) * 4u * p.hidden + j;
+}
+
 @compute @workgroup_size(64)
 fn cell_forward(@builtin(global_invocation_id) gid: vec3<u32>) {
     let b = cell_row(gid);
@@ -71,7 +77,7 @@ fn cell_forward(@builtin(global_invocation_id) gid: vec3<u32>) {
     let o = sigmoid(scratch[pre + 3u * h]);
     let c = f * c_prev(t, b, j) + i * g;
     let at = (t * p.batch_stride + b) * h + j;
-    let gates_at = p.gates_base + (t * p.batch_stride + b) * 4u * h + j;
+    let gates_at = gates_index(t, b, j);
     gates_all[gates_at] = i;
     gates_all[gates_at + h] = f;
     gates_all[gates_at + 2u * h] = g;
@@ -89,7 +95,7 @@ fn cell_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
     let h = p.hidden;
     let j = gid.x;
     let t = step.t;
-    let gates_at = p.gates_base + (t * p.batch_stride + b) * 4u * h + j;
+    let gates_at = gates_index(t, b, j);
     let i = gates_all[gates_at];
     let f = gates_all[gates_at + h];
     let g = gates_all[gates_at + 2u * h];

@@ -51,6 +51,22 @@ impl Batch {
         Ok(())
     }
 
+    /// Standard-normal inputs and uniform labels from a seed (tests and benchmarks).
+    pub fn random(steps: usize, batch: usize, input: usize, classes: usize, seed: u64) -> Self {
+        let mut rng = crate::rng::Rng::new(seed);
+        let x = (0..steps * batch * input)
+            .map(|_| rng.normal() as f32)
+            .collect();
+        let labels = (0..batch).map(|_| rng.below(classes) as u32).collect();
+        Batch {
+            steps,
+            batch,
+            input,
+            x,
+            labels,
+        }
+    }
+
     /// Input vector of sequence `b` at step `t`.
     pub fn input_at(&self, t: usize, b: usize) -> &[f32] {
         let at = (t * self.batch + b) * self.input;

@@ -42,18 +42,7 @@ pub fn model(
 
 /// Random inputs and labels.
 pub fn random_batch(steps: usize, batch: usize, input: usize, classes: usize, seed: u64) -> Batch {
-    let mut rng = Rng::new(seed);
-    let x = (0..steps * batch * input)
-        .map(|_| rng.normal() as f32)
-        .collect();
-    let labels = (0..batch).map(|_| rng.below(classes) as u32).collect();
-    Batch {
-        steps,
-        batch,
-        input,
-        x,
-        labels,
-    }
+    Batch::random(steps, batch, input, classes, seed)
 }
 
 /// Parameters uniform in [-scale, scale]: large enough that outputs cross thresholds.
