@@ -18,7 +18,7 @@ use std::time::Instant;
 #[derive(Parser, Debug, Clone)]
 pub struct DemoArgs {
     /// Training epochs for each model.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 8)]
     pub epochs: usize,
     /// Training sequences.
     #[arg(long, default_value_t = 2048)]
