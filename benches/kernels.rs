@@ -29,12 +29,8 @@ fn engine(ctx: &Arc<GpuContext>, mode: TrainMode) -> (Engine, rankcode::data::Ba
         readback_every: 1,
         sparse_input: false,
     };
-    let batch = controlled_batch(
-        &p.model,
-        p.steps,
-        &decision_distribution(p.batch, p.steps, 1),
-        2,
-    );
+    let decisions = decision_distribution(p.batch, p.steps, 1);
+    let batch = controlled_batch(&p.model, p.steps, &decisions, false, 2);
     (
         Engine::new(ctx.clone(), cfg, &controlled_params(&p.model)).expect("engine"),
         batch,

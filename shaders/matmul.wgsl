@@ -70,7 +70,8 @@ struct GemmParams {
 const BLOCK: u32 = 32u;
 const CHUNK: u32 = 16u;
 // Output rows per invocation in step_gemm and dense_gemm (1, 2 or 4): a pipeline made
-// with 2 covers 16-row blocks, which wastes less work when few rows are live. The sums
+// with 2 covers 16-row blocks, which wastes less work when few rows are live.
+// grad_gemm stages 32-row blocks and needs the default, 4. The sums
 // run in the same order either way, so results are bitwise identical.
 override ROWS_PER_THREAD: u32 = 4u;
 // Left operand [block row][chunk index], right operand [chunk index][block column].

@@ -24,6 +24,9 @@ pub struct Preset {
     pub model: ModelConfig,
     pub batch: usize,
     pub steps: usize,
+    /// Inputs with few events per step (one in 20 on), through the sparse layer-0 path,
+    /// as temporal MNIST.
+    pub sparse: bool,
 }
 
 fn shape(input: usize, hidden: usize, classes: usize) -> ModelConfig {
@@ -45,18 +48,21 @@ pub fn presets() -> Vec<Preset> {
             model: shape(1, 125, 2),
             batch: 128,
             steps: 40,
+            sparse: false,
         },
         Preset {
             name: "mnist",
             model: shape(784, 125, 10),
             batch: 256,
             steps: 20,
+            sparse: true,
         },
         Preset {
             name: "speech",
             model: shape(40, 256, 12),
             batch: 256,
             steps: 100,
+            sparse: false,
         },
     ]
 }
@@ -85,13 +91,16 @@ pub fn controlled_params(model: &ModelConfig) -> Vec<f32> {
 }
 
 /// A batch whose row b fires at `decisions[b]` (never, for `None`) under
-/// [`controlled_params`]; the other inputs are random 0/1 values.
+/// [`controlled_params`]; the other inputs are random 0/1 values, on with probability
+/// 1/2, or 1/20 when `sparse`.
 pub fn controlled_batch(
     model: &ModelConfig,
     steps: usize,
     decisions: &[Option<usize>],
+    sparse: bool,
     seed: u64,
 ) -> Batch {
+    let one_in = if sparse { 20 } else { 2 };
     let (b, input) = (decisions.len(), model.input_size);
     let mut rng = Rng::new(seed);
     let mut x = vec![0f32; steps * b * input];
@@ -100,7 +109,7 @@ pub fn controlled_batch(
             let at = (t * b + row) * input;
             x[at] = matches!(d, Some(s) if t >= *s) as u8 as f32;
             for v in &mut x[at + 1..at + input] {
-                *v = rng.bit() as u8 as f32;
+                *v = (rng.below(one_in) == 0) as u8 as f32;
             }
         }
     }
@@ -197,7 +206,13 @@ fn median_seconds(reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64>
     Ok(times[times.len() / 2])
 }
 
-fn engine(ctx: &Arc<GpuContext>, p: &Preset, mode: TrainMode, k: usize) -> Result<Engine> {
+fn engine(
+    ctx: &Arc<GpuContext>,
+    p: &Preset,
+    mode: TrainMode,
+    k: usize,
+    sparse: bool,
+) -> Result<Engine> {
     let cfg = EngineConfig {
         model: p.model,
         rc: RcConfig {
@@ -211,7 +226,7 @@ fn engine(ctx: &Arc<GpuContext>, p: &Preset, mode: TrainMode, k: usize) -> Resul
             steps: p.steps,
         },
         readback_every: k,
-        sparse_input: false,
+        sparse_input: sparse,
     };
     Engine::new(ctx.clone(), cfg, &controlled_params(&p.model))
 }
@@ -220,15 +235,20 @@ fn engine(ctx: &Arc<GpuContext>, p: &Preset, mode: TrainMode, k: usize) -> Resul
 pub fn bench_preset(ctx: &Arc<GpuContext>, p: &Preset, reps: usize) -> Result<ConfigReport> {
     let m = &p.model;
     let decisions = decision_distribution(p.batch, p.steps, 7);
-    let batch = controlled_batch(m, p.steps, &decisions, 8);
-    let mut rc = engine(ctx, p, TrainMode::Rc, 1)?;
-    let mut eos = engine(ctx, p, TrainMode::Eos, 1)?;
+    let batch = controlled_batch(m, p.steps, &decisions, p.sparse, 8);
+    let mut rc = engine(ctx, p, TrainMode::Rc, 1, p.sparse)?;
+    let mut eos = engine(ctx, p, TrainMode::Eos, 1, p.sparse)?;
 
     let (gm, gn, gk) = (p.batch, 4 * m.hidden_size, m.input_size + m.hidden_size);
     let flops = 2.0 * (gm * gn * gk) as f64;
     let gemm_reps = (reps * 4).max(4);
-    eos.evaluate_full(&batch)?;
-    let step_gemm_s = eos.time_gate_gemm(p.batch, gemm_reps)?.total_s();
+    // The GEMM figures are for the dense gate GEMM (a sparse engine's covers only the
+    // recurrent part), submit and wait, as the plain GEMM's.
+    let mut dense = engine(ctx, p, TrainMode::Eos, 1, false)?;
+    dense.evaluate_full(&batch)?;
+    let timing = dense.time_gate_gemm(p.batch, gemm_reps)?;
+    drop(dense);
+    let step_gemm_s = timing.submit_s + timing.wait_s;
     let dense_s = matmul::dense_gemm_seconds(ctx, gm, gn, gk, gemm_reps)?;
     let gemm = GemmFigures {
         m: gm,
@@ -249,7 +269,7 @@ pub fn bench_preset(ctx: &Arc<GpuContext>, p: &Preset, reps: usize) -> Result<Co
 
     let mut cadence = Vec::new();
     for k in [1, 2, 4, 8] {
-        let mut e = engine(ctx, p, TrainMode::Rc, k)?;
+        let mut e = engine(ctx, p, TrainMode::Rc, k, p.sparse)?;
         let readbacks = e.compute_gradients(&batch)?.readbacks;
         let s = median_seconds(reps, || e.compute_gradients(&batch).map(|_| ()))?;
         cadence.push(CadenceFigure {
@@ -296,7 +316,7 @@ mod tests {
             ..shape(5, 7, 3)
         };
         let decisions = [Some(0), Some(3), None, Some(5), Some(1)];
-        let batch = controlled_batch(&m, 6, &decisions, 1);
+        let batch = controlled_batch(&m, 6, &decisions, false, 1);
         let rc = RcConfig {
             theta: 0.95,
             beta: 0.0,

@@ -107,7 +107,15 @@ impl RunConfig {
         self.model.validate()?;
         self.rc.validate()?;
         self.adam.validate()?;
-        crate::error::ensure(self.batch > 0, || "batch size must be at least 1".into())?;
+        crate::error::ensure(
+            self.batch > 0 && self.batch <= crate::engine::schedule::MAX_ROWS,
+            || {
+                format!(
+                    "batch size must be between 1 and {}",
+                    crate::engine::schedule::MAX_ROWS
+                )
+            },
+        )?;
         crate::error::ensure(self.epochs > 0, || "epochs must be at least 1".into())?;
         crate::error::ensure(self.readback_every > 0, || {
             "--readback-every must be at least 1".into()

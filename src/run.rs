@@ -175,9 +175,17 @@ pub fn train_run(
     if let Some(n) = cfg.train_limit {
         train_data = train_data.truncated(n);
     }
+    if cfg.train_limit.is_some_and(|n| n > train_data.len()) {
+        log::warn!(
+            "--train-size is larger than the {} training sequences; using them all",
+            train_data.len()
+        );
+    }
     let val_data = cfg.task.load(Split::Val, cfg.data_dir.as_deref())?;
-    let resumed = open_run_dir(cfg, out, resume)?;
+    let test_data = cfg.task.load(Split::Test, cfg.data_dir.as_deref())?;
+    // Everything that can fail on the settings fails before the run directory is touched.
     let mut engine = build_engine(ctx, cfg, &init_params(&cfg.model, cfg.seed))?;
+    let resumed = open_run_dir(cfg, out, resume)?;
     let metrics_path = out.join(checkpoint::METRICS_FILE);
     let mut first_epoch = 1;
     if let Some(ck) = &resumed {
@@ -223,6 +231,10 @@ pub fn train_run(
             steps_processed: e.steps_processed,
             wall_s: e.wall_s,
         };
+        // Metrics first: on resume, lines past the checkpoint's epoch are dropped, so a
+        // crash between the two writes loses nothing.
+        records.push(record.clone());
+        write_metrics(&metrics_path, &records)?;
         let params = engine.params()?;
         checkpoint::save_model(out, &cfg.model, &params)?;
         let ck = Checkpoint {
@@ -231,8 +243,6 @@ pub fn train_run(
             optimizer: engine.optimizer_state()?,
         };
         checkpoint::save_checkpoint(out, &cfg.model, &ck)?;
-        records.push(record.clone());
-        write_metrics(&metrics_path, &records)?;
         if observer.on_epoch(&record).is_break() {
             return Ok(RunOutcome {
                 epochs: records,
@@ -240,7 +250,6 @@ pub fn train_run(
             });
         }
     }
-    let test_data = cfg.task.load(Split::Test, cfg.data_dir.as_deref())?;
     engine.set_rc(eval_rc)?;
     let test = train::evaluate(&mut engine, &test_data, cfg.batch, true)?;
     let json = serde_json::to_string_pretty(&test).expect("report serialises");

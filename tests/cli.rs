@@ -139,3 +139,42 @@ fn the_demo_runs_end_to_end() {
     }
     assert!(json["adapter"].as_str().is_some_and(|a| !a.is_empty()));
 }
+
+#[test]
+fn resume_extends_a_finished_run_and_a_failed_start_leaves_nothing() {
+    let dir = temp("extend");
+    let out = dir.to_str().unwrap();
+    let base = [
+        "train",
+        "--task",
+        "seq-spotting",
+        "--hidden",
+        "5",
+        "--train-size",
+        "64",
+        "--out",
+        out,
+    ];
+    let bad: Vec<&str> = base.iter().copied().chain(["--batch", "70000"]).collect();
+    assert_refused(&bad, "batch size");
+    assert!(
+        !dir.join("config.json").exists(),
+        "a refused start writes no run"
+    );
+    let first: Vec<&str> = base
+        .iter()
+        .copied()
+        .chain(["--batch", "32", "--epochs", "1"])
+        .collect();
+    assert!(rankcode(&first).status.success());
+    let more: Vec<&str> = base
+        .iter()
+        .copied()
+        .chain(["--batch", "32", "--epochs", "2", "--resume"])
+        .collect();
+    let o = rankcode(&more);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let metrics = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
+    assert_eq!(metrics.lines().count(), 2, "{metrics}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

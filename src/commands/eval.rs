@@ -26,7 +26,7 @@ pub struct EvalArgs {
     /// A run directory written by `rankcode train`.
     #[arg(long)]
     pub checkpoint: PathBuf,
-    /// Data folder of file-based tasks (default: $RANKCODE_DATA/<task>, else ../shared/datasets/<task>).(default: the one the run was trained with).
+    /// Data folder of file-based tasks (default: the one the run was trained with).
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// The data to evaluate.

@@ -26,7 +26,7 @@ pub struct PlotArgs {
     /// The data to evaluate.
     #[arg(long, value_enum, default_value = "test")]
     pub split: EvalSplit,
-    /// Data folder of file-based tasks (default: $RANKCODE_DATA/<task>, else ../shared/datasets/<task>).(default: the one each run was trained with).
+    /// Data folder of file-based tasks (default: the one each run was trained with).
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// Figure title (default: the task).

@@ -44,15 +44,16 @@ pub struct TrainArgs {
     /// Sequences per batch.
     #[arg(long, default_value_t = 128)]
     pub batch: usize,
-    /// Passes over the training data.
-    #[arg(long, default_value_t = 10)]
-    pub epochs: usize,
+    /// Passes over the training data [default: 10]. With --resume, extends the run.
+    #[arg(long)]
+    pub epochs: Option<usize>,
     /// Seed of the initial weights and the batch order.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Steps between readbacks of the fired mask (changes no result; larger hides latency).
-    #[arg(long, default_value_t = 1)]
-    pub readback_every: usize,
+    /// Steps between readbacks of the fired mask [default: 1] (changes no result; larger
+    /// hides latency).
+    #[arg(long)]
+    pub readback_every: Option<usize>,
     /// Train on the first N training sequences only.
     #[arg(long)]
     pub train_size: Option<usize>,
@@ -71,6 +72,13 @@ pub struct TrainArgs {
 }
 
 impl TrainArgs {
+    /// `--data` made absolute, so that the run can be evaluated from anywhere.
+    fn data_dir(&self) -> Option<PathBuf> {
+        self.data
+            .as_ref()
+            .map(|d| std::fs::canonicalize(d).unwrap_or_else(|_| d.clone()))
+    }
+
     fn run_config(&self) -> RunConfig {
         let shape = self.task.shape();
         RunConfig {
@@ -92,10 +100,10 @@ impl TrainArgs {
                 ..AdamConfig::default()
             },
             batch: self.batch,
-            epochs: self.epochs,
+            epochs: self.epochs.unwrap_or(10),
             seed: self.seed,
-            readback_every: self.readback_every,
-            data_dir: self.data.clone(),
+            readback_every: self.readback_every.unwrap_or(1),
+            data_dir: self.data_dir(),
             train_limit: self.train_size,
         }
     }
@@ -157,14 +165,19 @@ impl RunObserver for Progress {
 pub fn run(args: &TrainArgs) -> Result<()> {
     let mut cfg = args.run_config();
     if args.resume && args.out.join(rankcode::checkpoint::CONFIG_FILE).exists() {
+        // The saved settings, except what may change on resume: more epochs, another
+        // readback cadence, a moved data folder.
         let saved = RunConfig::load(&args.out)?;
-        if saved != cfg {
-            log::warn!(
-                "--resume: using the settings saved in {}, not the flags given",
-                args.out.display()
-            );
-        }
-        cfg = saved;
+        cfg = RunConfig {
+            epochs: args.epochs.unwrap_or(saved.epochs),
+            readback_every: args.readback_every.unwrap_or(saved.readback_every),
+            data_dir: args.data_dir().or(saved.data_dir.clone()),
+            ..saved
+        };
+        log::info!(
+            "--resume: using the model and training settings saved in {}",
+            args.out.display()
+        );
     }
     cfg.validate()?;
     let ctx = Arc::new(GpuContext::new()?);

@@ -22,8 +22,8 @@ use crate::gpu::kernel::groups_for;
 use crate::gpu::matmul::BLOCK as GEMM_BLOCK;
 
 /// Live rows up to which the step GEMM uses 16-row instead of 32-row blocks (on
-/// lavapipe, 16 rows take 5.9 ms in 16-row blocks against 8.2 ms in one 32-row block,
-/// at the toy shape of `rankcode bench`).
+/// lavapipe, 16 rows of the toy shape's gate GEMM, [16 x 126] x [126 x 500], took
+/// 5.9 ms in 16-row blocks against 8.2 ms in one 32-row block).
 const NARROW_GEMM_MAX_ROWS: usize = 16;
 use crate::gpu::structs::{AdamParams, ReadoutParams, Step};
 use crate::model::{AdamConfig, ModelConfig, ParamLayout, RcConfig, TrainMode};
@@ -482,7 +482,9 @@ impl Engine {
         let q = &self.ctx.queue;
         let buf = &self.ws.buf;
         let (b, cap_b, i) = (batch.batch, self.cfg.capacity.batch, batch.input);
-        if b == cap_b {
+        if self.cfg.sparse_input {
+            // Layer 0 reads the CSR lists below; the dense inputs are never read.
+        } else if b == cap_b {
             q.write_buffer(&buf.x, 0, bytemuck::cast_slice(&batch.x));
         } else {
             for t in 0..batch.steps {
@@ -622,7 +624,7 @@ impl Engine {
     ) {
         let k = &self.ws.kernels;
         let (kernel, block_rows) = if rows <= NARROW_GEMM_MAX_ROWS {
-            (&k.step_gemm_narrow, GEMM_BLOCK / 2)
+            (&k.step_gemm_narrow, crate::gpu::matmul::NARROW_BLOCK_ROWS)
         } else {
             (&k.step_gemm, GEMM_BLOCK)
         };

@@ -98,6 +98,12 @@ impl Buffers {
             &self.rows,
             &self.tstar,
             &self.first_spike,
+            &self.csr_offsets,
+            &self.csr_indices,
+            &self.csr_values,
+            &self.csc_offsets,
+            &self.csc_pairs,
+            &self.csc_values,
             &self.stats,
             &self.decisions,
             &self.steps,
@@ -366,8 +372,12 @@ impl Kernels {
         let adam = module(ctx, "adam.wgsl", shaders::ADAM);
         let sparse = module(ctx, "sparse_input.wgsl", shaders::SPARSE_INPUT);
         let step_gemm = Kernel::new(ctx, &matmul, "step_gemm", &matmul::BINDINGS);
-        let step_gemm_narrow =
-            step_gemm.variant(ctx, &matmul, "step_gemm", &[("ROWS_PER_THREAD", 2.0)]);
+        let step_gemm_narrow = step_gemm.variant(
+            ctx,
+            &matmul,
+            "step_gemm",
+            &[("ROWS_PER_THREAD", matmul::NARROW_ROWS_PER_THREAD as f64)],
+        );
         Kernels {
             step_gemm,
             step_gemm_narrow,
