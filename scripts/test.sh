@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command: installs the software Vulkan driver when it is missing
-# (Debian/Ubuntu, as root or with sudo), then runs every test. GPU tests fail loudly
-# when no adapter is found; they never skip.
+# (Debian/Ubuntu, as root or with sudo), then builds everything and runs every test,
+# and ends with one line of totals. GPU tests fail loudly when no adapter is found;
+# they never skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,4 +14,13 @@ if ! ls /usr/share/vulkan/icd.d/*.json >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq mesa-vulkan-drivers libvulkan1 >/dev/null
 fi
 
-cargo test --release --all-targets
+# Examples are built (so they keep compiling) but hold no tests.
+cargo build --release --examples
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --release --lib --bins --tests --benches 2>&1 | tee "$log" || status=$?
+passed=$(grep -o '[0-9]* passed' "$log" | awk '{s += $1} END {print s + 0}')
+failed=$(grep -o '[0-9]* failed' "$log" | awk '{s += $1} END {print s + 0}')
+echo "${passed} passed, ${failed} failed"
+exit "$status"
