@@ -1,7 +1,7 @@
 //! Host-side scheduling, pure and GPU-free: which rows are live, and the row lists
 //! the backward replay and the weight gradients walk.
 //!
-//! A row list entry packs a step and a row: `step << 16 | row` (see `common.wgsl`).
+//! A row list entry packs a step and a row: `step << 16 | row` (see `common.wgsl.inc`).
 
 /// The largest batch: a row-list entry addresses 2^16 rows, and the cell kernels
 /// dispatch one workgroup row per listed row (at most 65535 per dimension).

@@ -4,7 +4,7 @@
 use super::context::GpuContext;
 use std::num::NonZeroU64;
 
-/// Size in bytes of the `Step` struct of `common.wgsl`.
+/// Size in bytes of the `Step` struct of `common.wgsl.inc`.
 pub const STEP_BYTES: u64 = 16;
 
 /// What a binding slot holds.

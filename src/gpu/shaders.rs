@@ -1,6 +1,6 @@
-//! The WGSL sources, each with the shared definitions of `common.wgsl` prepended.
+//! The WGSL sources, each with the shared definitions of `common.wgsl.inc` prepended.
 
-const COMMON: &str = include_str!("../../shaders/common.wgsl");
+const COMMON: &str = include_str!("../../shaders/common.wgsl.inc");
 
 /// Source of the gathered GEMMs (`step_gemm`, `grad_gemm`).
 pub const MATMUL: &str = include_str!("../../shaders/matmul.wgsl");

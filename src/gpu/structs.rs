@@ -4,7 +4,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-/// `Step` of `common.wgsl`.
+/// `Step` of `common.wgsl.inc`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, Pod, Zeroable, PartialEq, Eq)]
 pub struct Step {
