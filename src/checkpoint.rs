@@ -96,6 +96,12 @@ impl RunConfig {
     /// Reads and validates `config.json` from `dir`.
     pub fn load(dir: &Path) -> Result<Self> {
         let path = dir.join(CONFIG_FILE);
+        if !path.is_file() {
+            return Err(file_error(
+                dir,
+                "is not a rankcode run directory (it has no config.json)",
+            ));
+        }
         let cfg: RunConfig = serde_json::from_slice(&read(&path)?)
             .map_err(|e| file_error(&path, format!("not a rankcode run configuration: {e}")))?;
         cfg.validate().map_err(|e| file_error(&path, e))?;

@@ -51,6 +51,8 @@ pub struct RunOutcome {
     pub epochs: Vec<EpochRecord>,
     /// The test evaluation, when the run reached its last epoch.
     pub test: Option<EvalReport>,
+    /// Epochs trained by this call (0 when a resumed run had nothing left to do).
+    pub trained_now: usize,
 }
 
 /// Seed of epoch `epoch`'s batch order: a function of the run seed and the epoch
@@ -119,9 +121,10 @@ fn open_run_dir(cfg: &RunConfig, out: &Path, resume: bool) -> Result<Option<Chec
         path: out.into(),
         problem: format!("{what}: {e}"),
     };
-    std::fs::create_dir_all(out).map_err(|e| cannot("cannot create the output directory", e))?;
     let config_path = out.join(checkpoint::CONFIG_FILE);
     if !resume {
+        std::fs::create_dir_all(out)
+            .map_err(|e| cannot("cannot create the output directory", e))?;
         if config_path.exists() {
             return Err(Error::File {
                 path: out.into(),
@@ -134,8 +137,10 @@ fn open_run_dir(cfg: &RunConfig, out: &Path, resume: bool) -> Result<Option<Chec
         return Ok(None);
     }
     if !config_path.exists() {
-        cfg.save(out)?;
-        return Ok(None);
+        return Err(Error::File {
+            path: out.into(),
+            problem: "holds no run to resume (no config.json); drop --resume to start one".into(),
+        });
     }
     let saved = RunConfig::load(out)?;
     // The cadence changes no result and more epochs extend the run: both may differ.
@@ -195,6 +200,7 @@ pub fn train_run(
         log::info!("resuming {} after epoch {}", out.display(), ck.epoch);
     }
     let mut records = read_metrics(&metrics_path, first_epoch - 1)?;
+    let trained_now = (cfg.epochs + 1).saturating_sub(first_epoch);
     // Validation applies the rank-coding rule whatever the training mode.
     let eval_rc = RcConfig {
         mode: TrainMode::Rc,
@@ -247,6 +253,7 @@ pub fn train_run(
             return Ok(RunOutcome {
                 epochs: records,
                 test: None,
+                trained_now: epoch + 1 - first_epoch,
             });
         }
     }
@@ -257,6 +264,7 @@ pub fn train_run(
     Ok(RunOutcome {
         epochs: records,
         test: Some(test),
+        trained_now,
     })
 }
 
@@ -298,14 +306,18 @@ pub fn parse_theta_sweep(spec: &str) -> Result<Vec<f32>> {
     if n == 0 || n > 10_000 || (n == 1 && from != to) {
         return Err(bad("N must be between 1 and 10000 (1 only when FROM = TO)"));
     }
+    // In f64, rounded to 6 decimals, so that the thresholds print as typed (0.8925,
+    // not 0.89250004).
+    let (from, to) = (from as f64, to as f64);
     Ok((0..n)
         .map(|i| {
             if n == 1 {
                 from
             } else {
-                from + (to - from) * i as f32 / (n - 1) as f32
+                from + (to - from) * i as f64 / (n - 1) as f64
             }
         })
+        .map(|t| ((t * 1e6).round() / 1e6) as f32)
         .collect())
 }
 

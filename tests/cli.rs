@@ -65,8 +65,18 @@ fn missing_or_corrupted_checkpoints_name_the_file() {
     let missing = temp("missing");
     assert_refused(
         &["eval", "--checkpoint", missing.to_str().unwrap()],
-        "config.json",
+        "not a rankcode run directory",
     );
+    let resume = [
+        "train",
+        "--task",
+        "seq-spotting",
+        "--resume",
+        "--out",
+        missing.to_str().unwrap(),
+    ];
+    assert_refused(&resume, "no run to resume");
+    assert!(!missing.exists(), "a refused resume creates nothing");
 
     let dir = temp("corrupt");
     let run = rankcode(&[

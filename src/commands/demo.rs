@@ -189,7 +189,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     row("accuracy at decision", &|m| {
         format!("{:.2}%", 100.0 * m.test.accuracy)
     });
-    row("mean decision step", &|m| {
+    row("mean steps to decision (t*+1)", &|m| {
         format!("{:.1}/{t}", m.test.mean_decision_step)
     });
     row("not fired", &|m| {

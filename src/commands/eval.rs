@@ -150,7 +150,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     println!("  theta                        {theta}");
     println!("  accuracy at decision         {:.2}%", 100.0 * r.accuracy);
     println!(
-        "  mean decision step           {:.2} of {} ({:.1}%)",
+        "  mean steps to decision       {:.2} of {} ({:.1}%; t* + 1)",
         r.mean_decision_step,
         r.steps,
         100.0 * r.mean_decision_fraction

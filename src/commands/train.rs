@@ -168,6 +168,25 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         // The saved settings, except what may change on resume: more epochs, another
         // readback cadence, a moved data folder.
         let saved = RunConfig::load(&args.out)?;
+        let same = |c: &RunConfig| {
+            (
+                c.task,
+                c.model,
+                c.rc,
+                c.adam,
+                c.batch,
+                c.seed,
+                c.train_limit,
+            )
+        };
+        if same(&cfg) != same(&saved) {
+            eprintln!(
+                "note: --resume continues the run with the settings saved in {}; the model and \
+                 training flags given differ from them and are ignored (only --epochs, \
+                 --readback-every and --data apply)",
+                args.out.display()
+            );
+        }
         cfg = RunConfig {
             epochs: args.epochs.unwrap_or(saved.epochs),
             readback_every: args.readback_every.unwrap_or(saved.readback_every),
@@ -207,6 +226,13 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         .with_context(|| format!("training into {}", args.out.display()))?;
     if let Some(bar) = &progress.bar {
         bar.finish_and_clear();
+    }
+    if outcome.trained_now == 0 {
+        eprintln!(
+            "note: the run in {} already has {} epochs; nothing left to train (pass a larger --epochs to extend it)",
+            args.out.display(),
+            outcome.epochs.len()
+        );
     }
     let test = outcome.test.expect("a completed run has a test report");
     if args.json {
