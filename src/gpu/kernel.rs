@@ -5,7 +5,7 @@ use super::context::GpuContext;
 use std::num::NonZeroU64;
 
 /// Size in bytes of the `Step` struct of `common.wgsl.inc`.
-pub const STEP_BYTES: u64 = 16;
+pub const STEP_BYTES: u64 = std::mem::size_of::<super::structs::Step>() as u64;
 
 /// What a binding slot holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -123,13 +123,25 @@ pub fn mixed_theta(cfg: &ModelConfig, params: &[f32], batch: &Batch) -> f32 {
 }
 
 pub fn engine(cfg: ModelConfig, rc: RcConfig, cap: Capacity, k: usize, params: &[f32]) -> Engine {
+    engine_with(cfg, rc, cap, k, params, false)
+}
+
+/// [`engine`], optionally taking layer 0's input through the sparse path.
+pub fn engine_with(
+    cfg: ModelConfig,
+    rc: RcConfig,
+    cap: Capacity,
+    k: usize,
+    params: &[f32],
+    sparse: bool,
+) -> Engine {
     let ecfg = EngineConfig {
         model: cfg,
         rc,
         adam: AdamConfig::default(),
         capacity: cap,
         readback_every: k,
-        sparse_input: false,
+        sparse_input: sparse,
     };
     Engine::new(ctx(), ecfg, params).expect("engine")
 }
