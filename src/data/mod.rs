@@ -4,6 +4,7 @@ pub mod idx;
 pub mod mnist;
 pub mod task;
 pub mod toy;
+pub mod wav;
 
 use crate::error::{Error, Result};
 

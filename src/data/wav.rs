@@ -1,0 +1,563 @@
+//! WAV input (through `hound`) and resampling (through `rubato`'s synchronous FFT
+//! resampler).
+//!
+//! Integer PCM of 8, 16, 24 or 32 bits (24 bits packed in 3 or 4 bytes) and 32-bit
+//! IEEE float are read; an integer sample `x` of `b` bits becomes `x / 2^(b-1)`, so
+//! full scale is [-1, 1) (8-bit files store unsigned bytes, which hound already
+//! centres on zero). Float samples are taken as they are, without clipping, but
+//! NaN or infinite ones are refused. Several channels are mixed down to mono by
+//! averaging. The whole input is read into memory first, so a reader need not seek.
+//! Every error names the file (or the name given for a reader, e.g. `<stdin>`).
+
+use crate::error::{Error, Result};
+use hound::{SampleFormat, WavReader};
+use rubato::audioadapter_buffers::direct::InterleavedSlice;
+use rubato::{Fft, FixedSync, Resampler, WindowFunction};
+use std::io::{Cursor, Read};
+use std::path::Path;
+
+/// Mono audio: samples nominally in [-1, 1] at `sample_rate` Hz.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Audio {
+    pub samples: Vec<f32>,
+    pub sample_rate: u32,
+}
+
+impl Audio {
+    /// Length in seconds.
+    pub fn duration_s(&self) -> f64 {
+        self.samples.len() as f64 / self.sample_rate as f64
+    }
+}
+
+/// What this reader accepts, appended to format errors.
+const SUPPORTED: &str = "only integer PCM of 8, 16, 24 or 32 bits and 32-bit float are read";
+
+/// Input frames the resampler's FFT block should at least span (rubato's default
+/// target): it sets the anti-aliasing filter's length and the resampler's delay.
+const RESAMPLE_BLOCK_TARGET: u64 = 256;
+
+/// The largest minimal FFT block (`rate / gcd(in_rate, out_rate)` frames, on either
+/// side) the resampler may use; rates with a smaller common factor than this allows
+/// are refused instead of allocating gigabytes. 44.1 kHz to 16 kHz has minimal blocks
+/// of 441 and 160 frames.
+const MAX_RESAMPLE_BLOCK: u64 = 1 << 16;
+
+fn problem(path: &Path, what: impl Into<String>) -> Error {
+    Error::File {
+        path: path.to_path_buf(),
+        problem: what.into(),
+    }
+}
+
+/// Reads a WAV file: integer PCM of 8 to 32 bits, or 32-bit float; any channel count
+/// (mixed down to mono by averaging); errors name the file.
+pub fn read_wav_file(path: &Path) -> Result<Audio> {
+    let bytes = std::fs::read(path).map_err(|e| problem(path, format!("cannot read: {e}")))?;
+    parse_wav(&bytes, path)
+}
+
+/// The same from any reader (e.g. standard input); `name` is used in errors
+/// (e.g. `<stdin>`). The reader is read to its end first.
+pub fn read_wav(mut reader: impl Read, name: &Path) -> Result<Audio> {
+    let mut bytes = Vec::new();
+    reader
+        .read_to_end(&mut bytes)
+        .map_err(|e| problem(name, format!("cannot read: {e}")))?;
+    parse_wav(&bytes, name)
+}
+
+/// Decodes the bytes of a whole WAV file; `name` is only used in errors.
+fn parse_wav(bytes: &[u8], name: &Path) -> Result<Audio> {
+    if bytes.is_empty() {
+        return Err(problem(name, "empty file, not a WAV file"));
+    }
+    let mut reader = WavReader::new(Cursor::new(bytes)).map_err(|e| {
+        let what = match e {
+            hound::Error::IoError(e) => format!("truncated WAV header ({e})"),
+            hound::Error::FormatError(m @ ("no RIFF tag found" | "no WAVE tag found")) => {
+                format!("not a WAV file ({m})")
+            }
+            hound::Error::FormatError(m) => format!("malformed or unsupported WAV file: {m}"),
+            hound::Error::Unsupported => format!("unsupported WAV encoding: {SUPPORTED}"),
+            other => format!("cannot read the WAV header: {other}"),
+        };
+        problem(name, what)
+    })?;
+    let spec = reader.spec();
+    if spec.sample_rate == 0 {
+        return Err(problem(name, "the WAV header gives a sample rate of 0 Hz"));
+    }
+    let bits = spec.bits_per_sample;
+    let mono = match spec.sample_format {
+        SampleFormat::Int if matches!(bits, 8 | 16 | 24 | 32) => {
+            let scale = 1.0 / f64::from(1u32 << (bits - 1));
+            mix_down(&mut reader, bytes.len(), name, |x: i32| {
+                Ok(f64::from(x) * scale)
+            })?
+        }
+        SampleFormat::Float if bits == 32 => mix_down(&mut reader, bytes.len(), name, |x: f32| {
+            if x.is_finite() {
+                Ok(f64::from(x))
+            } else {
+                Err(format!("holds a non-finite sample ({x})"))
+            }
+        })?,
+        SampleFormat::Int => {
+            return Err(problem(
+                name,
+                format!("{bits}-bit integer PCM: {SUPPORTED}"),
+            ));
+        }
+        SampleFormat::Float => {
+            return Err(problem(
+                name,
+                format!("{bits}-bit float samples: {SUPPORTED}"),
+            ));
+        }
+    };
+    if mono.is_empty() {
+        return Err(problem(name, "the WAV file holds no samples"));
+    }
+    Ok(Audio {
+        samples: mono,
+        sample_rate: spec.sample_rate,
+    })
+}
+
+/// Reads every sample of `reader` as `S`, converts it with `value` and averages the
+/// channels of each frame. A read failure (most often data that ends before the
+/// header says it does) is an error, never a short clip. `available` is the size of
+/// the whole input in bytes.
+fn mix_down<S: hound::Sample>(
+    reader: &mut WavReader<Cursor<&[u8]>>,
+    available: usize,
+    name: &Path,
+    value: impl Fn(S) -> std::result::Result<f64, String>,
+) -> Result<Vec<f32>> {
+    let channels = usize::from(reader.spec().channels);
+    let declared = reader.len() as usize;
+    // The header's count is not trusted for the allocation: a truncated file may
+    // declare gigabytes. The input bytes bound the real count.
+    let mut mono = Vec::with_capacity(declared.min(available) / channels);
+    let mut sum = 0.0;
+    for (read, sample) in reader.samples::<S>().enumerate() {
+        let x = match sample {
+            Ok(x) => value(x).map_err(|e| problem(name, e))?,
+            Err(hound::Error::IoError(_)) => {
+                return Err(problem(
+                    name,
+                    format!(
+                        "truncated: the header declares {declared} samples but the data ends after {read}"
+                    ),
+                ));
+            }
+            Err(e) => return Err(problem(name, format!("cannot decode sample {read}: {e}"))),
+        };
+        sum += x;
+        if (read + 1) % channels == 0 {
+            mono.push((sum / channels as f64) as f32);
+            sum = 0.0;
+        }
+    }
+    Ok(mono)
+}
+
+/// Resampled to `rate` Hz with rubato's FFT (synchronous) resampler; the input comes
+/// back unchanged when the rate already matches. The output holds
+/// `round(len * rate / in_rate)` samples and has no delay: sample k lies at time
+/// k / rate, like input sample j at j / in_rate (rubato's `process_all` trims the
+/// resampler's output delay of half an FFT block, which is exact because the blocks
+/// are chosen of even length). The audio is taken as silent before its start and
+/// after its end. Deterministic. Refused (`InvalidConfig`) for a zero rate on either
+/// side and for rates whose greatest common divisor is so small that a minimal FFT
+/// block would exceed 65,536 frames.
+pub fn resample(audio: &Audio, rate: u32) -> Result<Audio> {
+    resample_or_reason(audio, rate).map_err(Error::InvalidConfig)
+}
+
+/// [`resample`] with the reason for a refusal as a bare message.
+fn resample_or_reason(audio: &Audio, rate: u32) -> std::result::Result<Audio, String> {
+    let from = audio.sample_rate;
+    if from == 0 || rate == 0 {
+        return Err(format!(
+            "cannot resample from {from} Hz to {rate} Hz: rates must be positive"
+        ));
+    }
+    if from == rate {
+        return Ok(audio.clone());
+    }
+    let (from64, to64) = (u64::from(from), u64::from(rate));
+    let divisor = gcd(from64, to64);
+    if from64 / divisor > MAX_RESAMPLE_BLOCK || to64 / divisor > MAX_RESAMPLE_BLOCK {
+        return Err(format!(
+            "cannot resample from {from} Hz to {rate} Hz: the rates share too small a \
+             common factor ({divisor}), the FFT resampler would need blocks of {} and {} frames",
+            from64 / divisor,
+            to64 / divisor
+        ));
+    }
+    let len = audio.samples.len();
+    let out_len =
+        ((len as u128 * u128::from(rate) + u128::from(from) / 2) / u128::from(from)) as usize;
+    if len == 0 {
+        return Ok(Audio {
+            samples: Vec::new(),
+            sample_rate: rate,
+        });
+    }
+    let fail = |e: &dyn std::fmt::Display| format!("resampling {from} Hz to {rate} Hz failed: {e}");
+    // The FFT blocks are a whole number of minimal blocks (from / divisor input frames);
+    // that number is made even so both blocks have an even length. rubato centres its
+    // filter on input frame fft_size_in / 2 (integer division) but reports a delay of
+    // fft_size_out / 2 output frames, which disagree by half an input frame for odd
+    // blocks (44.1 kHz to 16 kHz has a minimal block of 441 frames); the output would
+    // then lead the input by that much.
+    let min_block = from64 / divisor;
+    let blocks = RESAMPLE_BLOCK_TARGET
+        .div_ceil(min_block)
+        .next_multiple_of(2);
+    let mut resampler = Fft::<f64>::new_custom(
+        from as usize,
+        rate as usize,
+        (blocks * min_block) as usize,
+        1,
+        1,
+        WindowFunction::BlackmanHarris2,
+        FixedSync::Input,
+    )
+    .map_err(|e| fail(&e))?;
+    let input: Vec<f64> = audio.samples.iter().map(|&x| f64::from(x)).collect();
+    let adapter = InterleavedSlice::new(&input, 1, len).map_err(|e| fail(&e))?;
+    let output = resampler
+        .process_all(&adapter, len, None)
+        .map_err(|e| fail(&e))?;
+    // `process_all` returns ceil(len * ratio) frames, never fewer than the rounded count.
+    let mut samples: Vec<f32> = output.take_data().into_iter().map(|x| x as f32).collect();
+    samples.resize(out_len, 0.0);
+    Ok(Audio {
+        samples,
+        sample_rate: rate,
+    })
+}
+
+/// Greatest common divisor.
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+/// [`read_wav_file`] then [`resample`] to `rate` Hz; every error names the file.
+pub fn load_wav(path: &Path, rate: u32) -> Result<Audio> {
+    let audio = read_wav_file(path)?;
+    resample_or_reason(&audio, rate).map_err(|e| problem(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hound::{WavSpec, WavWriter};
+    use std::f64::consts::PI;
+    use std::path::PathBuf;
+
+    /// A fresh folder for this test's files.
+    fn temp_dir(test: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("rankcode-wav-{}-{test}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn spec(channels: u16, bits: u16, format: SampleFormat) -> WavSpec {
+        WavSpec {
+            channels,
+            sample_rate: 8000,
+            bits_per_sample: bits,
+            sample_format: format,
+        }
+    }
+
+    /// Writes interleaved samples `S` to `path` with hound.
+    fn write<S: hound::Sample + Copy>(path: &Path, spec: WavSpec, samples: &[S]) {
+        let mut w = WavWriter::create(path, spec).unwrap();
+        for &s in samples {
+            w.write_sample(s).unwrap();
+        }
+        w.finalize().unwrap();
+    }
+
+    /// The bytes of a WAV file with a plain 16-byte fmt chunk, made by hand.
+    fn handmade(tag: u16, channels: u16, rate: u32, bits: u16, data: &[u8]) -> Vec<u8> {
+        let align = channels * bits.div_ceil(8);
+        let mut b = Vec::new();
+        b.extend_from_slice(b"RIFF");
+        b.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
+        b.extend_from_slice(b"WAVEfmt ");
+        b.extend_from_slice(&16u32.to_le_bytes());
+        for v in [tag, channels] {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        b.extend_from_slice(&rate.to_le_bytes());
+        b.extend_from_slice(&(rate * u32::from(align)).to_le_bytes());
+        for v in [align, bits] {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        b.extend_from_slice(b"data");
+        b.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        b.extend_from_slice(data);
+        b
+    }
+
+    #[test]
+    fn integer_and_float_files_scale_and_mix_down() {
+        let dir = temp_dir("formats");
+        let cases: Vec<(&str, Audio)> = vec![
+            ("i8.wav", {
+                let p = dir.join("i8.wav");
+                write::<i8>(&p, spec(1, 8, SampleFormat::Int), &[-128, 0, 64, 127]);
+                Audio {
+                    samples: vec![-1.0, 0.0, 0.5, 127.0 / 128.0],
+                    sample_rate: 8000,
+                }
+            }),
+            ("i16.wav", {
+                let p = dir.join("i16.wav");
+                write::<i16>(&p, spec(1, 16, SampleFormat::Int), &[-32768, 16384, 1]);
+                Audio {
+                    samples: vec![-1.0, 0.5, 1.0 / 32768.0],
+                    sample_rate: 8000,
+                }
+            }),
+            ("i24.wav", {
+                let p = dir.join("i24.wav");
+                write::<i32>(&p, spec(1, 24, SampleFormat::Int), &[-(1 << 23), 1 << 21]);
+                Audio {
+                    samples: vec![-1.0, 0.25],
+                    sample_rate: 8000,
+                }
+            }),
+            ("i32.wav", {
+                let p = dir.join("i32.wav");
+                write::<i32>(&p, spec(1, 32, SampleFormat::Int), &[i32::MIN, 1 << 29]);
+                Audio {
+                    samples: vec![-1.0, 0.25],
+                    sample_rate: 8000,
+                }
+            }),
+            ("f32.wav", {
+                let p = dir.join("f32.wav");
+                write::<f32>(&p, spec(1, 32, SampleFormat::Float), &[0.125, -0.75]);
+                Audio {
+                    samples: vec![0.125, -0.75],
+                    sample_rate: 8000,
+                }
+            }),
+            // Stereo frames (L, R) average to (L + R) / 2.
+            ("stereo16.wav", {
+                let p = dir.join("stereo16.wav");
+                let s = [16384, -16384, 8192, 8192, -32768, 0];
+                write::<i16>(&p, spec(2, 16, SampleFormat::Int), &s);
+                Audio {
+                    samples: vec![0.0, 0.25, -0.5],
+                    sample_rate: 8000,
+                }
+            }),
+            ("stereo8.wav", {
+                let p = dir.join("stereo8.wav");
+                write::<i8>(&p, spec(2, 8, SampleFormat::Int), &[-128, 64, 32, 32]);
+                Audio {
+                    samples: vec![-0.25, 0.25],
+                    sample_rate: 8000,
+                }
+            }),
+            ("stereo24.wav", {
+                let p = dir.join("stereo24.wav");
+                let s = [1 << 22, 1 << 21, -(1 << 23), -(1 << 23)];
+                write::<i32>(&p, spec(2, 24, SampleFormat::Int), &s);
+                Audio {
+                    samples: vec![0.375, -1.0],
+                    sample_rate: 8000,
+                }
+            }),
+            ("surround-float.wav", {
+                let p = dir.join("surround-float.wav");
+                write::<f32>(&p, spec(3, 32, SampleFormat::Float), &[0.3, 0.6, -0.3]);
+                Audio {
+                    samples: vec![0.2],
+                    sample_rate: 8000,
+                }
+            }),
+        ];
+        for (file, expected) in cases {
+            let path = dir.join(file);
+            let got = read_wav_file(&path).unwrap();
+            assert_eq!(got.sample_rate, expected.sample_rate, "{file}");
+            assert_eq!(got.samples.len(), expected.samples.len(), "{file}");
+            for (g, e) in got.samples.iter().zip(&expected.samples) {
+                assert!((g - e).abs() < 1e-7, "{file}: {g} vs {e}");
+            }
+            // The reader path gives the same audio.
+            let bytes = std::fs::read(&path).unwrap();
+            assert_eq!(read_wav(&bytes[..], Path::new("<stdin>")).unwrap(), got);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn broken_and_unsupported_files_are_refused_with_the_reason() {
+        let dir = temp_dir("broken");
+        let good = dir.join("good.wav");
+        write::<i16>(&good, spec(2, 16, SampleFormat::Int), &[1; 200]);
+        let good = std::fs::read(&good).unwrap();
+        let ext = {
+            // WAVE_FORMAT_EXTENSIBLE with the float sub-format and 64 bits, which
+            // hound's header parser accepts.
+            let mut b = handmade(0xfffe, 1, 8000, 64, &[0; 16]);
+            b[16..20].copy_from_slice(&40u32.to_le_bytes());
+            let mut fmt_ext = vec![];
+            fmt_ext.extend_from_slice(&22u16.to_le_bytes());
+            fmt_ext.extend_from_slice(&64u16.to_le_bytes());
+            fmt_ext.extend_from_slice(&4u32.to_le_bytes());
+            fmt_ext.extend_from_slice(&[
+                0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x10, 0x00, 0x80, 0x00, 0x00, 0xaa, 0x00, 0x38,
+                0x9b, 0x71,
+            ]);
+            b.splice(36..36, fmt_ext);
+            let riff = b.len() as u32 - 8;
+            b[4..8].copy_from_slice(&riff.to_le_bytes());
+            b
+        };
+        let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+            ("empty.wav", vec![], "empty"),
+            (
+                "random.wav",
+                (0..300u32).map(|i| (i * 7919 % 251) as u8).collect(),
+                "not a WAV file",
+            ),
+            (
+                "header-cut.wav",
+                good[..30].to_vec(),
+                "truncated WAV header",
+            ),
+            (
+                "data-cut.wav",
+                good[..good.len() - 101].to_vec(),
+                "truncated: the header declares 200 samples but the data ends after 149",
+            ),
+            (
+                "no-samples.wav",
+                handmade(1, 1, 8000, 16, &[]),
+                "holds no samples",
+            ),
+            (
+                "zero-rate.wav",
+                handmade(1, 1, 0, 16, &[0; 4]),
+                "sample rate of 0",
+            ),
+            (
+                "f64.wav",
+                handmade(3, 1, 8000, 64, &[0; 16]),
+                "bits per sample is not 32",
+            ),
+            (
+                "f24.wav",
+                handmade(3, 1, 8000, 24, &[0; 6]),
+                "bits per sample is not 32",
+            ),
+            ("f64-extensible.wav", ext, "64-bit float samples"),
+            (
+                "mp3.wav",
+                handmade(0x55, 1, 8000, 16, &[0; 8]),
+                "unsupported WAV encoding",
+            ),
+            (
+                "nan.wav",
+                handmade(3, 1, 8000, 32, &f32::NAN.to_le_bytes()),
+                "non-finite",
+            ),
+        ];
+        for (file, bytes, needle) in cases {
+            let path = dir.join(file);
+            std::fs::write(&path, &bytes).unwrap();
+            let err = read_wav_file(&path).unwrap_err().to_string();
+            assert!(err.contains(file) && err.contains(needle), "{err}");
+            let err = read_wav(&bytes[..], Path::new("<stdin>"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with("<stdin>: ") && err.contains(needle),
+                "{err}"
+            );
+        }
+        let err = read_wav_file(Path::new("/no/such/file.wav"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/no/such/file.wav"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn sine(freq: f64, rate: u32, len: usize) -> Audio {
+        Audio {
+            samples: (0..len)
+                .map(|k| (2.0 * PI * freq * k as f64 / rate as f64).sin() as f32)
+                .collect(),
+            sample_rate: rate,
+        }
+    }
+
+    /// Largest deviation from the analytic sine over the middle 80% of `audio`.
+    fn middle_error(audio: &Audio, freq: f64) -> f64 {
+        let n = audio.samples.len();
+        let expected = sine(freq, audio.sample_rate, n);
+        (n / 10..n - n / 10)
+            .map(|k| (f64::from(audio.samples[k]) - f64::from(expected.samples[k])).abs())
+            .fold(0.0, f64::max)
+    }
+
+    #[test]
+    fn resampling_keeps_timing_and_length() {
+        // 8 kHz -> 16 kHz, 44.1 kHz -> 16 kHz and 11.025 kHz -> 16 kHz, clips long and
+        // short, with lengths that do not divide evenly. A delay off by half an input
+        // sample (rubato's own choice of block for 44.1 kHz) is an error of 0.03.
+        for (from, len, out_len) in [
+            (8000, 8000, 16000),
+            (8000, 333, 666),
+            (44100, 44100, 16000),
+            (44100, 10007, 3631),
+            (44100, 300, 109),
+            (11025, 5000, 7256),
+        ] {
+            let out = resample(&sine(440.0, from, len), 16000).unwrap();
+            assert_eq!(
+                (out.sample_rate, out.samples.len()),
+                (16000, out_len),
+                "{from}"
+            );
+            let err = middle_error(&out, 440.0);
+            assert!(err < 1e-2, "{from} Hz, {len} samples: error {err}");
+            // Deterministic.
+            assert_eq!(resample(&sine(440.0, from, len), 16000).unwrap(), out);
+        }
+        let same = sine(440.0, 16000, 1234);
+        assert_eq!(resample(&same, 16000).unwrap(), same);
+        assert!(resample(&same, 0).is_err());
+        let err = resample(&sine(440.0, 4_000_000_007, 10), 16000)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("common factor"), "{err}");
+    }
+
+    #[test]
+    fn load_wav_reads_and_resamples() {
+        let dir = temp_dir("load");
+        let path = dir.join("tone.wav");
+        let tone = sine(440.0, 8000, 4000);
+        write::<f32>(&path, spec(1, 32, SampleFormat::Float), &tone.samples);
+        let audio = load_wav(&path, 16000).unwrap();
+        assert_eq!(audio, resample(&tone, 16000).unwrap());
+        assert_eq!(audio.duration_s(), 0.5);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
