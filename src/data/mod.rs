@@ -1,5 +1,6 @@
 //! Tasks and datasets, turned into batches of host tensors. Never touches the GPU.
 
+pub mod frontend;
 pub mod idx;
 pub mod mnist;
 pub mod task;
