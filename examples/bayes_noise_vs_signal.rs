@@ -13,7 +13,7 @@ const GRID: usize = 200;
 
 fn main() {
     let data = Task::NoiseVsSignal
-        .load(Split::Test, None)
+        .load(Split::Test, None, &Default::default())
         .expect("generated data");
     let sigmas: Vec<f64> = (0..GRID)
         .map(|i| 0.05 + 0.2 * (i as f64 + 0.5) / GRID as f64)

@@ -6,11 +6,17 @@
 //! - `model.safetensors`: the parameters under PyTorch state-dict names;
 //! - `checkpoint.safetensors`: parameters, Adam moments and the epoch, in one file so
 //!   that a resumed run never mixes two epochs;
-//! - `metrics.jsonl`: one JSON object per epoch; `test.json`: the final evaluation.
+//! - `metrics.jsonl`: one JSON object per epoch; `test.json`: the final evaluation;
+//! - `features.json` (audio tasks): the front end, the training split's feature
+//!   statistics and the class names, which classifying new audio needs.
 
-use crate::data::task::Task;
+use crate::data::Dataset;
+use crate::data::audio::FeatureSpec;
+use crate::data::frontend::FrontendConfig;
+use crate::data::task::{Split, Task, TaskShape};
 use crate::engine::OptimizerState;
 use crate::error::{Error, Result};
+use crate::files::write_atomic;
 use crate::model::{AdamConfig, ModelConfig, ParamLayout, RcConfig};
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use serde::{Deserialize, Serialize};
@@ -22,6 +28,7 @@ pub const MODEL_FILE: &str = "model.safetensors";
 pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
 pub const METRICS_FILE: &str = "metrics.jsonl";
 pub const TEST_FILE: &str = "test.json";
+pub const FEATURES_FILE: &str = "features.json";
 
 /// Everything a run is built from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -41,6 +48,9 @@ pub struct RunConfig {
     /// Train on the first N training sequences only (quick experiments, tests).
     #[serde(default)]
     pub train_limit: Option<usize>,
+    /// The audio front end (used by the spoken-word tasks only).
+    #[serde(default)]
+    pub frontend: FrontendConfig,
 }
 
 /// What a checkpoint restores.
@@ -59,34 +69,22 @@ fn file_error(path: &Path, problem: impl std::fmt::Display) -> Error {
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same directory and a
-/// rename, so a reader (or a crash) never sees a half-written file.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension(format!(
-        "{}.tmp",
-        path.extension().and_then(|e| e.to_str()).unwrap_or("")
-    ));
-    let write = || -> std::io::Result<()> {
-        use std::io::Write;
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        // On disk before the rename, so a power loss cannot leave an empty file in
-        // place of the last good one.
-        file.sync_all()
-    };
-    write().map_err(|e| file_error(&tmp, format!("cannot write: {e}")))?;
-    std::fs::rename(&tmp, path).map_err(|e| file_error(path, format!("cannot replace: {e}")))?;
-    if let Some(dir) = path.parent().and_then(|d| std::fs::File::open(d).ok()) {
-        let _ = dir.sync_all();
-    }
-    Ok(())
-}
-
 fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| file_error(path, format!("cannot read: {e}")))
 }
 
 impl RunConfig {
+    /// The shape of the task's sequences under this run's front end.
+    pub fn shape(&self) -> TaskShape {
+        self.task.shape(&self.frontend)
+    }
+
+    /// One split of the run's data.
+    pub fn load_split(&self, split: Split) -> Result<Dataset> {
+        self.task
+            .load(split, self.data_dir.as_deref(), &self.frontend)
+    }
+
     /// Writes `config.json` into `dir`.
     pub fn save(&self, dir: &Path) -> Result<()> {
         let json = serde_json::to_string_pretty(self).expect("config serialises");
@@ -129,7 +127,10 @@ impl RunConfig {
         crate::error::ensure(self.train_limit != Some(0), || {
             "--train-size must be at least 1".into()
         })?;
-        let shape = self.task.shape();
+        if self.task.is_audio() {
+            self.frontend.validate()?;
+        }
+        let shape = self.shape();
         if shape.input != self.model.input_size || shape.classes != self.model.classes {
             return Err(Error::ShapeMismatch(format!(
                 "task {} has {} inputs and {} classes, the model {} and {}",
@@ -142,6 +143,34 @@ impl RunConfig {
         }
         Ok(())
     }
+}
+
+/// Writes `features.json` into `dir`.
+pub fn save_feature_spec(dir: &Path, spec: &FeatureSpec) -> Result<()> {
+    let json = serde_json::to_string_pretty(spec).expect("feature spec serialises");
+    write_atomic(&dir.join(FEATURES_FILE), json.as_bytes())
+}
+
+/// Reads `features.json` from the run in `dir`.
+pub fn load_feature_spec(dir: &Path) -> Result<FeatureSpec> {
+    let path = dir.join(FEATURES_FILE);
+    if !path.is_file() {
+        return Err(file_error(
+            dir,
+            "has no features.json: it is not a run of an audio task",
+        ));
+    }
+    let spec: FeatureSpec = serde_json::from_slice(&read(&path)?)
+        .map_err(|e| file_error(&path, format!("not a rankcode feature description: {e}")))?;
+    spec.frontend.validate().map_err(|e| file_error(&path, e))?;
+    let n = spec.frontend.feature_size();
+    if spec.norm.mean.len() != n || spec.norm.std.len() != n || spec.classes.is_empty() {
+        return Err(file_error(
+            &path,
+            format!("its statistics or classes do not fit a front end of {n} features"),
+        ));
+    }
+    Ok(spec)
 }
 
 fn f32_bytes(v: &[f32]) -> &[u8] {

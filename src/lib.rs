@@ -6,9 +6,11 @@
 
 pub mod bench;
 pub mod checkpoint;
+pub mod classify;
 pub mod data;
 pub mod engine;
 pub mod error;
+pub mod files;
 pub mod gpu;
 pub mod model;
 pub mod plot;

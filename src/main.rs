@@ -22,6 +22,8 @@ enum Command {
     Train(commands::train::TrainArgs),
     /// Evaluate a trained run: accuracy, decision time, compute; threshold sweeps.
     Eval(commands::eval::EvalArgs),
+    /// Recognise spoken words in WAV files with a trained audio model, at the first spike.
+    Classify(commands::classify::ClassifyArgs),
     /// Draw accuracy against mean decision step of runs in one SVG and PNG figure.
     Plot(commands::plot::PlotArgs),
     /// Benchmarks: GEMM throughput, round trip, RC's realised speedup against its ideal.
@@ -49,6 +51,7 @@ fn run(cli: Cli) -> Result<()> {
         None => commands::demo::run(&commands::demo::DemoArgs::default()),
         Some(Command::Train(args)) => commands::train::run(&args),
         Some(Command::Eval(args)) => commands::eval::run(&args),
+        Some(Command::Classify(args)) => commands::classify::run(&args),
         Some(Command::Plot(args)) => commands::plot::run(&args),
         Some(Command::Bench(args)) => commands::bench::run(&args),
         Some(Command::Demo(args)) => commands::demo::run(&args),

@@ -124,8 +124,8 @@ pub fn write_figure(
         path: png_path.clone(),
         problem,
     })?;
-    write_atomically(&svg_path, svg.as_bytes())?;
-    write_atomically(&png_path, &png)?;
+    crate::files::write_atomic(&svg_path, svg.as_bytes())?;
+    crate::files::write_atomic(&png_path, &png)?;
     Ok((svg_path, png_path))
 }
 
@@ -545,42 +545,6 @@ fn render_png(svg: &str) -> std::result::Result<Vec<u8>, String> {
     pixmap
         .encode_png()
         .map_err(|e| format!("cannot encode PNG: {e}"))
-}
-
-/// Writes `bytes` to `path` through a temporary file in the same directory and a
-/// rename, so readers never see a half-written file.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write as _;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-    let file_error = |what: &str, e: std::io::Error| Error::File {
-        path: path.to_path_buf(),
-        problem: format!("{what}: {e}"),
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| file_error("not a file name", std::io::ErrorKind::InvalidInput.into()))?;
-    let unique = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mut temp_name = std::ffi::OsString::from(".");
-    temp_name.push(name);
-    temp_name.push(format!(".{}.{unique}.tmp", std::process::id()));
-    let temp = path.with_file_name(temp_name);
-
-    let written = std::fs::File::create(&temp)
-        .map_err(|e| file_error("cannot create a temporary file", e))
-        .and_then(|mut file| {
-            file.write_all(bytes)
-                .and_then(|()| file.sync_all())
-                .map_err(|e| file_error("cannot write", e))
-        })
-        .and_then(|()| {
-            std::fs::rename(&temp, path).map_err(|e| file_error("cannot rename into place", e))
-        });
-    if written.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    written
 }
 
 #[cfg(test)]

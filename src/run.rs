@@ -94,12 +94,12 @@ fn write_metrics(path: &Path, records: &[EpochRecord]) -> Result<()> {
         .iter()
         .map(|r| serde_json::to_string(r).expect("record serialises") + "\n")
         .collect();
-    checkpoint::write_atomic(path, text.as_bytes())
+    crate::files::write_atomic(path, text.as_bytes())
 }
 
 /// Builds the engine of a run with `params`.
 pub fn build_engine(ctx: Arc<GpuContext>, cfg: &RunConfig, params: &[f32]) -> Result<Engine> {
-    let shape = cfg.task.shape();
+    let shape = cfg.shape();
     let ecfg = EngineConfig {
         model: cfg.model,
         rc: cfg.rc,
@@ -176,7 +176,7 @@ pub fn train_run(
     observer: &mut dyn RunObserver,
 ) -> Result<RunOutcome> {
     cfg.validate()?;
-    let mut train_data = cfg.task.load(Split::Train, cfg.data_dir.as_deref())?;
+    let mut train_data = cfg.load_split(Split::Train)?;
     if let Some(n) = cfg.train_limit {
         train_data = train_data.truncated(n);
     }
@@ -186,11 +186,17 @@ pub fn train_run(
             train_data.len()
         );
     }
-    let val_data = cfg.task.load(Split::Val, cfg.data_dir.as_deref())?;
-    let test_data = cfg.task.load(Split::Test, cfg.data_dir.as_deref())?;
+    let val_data = cfg.load_split(Split::Val)?;
+    let test_data = cfg.load_split(Split::Test)?;
+    let features = cfg
+        .task
+        .feature_spec(cfg.data_dir.as_deref(), &cfg.frontend)?;
     // Everything that can fail on the settings fails before the run directory is touched.
     let mut engine = build_engine(ctx, cfg, &init_params(&cfg.model, cfg.seed))?;
     let resumed = open_run_dir(cfg, out, resume)?;
+    if let Some(spec) = &features {
+        checkpoint::save_feature_spec(out, spec)?;
+    }
     let metrics_path = out.join(checkpoint::METRICS_FILE);
     let mut first_epoch = 1;
     if let Some(ck) = &resumed {
@@ -260,7 +266,7 @@ pub fn train_run(
     engine.set_rc(eval_rc)?;
     let test = train::evaluate(&mut engine, &test_data, cfg.batch, true)?;
     let json = serde_json::to_string_pretty(&test).expect("report serialises");
-    checkpoint::write_atomic(&out.join(checkpoint::TEST_FILE), json.as_bytes())?;
+    crate::files::write_atomic(&out.join(checkpoint::TEST_FILE), json.as_bytes())?;
     Ok(RunOutcome {
         epochs: records,
         test: Some(test),

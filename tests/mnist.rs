@@ -26,10 +26,13 @@ fn a_short_mnist_run_clears_the_bar() {
         return;
     }
     let train_data = Task::Mnist
-        .load(Split::Train, None)
+        .load(Split::Train, None, &Default::default())
         .unwrap()
         .truncated(3072);
-    let test = Task::Mnist.load(Split::Test, None).unwrap().truncated(1000);
+    let test = Task::Mnist
+        .load(Split::Test, None, &Default::default())
+        .unwrap()
+        .truncated(1000);
     let model = ModelConfig {
         input_size: 784,
         hidden_size: 32,

@@ -41,6 +41,7 @@ fn tiny_run() -> RunConfig {
         readback_every: 2,
         data_dir: None,
         train_limit: Some(300),
+        frontend: Default::default(),
     }
 }
 

@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 use clap::Args;
+use rankcode::checkpoint::RunConfig;
 use rankcode::data::Dataset;
 use rankcode::data::task::{Split, Task};
 use rankcode::gpu::GpuContext;
@@ -9,7 +10,7 @@ use rankcode::model::{RcConfig, TrainMode};
 use rankcode::run::{load_trained, parse_theta_sweep};
 use rankcode::train::{self, EvalReport, SweepPoint};
 use serde::Serialize;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Which data to evaluate on.
@@ -91,9 +92,13 @@ fn ideal_comparison(task: Task, data: &Dataset, report: &EvalReport) -> Option<I
     })
 }
 
-/// The data of `split` of `task`.
-pub fn load_split(task: Task, split: EvalSplit, data: Option<&Path>) -> Result<Dataset> {
-    let one = |s: Split| task.load(s, data);
+/// The data of `split` of a run's task, from `data` if given, else where the run read it.
+pub fn load_split(cfg: &RunConfig, split: EvalSplit, data: Option<PathBuf>) -> Result<Dataset> {
+    let cfg = RunConfig {
+        data_dir: data.or(cfg.data_dir.clone()),
+        ..cfg.clone()
+    };
+    let one = |s: Split| cfg.load_split(s);
     Ok(match split {
         EvalSplit::Train => one(Split::Train)?,
         EvalSplit::Val => one(Split::Val)?,
@@ -118,8 +123,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         mode: TrainMode::Rc,
         ..cfg.rc
     })?;
-    let data_dir = args.data.clone().or(cfg.data_dir.clone());
-    let data = load_split(cfg.task, args.split, data_dir.as_deref())?;
+    let data = load_split(&cfg, args.split, args.data.clone())?;
     let report = train::evaluate(&mut engine, &data, cfg.batch, true)?;
     let sweep = thetas
         .map(|t| train::theta_sweep(&mut engine, &data, cfg.batch, &t))

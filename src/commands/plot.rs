@@ -41,7 +41,7 @@ pub fn run(args: &PlotArgs) -> Result<()> {
     let mut task_steps = None;
     for dir in &args.checkpoints {
         let (cfg, mut engine) = load_trained(ctx.clone(), dir)?;
-        let steps = cfg.task.shape().steps;
+        let steps = cfg.shape().steps;
         match task_steps {
             Some((task, _)) if task != cfg.task => {
                 bail!(
@@ -56,8 +56,7 @@ pub fn run(args: &PlotArgs) -> Result<()> {
             mode: TrainMode::Rc,
             ..cfg.rc
         })?;
-        let data_dir = args.data.clone().or(cfg.data_dir.clone());
-        let data = load_split(cfg.task, args.split, data_dir.as_deref())?;
+        let data = load_split(&cfg, args.split, args.data.clone())?;
         let sweep = train::theta_sweep(&mut engine, &data, cfg.batch, &thetas)?;
         let name = dir
             .file_name()

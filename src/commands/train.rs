@@ -4,6 +4,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use rankcode::checkpoint::RunConfig;
+use rankcode::data::frontend::FrontendConfig;
 use rankcode::data::task::Task;
 use rankcode::engine::BatchReport;
 use rankcode::gpu::GpuContext;
@@ -57,6 +58,16 @@ pub struct TrainArgs {
     /// Train on the first N training sequences only.
     #[arg(long)]
     pub train_size: Option<usize>,
+    /// Audio tasks: mel bands of the log-mel front end.
+    #[arg(long, default_value_t = 40)]
+    pub mel_bands: usize,
+    /// Audio tasks: use the first N MFCCs (of the log-mel bands) instead of log-mel.
+    #[arg(long)]
+    pub mfcc: Option<usize>,
+    /// Audio tasks: clips are padded with silence or trimmed to this length, in ms
+    /// [default: 1000 for speech commands, 600 for FSDD].
+    #[arg(long)]
+    pub clip_ms: Option<u32>,
     /// Data folder of file-based tasks (default: $RANKCODE_DATA/<task>, else ../shared/datasets/<task>).
     #[arg(long)]
     pub data: Option<PathBuf>,
@@ -80,7 +91,13 @@ impl TrainArgs {
     }
 
     fn run_config(&self) -> RunConfig {
-        let shape = self.task.shape();
+        let frontend = FrontendConfig {
+            mel_bands: self.mel_bands,
+            mfcc: self.mfcc,
+            clip_ms: self.clip_ms.unwrap_or(self.task.default_clip_ms()),
+            ..FrontendConfig::default()
+        };
+        let shape = self.task.shape(&frontend);
         RunConfig {
             task: self.task,
             model: ModelConfig {
@@ -105,6 +122,7 @@ impl TrainArgs {
             readback_every: self.readback_every.unwrap_or(1),
             data_dir: self.data_dir(),
             train_limit: self.train_size,
+            frontend,
         }
     }
 }
@@ -177,6 +195,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
                 c.batch,
                 c.seed,
                 c.train_limit,
+                c.frontend.clone(),
             )
         };
         if same(&cfg) != same(&saved) {
@@ -220,7 +239,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         epochs: cfg.epochs,
         epoch_start: Instant::now(),
         sequences: 0,
-        steps: cfg.task.shape().steps,
+        steps: cfg.shape().steps,
     };
     let outcome = train_run(ctx, &cfg, &args.out, args.resume, &mut progress)
         .with_context(|| format!("training into {}", args.out.display()))?;

@@ -1,8 +1,11 @@
 //! Tasks and datasets, turned into batches of host tensors. Never touches the GPU.
 
+pub mod audio;
 pub mod frontend;
+pub mod fsdd;
 pub mod idx;
 pub mod mnist;
+pub mod speech_commands;
 pub mod task;
 pub mod toy;
 pub mod wav;

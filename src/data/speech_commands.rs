@@ -1,0 +1,212 @@
+//! The Google Speech Commands layout (v0.01 and v0.02): one folder of 1 s, 16 kHz
+//! WAV clips per word, `validation_list.txt` and `testing_list.txt` naming the
+//! validation and test clips (`word/file.wav`, one per line; everything else is
+//! training), and `_background_noise_/` with long noise recordings.
+//!
+//! Two tasks:
+//! - 35 words: the 35 words of v0.02 as classes, in alphabetical order (v0.01's 30
+//!   words are a subset, so its folders load too, leaving five classes empty).
+//! - 12 classes, the standard benchmark: `_silence_`, `_unknown_` and the ten command
+//!   words. Every other word is `_unknown_`; as in TensorFlow's reference input
+//!   pipeline, each split keeps a random 10% (of its command-word clip count) of
+//!   unknown clips, and gets as many `_silence_` clips, cut as 1 s slices from the
+//!   background noise files at random offsets. The draws are seeded per split, so
+//!   every run sees the same sets.
+
+use super::audio::{Clip, Corpus, ensure_not_empty};
+use crate::error::{Error, Result};
+use crate::rng::Rng;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+/// The 35 words of Speech Commands v0.02, in class order.
+pub const WORDS_35: [&str; 35] = [
+    "backward", "bed", "bird", "cat", "dog", "down", "eight", "five", "follow", "forward", "four",
+    "go", "happy", "house", "learn", "left", "marvin", "nine", "no", "off", "on", "one", "right",
+    "seven", "sheila", "six", "stop", "three", "tree", "two", "up", "visual", "wow", "yes", "zero",
+];
+
+/// The ten command words of the 12-class task, in class order after `_silence_` and
+/// `_unknown_`.
+pub const COMMANDS: [&str; 10] = [
+    "yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go",
+];
+
+/// The noise folder.
+pub const NOISE_DIR: &str = "_background_noise_";
+/// Share of unknown and of silence clips, against a split's command-word clips.
+const EXTRA_SHARE: f64 = 0.10;
+/// Length of a `_silence_` clip.
+const CLIP_MS: usize = 1000;
+
+/// Which of the two label sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Words {
+    All35,
+    Commands12,
+}
+
+impl Words {
+    /// Number of classes.
+    pub fn classes(self) -> usize {
+        match self {
+            Words::All35 => WORDS_35.len(),
+            Words::Commands12 => COMMANDS.len() + 2,
+        }
+    }
+
+    fn class_names(self) -> Vec<String> {
+        match self {
+            Words::All35 => WORDS_35.iter().map(|w| w.to_string()).collect(),
+            Words::Commands12 => ["_silence_", "_unknown_"]
+                .iter()
+                .chain(COMMANDS.iter())
+                .map(|w| w.to_string())
+                .collect(),
+        }
+    }
+}
+
+/// Reads a split list into the set of `word/file.wav` entries it names.
+fn read_list(dir: &Path, name: &str) -> Result<HashSet<String>> {
+    let path = dir.join(name);
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::File {
+        path: path.clone(),
+        problem: format!("cannot read the split list ({e}); is --data a Speech Commands folder?"),
+    })?;
+    Ok(text
+        .lines()
+        .map(|l| l.trim().replace('\\', "/"))
+        .filter(|l| !l.is_empty())
+        .collect())
+}
+
+/// Sorted names of the entries of `dir` that `keep` accepts.
+fn sorted_entries(dir: &Path, keep: impl Fn(&Path) -> bool) -> Result<Vec<String>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::File {
+        path: dir.to_path_buf(),
+        problem: format!("cannot list: {e}"),
+    })?;
+    let mut names: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| keep(&e.path()))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// Every clip of the corpus as (word, `word/file.wav`, path), in sorted order. A word
+/// folder that is not one of the 35 words is an error: it means a wrong folder.
+fn word_clips(dir: &Path) -> Result<Vec<(String, String, PathBuf)>> {
+    let mut clips = Vec::new();
+    for word in sorted_entries(dir, |p| p.is_dir())? {
+        if word.starts_with('_') || word.starts_with('.') {
+            continue;
+        }
+        if !WORDS_35.contains(&word.as_str()) {
+            return Err(Error::File {
+                path: dir.join(&word),
+                problem: "is not one of the 35 Speech Commands words".into(),
+            });
+        }
+        for file in sorted_entries(&dir.join(&word), |p| {
+            p.extension().is_some_and(|e| e == "wav")
+        })? {
+            let path = dir.join(&word).join(&file);
+            clips.push((word.clone(), format!("{word}/{file}"), path));
+        }
+    }
+    Ok(clips)
+}
+
+/// `_silence_` clips: `count` 1 s slices of the noise files at random offsets.
+fn silence_clips(dir: &Path, count: usize, label: u32, rng: &mut Rng) -> Result<Vec<Clip>> {
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    let noise_dir = dir.join(NOISE_DIR);
+    let files = sorted_entries(&noise_dir, |p| p.extension().is_some_and(|e| e == "wav")).map_err(
+        |_| Error::File {
+            path: noise_dir.clone(),
+            problem: "is missing: the 12-class task cuts its _silence_ clips from it".into(),
+        },
+    )?;
+    // Lengths from the headers (the clips are decoded later).
+    let mut sources = Vec::new();
+    for file in files {
+        let path = noise_dir.join(file);
+        let reader = hound::WavReader::open(&path).map_err(|e| Error::File {
+            path: path.clone(),
+            problem: format!("cannot read as WAV: {e}"),
+        })?;
+        let spec = reader.spec();
+        let ms = (reader.duration() as u64 * 1000 / spec.sample_rate.max(1) as u64) as usize;
+        if ms >= CLIP_MS {
+            sources.push((path, ms));
+        }
+    }
+    if sources.is_empty() {
+        return Err(Error::File {
+            path: noise_dir,
+            problem: "holds no noise recording of 1 s or more to cut _silence_ clips from".into(),
+        });
+    }
+    Ok((0..count)
+        .map(|_| {
+            let (path, ms) = &sources[rng.below(sources.len())];
+            Clip {
+                path: path.clone(),
+                label,
+                offset_ms: rng.below(ms - CLIP_MS + 1) as u32,
+            }
+        })
+        .collect())
+}
+
+/// Lists the corpus in `dir` for the given label set.
+pub fn corpus(dir: &Path, words: Words) -> Result<Corpus> {
+    let val_list = read_list(dir, "validation_list.txt")?;
+    let test_list = read_list(dir, "testing_list.txt")?;
+    let classes = words.class_names();
+    let mut splits: [Vec<(u32, String, PathBuf)>; 3] = Default::default();
+    let mut unknown: [Vec<Clip>; 3] = Default::default();
+    for (word, entry, path) in word_clips(dir)? {
+        let split = if test_list.contains(&entry) {
+            2
+        } else if val_list.contains(&entry) {
+            1
+        } else {
+            0
+        };
+        match classes.iter().position(|c| *c == word) {
+            Some(label) => splits[split].push((label as u32, entry, path)),
+            None => unknown[split].push(Clip::file(path, 1)),
+        }
+    }
+    let mut built: Vec<Vec<Clip>> = Vec::new();
+    for (split, (known, mut unknown)) in splits.into_iter().zip(unknown).enumerate() {
+        let mut clips: Vec<Clip> = known
+            .into_iter()
+            .map(|(label, _, path)| Clip::file(path, label))
+            .collect();
+        if words == Words::Commands12 {
+            let mut rng = Rng::new(0x5eed_0000 + split as u64);
+            let extra = (clips.len() as f64 * EXTRA_SHARE).ceil() as usize;
+            rng.shuffle(&mut unknown);
+            unknown.truncate(extra);
+            clips.extend(unknown);
+            clips.extend(silence_clips(dir, extra, 0, &mut rng)?);
+        }
+        built.push(clips);
+    }
+    let [train, val, test]: [Vec<Clip>; 3] = built.try_into().expect("three splits");
+    let corpus = Corpus {
+        classes,
+        train,
+        val,
+        test,
+    };
+    ensure_not_empty(&corpus, dir, "Speech Commands")?;
+    Ok(corpus)
+}
