@@ -52,6 +52,9 @@ struct EvalOutput {
     theta: f32,
     #[serde(flatten)]
     report: EvalReport,
+    /// Audio tasks: the mean time into the audio of the decision, in ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mean_decision_ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sweep: Option<Vec<SweepPoint>>,
     /// seq-spotting: decisions on positive sequences against the earliest possible step.
@@ -129,12 +132,21 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         .map(|t| train::theta_sweep(&mut engine, &data, cfg.batch, &t))
         .transpose()?;
     let ideal = ideal_comparison(cfg.task, &data, &report);
+    let mean_decision_ms = cfg.task.is_audio().then(|| {
+        // Frame t ends at window + t * hop: linear, so the mean maps directly.
+        let (first, second) = (
+            cfg.frontend.end_of_frame_ms(0) as f64,
+            cfg.frontend.end_of_frame_ms(1) as f64,
+        );
+        first + (report.mean_decision_step - 1.0) * (second - first)
+    });
     let out = EvalOutput {
         checkpoint: args.checkpoint.clone(),
         task: cfg.task,
         split: format!("{:?}", args.split).to_lowercase(),
         theta,
         report,
+        mean_decision_ms,
         sweep,
         ideal,
     };
@@ -159,6 +171,9 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         r.steps,
         100.0 * r.mean_decision_fraction
     );
+    if let Some(ms) = out.mean_decision_ms {
+        println!("  mean decision time           {ms:.0} ms into the audio");
+    }
     println!("  not fired                    {:.2}%", 100.0 * r.not_fired);
     println!(
         "  accuracy at T-1              {:.2}%",
