@@ -10,10 +10,9 @@
 //! - `features.json` (audio tasks): the front end, the training split's feature
 //!   statistics and the class names, which classifying new audio needs.
 
-use crate::data::Dataset;
 use crate::data::audio::FeatureSpec;
 use crate::data::frontend::FrontendConfig;
-use crate::data::task::{Split, Task, TaskShape};
+use crate::data::task::{Task, TaskData, TaskShape};
 use crate::engine::OptimizerState;
 use crate::error::{Error, Result};
 use crate::files::write_atomic;
@@ -79,10 +78,11 @@ impl RunConfig {
         self.task.shape(&self.frontend)
     }
 
-    /// One split of the run's data.
-    pub fn load_split(&self, split: Split) -> Result<Dataset> {
+    /// Opens the run's data; `spec` is the feature description saved with the run,
+    /// if there is one (see [`Task::open`]).
+    pub fn open_data(&self, spec: Option<FeatureSpec>) -> Result<TaskData> {
         self.task
-            .load(split, self.data_dir.as_deref(), &self.frontend)
+            .open(self.data_dir.as_deref(), &self.frontend, spec)
     }
 
     /// Writes `config.json` into `dir`.

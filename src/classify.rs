@@ -11,9 +11,9 @@
 use crate::data::Dataset;
 use crate::data::audio::FeatureSpec;
 use crate::data::frontend::Frontend;
-use crate::data::wav::{self, Audio};
+use crate::data::wav::Audio;
 use crate::engine::Engine;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::{Readout, reference};
 use serde::Serialize;
 
@@ -35,8 +35,9 @@ pub struct Classification {
     pub audio_ms: f32,
 }
 
-/// Classifies `recordings` with a model trained on the features of `spec`, in batches
-/// of up to `batch` recordings. `theta` is the engine's threshold, for `fired`.
+/// Classifies `recordings` (at the front end's sample rate: see
+/// [`crate::data::wav::load_wav`]) with a model trained on the features of `spec`, in
+/// batches of up to `batch` recordings. `theta` is the engine's threshold, for `fired`.
 pub fn classify(
     engine: &mut Engine,
     spec: &FeatureSpec,
@@ -49,7 +50,12 @@ pub fn classify(
     let config = frontend.config();
     let mut seqs = Vec::with_capacity(recordings.len());
     for audio in recordings {
-        let audio = wav::resample(audio, config.sample_rate)?;
+        if audio.sample_rate != config.sample_rate {
+            return Err(Error::InvalidConfig(format!(
+                "a recording at {} Hz; the front end reads {} Hz",
+                audio.sample_rate, config.sample_rate
+            )));
+        }
         let mut seq = frontend.clip_features(&audio.samples);
         spec.norm.apply(&mut seq);
         seqs.push(seq);

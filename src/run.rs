@@ -176,7 +176,15 @@ pub fn train_run(
     observer: &mut dyn RunObserver,
 ) -> Result<RunOutcome> {
     cfg.validate()?;
-    let mut train_data = cfg.load_split(Split::Train)?;
+    // A resumed audio run keeps the feature statistics it started with.
+    let saved_spec = if resume && out.join(checkpoint::FEATURES_FILE).is_file() {
+        Some(checkpoint::load_feature_spec(out)?)
+    } else {
+        None
+    };
+    let fresh_spec = saved_spec.is_none();
+    let data = cfg.open_data(saved_spec)?;
+    let mut train_data = data.load(Split::Train)?;
     if let Some(n) = cfg.train_limit {
         train_data = train_data.truncated(n);
     }
@@ -186,15 +194,12 @@ pub fn train_run(
             train_data.len()
         );
     }
-    let val_data = cfg.load_split(Split::Val)?;
-    let test_data = cfg.load_split(Split::Test)?;
-    let features = cfg
-        .task
-        .feature_spec(cfg.data_dir.as_deref(), &cfg.frontend)?;
+    let val_data = data.load(Split::Val)?;
+    let test_data = data.load(Split::Test)?;
     // Everything that can fail on the settings fails before the run directory is touched.
     let mut engine = build_engine(ctx, cfg, &init_params(&cfg.model, cfg.seed))?;
     let resumed = open_run_dir(cfg, out, resume)?;
-    if let Some(spec) = &features {
+    if let Some(spec) = data.feature_spec().filter(|_| fresh_spec) {
         checkpoint::save_feature_spec(out, spec)?;
     }
     let metrics_path = out.join(checkpoint::METRICS_FILE);

@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use rankcode::checkpoint::load_feature_spec;
+use rankcode::checkpoint::{FEATURES_FILE, load_feature_spec};
 use rankcode::classify::{Classification, classify};
 use rankcode::data::wav::{self, Audio};
 use rankcode::gpu::GpuContext;
@@ -36,12 +36,13 @@ struct Output<'a> {
     decision: &'a Classification,
 }
 
-fn read_input(path: &Path) -> Result<Audio> {
+/// A file (or `-`, standard input) at `rate` Hz.
+fn read_input(path: &Path, rate: u32) -> rankcode::error::Result<Audio> {
     if path == Path::new("-") {
         let stdin = std::io::stdin().lock();
-        return Ok(wav::read_wav(stdin, Path::new("<stdin>"))?);
+        return wav::read_wav_stream(stdin, Path::new("<stdin>"), rate);
     }
-    Ok(wav::read_wav_file(path)?)
+    wav::load_wav(path, rate)
 }
 
 pub fn run(args: &ClassifyArgs) -> Result<()> {
@@ -49,13 +50,27 @@ pub fn run(args: &ClassifyArgs) -> Result<()> {
         bail!("standard input ('-') can be read only once");
     }
     let spec = load_feature_spec(&args.checkpoint)?;
-    let recordings = args
-        .files
-        .iter()
-        .map(|f| read_input(f))
-        .collect::<Result<Vec<_>>>()?;
     let ctx = Arc::new(GpuContext::new()?);
     let (cfg, mut engine) = load_trained(ctx, &args.checkpoint)?;
+    if spec.frontend != cfg.frontend || spec.classes.len() != cfg.model.classes {
+        bail!(
+            "{}: does not fit the run's config.json (another front end or class count)",
+            args.checkpoint.join(FEATURES_FILE).display()
+        );
+    }
+    // A file that cannot be read is reported and skipped; the others are classified.
+    let mut files = Vec::new();
+    let mut recordings = Vec::new();
+    for file in &args.files {
+        match read_input(file, spec.frontend.sample_rate) {
+            Ok(audio) => {
+                files.push(file);
+                recordings.push(audio);
+            }
+            Err(e) => eprintln!("error: {e}"),
+        }
+    }
+    let unread = args.files.len() - files.len();
     let theta = args.theta.unwrap_or(cfg.rc.theta);
     engine.set_rc(RcConfig {
         theta,
@@ -71,7 +86,15 @@ pub fn run(args: &ClassifyArgs) -> Result<()> {
         &recordings,
     )
     .with_context(|| format!("classifying with {}", args.checkpoint.display()))?;
-    for (file, d) in args.files.iter().zip(&decisions) {
+    let clip_ms = spec.frontend.clip_ms as f32;
+    for (file, d) in files.into_iter().zip(&decisions) {
+        if d.audio_ms > clip_ms {
+            eprintln!(
+                "note: {} is {:.0} ms long; the model reads its first {clip_ms:.0} ms only",
+                file.display(),
+                d.audio_ms
+            );
+        }
         if args.json {
             let out = Output { file, decision: d };
             println!("{}", serde_json::to_string(&out)?);
@@ -89,6 +112,9 @@ pub fn run(args: &ClassifyArgs) -> Result<()> {
                 d.audio_ms
             );
         }
+    }
+    if unread > 0 {
+        bail!("{unread} of {} inputs could not be read", args.files.len());
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use clap::Args;
-use rankcode::checkpoint::RunConfig;
+use rankcode::checkpoint::{RunConfig, load_feature_spec};
 use rankcode::data::Dataset;
 use rankcode::data::task::{Split, Task};
 use rankcode::gpu::GpuContext;
@@ -10,7 +10,7 @@ use rankcode::model::{RcConfig, TrainMode};
 use rankcode::run::{load_trained, parse_theta_sweep};
 use rankcode::train::{self, EvalReport, SweepPoint};
 use serde::Serialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Which data to evaluate on.
@@ -95,13 +95,25 @@ fn ideal_comparison(task: Task, data: &Dataset, report: &EvalReport) -> Option<I
     })
 }
 
-/// The data of `split` of a run's task, from `data` if given, else where the run read it.
-pub fn load_split(cfg: &RunConfig, split: EvalSplit, data: Option<PathBuf>) -> Result<Dataset> {
+/// The data of `split` of the run in `run_dir`, from `data` if given, else where the
+/// run read it; audio features are normalised with the run's saved statistics.
+pub fn load_split(
+    run_dir: &Path,
+    cfg: &RunConfig,
+    split: EvalSplit,
+    data: Option<PathBuf>,
+) -> Result<Dataset> {
     let cfg = RunConfig {
         data_dir: data.or(cfg.data_dir.clone()),
         ..cfg.clone()
     };
-    let one = |s: Split| cfg.load_split(s);
+    let spec = cfg
+        .task
+        .is_audio()
+        .then(|| load_feature_spec(run_dir))
+        .transpose()?;
+    let data = cfg.open_data(spec)?;
+    let one = |s: Split| data.load(s);
     Ok(match split {
         EvalSplit::Train => one(Split::Train)?,
         EvalSplit::Val => one(Split::Val)?,
@@ -126,7 +138,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         mode: TrainMode::Rc,
         ..cfg.rc
     })?;
-    let data = load_split(&cfg, args.split, args.data.clone())?;
+    let data = load_split(&args.checkpoint, &cfg, args.split, args.data.clone())?;
     let report = train::evaluate(&mut engine, &data, cfg.batch, true)?;
     let sweep = thetas
         .map(|t| train::theta_sweep(&mut engine, &data, cfg.batch, &t))

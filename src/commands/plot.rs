@@ -56,7 +56,7 @@ pub fn run(args: &PlotArgs) -> Result<()> {
             mode: TrainMode::Rc,
             ..cfg.rc
         })?;
-        let data = load_split(&cfg, args.split, args.data.clone())?;
+        let data = load_split(dir, &cfg, args.split, args.data.clone())?;
         let sweep = train::theta_sweep(&mut engine, &data, cfg.batch, &thetas)?;
         let name = dir
             .file_name()

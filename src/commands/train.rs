@@ -65,7 +65,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub mfcc: Option<usize>,
     /// Audio tasks: clips are padded with silence or trimmed to this length, in ms
-    /// [default: 1000 for speech commands, 600 for FSDD].
+    /// [default: 1000 for speech commands, 600 for FSDD (whose bands stop at 4 kHz)].
     #[arg(long)]
     pub clip_ms: Option<u32>,
     /// Data folder of file-based tasks (default: $RANKCODE_DATA/<task>, else ../shared/datasets/<task>).
@@ -91,11 +91,12 @@ impl TrainArgs {
     }
 
     fn run_config(&self) -> RunConfig {
+        let defaults = self.task.default_frontend();
         let frontend = FrontendConfig {
             mel_bands: self.mel_bands,
             mfcc: self.mfcc,
-            clip_ms: self.clip_ms.unwrap_or(self.task.default_clip_ms()),
-            ..FrontendConfig::default()
+            clip_ms: self.clip_ms.unwrap_or(defaults.clip_ms),
+            ..defaults
         };
         let shape = self.task.shape(&frontend);
         RunConfig {

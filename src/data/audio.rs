@@ -21,6 +21,13 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
+/// Floor of the normalisation's standard deviation (features are log energies).
+pub const MIN_STD: f64 = 1e-2;
+
+/// Version of the feature computation, part of every cache key: bump it when the
+/// decoding, resampling or front-end code changes what it computes.
+const FEATURES_VERSION: u32 = 1;
+
 /// Environment variable naming the feature cache folder.
 pub const CACHE_ENV: &str = "RANKCODE_CACHE";
 
@@ -75,8 +82,9 @@ pub struct FeatureNorm {
 
 impl FeatureNorm {
     /// Statistics over every frame of `clips` (each `frames * features` values), in
-    /// f64 so the sums are exact enough for any corpus size. A feature that never
-    /// varies gets std 1, so it normalises to 0 rather than to infinity.
+    /// f64 so the sums are exact enough for any corpus size. The std has a floor of
+    /// [`MIN_STD`], so a feature that barely varies (numerical residue) is not blown
+    /// up to unit variance.
     pub fn from_features(clips: &[Vec<f32>], features: usize) -> Self {
         let mut sum = vec![0f64; features];
         let mut sum_sq = vec![0f64; features];
@@ -95,7 +103,7 @@ impl FeatureNorm {
             .zip(&mean)
             .map(|(sq, m)| {
                 let var = (sq / n - m * m).max(0.0);
-                if var > 1e-12 { var.sqrt() as f32 } else { 1.0 }
+                var.sqrt().max(MIN_STD) as f32
             })
             .collect();
         FeatureNorm {
@@ -164,8 +172,7 @@ impl FeatureExtractor {
             return Ok(values);
         }
         let config = self.frontend.config();
-        let audio = wav::read_wav(std::io::Cursor::new(bytes), &clip.path)?;
-        let audio = wav::resample(&audio, config.sample_rate)?;
+        let audio = wav::decode(&bytes, &clip.path, config.sample_rate)?;
         let start =
             (clip.offset_ms as usize * config.sample_rate as usize / 1000).min(audio.samples.len());
         let values = self.frontend.clip_features(&audio.samples[start..]);
@@ -195,6 +202,7 @@ impl FeatureExtractor {
 
     fn cache_key(&self, clip: &Clip, bytes: &[u8]) -> String {
         let mut hash = Sha256::new();
+        hash.update(FEATURES_VERSION.to_le_bytes());
         hash.update(
             serde_json::to_vec(self.frontend.config()).expect("front-end config serialises"),
         );
@@ -233,7 +241,10 @@ impl FeatureExtractor {
             .map_or(Ok(()), std::fs::create_dir_all)
             .map_err(|e| e.to_string())
             .and_then(|_| crate::files::write_atomic(&path, &bytes).map_err(|e| e.to_string()));
-        if let Err(e) = written {
+        static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if let Err(e) = written
+            && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
             log::warn!("feature cache not written ({e}); features will be recomputed next time");
         }
     }
@@ -280,15 +291,14 @@ pub fn dataset(
     ))
 }
 
-/// Checks that a layout found clips for training and testing; `dir` names the folder.
+/// Checks that a layout found any clips at all; `dir` names the folder. (A split
+/// that is needed and empty is refused when it is loaded.)
 pub fn ensure_not_empty(corpus: &Corpus, dir: &Path, layout: &str) -> Result<()> {
-    for (name, clips) in [("training", &corpus.train), ("test", &corpus.test)] {
-        if clips.is_empty() {
-            return Err(Error::File {
-                path: dir.to_path_buf(),
-                problem: format!("holds no {name} recordings in the {layout} layout"),
-            });
-        }
+    if corpus.train.is_empty() && corpus.val.is_empty() && corpus.test.is_empty() {
+        return Err(Error::File {
+            path: dir.to_path_buf(),
+            problem: format!("holds no recordings in the {layout} layout"),
+        });
     }
     Ok(())
 }
@@ -304,10 +314,10 @@ mod tests {
         let norm = FeatureNorm::from_features(&clips, 2);
         assert_eq!(norm.mean, vec![4.0, 5.0]);
         assert!((norm.std[0] - 5f32.sqrt()).abs() < 1e-6);
-        assert_eq!(norm.std[1], 1.0);
+        assert_eq!(norm.std[1], MIN_STD as f32);
         let mut v = clips[0].clone();
         norm.apply(&mut v);
         assert!((v[0] + 3.0 / 5f32.sqrt()).abs() < 1e-6);
-        assert_eq!(v[1], 0.0);
+        assert_eq!(v[1], 0.0, "a constant feature normalises to 0");
     }
 }

@@ -33,6 +33,9 @@ use std::sync::Arc;
 /// Added to each band energy before the logarithm.
 const LOG_FLOOR: f64 = 1e-6;
 
+/// The longest clip accepted, in milliseconds (a model reads one frame a step).
+const MAX_CLIP_MS: u32 = 60_000;
+
 /// The longest analysis window accepted, in samples.
 const MAX_WINDOW: usize = 1 << 20;
 
@@ -247,6 +250,12 @@ impl FrontendConfig {
             format!(
                 "clips of {} ms are shorter than one window ({} ms)",
                 self.clip_ms, self.window_ms
+            )
+        })?;
+        ensure(self.clip_ms <= MAX_CLIP_MS, || {
+            format!(
+                "clips of {} ms are longer than the {MAX_CLIP_MS} ms allowed",
+                self.clip_ms
             )
         })
     }
@@ -706,6 +715,13 @@ mod tests {
             (
                 FrontendConfig { clip_ms: 20, ..d() },
                 "shorter than one window",
+            ),
+            (
+                FrontendConfig {
+                    clip_ms: 4_000_000_000,
+                    ..d()
+                },
+                "longer than",
             ),
         ];
         for (cfg, needle) in cases {

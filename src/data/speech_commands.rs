@@ -10,8 +10,10 @@
 //!   words. Every other word is `_unknown_`; as in TensorFlow's reference input
 //!   pipeline, each split keeps a random 10% (of its command-word clip count) of
 //!   unknown clips, and gets as many `_silence_` clips, cut as 1 s slices from the
-//!   background noise files at random offsets. The draws are seeded per split, so
-//!   every run sees the same sets.
+//!   background noise files at random offsets, each split from its own part of every
+//!   file (train the first 80%, validation the next 10%, test the last 10%), so no
+//!   test clip overlaps training audio. The draws are seeded per split, so every run
+//!   sees the same sets.
 
 use super::audio::{Clip, Corpus, ensure_not_empty};
 use crate::error::{Error, Result};
@@ -120,8 +122,20 @@ fn word_clips(dir: &Path) -> Result<Vec<(String, String, PathBuf)>> {
     Ok(clips)
 }
 
-/// `_silence_` clips: `count` 1 s slices of the noise files at random offsets.
-fn silence_clips(dir: &Path, count: usize, label: u32, rng: &mut Rng) -> Result<Vec<Clip>> {
+/// The part of every noise file that each split (train, val, test) cuts its
+/// `_silence_` clips from, as fractions of the file: no test clip overlaps training
+/// audio.
+const NOISE_PARTS: [(f64, f64); 3] = [(0.0, 0.8), (0.8, 0.9), (0.9, 1.0)];
+
+/// `_silence_` clips of split `split` (0 train, 1 val, 2 test): `count` 1 s slices at
+/// random offsets within that split's part of the noise files.
+fn silence_clips(
+    dir: &Path,
+    split: usize,
+    count: usize,
+    label: u32,
+    rng: &mut Rng,
+) -> Result<Vec<Clip>> {
     if count == 0 {
         return Ok(Vec::new());
     }
@@ -141,24 +155,29 @@ fn silence_clips(dir: &Path, count: usize, label: u32, rng: &mut Rng) -> Result<
             problem: format!("cannot read as WAV: {e}"),
         })?;
         let spec = reader.spec();
-        let ms = (reader.duration() as u64 * 1000 / spec.sample_rate.max(1) as u64) as usize;
-        if ms >= CLIP_MS {
-            sources.push((path, ms));
+        let ms = reader.duration() as f64 * 1000.0 / spec.sample_rate.max(1) as f64;
+        let (from, to) = NOISE_PARTS[split];
+        let (start, end) = ((ms * from).ceil() as usize, (ms * to).floor() as usize);
+        if end >= start + CLIP_MS {
+            sources.push((path, start, end));
         }
     }
     if sources.is_empty() {
         return Err(Error::File {
             path: noise_dir,
-            problem: "holds no noise recording of 1 s or more to cut _silence_ clips from".into(),
+            problem: "holds no noise recording of 10 s or more: each split cuts its 1 s \
+                      _silence_ clips from its own part of every file (train the first 80%, \
+                      validation the next 10%, test the last 10%)"
+                .into(),
         });
     }
     Ok((0..count)
         .map(|_| {
-            let (path, ms) = &sources[rng.below(sources.len())];
+            let (path, start, end) = &sources[rng.below(sources.len())];
             Clip {
                 path: path.clone(),
                 label,
-                offset_ms: rng.below(ms - CLIP_MS + 1) as u32,
+                offset_ms: (start + rng.below(end - CLIP_MS - start + 1)) as u32,
             }
         })
         .collect())
@@ -196,7 +215,7 @@ pub fn corpus(dir: &Path, words: Words) -> Result<Corpus> {
             rng.shuffle(&mut unknown);
             unknown.truncate(extra);
             clips.extend(unknown);
-            clips.extend(silence_clips(dir, extra, 0, &mut rng)?);
+            clips.extend(silence_clips(dir, split, extra, 0, &mut rng)?);
         }
         built.push(clips);
     }

@@ -72,14 +72,20 @@ impl Task {
         }
     }
 
-    /// The clip length of an audio task: Speech Commands clips are 1 s; FSDD's
-    /// recordings are trimmed to the word (median 0.43 s), so 0.6 s keeps 90% of
-    /// them whole without a long tail of silence, which an end-of-sequence model
-    /// would have to carry its answer through.
-    pub fn default_clip_ms(self) -> u32 {
+    /// The front end of an audio task, before the user's changes. Speech Commands
+    /// clips are 1 s of 16 kHz audio. FSDD's recordings are 8 kHz, so its mel bands
+    /// stop at 4 kHz (above it there is only resampling residue), and they are
+    /// trimmed to the word (median 0.43 s): 0.6 s keeps 90% of them whole without a
+    /// long tail of silence, which an end-of-sequence model would have to carry its
+    /// answer through.
+    pub fn default_frontend(self) -> FrontendConfig {
         match self {
-            Task::Fsdd => 600,
-            _ => 1000,
+            Task::Fsdd => FrontendConfig {
+                clip_ms: 600,
+                f_max: 4000.0,
+                ..FrontendConfig::default()
+            },
+            _ => FrontendConfig::default(),
         }
     }
 
@@ -156,57 +162,150 @@ impl Task {
         }))
     }
 
-    /// What classifying new audio needs (front end, training statistics, class
-    /// names); `None` for the tasks that do not take audio.
-    pub fn feature_spec(
+    /// Opens the task's data. For the audio tasks this lists the corpus and takes the
+    /// feature statistics from `spec` (those a run was trained with, from its
+    /// `features.json`), or computes them from the training split when `spec` is
+    /// `None`. `data_dir` is `--data`, if given (see [`Self::data_dir`]).
+    pub fn open(
         self,
         data_dir: Option<&Path>,
         frontend: &FrontendConfig,
-    ) -> Result<Option<FeatureSpec>> {
-        let Some(corpus) = self.corpus(data_dir)? else {
-            return Ok(None);
+        spec: Option<FeatureSpec>,
+    ) -> Result<TaskData> {
+        let dir = self.data_dir(data_dir);
+        let audio = match self.corpus(data_dir)? {
+            None => None,
+            Some(corpus) => {
+                let dir = dir.clone().expect("an audio task reads files");
+                let extractor = FeatureExtractor::new(frontend.clone())?;
+                let spec = match spec {
+                    Some(spec) => {
+                        check_spec(&spec, frontend, &corpus, &dir)?;
+                        spec
+                    }
+                    None => {
+                        if corpus.train.is_empty() {
+                            return Err(Error::File {
+                                path: dir,
+                                problem: "holds no training recordings to take feature \
+                                          statistics from"
+                                    .into(),
+                            });
+                        }
+                        audio::feature_spec(&corpus, &extractor)?
+                    }
+                };
+                Some(AudioData {
+                    corpus,
+                    extractor,
+                    spec,
+                })
+            }
         };
-        audio::feature_spec(&corpus, &FeatureExtractor::new(frontend.clone())?).map(Some)
+        Ok(TaskData {
+            task: self,
+            data_dir: dir,
+            frontend: frontend.clone(),
+            audio,
+        })
     }
 
-    /// Loads (or generates) one split. `data_dir` is `--data`, if given (see
-    /// [`Self::data_dir`]); the generated tasks ignore it, and only the audio tasks
-    /// use the front end.
+    /// Loads (or generates) one split; see [`Self::open`].
     pub fn load(
         self,
         split: Split,
         data_dir: Option<&Path>,
         frontend: &FrontendConfig,
     ) -> Result<Dataset> {
+        self.open(data_dir, frontend, None)?.load(split)
+    }
+}
+
+/// Checks that saved feature statistics fit the front end and the corpus.
+fn check_spec(
+    spec: &FeatureSpec,
+    frontend: &FrontendConfig,
+    corpus: &Corpus,
+    dir: &Path,
+) -> Result<()> {
+    if spec.frontend != *frontend {
+        return Err(Error::ShapeMismatch(
+            "the saved feature description (features.json) was made with another front end \
+             than the run's configuration"
+                .into(),
+        ));
+    }
+    if spec.classes != corpus.classes {
+        return Err(Error::File {
+            path: dir.to_path_buf(),
+            problem: format!(
+                "its classes ({}) are not the ones the run was trained on ({})",
+                corpus.classes.join(", "),
+                spec.classes.join(", ")
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The corpus, front end and feature statistics of an audio task.
+struct AudioData {
+    corpus: Corpus,
+    extractor: FeatureExtractor,
+    spec: FeatureSpec,
+}
+
+/// A task's data, opened once (see [`Task::open`]): splits load from it without
+/// recomputing the feature statistics.
+pub struct TaskData {
+    task: Task,
+    data_dir: Option<PathBuf>,
+    frontend: FrontendConfig,
+    audio: Option<AudioData>,
+}
+
+impl TaskData {
+    /// The feature description of an audio task (front end, training statistics,
+    /// class names): what classifying new audio needs.
+    pub fn feature_spec(&self) -> Option<&FeatureSpec> {
+        self.audio.as_ref().map(|a| &a.spec)
+    }
+
+    /// Loads (or generates) one split.
+    pub fn load(&self, split: Split) -> Result<Dataset> {
+        let task = self.task;
         let (_, n, seed) = TOY_SIZES
             .iter()
             .copied()
             .find(|s| s.0 == split)
             .expect("every split is listed");
-        let data = match self {
-            Task::SeqSpotting => toy::seq_spotting(n, seed),
-            Task::NoiseVsSignal => toy::noise_vs_signal(n, seed),
-            Task::Mnist => {
-                mnist::load(&self.data_dir(data_dir).expect("a file-based task"), split)?
+        let dir = || self.data_dir.clone().unwrap_or_default();
+        let data = match (task, &self.audio) {
+            (Task::SeqSpotting, _) => toy::seq_spotting(n, seed),
+            (Task::NoiseVsSignal, _) => toy::noise_vs_signal(n, seed),
+            (Task::Mnist, _) => mnist::load(&dir(), split)?,
+            (_, Some(a)) => {
+                let clips = a.corpus.split(split);
+                if clips.is_empty() {
+                    return Err(Error::File {
+                        path: dir(),
+                        problem: format!("holds no {split:?} recordings").to_lowercase(),
+                    });
+                }
+                audio::dataset(clips, &a.extractor, &a.spec.norm, a.corpus.classes.len())?
             }
-            Task::Fsdd | Task::SpeechCommands | Task::SpeechCommands12 => {
-                let corpus = self.corpus(data_dir)?.expect("an audio task");
-                let extractor = FeatureExtractor::new(frontend.clone())?;
-                let spec = audio::feature_spec(&corpus, &extractor)?;
-                let classes = corpus.classes.len();
-                audio::dataset(corpus.split(split), &extractor, &spec.norm, classes)?
-            }
+            (_, None) => unreachable!("audio tasks open with their corpus"),
         };
-        let shape = self.shape(frontend);
+        let shape = task.shape(&self.frontend);
         if (data.steps, data.input, data.classes) != (shape.steps, shape.input, shape.classes) {
             return Err(Error::File {
-                path: self.data_dir(data_dir).unwrap_or_default(),
+                path: dir(),
                 problem: format!(
                     "holds sequences of {} steps x {} inputs, {} classes; the {} task needs {} x {}, {} classes",
                     data.steps,
                     data.input,
                     data.classes,
-                    self.name(),
+                    task.name(),
                     shape.steps,
                     shape.input,
                     shape.classes

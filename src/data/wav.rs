@@ -67,6 +67,78 @@ pub fn read_wav(mut reader: impl Read, name: &Path) -> Result<Audio> {
     parse_wav(&bytes, name)
 }
 
+/// A WAV streamed through a pipe, resampled to `rate`. Writers that cannot seek
+/// back (ffmpeg, sox or arecord writing to a pipe) leave the RIFF and data sizes as
+/// placeholders (0 or 0xFFFFFFFF); here the data runs to the end of the stream, so
+/// a stream cut short is read as far as it goes. Files are read strictly instead.
+pub fn read_wav_stream(mut reader: impl Read, name: &Path, rate: u32) -> Result<Audio> {
+    let mut bytes = Vec::new();
+    reader
+        .read_to_end(&mut bytes)
+        .map_err(|e| problem(name, format!("cannot read: {e}")))?;
+    patch_stream_sizes(&mut bytes);
+    decode(&bytes, name, rate)
+}
+
+/// Sets the RIFF size, and a data chunk size that is a placeholder or runs past the
+/// end, from the bytes at hand (whole frames only). Leaves anything that is not a
+/// RIFF/WAVE stream alone, for the parser to refuse.
+fn patch_stream_sizes(bytes: &mut [u8]) {
+    if bytes.len() < 12 || &bytes[0..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
+        return;
+    }
+    let riff_size = u32::try_from(bytes.len() - 8).unwrap_or(u32::MAX);
+    bytes[4..8].copy_from_slice(&riff_size.to_le_bytes());
+    let Some(data) = find_chunk(bytes, b"data") else {
+        return;
+    };
+    let block_align = frame_layout(bytes).map_or(1, |(align, _)| align.max(1));
+    let available = bytes.len() - data.body;
+    if data.size == 0 || data.size > available {
+        let whole = u32::try_from(available - available % block_align).unwrap_or(u32::MAX);
+        bytes[data.body - 4..data.body].copy_from_slice(&whole.to_le_bytes());
+    }
+}
+
+/// Where a chunk's body starts and the size its header declares.
+struct Chunk {
+    body: usize,
+    size: usize,
+}
+
+/// The first chunk `id` of a RIFF/WAVE file, walking the chunk headers.
+fn find_chunk(bytes: &[u8], id: &[u8; 4]) -> Option<Chunk> {
+    let mut at: usize = 12;
+    while at + 8 <= bytes.len() {
+        let size = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().ok()?) as usize;
+        if &bytes[at..at + 4] == id {
+            return Some(Chunk { body: at + 8, size });
+        }
+        at = (at + 8).checked_add(size)?.checked_add(size & 1)?;
+    }
+    None
+}
+
+/// Block align and channels from the `fmt ` chunk: the bytes of one frame and how
+/// many samples share them.
+fn frame_layout(bytes: &[u8]) -> Option<(usize, usize)> {
+    let fmt = find_chunk(bytes, b"fmt ")?;
+    let field = |offset: usize| {
+        let at = fmt.body + offset;
+        bytes
+            .get(at..at + 2)
+            .map(|b| usize::from(u16::from_le_bytes([b[0], b[1]])))
+    };
+    Some((field(12)?, field(2)?))
+}
+
+/// Decodes the bytes of a WAV file and resamples it to `rate`; every error names
+/// `name`.
+pub fn decode(bytes: &[u8], name: &Path, rate: u32) -> Result<Audio> {
+    let audio = parse_wav(bytes, name)?;
+    resample_or_reason(&audio, rate).map_err(|e| problem(name, e))
+}
+
 /// Decodes the bytes of a whole WAV file; `name` is only used in errors.
 fn parse_wav(bytes: &[u8], name: &Path) -> Result<Audio> {
     if bytes.is_empty() {
@@ -85,6 +157,22 @@ fn parse_wav(bytes: &[u8], name: &Path) -> Result<Audio> {
         problem(name, what)
     })?;
     let spec = reader.spec();
+    // hound reads integer samples narrower than their container (24 bits in 4
+    // bytes) from the low bits, where the standard puts them in the high ones.
+    if let Some((align, channels)) = frame_layout(bytes)
+        && channels > 0
+        && spec.sample_format == SampleFormat::Int
+        && align / channels * 8 != usize::from(spec.bits_per_sample)
+    {
+        return Err(problem(
+            name,
+            format!(
+                "{}-bit samples in {}-byte containers: {SUPPORTED}",
+                spec.bits_per_sample,
+                align / channels
+            ),
+        ));
+    }
     if spec.sample_rate == 0 {
         return Err(problem(name, "the WAV header gives a sample rate of 0 Hz"));
     }
@@ -251,8 +339,8 @@ fn gcd(mut a: u64, mut b: u64) -> u64 {
 
 /// [`read_wav_file`] then [`resample`] to `rate` Hz; every error names the file.
 pub fn load_wav(path: &Path, rate: u32) -> Result<Audio> {
-    let audio = read_wav_file(path)?;
-    resample_or_reason(&audio, rate).map_err(|e| problem(path, e))
+    let bytes = std::fs::read(path).map_err(|e| problem(path, format!("cannot read: {e}")))?;
+    decode(&bytes, path, rate)
 }
 
 #[cfg(test)]
@@ -405,30 +493,32 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// A WAVE_FORMAT_EXTENSIBLE file of one channel: sub-format `sub` (1 PCM, 3
+    /// float), `container` bits per sample of which `valid` are used.
+    fn extensible(sub: u8, container: u16, valid: u16) -> Vec<u8> {
+        let mut b = handmade(0xfffe, 1, 8000, container, &[0; 16]);
+        b[16..20].copy_from_slice(&40u32.to_le_bytes());
+        let mut fmt_ext = vec![];
+        fmt_ext.extend_from_slice(&22u16.to_le_bytes());
+        fmt_ext.extend_from_slice(&valid.to_le_bytes());
+        fmt_ext.extend_from_slice(&4u32.to_le_bytes());
+        fmt_ext.extend_from_slice(&[
+            sub, 0x00, 0x00, 0x00, 0x00, 0x00, 0x10, 0x00, 0x80, 0x00, 0x00, 0xaa, 0x00, 0x38,
+            0x9b, 0x71,
+        ]);
+        b.splice(36..36, fmt_ext);
+        let riff = b.len() as u32 - 8;
+        b[4..8].copy_from_slice(&riff.to_le_bytes());
+        b
+    }
+
     #[test]
     fn broken_and_unsupported_files_are_refused_with_the_reason() {
         let dir = temp_dir("broken");
         let good = dir.join("good.wav");
         write::<i16>(&good, spec(2, 16, SampleFormat::Int), &[1; 200]);
         let good = std::fs::read(&good).unwrap();
-        let ext = {
-            // WAVE_FORMAT_EXTENSIBLE with the float sub-format and 64 bits, which
-            // hound's header parser accepts.
-            let mut b = handmade(0xfffe, 1, 8000, 64, &[0; 16]);
-            b[16..20].copy_from_slice(&40u32.to_le_bytes());
-            let mut fmt_ext = vec![];
-            fmt_ext.extend_from_slice(&22u16.to_le_bytes());
-            fmt_ext.extend_from_slice(&64u16.to_le_bytes());
-            fmt_ext.extend_from_slice(&4u32.to_le_bytes());
-            fmt_ext.extend_from_slice(&[
-                0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x10, 0x00, 0x80, 0x00, 0x00, 0xaa, 0x00, 0x38,
-                0x9b, 0x71,
-            ]);
-            b.splice(36..36, fmt_ext);
-            let riff = b.len() as u32 - 8;
-            b[4..8].copy_from_slice(&riff.to_le_bytes());
-            b
-        };
+        let ext = extensible(3, 64, 64);
         let cases: Vec<(&str, Vec<u8>, &str)> = vec![
             ("empty.wav", vec![], "empty"),
             (
@@ -468,6 +558,11 @@ mod tests {
             ),
             ("f64-extensible.wav", ext, "64-bit float samples"),
             (
+                "i24-in-4-bytes.wav",
+                extensible(1, 32, 24),
+                "24-bit samples in 4-byte containers",
+            ),
+            (
                 "mp3.wav",
                 handmade(0x55, 1, 8000, 16, &[0; 8]),
                 "unsupported WAV encoding",
@@ -496,6 +591,24 @@ mod tests {
             .to_string();
         assert!(err.contains("/no/such/file.wav"), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn streams_with_placeholder_sizes_read_to_their_end() {
+        let samples: Vec<i16> = (0..101).map(|i| (i * 300 - 15_000) as i16).collect();
+        let data: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
+        let exact = read_wav(&handmade(1, 1, 8000, 16, &data)[..], Path::new("a")).unwrap();
+        for placeholder in [0u32, u32::MAX] {
+            let mut b = handmade(1, 1, 8000, 16, &data);
+            b[4..8].copy_from_slice(&placeholder.to_le_bytes());
+            b[40..44].copy_from_slice(&placeholder.to_le_bytes());
+            // A pipe may also end in the middle of a frame.
+            b.push(7);
+            let streamed = read_wav_stream(&b[..], Path::new("<stdin>"), 8000).unwrap();
+            assert_eq!(streamed, exact, "data size {placeholder:#x}");
+            // A file with the same header is refused rather than guessed at.
+            assert!(read_wav(&b[..], Path::new("f.wav")).is_err());
+        }
     }
 
     fn sine(freq: f64, rate: u32, len: usize) -> Audio {
