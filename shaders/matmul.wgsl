@@ -161,15 +161,48 @@ fn block_row(n: u32, gathered: bool) -> u32 {
     return select(NONE, n, n < step.n_rows);
 }
 
-// Element k of output row b's left operand.
-fn left_value(b: u32, k: u32, gathered: bool) -> f32 {
-    if (gathered) {
-        return gather(step.t, b, k);
+// Where output row b's left operand starts in src1 and in src2 (at the step's t for a
+// gathered operand), or NONE for a part that reads as zero. Worked out once per row,
+// so the loads of the reduction loop carry no step or liveness checks.
+struct RowOrigin {
+    first: u32,
+    second: u32,
+}
+
+fn row_origin(b: u32, gathered: bool) -> RowOrigin {
+    var o = RowOrigin(NONE, NONE);
+    if (b == NONE) {
+        return o;
     }
-    if (k >= p.a1.width) {
+    if (!gathered) {
+        o.first = p.a1.base + b * p.a1.row_stride;
+        return o;
+    }
+    let s1 = i32(step.t) + p.a1.step_offset;
+    if (source_valid(p.a1, s1, b)) {
+        o.first = p.a1.base + u32(s1) * p.a1.step_stride + b * p.a1.row_stride;
+    }
+    let s2 = i32(step.t) + p.a2.step_offset;
+    if (source_valid(p.a2, s2, b)) {
+        o.second = p.a2.base + u32(s2) * p.a2.step_stride + b * p.a2.row_stride;
+    }
+    return o;
+}
+
+// Element k of the left operand [a1, a2] of a row starting at `o`: the same value as
+// gather(step.t, b, k) for a gathered row.
+fn left_value(o: RowOrigin, k: u32) -> f32 {
+    if (k < p.a1.width) {
+        if (o.first == NONE) {
+            return 0.0;
+        }
+        return src1[o.first + k];
+    }
+    let k2 = k - p.a1.width;
+    if (k2 >= p.a2.width || o.second == NONE) {
         return 0.0;
     }
-    return src1[p.a1.base + b * p.a1.row_stride + k];
+    return src2[o.second + k2];
 }
 
 // out[row, j] = left(row) . W[:, j] (+ biases) for one block of 8 * ROWS_PER_THREAD
@@ -179,20 +212,16 @@ fn row_gemm(wg: vec3<u32>, lid: vec3<u32>, gathered: bool) {
     let flat = lid.y * 8u + lid.x;
     let block_rows = 8u * ROWS_PER_THREAD;
     // The rows this invocation stages into the left tile (2 entries per block row).
-    var load_rows: array<u32, 8>;
+    var load_rows: array<RowOrigin, 8>;
     for (var i = 0u; i < 2u * ROWS_PER_THREAD; i++) {
-        load_rows[i] = block_row(wg.y * block_rows + (flat + 64u * i) / CHUNK, gathered);
+        let b = block_row(wg.y * block_rows + (flat + 64u * i) / CHUNK, gathered);
+        load_rows[i] = row_origin(b, gathered);
     }
     var acc: array<array<f32, 4>, 4>;
     for (var k0 = 0u; k0 < k_total; k0 += CHUNK) {
         for (var i = 0u; i < 2u * ROWS_PER_THREAD; i++) {
             let e = flat + 64u * i;
-            let b = load_rows[i];
-            var a = 0.0;
-            if (b != NONE) {
-                a = left_value(b, k0 + e % CHUNK, gathered);
-            }
-            tile_left[e / CHUNK][e % CHUNK] = a;
+            tile_left[e / CHUNK][e % CHUNK] = left_value(load_rows[i], k0 + e % CHUNK);
         }
         for (var i = 0u; i < 8u; i++) {
             let e = flat + 64u * i;
