@@ -288,6 +288,23 @@ pub fn load_trained(ctx: Arc<GpuContext>, dir: &Path) -> Result<(RunConfig, Engi
     Ok((cfg, engine))
 }
 
+/// Loads a trained run for inference with the rank-coding rule at `theta` (default:
+/// the run's own threshold), whatever mode it was trained in; returns the threshold.
+pub fn load_for_inference(
+    ctx: Arc<GpuContext>,
+    dir: &Path,
+    theta: Option<f32>,
+) -> Result<(RunConfig, Engine, f32)> {
+    let (cfg, mut engine) = load_trained(ctx, dir)?;
+    let theta = theta.unwrap_or(cfg.rc.theta);
+    engine.set_rc(crate::model::RcConfig {
+        theta,
+        mode: crate::model::TrainMode::Rc,
+        ..cfg.rc
+    })?;
+    Ok((cfg, engine, theta))
+}
+
 /// Evenly spaced thresholds from a `FROM:TO:N` specification (both ends included).
 pub fn parse_theta_sweep(spec: &str) -> Result<Vec<f32>> {
     let bad = |why: &str| {

@@ -7,8 +7,7 @@ use rankcode::checkpoint::{FEATURES_FILE, load_feature_spec};
 use rankcode::classify::{Classification, classify};
 use rankcode::data::wav::{self, Audio};
 use rankcode::gpu::GpuContext;
-use rankcode::model::{RcConfig, TrainMode};
-use rankcode::run::load_trained;
+use rankcode::run::load_for_inference;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -51,7 +50,7 @@ pub fn run(args: &ClassifyArgs) -> Result<()> {
     }
     let spec = load_feature_spec(&args.checkpoint)?;
     let ctx = Arc::new(GpuContext::new()?);
-    let (cfg, mut engine) = load_trained(ctx, &args.checkpoint)?;
+    let (cfg, mut engine, theta) = load_for_inference(ctx, &args.checkpoint, args.theta)?;
     if spec.frontend != cfg.frontend || spec.classes.len() != cfg.model.classes {
         bail!(
             "{}: does not fit the run's config.json (another front end or class count)",
@@ -71,12 +70,6 @@ pub fn run(args: &ClassifyArgs) -> Result<()> {
         }
     }
     let unread = args.files.len() - files.len();
-    let theta = args.theta.unwrap_or(cfg.rc.theta);
-    engine.set_rc(RcConfig {
-        theta,
-        mode: TrainMode::Rc,
-        ..cfg.rc
-    })?;
     let decisions = classify(
         &mut engine,
         &spec,

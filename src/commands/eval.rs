@@ -6,8 +6,7 @@ use rankcode::checkpoint::{RunConfig, load_feature_spec};
 use rankcode::data::Dataset;
 use rankcode::data::task::{Split, Task};
 use rankcode::gpu::GpuContext;
-use rankcode::model::{RcConfig, TrainMode};
-use rankcode::run::{load_trained, parse_theta_sweep};
+use rankcode::run::{load_for_inference, parse_theta_sweep};
 use rankcode::train::{self, EvalReport, SweepPoint};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -131,13 +130,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         .map(parse_theta_sweep)
         .transpose()?;
     let ctx = Arc::new(GpuContext::new()?);
-    let (cfg, mut engine) = load_trained(ctx, &args.checkpoint)?;
-    let theta = args.theta.unwrap_or(cfg.rc.theta);
-    engine.set_rc(RcConfig {
-        theta,
-        mode: TrainMode::Rc,
-        ..cfg.rc
-    })?;
+    let (cfg, mut engine, theta) = load_for_inference(ctx, &args.checkpoint, args.theta)?;
     let data = load_split(&args.checkpoint, &cfg, args.split, args.data.clone())?;
     let report = train::evaluate(&mut engine, &data, cfg.batch, true)?;
     let sweep = thetas

@@ -5,9 +5,9 @@ use super::eval::{EvalSplit, load_split};
 use anyhow::{Result, bail};
 use clap::Args;
 use rankcode::gpu::GpuContext;
-use rankcode::model::{RcConfig, TrainMode};
+use rankcode::model::TrainMode;
 use rankcode::plot::{Curve, write_figure};
-use rankcode::run::{load_trained, parse_theta_sweep};
+use rankcode::run::{load_for_inference, parse_theta_sweep};
 use rankcode::train;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -40,7 +40,7 @@ pub fn run(args: &PlotArgs) -> Result<()> {
     let mut curves = Vec::new();
     let mut task_steps = None;
     for dir in &args.checkpoints {
-        let (cfg, mut engine) = load_trained(ctx.clone(), dir)?;
+        let (cfg, mut engine, _) = load_for_inference(ctx.clone(), dir, None)?;
         let steps = cfg.shape().steps;
         match task_steps {
             Some((task, _)) if task != cfg.task => {
@@ -52,10 +52,6 @@ pub fn run(args: &PlotArgs) -> Result<()> {
             }
             _ => task_steps = Some((cfg.task, steps)),
         }
-        engine.set_rc(RcConfig {
-            mode: TrainMode::Rc,
-            ..cfg.rc
-        })?;
         let data = load_split(dir, &cfg, args.split, args.data.clone())?;
         let sweep = train::theta_sweep(&mut engine, &data, cfg.batch, &thetas)?;
         let name = dir
