@@ -68,6 +68,18 @@ fn file_error(path: &Path, problem: impl std::fmt::Display) -> Error {
     }
 }
 
+/// The error for a path that holds no run.
+fn not_a_run(dir: &Path) -> Error {
+    let what = if !dir.exists() {
+        "does not exist"
+    } else if !dir.is_dir() {
+        "is not a run directory (it is a file)"
+    } else {
+        "is not a rankcode run directory (it has no config.json)"
+    };
+    file_error(dir, what)
+}
+
 fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| file_error(path, format!("cannot read: {e}")))
 }
@@ -95,10 +107,7 @@ impl RunConfig {
     pub fn load(dir: &Path) -> Result<Self> {
         let path = dir.join(CONFIG_FILE);
         if !path.is_file() {
-            return Err(file_error(
-                dir,
-                "is not a rankcode run directory (it has no config.json)",
-            ));
+            return Err(not_a_run(dir));
         }
         let cfg: RunConfig = serde_json::from_slice(&read(&path)?)
             .map_err(|e| file_error(&path, format!("not a rankcode run configuration: {e}")))?;
@@ -154,6 +163,9 @@ pub fn save_feature_spec(dir: &Path, spec: &FeatureSpec) -> Result<()> {
 /// Reads `features.json` from the run in `dir`.
 pub fn load_feature_spec(dir: &Path) -> Result<FeatureSpec> {
     let path = dir.join(FEATURES_FILE);
+    if !dir.join(CONFIG_FILE).is_file() {
+        return Err(not_a_run(dir));
+    }
     if !path.is_file() {
         return Err(file_error(
             dir,

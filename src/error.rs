@@ -9,6 +9,9 @@ pub enum Error {
     /// A configuration value is outside its valid range.
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
+    /// Input data that cannot be used as it is.
+    #[error("invalid data: {0}")]
+    InvalidData(String),
     /// Data, model and checkpoint disagree on a shape.
     #[error("shape mismatch: {0}")]
     ShapeMismatch(String),

@@ -65,8 +65,14 @@ fn missing_or_corrupted_checkpoints_name_the_file() {
     let missing = temp("missing");
     assert_refused(
         &["eval", "--checkpoint", missing.to_str().unwrap()],
+        "does not exist",
+    );
+    std::fs::create_dir_all(&missing).unwrap();
+    assert_refused(
+        &["eval", "--checkpoint", missing.to_str().unwrap()],
         "not a rankcode run directory",
     );
+    std::fs::remove_dir(&missing).unwrap();
     let resume = [
         "train",
         "--task",

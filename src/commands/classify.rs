@@ -95,10 +95,18 @@ pub fn run(args: &ClassifyArgs) -> Result<()> {
             let when = if d.fired {
                 format!("spike at {:.0} ms", d.decision_ms)
             } else {
-                format!("no spike; forced at {:.0} ms", d.decision_ms)
+                format!(
+                    "no spike: decided at the clip's end, {:.0} ms",
+                    d.decision_ms
+                )
+            };
+            let past = if d.decision_ms > d.audio_ms {
+                " (after the audio, read on as silence)"
+            } else {
+                ""
             };
             println!(
-                "{}: {} (score {:.3}, {when} of {:.0} ms of audio)",
+                "{}: {} (score {:.3}, {when}{past}; the audio is {:.0} ms)",
                 file.display(),
                 d.label,
                 d.score,

@@ -68,7 +68,8 @@ pub struct TrainArgs {
     /// [default: 1000 for speech commands, 600 for FSDD (whose bands stop at 4 kHz)].
     #[arg(long)]
     pub clip_ms: Option<u32>,
-    /// Data folder of file-based tasks (default: $RANKCODE_DATA/<task>, else ../shared/datasets/<task>).
+    /// Data folder of file-based tasks (default: $RANKCODE_DATA/<folder>, else
+    /// ../shared/datasets/<folder>, with folder mnist, fsdd or speech_commands).
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// The run directory: config.json, model.safetensors, checkpoint, metrics.jsonl, test.json.
@@ -83,11 +84,13 @@ pub struct TrainArgs {
 }
 
 impl TrainArgs {
-    /// `--data` made absolute, so that the run can be evaluated from anywhere.
+    /// The data folder of a file-based task (`--data`, else the default one), made
+    /// absolute and saved with the run, so that the run evaluates on the same data
+    /// from anywhere.
     fn data_dir(&self) -> Option<PathBuf> {
-        self.data
-            .as_ref()
-            .map(|d| std::fs::canonicalize(d).unwrap_or_else(|_| d.clone()))
+        self.task
+            .data_dir(self.data.as_deref())
+            .map(|d| std::fs::canonicalize(&d).unwrap_or(d))
     }
 
     fn run_config(&self) -> RunConfig {
@@ -210,7 +213,11 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         cfg = RunConfig {
             epochs: args.epochs.unwrap_or(saved.epochs),
             readback_every: args.readback_every.unwrap_or(saved.readback_every),
-            data_dir: args.data_dir().or(saved.data_dir.clone()),
+            data_dir: args
+                .data
+                .as_ref()
+                .and(args.data_dir())
+                .or(saved.data_dir.clone()),
             ..saved
         };
         log::info!(

@@ -26,7 +26,7 @@ pub const MIN_STD: f64 = 1e-2;
 
 /// Version of the feature computation, part of every cache key: bump it when the
 /// decoding, resampling or front-end code changes what it computes.
-const FEATURES_VERSION: u32 = 1;
+const FEATURES_VERSION: u32 = 2;
 
 /// Environment variable naming the feature cache folder.
 pub const CACHE_ENV: &str = "RANKCODE_CACHE";
@@ -176,6 +176,12 @@ impl FeatureExtractor {
         let start =
             (clip.offset_ms as usize * config.sample_rate as usize / 1000).min(audio.samples.len());
         let values = self.frontend.clip_features(&audio.samples[start..]);
+        if values.iter().any(|v| !v.is_finite()) {
+            return Err(Error::File {
+                path: clip.path.clone(),
+                problem: "its features are not finite (samples far outside [-1, 1]?)".into(),
+            });
+        }
         self.write_cached(&key, &values);
         Ok(values)
     }
@@ -217,13 +223,18 @@ impl FeatureExtractor {
             .map(|dir| dir.join(&key[..2]).join(format!("{key}.f32")))
     }
 
-    /// Cached values, if there is an entry of the right size.
+    /// Cached values, if there is an intact entry: the right size, and its values
+    /// still match the SHA-256 stored after them (a damaged entry is recomputed).
     fn read_cached(&self, key: &str) -> Option<Vec<f32>> {
         let bytes = std::fs::read(self.cache_path(key)?).ok()?;
         let config = self.frontend.config();
-        let expected = config.frames() * config.feature_size();
-        (bytes.len() == expected * 4).then(|| {
-            bytes
+        let expected = config.frames() * config.feature_size() * 4;
+        if bytes.len() != expected + 32 {
+            return None;
+        }
+        let (values, digest) = bytes.split_at(expected);
+        (Sha256::digest(values).as_slice() == digest).then(|| {
+            values
                 .chunks_exact(4)
                 .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
                 .collect()
@@ -235,7 +246,9 @@ impl FeatureExtractor {
         let Some(path) = self.cache_path(key) else {
             return;
         };
-        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let mut bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let digest = Sha256::digest(&bytes);
+        bytes.extend_from_slice(&digest);
         let written = path
             .parent()
             .map_or(Ok(()), std::fs::create_dir_all)

@@ -49,8 +49,8 @@ impl Batch {
             )));
         }
         if self.x.iter().any(|v| !v.is_finite()) {
-            return Err(Error::ShapeMismatch(
-                "batch input holds NaN or infinite values".into(),
+            return Err(Error::InvalidData(
+                "the input holds NaN or infinite values".into(),
             ));
         }
         Ok(())

@@ -98,18 +98,21 @@ fn sorted_entries(dir: &Path, keep: impl Fn(&Path) -> bool) -> Result<Vec<String
     Ok(names)
 }
 
-/// Every clip of the corpus as (word, `word/file.wav`, path), in sorted order. A word
-/// folder that is not one of the 35 words is an error: it means a wrong folder.
-fn word_clips(dir: &Path) -> Result<Vec<(String, String, PathBuf)>> {
+/// Every clip of the corpus as (word, `word/file.wav`, path), in sorted order. For
+/// the 35-word task a word folder that is not one of the 35 words is an error (a
+/// wrong folder); for the 12-class task it is one more `_unknown_` word.
+fn word_clips(dir: &Path, words: Words) -> Result<Vec<(String, String, PathBuf)>> {
     let mut clips = Vec::new();
     for word in sorted_entries(dir, |p| p.is_dir())? {
         if word.starts_with('_') || word.starts_with('.') {
             continue;
         }
-        if !WORDS_35.contains(&word.as_str()) {
+        if words == Words::All35 && !WORDS_35.contains(&word.as_str()) {
             return Err(Error::File {
                 path: dir.join(&word),
-                problem: "is not one of the 35 Speech Commands words".into(),
+                problem: "is not one of the 35 Speech Commands words (the 12-class task \
+                          counts any other word as _unknown_)"
+                    .into(),
             });
         }
         for file in sorted_entries(&dir.join(&word), |p| {
@@ -190,7 +193,34 @@ pub fn corpus(dir: &Path, words: Words) -> Result<Corpus> {
     let classes = words.class_names();
     let mut splits: [Vec<(u32, String, PathBuf)>; 3] = Default::default();
     let mut unknown: [Vec<Clip>; 3] = Default::default();
-    for (word, entry, path) in word_clips(dir)? {
+    let clips = word_clips(dir, words)?;
+    for (list, name) in [
+        (&val_list, "validation_list.txt"),
+        (&test_list, "testing_list.txt"),
+    ] {
+        let found = clips.iter().filter(|c| list.contains(&c.1)).count();
+        if found < list.len() {
+            log::warn!(
+                "{}: {} of its {} entries name no recording in the folder",
+                dir.join(name).display(),
+                list.len() - found,
+                list.len()
+            );
+        }
+    }
+    if words == Words::All35 {
+        let empty = WORDS_35
+            .iter()
+            .filter(|w| !clips.iter().any(|c| c.0 == **w))
+            .count();
+        if empty > 0 {
+            log::warn!(
+                "{}: {empty} of the 35 words have no recordings",
+                dir.display()
+            );
+        }
+    }
+    for (word, entry, path) in clips {
         let split = if test_list.contains(&entry) {
             2
         } else if val_list.contains(&entry) {

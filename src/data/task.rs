@@ -24,7 +24,7 @@ pub enum Task {
     NoiseVsSignal,
     /// Temporally encoded MNIST digits: 784 pixel events in 20 time bins.
     Mnist,
-    /// Free Spoken Digit Dataset: spoken digits 0-9, as front-end frames of 1 s clips.
+    /// Free Spoken Digit Dataset: spoken digits 0-9, as front-end frames of 0.6 s clips.
     Fsdd,
     /// Google Speech Commands, the 35 words of v0.02, as front-end frames of 1 s clips.
     SpeechCommands,

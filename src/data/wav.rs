@@ -67,37 +67,62 @@ pub fn read_wav(mut reader: impl Read, name: &Path) -> Result<Audio> {
     parse_wav(&bytes, name)
 }
 
-/// A WAV streamed through a pipe, resampled to `rate`. Writers that cannot seek
-/// back (ffmpeg, sox or arecord writing to a pipe) leave the RIFF and data sizes as
-/// placeholders (0 or 0xFFFFFFFF); here the data runs to the end of the stream, so
-/// a stream cut short is read as far as it goes. Files are read strictly instead.
+/// A WAV streamed through a pipe, resampled to `rate`. Unlike a file, a stream that
+/// ends before the size its header declares is read as far as it goes (with a
+/// warning): a recorder stopped early still gives its audio.
 pub fn read_wav_stream(mut reader: impl Read, name: &Path, rate: u32) -> Result<Audio> {
     let mut bytes = Vec::new();
     reader
         .read_to_end(&mut bytes)
         .map_err(|e| problem(name, format!("cannot read: {e}")))?;
-    patch_stream_sizes(&mut bytes);
-    decode(&bytes, name, rate)
+    match with_real_sizes(&bytes, true) {
+        Some(patched) => {
+            if data_declared_past_end(&bytes) {
+                log::warn!(
+                    "{}: the stream ended before the data size its header declares; \
+                     reading what arrived",
+                    name.display()
+                );
+            }
+            decode(&patched, name, rate)
+        }
+        None => decode(&bytes, name, rate),
+    }
 }
 
-/// Sets the RIFF size, and a data chunk size that is a placeholder or runs past the
-/// end, from the bytes at hand (whole frames only). Leaves anything that is not a
-/// RIFF/WAVE stream alone, for the parser to refuse.
-fn patch_stream_sizes(bytes: &mut [u8]) {
+/// Data sizes that writers which cannot seek back (ffmpeg, sox or arecord writing
+/// to a pipe) leave in the header: the data then runs to the end of the input.
+const PLACEHOLDER_SIZES: [usize; 2] = [0, 0xFFFF_FFFF];
+
+/// True when the data chunk declares a size that is not a placeholder and runs past
+/// the end of the input.
+fn data_declared_past_end(bytes: &[u8]) -> bool {
+    find_chunk(bytes, b"data")
+        .is_some_and(|d| !PLACEHOLDER_SIZES.contains(&d.size) && d.size > bytes.len() - d.body)
+}
+
+/// The bytes with the RIFF size, and a placeholder data size (or, with `cut_short`,
+/// one that runs past the end), set from the bytes at hand, whole frames only;
+/// `None` when nothing needs changing. Anything that is not RIFF/WAVE is left to
+/// the parser to refuse.
+fn with_real_sizes(bytes: &[u8], cut_short: bool) -> Option<Vec<u8>> {
     if bytes.len() < 12 || &bytes[0..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
-        return;
+        return None;
     }
-    let riff_size = u32::try_from(bytes.len() - 8).unwrap_or(u32::MAX);
-    bytes[4..8].copy_from_slice(&riff_size.to_le_bytes());
-    let Some(data) = find_chunk(bytes, b"data") else {
-        return;
-    };
-    let block_align = frame_layout(bytes).map_or(1, |(align, _)| align.max(1));
+    let data = find_chunk(bytes, b"data")?;
     let available = bytes.len() - data.body;
-    if data.size == 0 || data.size > available {
-        let whole = u32::try_from(available - available % block_align).unwrap_or(u32::MAX);
-        bytes[data.body - 4..data.body].copy_from_slice(&whole.to_le_bytes());
+    let placeholder = PLACEHOLDER_SIZES.contains(&data.size) && data.size != available;
+    let cut = cut_short && data.size > available;
+    if !(placeholder || cut) {
+        return None;
     }
+    let block_align = frame_layout(bytes).map_or(1, |(align, _)| align.max(1));
+    let whole = u32::try_from(available - available % block_align).unwrap_or(u32::MAX);
+    let mut patched = bytes.to_vec();
+    let riff_size = u32::try_from(bytes.len() - 8).unwrap_or(u32::MAX);
+    patched[4..8].copy_from_slice(&riff_size.to_le_bytes());
+    patched[data.body - 4..data.body].copy_from_slice(&whole.to_le_bytes());
+    Some(patched)
 }
 
 /// Where a chunk's body starts and the size its header declares.
@@ -139,11 +164,15 @@ pub fn decode(bytes: &[u8], name: &Path, rate: u32) -> Result<Audio> {
     resample_or_reason(&audio, rate).map_err(|e| problem(name, e))
 }
 
-/// Decodes the bytes of a whole WAV file; `name` is only used in errors.
+/// Decodes the bytes of a whole WAV file; `name` is only used in errors. A
+/// placeholder data size (see [`PLACEHOLDER_SIZES`]) means "to the end"; any other
+/// size past the end is a truncated file.
 fn parse_wav(bytes: &[u8], name: &Path) -> Result<Audio> {
     if bytes.is_empty() {
         return Err(problem(name, "empty file, not a WAV file"));
     }
+    let patched = with_real_sizes(bytes, false);
+    let bytes = patched.as_deref().unwrap_or(bytes);
     let mut reader = WavReader::new(Cursor::new(bytes)).map_err(|e| {
         let what = match e {
             hound::Error::IoError(e) => format!("truncated WAV header ({e})"),
@@ -606,9 +635,19 @@ mod tests {
             b.push(7);
             let streamed = read_wav_stream(&b[..], Path::new("<stdin>"), 8000).unwrap();
             assert_eq!(streamed, exact, "data size {placeholder:#x}");
-            // A file with the same header is refused rather than guessed at.
-            assert!(read_wav(&b[..], Path::new("f.wav")).is_err());
+            // A file written the same way reads the same.
+            assert_eq!(read_wav(&b[..], Path::new("f.wav")).unwrap(), exact);
         }
+        // A header that declares more data than there is: a stream cut short reads
+        // what arrived; a file is truncated.
+        let mut b = handmade(1, 1, 8000, 16, &data);
+        b[40..44].copy_from_slice(&1000u32.to_le_bytes());
+        let streamed = read_wav_stream(&b[..], Path::new("<stdin>"), 8000).unwrap();
+        assert_eq!(streamed, exact);
+        let err = read_wav(&b[..], Path::new("f.wav"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("truncated"), "{err}");
     }
 
     fn sine(freq: f64, rate: u32, len: usize) -> Audio {
