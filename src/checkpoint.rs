@@ -176,10 +176,14 @@ pub fn load_feature_spec(dir: &Path) -> Result<FeatureSpec> {
         .map_err(|e| file_error(&path, format!("not a rankcode feature description: {e}")))?;
     spec.frontend.validate().map_err(|e| file_error(&path, e))?;
     let n = spec.frontend.feature_size();
-    if spec.norm.mean.len() != n || spec.norm.std.len() != n || spec.classes.is_empty() {
+    let finite = spec.norm.mean.iter().all(|m| m.is_finite())
+        && spec.norm.std.iter().all(|s| s.is_finite() && *s > 0.0);
+    if spec.norm.mean.len() != n || spec.norm.std.len() != n || spec.classes.is_empty() || !finite {
         return Err(file_error(
             &path,
-            format!("its statistics or classes do not fit a front end of {n} features"),
+            format!(
+                "its statistics are not {n} finite values (positive spreads), or it names no class"
+            ),
         ));
     }
     Ok(spec)
