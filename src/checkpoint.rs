@@ -3,7 +3,8 @@
 //!
 //! A run directory holds:
 //! - `config.json`: everything needed to rebuild the model and the task;
-//! - `model.safetensors`: the parameters under PyTorch state-dict names;
+//! - `model.safetensors`: the parameters of the epoch with the best validation accuracy
+//!   (model selection), under PyTorch state-dict names;
 //! - `checkpoint.safetensors`: parameters, Adam moments and the epoch, in one file so
 //!   that a resumed run never mixes two epochs;
 //! - `metrics.jsonl`: one JSON object per epoch; `test.json`: the final evaluation;

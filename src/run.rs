@@ -53,6 +53,17 @@ pub struct RunOutcome {
     pub test: Option<EvalReport>,
     /// Epochs trained by this call (0 when a resumed run had nothing left to do).
     pub trained_now: usize,
+    /// The epoch whose weights `model.safetensors` holds (best validation accuracy),
+    /// and which the test evaluation used.
+    pub model_epoch: Option<usize>,
+}
+
+/// The epoch with the best validation accuracy (the first of equals) and that accuracy.
+fn best_epoch(records: &[EpochRecord]) -> Option<(usize, f64)> {
+    records.iter().fold(None, |best, r| match best {
+        Some((_, acc)) if r.val_accuracy <= acc => best,
+        _ => Some((r.epoch, r.val_accuracy)),
+    })
 }
 
 /// Seed of epoch `epoch`'s batch order: a function of the run seed and the epoch
@@ -211,6 +222,13 @@ pub fn train_run(
         log::info!("resuming {} after epoch {}", out.display(), ck.epoch);
     }
     let mut records = read_metrics(&metrics_path, first_epoch - 1)?;
+    // model.safetensors holds the weights of the epoch with the best validation
+    // accuracy (the first of equals): model selection on the validation split.
+    let mut best = best_epoch(&records);
+    let mut best_params = match best {
+        Some(_) => Some(checkpoint::load_model(out, &cfg.model)?),
+        None => None,
+    };
     let trained_now = (cfg.epochs + 1).saturating_sub(first_epoch);
     // Validation applies the rank-coding rule whatever the training mode.
     let eval_rc = RcConfig {
@@ -253,7 +271,11 @@ pub fn train_run(
         records.push(record.clone());
         write_metrics(&metrics_path, &records)?;
         let params = engine.params()?;
-        checkpoint::save_model(out, &cfg.model, &params)?;
+        if best.is_none_or(|(_, acc)| record.val_accuracy > acc) {
+            checkpoint::save_model(out, &cfg.model, &params)?;
+            best = Some((epoch, record.val_accuracy));
+            best_params = Some(params.clone());
+        }
         let ck = Checkpoint {
             epoch,
             params,
@@ -265,8 +287,12 @@ pub fn train_run(
                 epochs: records,
                 test: None,
                 trained_now: epoch + 1 - first_epoch,
+                model_epoch: best.map(|b| b.0),
             });
         }
+    }
+    if let Some(params) = &best_params {
+        engine.set_params(params)?;
     }
     engine.set_rc(eval_rc)?;
     let test = train::evaluate(&mut engine, &test_data, cfg.batch, true)?;
@@ -276,6 +302,7 @@ pub fn train_run(
         epochs: records,
         test: Some(test),
         trained_now,
+        model_epoch: best.map(|b| b.0),
     })
 }
 

@@ -75,10 +75,14 @@ fn a_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one() {
     assert_eq!(resumed.epochs.len(), 3);
 
     let model = |dir: &PathBuf| std::fs::read(dir.join(checkpoint::MODEL_FILE)).unwrap();
-    assert_eq!(
-        model(&straight),
-        model(&interrupted),
-        "same weights, bit for bit"
+    assert!(
+        model(&straight) == model(&interrupted),
+        "same best weights, bit for bit"
+    );
+    let last = |dir: &PathBuf| checkpoint::load_checkpoint(dir, &cfg.model).unwrap();
+    assert!(
+        last(&straight) == last(&interrupted),
+        "same last weights and optimizer state, bit for bit"
     );
     let strip = |r: &[EpochRecord]| {
         r.iter()
@@ -93,8 +97,31 @@ fn a_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one() {
     assert_eq!(lines.lines().count(), 3);
     assert!(interrupted.join(checkpoint::TEST_FILE).exists());
     assert_eq!(RunConfig::load(&interrupted).unwrap(), cfg);
+
+    // model.safetensors holds the epoch with the best validation accuracy (the first
+    // of equals): the weights a run stopped after that epoch ends with.
+    let best = full.model_epoch.unwrap();
+    let top = full
+        .epochs
+        .iter()
+        .map(|e| e.val_accuracy)
+        .fold(0.0, f64::max);
+    let first_top = full.epochs.iter().find(|e| e.val_accuracy == top).unwrap();
+    assert_eq!(best, first_top.epoch);
+    let shorter = out_dir("best-epoch");
+    let short_cfg = RunConfig {
+        epochs: best,
+        ..cfg.clone()
+    };
+    train_run(ctx(), &short_cfg, &shorter, false, &mut Quiet).unwrap();
+    let last_of_shorter = checkpoint::load_checkpoint(&shorter, &cfg.model).unwrap();
+    assert!(
+        checkpoint::load_model(&straight, &cfg.model).unwrap() == last_of_shorter.params,
+        "model.safetensors is epoch {best}'s"
+    );
     let _ = std::fs::remove_dir_all(&straight);
     let _ = std::fs::remove_dir_all(&interrupted);
+    let _ = std::fs::remove_dir_all(&shorter);
 }
 
 #[test]

@@ -266,7 +266,9 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&test)?);
     } else {
         println!(
-            "test: accuracy {:.2}% at mean decision step {:.2}/{} ({:.1}% not fired); accuracy at T-1 {:.2}%",
+            "test (model of epoch {}, the best on validation): accuracy {:.2}% at mean decision \
+             step {:.2}/{} ({:.1}% not fired); accuracy at T-1 {:.2}%",
+            outcome.model_epoch.unwrap_or(0),
             100.0 * test.accuracy,
             test.mean_decision_step,
             test.steps,
