@@ -155,13 +155,10 @@ fn the_12_class_task_adds_unknown_and_silence() {
 
 #[test]
 fn features_are_cached_by_content_and_config() {
-    let Some(dir) = corpus_dir() else { return };
+    let Some(fsdd) = fsdd_dir() else { return };
     let cache = std::env::temp_dir().join(format!("rankcode-cache-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&cache);
-    let corpus = Task::Fsdd
-        .corpus(Some(&fsdd_dir().unwrap()))
-        .unwrap()
-        .unwrap();
+    let corpus = Task::Fsdd.corpus(Some(&fsdd)).unwrap().unwrap();
     let clip = &corpus.test[0];
     let cached =
         FeatureExtractor::with_cache(FrontendConfig::default(), Some(cache.clone())).unwrap();
@@ -178,8 +175,12 @@ fn features_are_cached_by_content_and_config() {
         first,
         "read back from the cache"
     );
-    // A damaged entry is recomputed, not trusted.
+    // A damaged entry is recomputed, not trusted: cut short, or a value changed.
     std::fs::write(&entries()[0], b"junk").unwrap();
+    assert_eq!(cached.clip(clip).unwrap(), first);
+    let mut bytes = std::fs::read(&entries()[0]).unwrap();
+    bytes[0..4].copy_from_slice(&123f32.to_le_bytes());
+    std::fs::write(&entries()[0], &bytes).unwrap();
     assert_eq!(cached.clip(clip).unwrap(), first);
     // Another front end is another entry, and the same values as without a cache.
     let mfcc = FrontendConfig {
@@ -190,7 +191,6 @@ fn features_are_cached_by_content_and_config() {
     let without = FeatureExtractor::with_cache(mfcc, None).unwrap();
     assert_eq!(with.clip(clip).unwrap(), without.clip(clip).unwrap());
     assert_eq!(entries().len(), 2);
-    let _ = dir;
     std::fs::remove_dir_all(&cache).unwrap();
 }
 
