@@ -94,7 +94,7 @@ pub fn classify(
                 fired: top >= theta as f64,
                 decision_frame: t,
                 decision_ms: config.end_of_frame_ms(t),
-                audio_ms: audio.samples.len() as f32 * 1000.0 / audio.sample_rate as f32,
+                audio_ms: (audio.duration_s() * 1000.0) as f32,
             });
         }
     }

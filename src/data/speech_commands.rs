@@ -191,7 +191,7 @@ pub fn corpus(dir: &Path, words: Words) -> Result<Corpus> {
     let val_list = read_list(dir, "validation_list.txt")?;
     let test_list = read_list(dir, "testing_list.txt")?;
     let classes = words.class_names();
-    let mut splits: [Vec<(u32, String, PathBuf)>; 3] = Default::default();
+    let mut known: [Vec<Clip>; 3] = Default::default();
     let mut unknown: [Vec<Clip>; 3] = Default::default();
     let clips = word_clips(dir, words)?;
     for (list, name) in [
@@ -229,16 +229,12 @@ pub fn corpus(dir: &Path, words: Words) -> Result<Corpus> {
             0
         };
         match classes.iter().position(|c| *c == word) {
-            Some(label) => splits[split].push((label as u32, entry, path)),
+            Some(label) => known[split].push(Clip::file(path, label as u32)),
             None => unknown[split].push(Clip::file(path, 1)),
         }
     }
     let mut built: Vec<Vec<Clip>> = Vec::new();
-    for (split, (known, mut unknown)) in splits.into_iter().zip(unknown).enumerate() {
-        let mut clips: Vec<Clip> = known
-            .into_iter()
-            .map(|(label, _, path)| Clip::file(path, label))
-            .collect();
+    for (split, (mut clips, mut unknown)) in known.into_iter().zip(unknown).enumerate() {
         if words == Words::Commands12 {
             let mut rng = Rng::new(0x5eed_0000 + split as u64);
             let extra = (clips.len() as f64 * EXTRA_SHARE).ceil() as usize;
