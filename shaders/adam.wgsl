@@ -1,6 +1,9 @@
-// Adam over the flat parameter, gradient and moment buffers, one invocation per element.
-//   m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
+// Adam over the flat parameter, gradient and moment buffers, one invocation per element,
+// with optional clipping of the gradient to a global L2 norm (PyTorch's clip_grad_norm_):
+//   g' = g * min(1, max_norm / (|g| + 1e-6))   (g' = g when max_norm is 0)
+//   m = b1 m + (1 - b1) g';  v = b2 v + (1 - b2) g'^2;
 //   p -= lr * (m / c1) / (sqrt(v / c2) + eps), with c1 = 1 - b1^step, c2 = 1 - b2^step.
+// With clipping, grad_sq_norm runs first and leaves |g|^2 in grad_norm_sq[0].
 
 struct AdamParams {
     count: u32,
@@ -11,7 +14,8 @@ struct AdamParams {
     // Bias corrections for this step, computed on the host in f64.
     c1: f32,
     c2: f32,
-    _pad: u32,
+    // The global-norm clip; 0: none.
+    max_norm: f32,
 }
 
 @group(0) @binding(0) var<storage, read> a: AdamParams;
@@ -20,6 +24,32 @@ struct AdamParams {
 @group(0) @binding(3) var<storage, read_write> params: array<f32>;
 @group(0) @binding(4) var<storage, read_write> m: array<f32>;
 @group(0) @binding(5) var<storage, read_write> v: array<f32>;
+@group(0) @binding(6) var<storage, read_write> grad_norm_sq: array<f32>;
+
+const NORM_THREADS: u32 = 256u;
+var<workgroup> partial: array<f32, NORM_THREADS>;
+
+// One workgroup: thread i sums the squares of elements i, i + 256, ... in order, then a
+// fixed tree adds the 256 partial sums, so the result is the same bits every time.
+@compute @workgroup_size(NORM_THREADS)
+fn grad_sq_norm(@builtin(local_invocation_index) lid: u32) {
+    var sum = 0.0;
+    for (var i = lid; i < a.count; i += NORM_THREADS) {
+        let g = grads[i];
+        sum += g * g;
+    }
+    partial[lid] = sum;
+    workgroupBarrier();
+    for (var width = NORM_THREADS / 2u; width > 0u; width /= 2u) {
+        if (lid < width) {
+            partial[lid] += partial[lid + width];
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u) {
+        grad_norm_sq[0] = partial[0];
+    }
+}
 
 @compute @workgroup_size(256)
 fn adam_step(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -27,7 +57,11 @@ fn adam_step(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     if (i >= a.count) {
         return;
     }
-    let g = grads[i];
+    var scale = 1.0;
+    if (a.max_norm > 0.0) {
+        scale = min(1.0, a.max_norm / (sqrt(grad_norm_sq[0]) + 1e-6));
+    }
+    let g = grads[i] * scale;
     let m_new = a.beta1 * m[i] + (1.0 - a.beta1) * g;
     let v_new = a.beta2 * v[i] + (1.0 - a.beta2) * g * g;
     m[i] = m_new;

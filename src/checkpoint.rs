@@ -17,7 +17,7 @@ use crate::data::task::{Task, TaskData, TaskShape};
 use crate::engine::OptimizerState;
 use crate::error::{Error, Result};
 use crate::files::write_atomic;
-use crate::model::{AdamConfig, ModelConfig, ParamLayout, RcConfig};
+use crate::model::{AdamConfig, LrSchedule, ModelConfig, ParamLayout, RcConfig};
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -37,6 +37,9 @@ pub struct RunConfig {
     pub model: ModelConfig,
     pub rc: RcConfig,
     pub adam: AdamConfig,
+    /// How the learning rate changes over the epochs.
+    #[serde(default)]
+    pub lr_schedule: LrSchedule,
     /// Sequences per batch.
     pub batch: usize,
     pub epochs: usize,

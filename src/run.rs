@@ -7,7 +7,7 @@ use crate::data::task::Split;
 use crate::engine::{BatchReport, Capacity, Engine, EngineConfig};
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
-use crate::model::{RcConfig, TrainMode, init_params};
+use crate::model::{LrSchedule, RcConfig, TrainMode, init_params};
 use crate::rng::Rng;
 use crate::train::{self, EvalReport};
 use serde::{Deserialize, Serialize};
@@ -23,6 +23,9 @@ pub struct EpochRecord {
     pub train_accuracy: f64,
     pub val_accuracy: f64,
     pub val_mean_decision_step: f64,
+    /// The learning rate of this epoch (see `--lr-schedule`).
+    #[serde(default)]
+    pub lr: f64,
     /// Training steps computed this epoch (sum of t* + 1 over sequences).
     pub steps_processed: usize,
     /// Training wall time of this epoch (validation excluded).
@@ -154,12 +157,31 @@ fn open_run_dir(cfg: &RunConfig, out: &Path, resume: bool) -> Result<Option<Chec
         });
     }
     let saved = RunConfig::load(out)?;
-    // The cadence changes no result and more epochs extend the run: both may differ.
+    // The cadence changes no result and more epochs extend the run: both may differ,
+    // unless the learning-rate schedule spans the epochs.
     let comparable = |c: &RunConfig| RunConfig {
         readback_every: 1,
-        epochs: 1,
+        epochs: match c.lr_schedule {
+            LrSchedule::Constant => 1,
+            _ => c.epochs,
+        },
         ..c.clone()
     };
+    if saved.lr_schedule != LrSchedule::Constant
+        && saved.epochs != cfg.epochs
+        && comparable(&RunConfig {
+            epochs: cfg.epochs,
+            ..saved.clone()
+        }) == comparable(cfg)
+    {
+        return Err(Error::File {
+            path: config_path,
+            problem: format!(
+                "the run there anneals its learning rate over {} epochs; resume it with --epochs {}",
+                saved.epochs, saved.epochs
+            ),
+        });
+    }
     if comparable(&saved) != comparable(cfg) {
         return Err(Error::File {
             path: config_path,
@@ -237,6 +259,8 @@ pub fn train_run(
     };
     for epoch in first_epoch..=cfg.epochs {
         let mut rng = epoch_rng(cfg.seed, epoch);
+        let lr = cfg.lr_schedule.lr(cfg.adam.lr, epoch, cfg.epochs);
+        engine.set_learning_rate(lr)?;
         let batches = train_data.len().div_ceil(cfg.batch);
         let mut index = 0;
         let e = train::train_epoch(&mut engine, &train_data, cfg.batch, epoch, &mut rng, |r| {
@@ -263,6 +287,7 @@ pub fn train_run(
             train_accuracy: e.train_accuracy,
             val_accuracy: val.accuracy,
             val_mean_decision_step: val.mean_decision_step,
+            lr: lr as f64,
             steps_processed: e.steps_processed,
             wall_s: e.wall_s,
         };

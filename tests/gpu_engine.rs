@@ -247,8 +247,9 @@ fn readback_cadence_changes_no_result_and_runs_are_bitwise_repeatable() {
     assert_ne!(p1, params, "training changed the parameters");
 }
 
-#[test]
-fn adam_steps_follow_the_reference_and_reduce_the_loss() {
+/// Eight Adam steps on the GPU and on the CPU reference: (GPU parameters, reference
+/// parameters, GPU losses).
+fn adam_run(adam: rankcode::model::AdamConfig) -> (Vec<f32>, Vec<f64>, Vec<f64>) {
     let cfg = model(3, 11, 1, 2, Readout::Sigmoid);
     let batch = random_batch(5, 24, 3, 2, 81);
     let params = random_params(&cfg, 0.3, 82);
@@ -256,10 +257,6 @@ fn adam_steps_follow_the_reference_and_reduce_the_loss() {
         theta: 0.95,
         beta: 0.0,
         mode: TrainMode::Eos,
-    };
-    let adam = rankcode::model::AdamConfig {
-        lr: 0.02,
-        ..Default::default()
     };
     let ecfg = rankcode::engine::EngineConfig {
         model: cfg,
@@ -289,8 +286,41 @@ fn adam_steps_follow_the_reference_and_reduce_the_loss() {
         reference::adam_step(&adam, step, &mut p, &mut m, &mut v, &cpu.grads);
         losses.push(gpu.loss);
     }
-    assert_close("parameters after Adam", &eng.params().unwrap(), &p, 1e-3);
+    (eng.params().unwrap(), p, losses)
+}
+
+#[test]
+fn adam_steps_follow_the_reference_and_reduce_the_loss() {
+    let adam = rankcode::model::AdamConfig {
+        lr: 0.02,
+        ..Default::default()
+    };
+    let (gpu, cpu, losses) = adam_run(adam);
+    assert_close("parameters after Adam", &gpu, &cpu, 1e-3);
     assert!(losses[7] < losses[0] * 0.95, "loss went {:?}", losses);
+
+    // A clip well below the gradients' norm: every step is scaled, by a different
+    // factor, which moves the parameters elsewhere than unclipped Adam does.
+    let clipped = rankcode::model::AdamConfig {
+        max_grad_norm: Some(0.01),
+        ..adam
+    };
+    let (gpu_clipped, cpu_clipped, _) = adam_run(clipped);
+    assert_close(
+        "parameters after clipped Adam",
+        &gpu_clipped,
+        &cpu_clipped,
+        1e-3,
+    );
+    let moved = cpu
+        .iter()
+        .zip(&cpu_clipped)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    assert!(
+        moved > 1e-3,
+        "clipping changed the parameters by only {moved:e}"
+    );
 }
 
 #[test]

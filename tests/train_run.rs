@@ -5,7 +5,7 @@ mod common;
 use common::ctx;
 use rankcode::checkpoint::{self, RunConfig};
 use rankcode::data::task::Task;
-use rankcode::model::{AdamConfig, ModelConfig, RcConfig, Readout, TrainMode};
+use rankcode::model::{AdamConfig, LrSchedule, ModelConfig, RcConfig, Readout, TrainMode};
 use rankcode::run::{EpochRecord, Quiet, RunObserver, train_run};
 use std::ops::ControlFlow;
 use std::path::PathBuf;
@@ -33,8 +33,10 @@ fn tiny_run() -> RunConfig {
         },
         adam: AdamConfig {
             lr: 1e-2,
+            max_grad_norm: Some(0.5),
             ..AdamConfig::default()
         },
+        lr_schedule: LrSchedule::Cosine,
         batch: 50,
         epochs: 3,
         seed: 5,
@@ -63,6 +65,11 @@ fn a_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one() {
     let straight = out_dir("straight");
     let full = train_run(ctx(), &cfg, &straight, false, &mut Quiet).unwrap();
     assert_eq!(full.epochs.len(), 3);
+    let lrs: Vec<f64> = full.epochs.iter().map(|e| e.lr).collect();
+    assert!(
+        lrs[0] == cfg.adam.lr as f64 && lrs[2] < lrs[1] && lrs[1] < lrs[0],
+        "cosine schedule: {lrs:?}"
+    );
     let test = full.test.expect("a finished run evaluates the test split");
     assert!(test.eos_accuracy.is_some() && test.sequences == 4096);
 
@@ -99,7 +106,8 @@ fn a_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one() {
     assert_eq!(RunConfig::load(&interrupted).unwrap(), cfg);
 
     // model.safetensors holds the epoch with the best validation accuracy (the first
-    // of equals): the weights a run stopped after that epoch ends with.
+    // of equals): the weights a run stopped after that epoch ends with (stopped, not
+    // shortened, so that its learning-rate schedule is the same).
     let best = full.model_epoch.unwrap();
     let top = full
         .epochs
@@ -109,11 +117,7 @@ fn a_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one() {
     let first_top = full.epochs.iter().find(|e| e.val_accuracy == top).unwrap();
     assert_eq!(best, first_top.epoch);
     let shorter = out_dir("best-epoch");
-    let short_cfg = RunConfig {
-        epochs: best,
-        ..cfg.clone()
-    };
-    train_run(ctx(), &short_cfg, &shorter, false, &mut Quiet).unwrap();
+    train_run(ctx(), &cfg, &shorter, false, &mut StopAfter(best)).unwrap();
     let last_of_shorter = checkpoint::load_checkpoint(&shorter, &cfg.model).unwrap();
     assert!(
         checkpoint::load_model(&straight, &cfg.model).unwrap() == last_of_shorter.params,
@@ -148,6 +152,17 @@ fn an_existing_run_is_never_overwritten() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("other settings"), "{err}");
+    let longer = RunConfig {
+        epochs: 2,
+        ..cfg.clone()
+    };
+    let err = train_run(ctx(), &longer, &dir, true, &mut Quiet)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("anneals") && err.contains("--epochs 1"),
+        "{err}"
+    );
     assert_eq!(
         std::fs::read(dir.join(checkpoint::MODEL_FILE)).unwrap(),
         before

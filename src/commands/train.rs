@@ -8,7 +8,7 @@ use rankcode::data::frontend::FrontendConfig;
 use rankcode::data::task::Task;
 use rankcode::engine::BatchReport;
 use rankcode::gpu::GpuContext;
-use rankcode::model::{AdamConfig, ModelConfig, RcConfig, Readout, TrainMode};
+use rankcode::model::{AdamConfig, LrSchedule, ModelConfig, RcConfig, Readout, TrainMode};
 use rankcode::run::{EpochRecord, RunObserver, train_run};
 use std::io::IsTerminal;
 use std::ops::ControlFlow;
@@ -42,6 +42,12 @@ pub struct TrainArgs {
     /// Adam learning rate.
     #[arg(long, default_value_t = 1e-3)]
     pub lr: f32,
+    /// constant: --lr throughout; cosine: annealed from --lr towards 0 over --epochs.
+    #[arg(long, value_enum, default_value = "constant")]
+    pub lr_schedule: LrSchedule,
+    /// Clip each batch's gradient to this global L2 norm before the Adam step.
+    #[arg(long, value_name = "NORM")]
+    pub clip_grad_norm: Option<f32>,
     /// Sequences per batch.
     #[arg(long, default_value_t = 128)]
     pub batch: usize,
@@ -118,8 +124,10 @@ impl TrainArgs {
             },
             adam: AdamConfig {
                 lr: self.lr,
+                max_grad_norm: self.clip_grad_norm,
                 ..AdamConfig::default()
             },
+            lr_schedule: self.lr_schedule,
             batch: self.batch,
             epochs: self.epochs.unwrap_or(10),
             seed: self.seed,
@@ -196,6 +204,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
                 c.model,
                 c.rc,
                 c.adam,
+                c.lr_schedule,
                 c.batch,
                 c.seed,
                 c.train_limit,

@@ -177,6 +177,17 @@ impl Engine {
         Ok(())
     }
 
+    /// Changes the learning rate (for a schedule); the optimiser state is kept.
+    pub fn set_learning_rate(&mut self, lr: f32) -> Result<()> {
+        let adam = AdamConfig {
+            lr,
+            ..self.cfg.adam
+        };
+        adam.validate()?;
+        self.cfg.adam = adam;
+        Ok(())
+    }
+
     /// Changes the readback cadence K.
     pub fn set_readback_every(&mut self, k: usize) -> Result<()> {
         ensure(k > 0, || {
@@ -794,18 +805,21 @@ impl Engine {
             eps: a.eps,
             c1: (1.0 - (a.beta1 as f64).powi(step)) as f32,
             c2: (1.0 - (a.beta2 as f64).powi(step)) as f32,
-            _pad: 0,
+            max_norm: a.max_grad_norm.unwrap_or(0.0),
         };
         self.ctx
             .queue
             .write_buffer(&self.ws.buf.adam_params, 0, bytemuck::bytes_of(&params));
+        let (k, binds) = (&self.ws.kernels, &self.ws.binds);
+        if a.max_grad_norm.is_some() {
+            k.grad_sq_norm
+                .dispatch(pass, &binds.grad_sq_norm, None, [1, 1, 1]);
+        }
         let groups = groups_for(self.layout.total, 256);
         let max = self.ctx.limits.max_compute_workgroups_per_dimension;
         let x = groups.min(max);
-        self.ws
-            .kernels
-            .adam
-            .dispatch(pass, &self.ws.binds.adam, None, [x, groups.div_ceil(x), 1]);
+        k.adam
+            .dispatch(pass, &binds.adam, None, [x, groups.div_ceil(x), 1]);
     }
 
     /// Copies `count` f32 values from element `at` of `buffer` and reads them back.

@@ -42,6 +42,8 @@ pub(crate) struct Buffers {
     pub grads: wgpu::Buffer,
     pub adam_m: wgpu::Buffer,
     pub adam_v: wgpu::Buffer,
+    /// The squared global gradient norm, for clipping.
+    pub grad_norm_sq: wgpu::Buffer,
     pub x: wgpu::Buffer,
     pub labels: wgpu::Buffer,
     pub h_all: wgpu::Buffer,
@@ -84,6 +86,7 @@ impl Buffers {
             &self.grads,
             &self.adam_m,
             &self.adam_v,
+            &self.grad_norm_sq,
             &self.x,
             &self.labels,
             &self.h_all,
@@ -126,6 +129,7 @@ pub(crate) struct Kernels {
     pub cell_backward: Kernel,
     pub readout_forward: Kernel,
     pub loss_stats: Kernel,
+    pub grad_sq_norm: Kernel,
     pub adam: Kernel,
     pub sparse_gates: Kernel,
     pub sparse_weight_grad: Kernel,
@@ -149,6 +153,7 @@ pub(crate) struct Binds {
     pub readout_forward: wgpu::BindGroup,
     pub loss_stats: wgpu::BindGroup,
     pub grad_readout: wgpu::BindGroup,
+    pub grad_sq_norm: wgpu::BindGroup,
     pub adam: wgpu::BindGroup,
 }
 
@@ -288,6 +293,7 @@ impl Workspace {
             grads: storage(ctx, "grads", layout.total * f, none),
             adam_m: storage(ctx, "adam_m", layout.total * f, none),
             adam_v: storage(ctx, "adam_v", layout.total * f, none),
+            grad_norm_sq: storage(ctx, "grad_norm_sq", f, none),
             x: storage(ctx, "x", sizes[1].1, none),
             labels: storage(ctx, "labels", cap.batch * f, none),
             h_all: storage(ctx, "h_all", sizes[2].1, none),
@@ -473,6 +479,12 @@ impl Kernels {
                     (8, ReadWrite),
                 ],
             ),
+            grad_sq_norm: Kernel::new(
+                ctx,
+                &adam,
+                "grad_sq_norm",
+                &[(0, Params), (2, Read), (6, ReadWrite)],
+            ),
             adam: Kernel::new(
                 ctx,
                 &adam,
@@ -483,6 +495,7 @@ impl Kernels {
                     (3, ReadWrite),
                     (4, ReadWrite),
                     (5, ReadWrite),
+                    (6, ReadWrite),
                 ],
             ),
         }
@@ -725,6 +738,9 @@ impl Binds {
                 &buf.stats,
             ],
         );
+        let grad_sq_norm = k
+            .grad_sq_norm
+            .bind(ctx, &[&buf.adam_params, &buf.grads, &buf.grad_norm_sq]);
         let adam = k.adam.bind(
             ctx,
             &[
@@ -733,6 +749,7 @@ impl Binds {
                 &buf.params,
                 &buf.adam_m,
                 &buf.adam_v,
+                &buf.grad_norm_sq,
             ],
         );
         let sparse_params = params_buffer(
@@ -782,6 +799,7 @@ impl Binds {
             readout_forward,
             loss_stats,
             grad_readout,
+            grad_sq_norm,
             adam,
         }
     }

@@ -175,7 +175,8 @@ pub struct AdamParams {
     pub eps: f32,
     pub c1: f32,
     pub c2: f32,
-    pub _pad: u32,
+    /// The global-norm gradient clip; 0: none.
+    pub max_norm: f32,
 }
 
 #[cfg(test)]

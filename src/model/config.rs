@@ -130,6 +130,10 @@ pub struct AdamConfig {
     pub beta2: f32,
     /// Denominator epsilon.
     pub eps: f32,
+    /// Clip the gradient to this global L2 norm before each step (as PyTorch's
+    /// `clip_grad_norm_`); `None`: no clipping.
+    #[serde(default)]
+    pub max_grad_norm: Option<f32>,
 }
 
 impl Default for AdamConfig {
@@ -139,6 +143,7 @@ impl Default for AdamConfig {
             beta1: 0.9,
             beta2: 0.999,
             eps: 1e-8,
+            max_grad_norm: None,
         }
     }
 }
@@ -160,7 +165,51 @@ impl AdamConfig {
         )?;
         ensure(self.eps > 0.0, || {
             format!("Adam eps must be > 0, got {}", self.eps)
-        })
+        })?;
+        ensure(
+            self.max_grad_norm.is_none_or(|n| n.is_finite() && n > 0.0),
+            || {
+                format!(
+                    "the gradient-norm clip must be > 0, got {}",
+                    self.max_grad_norm.unwrap_or_default()
+                )
+            },
+        )
+    }
+
+    /// The factor that scales a gradient of global L2 norm `norm` down to at most
+    /// `max_grad_norm` (1 without clipping), as PyTorch's `clip_grad_norm_`:
+    /// min(1, max / (norm + 1e-6)).
+    pub fn clip_coefficient(&self, norm: f64) -> f64 {
+        match self.max_grad_norm {
+            Some(max) => (max as f64 / (norm + 1e-6)).min(1.0),
+            None => 1.0,
+        }
+    }
+}
+
+/// How the learning rate changes over a run's epochs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LrSchedule {
+    /// The same rate throughout.
+    #[default]
+    Constant,
+    /// Cosine annealing from the rate towards 0 over the run's epochs:
+    /// lr * (1 + cos(pi * (epoch - 1) / epochs)) / 2 for epochs 1..=epochs.
+    Cosine,
+}
+
+impl LrSchedule {
+    /// The learning rate of `epoch` (1-based) of a run of `epochs`.
+    pub fn lr(self, lr: f32, epoch: usize, epochs: usize) -> f32 {
+        match self {
+            LrSchedule::Constant => lr,
+            LrSchedule::Cosine => {
+                let done = (epoch.saturating_sub(1)) as f64 / epochs.max(1) as f64;
+                (lr as f64 * 0.5 * (1.0 + (std::f64::consts::PI * done).cos())) as f32
+            }
+        }
     }
 }
 
@@ -228,5 +277,36 @@ mod tests {
             let err = rc.validate().unwrap_err().to_string();
             assert!(err.contains("theta") || err.contains("beta"), "{err}");
         }
+    }
+
+    #[test]
+    fn gradient_clipping_follows_pytorch() {
+        let clip = AdamConfig {
+            max_grad_norm: Some(2.0),
+            ..AdamConfig::default()
+        };
+        assert_eq!(clip.clip_coefficient(1.0), 1.0);
+        assert!((clip.clip_coefficient(8.0) - 0.25).abs() < 1e-6);
+        assert_eq!(AdamConfig::default().clip_coefficient(1e9), 1.0);
+        for bad in [0.0, -1.0, f32::NAN, f32::INFINITY] {
+            let err = AdamConfig {
+                max_grad_norm: Some(bad),
+                ..AdamConfig::default()
+            }
+            .validate()
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("clip"), "{err}");
+        }
+    }
+
+    #[test]
+    fn cosine_schedule_starts_at_the_rate_and_falls_towards_zero() {
+        let lr = |e| LrSchedule::Cosine.lr(0.01, e, 4);
+        assert_eq!(lr(1), 0.01);
+        assert!((lr(3) - 0.005).abs() < 1e-9);
+        assert!((lr(4) - 0.01 * (1.0 + (0.75 * std::f32::consts::PI).cos()) / 2.0).abs() < 1e-9);
+        assert!((1..4).all(|e| lr(e + 1) < lr(e)));
+        assert_eq!(LrSchedule::Constant.lr(0.01, 4, 4), 0.01);
     }
 }

@@ -361,7 +361,8 @@ fn backward_row(
     }
 }
 
-/// One Adam step (step counts from 1) on f64 copies of parameters and moments.
+/// One Adam step (step counts from 1) on f64 copies of parameters and moments, with
+/// the gradient first clipped to `cfg.max_grad_norm` if set.
 pub fn adam_step(
     cfg: &AdamConfig,
     step: u32,
@@ -373,9 +374,11 @@ pub fn adam_step(
     let (b1, b2) = (cfg.beta1 as f64, cfg.beta2 as f64);
     let c1 = 1.0 - b1.powi(step as i32);
     let c2 = 1.0 - b2.powi(step as i32);
+    let scale = cfg.clip_coefficient(g.iter().map(|x| x * x).sum::<f64>().sqrt());
     for i in 0..p.len() {
-        m[i] = b1 * m[i] + (1.0 - b1) * g[i];
-        v[i] = b2 * v[i] + (1.0 - b2) * g[i] * g[i];
+        let g = g[i] * scale;
+        m[i] = b1 * m[i] + (1.0 - b1) * g;
+        v[i] = b2 * v[i] + (1.0 - b2) * g * g;
         p[i] -= cfg.lr as f64 * (m[i] / c1) / ((v[i] / c2).sqrt() + cfg.eps as f64);
     }
 }
@@ -569,5 +572,20 @@ mod tests {
         adam_step(&cfg, 1, &mut p, &mut m, &mut v, &[2.0]);
         // First step: m_hat = g, v_hat = g^2, so the update is lr * sign(g).
         assert!((p[0] - 0.9).abs() < 1e-6);
+    }
+
+    #[test]
+    fn adam_clips_the_gradient_to_the_global_norm() {
+        let cfg = AdamConfig {
+            max_grad_norm: Some(1.0),
+            ..AdamConfig::default()
+        };
+        let (mut p, mut m, mut v) = (vec![0.0; 2], vec![0.0; 2], vec![0.0; 2]);
+        // Norm 5 is scaled to 1: the moments see (0.6, 0.8).
+        adam_step(&cfg, 1, &mut p, &mut m, &mut v, &[3.0, 4.0]);
+        // (The f32 betas are 0.9 and 0.999 to about 1e-7 relative.)
+        let near = |a: f64, b: f64| (a - b).abs() < 1e-4 * b;
+        assert!(near(m[0], 0.1 * 0.6) && near(m[1], 0.1 * 0.8), "{m:?}");
+        assert!(near(v[1], 0.001 * 0.64), "{v:?}");
     }
 }
