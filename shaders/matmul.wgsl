@@ -69,14 +69,16 @@ struct GemmParams {
 // the reduction in chunks of 16 staged through workgroup memory.
 const BLOCK: u32 = 32u;
 const CHUNK: u32 = 16u;
-// Output rows per invocation in step_gemm and dense_gemm (1, 2 or 4): a pipeline made
-// with 2 covers 16-row blocks, which wastes less work when few rows are live.
-// grad_gemm stages 32-row blocks and needs the default, 4. The sums
-// run in the same order either way, so results are bitwise identical.
+// Output rows (1, 2 or 4) and columns (4 or 8) per invocation in step_gemm and
+// dense_gemm. A pipeline made with 2 rows and 8 columns covers 16 x 64 blocks: it
+// wastes less work than 32 x 32 blocks when few rows are live, with as many
+// multiply-adds per staged value. grad_gemm stages 32 x 32 blocks and needs the
+// defaults. The sums run in the same order either way, so results are bitwise identical.
 override ROWS_PER_THREAD: u32 = 4u;
+override COLS_PER_THREAD: u32 = 4u;
 // Left operand [block row][chunk index], right operand [chunk index][block column].
 var<workgroup> tile_left: array<array<f32, 16>, 32>;
-var<workgroup> tile_right: array<array<f32, 32>, 16>;
+var<workgroup> tile_right: array<array<f32, 64>, 16>;
 
 fn source_valid(src: Source, s: i32, b: u32) -> bool {
     if (s < 0 || u32(s) >= step.steps) {
@@ -109,21 +111,6 @@ fn gather(t: u32, b: u32, k: u32) -> f32 {
     return src2[p.a2.base + u32(s) * p.a2.step_stride + b * p.a2.row_stride + k2];
 }
 
-// Element (k, j) of the stacked weights [w1; w2].
-fn weight(k: u32, j: u32) -> f32 {
-    if (j >= p.n_out) {
-        return 0.0;
-    }
-    if (k < p.a1.width) {
-        return weights[p.w1.base + k * p.w1.k_stride + j * p.w1.j_stride];
-    }
-    let k2 = k - p.a1.width;
-    if (k2 >= p.a2.width) {
-        return 0.0;
-    }
-    return weights[p.w2.base + k2 * p.w2.k_stride + j * p.w2.j_stride];
-}
-
 // Row b of list entry n, or NONE when n is past the list or the row is retired at step t.
 fn live_row(n: u32) -> u32 {
     if (n >= step.n_rows) {
@@ -137,15 +124,15 @@ fn live_row(n: u32) -> u32 {
 }
 
 // acc[r][c] += sum over the staged chunk of tile_left[row r] * tile_right[col c].
-fn accumulate_chunk(lid: vec3<u32>, acc: ptr<function, array<array<f32, 4>, 4>>) {
+fn accumulate_chunk(lid: vec3<u32>, acc: ptr<function, array<array<f32, 8>, 4>>) {
     for (var kk = 0u; kk < CHUNK; kk++) {
-        var right: array<f32, 4>;
-        for (var c = 0u; c < 4u; c++) {
+        var right: array<f32, 8>;
+        for (var c = 0u; c < COLS_PER_THREAD; c++) {
             right[c] = tile_right[kk][lid.x + 8u * c];
         }
         for (var r = 0u; r < ROWS_PER_THREAD; r++) {
             let left = tile_left[lid.y + 8u * r][kk];
-            for (var c = 0u; c < 4u; c++) {
+            for (var c = 0u; c < COLS_PER_THREAD; c++) {
                 (*acc)[r][c] += left * right[c];
             }
         }
@@ -205,27 +192,61 @@ fn left_value(o: RowOrigin, k: u32) -> f32 {
     return src2[o.second + k2];
 }
 
+// Where output column j's weights start in w1 and in w2, or NONE past the last column.
+// Worked out once per column, as RowOrigin is per row.
+struct ColumnOrigin {
+    first: u32,
+    second: u32,
+}
+
+fn column_origin(j: u32) -> ColumnOrigin {
+    if (j >= p.n_out) {
+        return ColumnOrigin(NONE, NONE);
+    }
+    return ColumnOrigin(p.w1.base + j * p.w1.j_stride, p.w2.base + j * p.w2.j_stride);
+}
+
+// Element k of the stacked weights [w1; w2] in the column starting at `o`.
+fn column_value(o: ColumnOrigin, k: u32) -> f32 {
+    if (o.first == NONE) {
+        return 0.0;
+    }
+    if (k < p.a1.width) {
+        return weights[o.first + k * p.w1.k_stride];
+    }
+    let k2 = k - p.a1.width;
+    if (k2 >= p.a2.width) {
+        return 0.0;
+    }
+    return weights[o.second + k2 * p.w2.k_stride];
+}
+
 // out[row, j] = left(row) . W[:, j] (+ biases) for one block of 8 * ROWS_PER_THREAD
-// rows and 32 columns.
+// rows and 8 * COLS_PER_THREAD columns.
 fn row_gemm(wg: vec3<u32>, lid: vec3<u32>, gathered: bool) {
     let k_total = p.a1.width + p.a2.width;
     let flat = lid.y * 8u + lid.x;
     let block_rows = 8u * ROWS_PER_THREAD;
+    let block_cols = 8u * COLS_PER_THREAD;
     // The rows this invocation stages into the left tile (2 entries per block row).
     var load_rows: array<RowOrigin, 8>;
     for (var i = 0u; i < 2u * ROWS_PER_THREAD; i++) {
         let b = block_row(wg.y * block_rows + (flat + 64u * i) / CHUNK, gathered);
         load_rows[i] = row_origin(b, gathered);
     }
-    var acc: array<array<f32, 4>, 4>;
+    // The column this invocation stages into the right tile: entries flat + 64 i all
+    // fall in column flat % block_cols (64 is a multiple of it).
+    let load_column = column_origin(wg.x * block_cols + flat % block_cols);
+    var acc: array<array<f32, 8>, 4>;
     for (var k0 = 0u; k0 < k_total; k0 += CHUNK) {
         for (var i = 0u; i < 2u * ROWS_PER_THREAD; i++) {
             let e = flat + 64u * i;
             tile_left[e / CHUNK][e % CHUNK] = left_value(load_rows[i], k0 + e % CHUNK);
         }
-        for (var i = 0u; i < 8u; i++) {
+        for (var i = 0u; i < 2u * COLS_PER_THREAD; i++) {
             let e = flat + 64u * i;
-            tile_right[e / BLOCK][e % BLOCK] = weight(k0 + e / BLOCK, wg.x * BLOCK + e % BLOCK);
+            tile_right[e / block_cols][e % block_cols] =
+                column_value(load_column, k0 + e / block_cols);
         }
         workgroupBarrier();
         accumulate_chunk(lid, &acc);
@@ -233,8 +254,8 @@ fn row_gemm(wg: vec3<u32>, lid: vec3<u32>, gathered: bool) {
     }
     for (var r = 0u; r < ROWS_PER_THREAD; r++) {
         let b = block_row(wg.y * block_rows + lid.y + 8u * r, gathered);
-        for (var c = 0u; c < 4u; c++) {
-            let j = wg.x * BLOCK + lid.x + 8u * c;
+        for (var c = 0u; c < COLS_PER_THREAD; c++) {
+            let j = wg.x * block_cols + lid.x + 8u * c;
             if (b != NONE && j < p.n_out) {
                 var v = acc[r][c];
                 if (p.has_bias != 0u) {
@@ -267,7 +288,7 @@ fn grad_gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id)
     // a1 is G (width = output rows j), a2 is X (width = output columns k); the
     // reduction runs over the listed (step, row) pairs.
     let flat = lid.y * 8u + lid.x;
-    var acc: array<array<f32, 4>, 4>;
+    var acc: array<array<f32, 8>, 4>;
     for (var p0 = 0u; p0 < step.n_rows; p0 += CHUNK) {
         for (var i = 0u; i < 8u; i++) {
             let e = flat + 64u * i;

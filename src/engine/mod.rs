@@ -624,7 +624,7 @@ impl Engine {
     }
 
     /// Dispatches `step_gemm` over `rows` listed rows and `cols` output columns, with
-    /// 16-row blocks when few rows are live (same results, less padding).
+    /// 16 x 64 blocks when few rows are live (same results, less padding).
     fn dispatch_step_gemm(
         &self,
         pass: &mut wgpu::ComputePass,
@@ -634,17 +634,18 @@ impl Engine {
         rows: usize,
     ) {
         let k = &self.ws.kernels;
-        let (kernel, block_rows) = if rows <= NARROW_GEMM_MAX_ROWS {
-            (&k.step_gemm_narrow, crate::gpu::matmul::NARROW_BLOCK_ROWS)
+        let (kernel, block_rows, block_cols) = if rows <= NARROW_GEMM_MAX_ROWS {
+            use crate::gpu::matmul::{NARROW_BLOCK_COLS, NARROW_BLOCK_ROWS};
+            (&k.step_gemm_narrow, NARROW_BLOCK_ROWS, NARROW_BLOCK_COLS)
         } else {
-            (&k.step_gemm, GEMM_BLOCK)
+            (&k.step_gemm, GEMM_BLOCK, GEMM_BLOCK)
         };
         kernel.dispatch(
             pass,
             bind,
             slot,
             [
-                groups_for(cols, GEMM_BLOCK),
+                groups_for(cols, block_cols),
                 groups_for(rows, block_rows),
                 1,
             ],

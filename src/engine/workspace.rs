@@ -122,7 +122,7 @@ impl Buffers {
 
 pub(crate) struct Kernels {
     pub step_gemm: Kernel,
-    /// `step_gemm` with 16-row blocks, for steps with few live rows.
+    /// `step_gemm` with 16 x 64 blocks, for steps with few live rows.
     pub step_gemm_narrow: Kernel,
     pub grad_gemm: Kernel,
     pub cell_forward: Kernel,
@@ -382,7 +382,10 @@ impl Kernels {
             ctx,
             &matmul,
             "step_gemm",
-            &[("ROWS_PER_THREAD", matmul::NARROW_ROWS_PER_THREAD as f64)],
+            &[
+                ("ROWS_PER_THREAD", matmul::NARROW_ROWS_PER_THREAD as f64),
+                ("COLS_PER_THREAD", matmul::NARROW_COLS_PER_THREAD as f64),
+            ],
         );
         Kernels {
             step_gemm,

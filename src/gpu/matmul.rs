@@ -10,11 +10,13 @@ use wgpu::util::DeviceExt;
 
 /// Outputs per side of the block one GEMM workgroup computes (`BLOCK` in the shader).
 pub const BLOCK: usize = 32;
-/// `ROWS_PER_THREAD` of the narrow step GEMM variant: 16-row blocks (1 to 4; the
-/// shader's arrays hold at most 4).
+/// `ROWS_PER_THREAD` and `COLS_PER_THREAD` of the narrow step GEMM variant: 16 x 64
+/// blocks (rows 1 to 4, columns 4 or 8: the sizes of the shader's arrays).
 pub const NARROW_ROWS_PER_THREAD: usize = 2;
-/// Rows of one narrow block.
+pub const NARROW_COLS_PER_THREAD: usize = 8;
+/// Rows and columns of one narrow block.
 pub const NARROW_BLOCK_ROWS: usize = 8 * NARROW_ROWS_PER_THREAD;
+pub const NARROW_BLOCK_COLS: usize = 8 * NARROW_COLS_PER_THREAD;
 
 /// Binding slots of every `matmul.wgsl` entry point: params, step, src1, src2,
 /// weights, rows, tstar, out.
