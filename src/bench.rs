@@ -158,10 +158,13 @@ pub struct RcVsEos {
     /// Seconds per training batch (forward, loss, backward, gradients; no Adam).
     pub rc_batch_s: f64,
     pub eos_batch_s: f64,
-    /// eos_batch_s / rc_batch_s.
+    /// Median over the alternations of (end-of-sequence batch time / the RC batch time
+    /// measured just before it): pairs taken back to back share the machine's drift.
     pub realised_speedup: f64,
     /// realised / ideal.
     pub efficiency: f64,
+    /// Lowest and highest efficiency of a single pair: the spread of the measurement.
+    pub efficiency_range: [f64; 2],
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -275,11 +278,18 @@ pub fn bench_preset(ctx: &Arc<GpuContext>, p: &Preset, reps: usize) -> Result<Co
             eos.compute_gradients(&batch).map(|_| ())
         })?);
     }
-    let (rc_s, eos_s) = (median(rc_times), median(eos_times));
+    let pair_speedups: Vec<f64> = eos_times
+        .iter()
+        .zip(&rc_times)
+        .map(|(e, r)| e / r)
+        .collect();
     let report = rc.compute_gradients(&batch)?;
     let mean_decision = report.steps_processed as f64 / p.batch as f64;
     let ideal = p.steps as f64 / mean_decision;
-    let realised = eos_s / rc_s;
+    let realised = median(pair_speedups.clone());
+    let eos_s = median(eos_times);
+    let lowest = pair_speedups.iter().copied().fold(f64::MAX, f64::min);
+    let highest = pair_speedups.iter().copied().fold(0.0, f64::max);
 
     let mut cadence = Vec::new();
     for k in [1, 2, 4, 8] {
@@ -309,10 +319,11 @@ pub fn bench_preset(ctx: &Arc<GpuContext>, p: &Preset, reps: usize) -> Result<Co
         rc_vs_eos: RcVsEos {
             mean_decision_step: mean_decision,
             ideal_speedup: ideal,
-            rc_batch_s: rc_s,
+            rc_batch_s: median(rc_times.clone()),
             eos_batch_s: eos_s,
             realised_speedup: realised,
             efficiency: realised / ideal,
+            efficiency_range: [lowest / ideal, highest / ideal],
         },
         cadence,
     })

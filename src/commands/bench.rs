@@ -106,14 +106,16 @@ fn print_report(r: &ConfigReport) {
     let c = &r.rc_vs_eos;
     println!(
         "  RC vs end-of-sequence: mean decision step {:.2}/{}, ideal speedup {:.2}x, realised {:.2}x \
-         ({:.3}s vs {:.3}s per batch): {:.0}% of ideal",
+         ({:.3}s vs {:.3}s per batch): {:.0}% of ideal (single pairs {:.0}-{:.0}%)",
         c.mean_decision_step,
         p.steps,
         c.ideal_speedup,
         c.realised_speedup,
         c.rc_batch_s,
         c.eos_batch_s,
-        100.0 * c.efficiency
+        100.0 * c.efficiency,
+        100.0 * c.efficiency_range[0],
+        100.0 * c.efficiency_range[1]
     );
     let cad: Vec<String> = r
         .cadence
