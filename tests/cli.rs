@@ -5,8 +5,13 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 fn rankcode(args: &[&str]) -> Output {
+    rankcode_with(args, &[])
+}
+
+fn rankcode_with(args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_rankcode"))
         .args(args)
+        .envs(env.iter().copied())
         .output()
         .expect("the binary runs")
 }
@@ -85,22 +90,32 @@ fn missing_or_corrupted_checkpoints_name_the_file() {
     assert!(!missing.exists(), "a refused resume creates nothing");
 
     let dir = temp("corrupt");
-    let run = rankcode(&[
-        "train",
-        "--task",
-        "seq-spotting",
-        "--hidden",
-        "6",
-        "--epochs",
-        "1",
-        "--train-size",
-        "64",
-        "--batch",
-        "32",
-        "--out",
-        dir.to_str().unwrap(),
-    ]);
+    // Without a terminal, progress comes as plain lines (here after every batch but
+    // the last of an epoch).
+    let run = rankcode_with(
+        &[
+            "train",
+            "--task",
+            "seq-spotting",
+            "--hidden",
+            "6",
+            "--epochs",
+            "1",
+            "--train-size",
+            "64",
+            "--batch",
+            "32",
+            "--out",
+            dir.to_str().unwrap(),
+        ],
+        &[("RANKCODE_PROGRESS_SECS", "0")],
+    );
     assert!(run.status.success(), "{}", stderr(&run));
+    assert!(
+        stderr(&run).contains("epoch 1/1: batch 1/2: loss"),
+        "{}",
+        stderr(&run)
+    );
     let ok = rankcode(&["eval", "--checkpoint", dir.to_str().unwrap(), "--json"]);
     assert!(ok.status.success(), "{}", stderr(&ok));
     let json: serde_json::Value = serde_json::from_slice(&ok.stdout).unwrap();

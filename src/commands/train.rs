@@ -140,35 +140,67 @@ impl TrainArgs {
 }
 
 /// A progress bar per epoch on a terminal; one log line per epoch otherwise.
+/// Without a terminal, a progress line at most this often within an epoch (seconds;
+/// `RANKCODE_PROGRESS_SECS` overrides it).
+const PLAIN_PROGRESS_SECS: f64 = 60.0;
+
+fn plain_progress_interval() -> std::time::Duration {
+    let secs = std::env::var("RANKCODE_PROGRESS_SECS")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .unwrap_or(PLAIN_PROGRESS_SECS);
+    std::time::Duration::from_secs_f64(secs)
+}
+
 struct Progress {
     bar: Option<ProgressBar>,
     epochs: usize,
     epoch_start: Instant,
+    /// When the last plain progress line was printed, and the interval between them.
+    last_line: Instant,
+    line_every: std::time::Duration,
     sequences: usize,
     steps: usize,
 }
 
 impl RunObserver for Progress {
     fn on_batch(&mut self, epoch: usize, batch: usize, batches: usize, r: &BatchReport) {
-        let Some(bar) = &self.bar else { return };
         if batch == 1 {
-            bar.reset();
-            bar.set_length(batches as u64);
-            bar.set_prefix(format!("epoch {epoch}/{}", self.epochs));
+            if let Some(bar) = &self.bar {
+                bar.reset();
+                bar.set_length(batches as u64);
+                bar.set_prefix(format!("epoch {epoch}/{}", self.epochs));
+            }
             self.epoch_start = Instant::now();
+            self.last_line = self.epoch_start;
             self.sequences = 0;
         }
         self.sequences += r.sequences;
         let rate = self.sequences as f64 / self.epoch_start.elapsed().as_secs_f64().max(1e-9);
-        bar.set_message(format!(
+        let message = format!(
             "loss {:.4}  acc {:.3}  decision {:.1}/{}  {:.0} seq/s",
             r.loss,
             r.correct as f64 / r.sequences as f64,
             r.decision_steps as f64 / r.sequences as f64,
             self.steps,
             rate
-        ));
-        bar.set_position(batch as u64);
+        );
+        match &self.bar {
+            Some(bar) => {
+                bar.set_message(message);
+                bar.set_position(batch as u64);
+            }
+            // Long epochs (a large data set on a software adapter) still show signs of life in a log.
+            None if self.last_line.elapsed() >= self.line_every && batch < batches => {
+                eprintln!(
+                    "epoch {epoch}/{}: batch {batch}/{batches}: {message}",
+                    self.epochs
+                );
+                self.last_line = Instant::now();
+            }
+            None => {}
+        }
     }
 
     fn on_epoch(&mut self, e: &EpochRecord) -> ControlFlow<()> {
@@ -255,6 +287,8 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         bar,
         epochs: cfg.epochs,
         epoch_start: Instant::now(),
+        last_line: Instant::now(),
+        line_every: plain_progress_interval(),
         sequences: 0,
         steps: cfg.shape().steps,
     };
