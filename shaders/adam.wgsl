@@ -3,7 +3,9 @@
 //   g' = g * min(1, max_norm / (|g| + 1e-6))   (g' = g when max_norm is 0)
 //   m = b1 m + (1 - b1) g';  v = b2 v + (1 - b2) g'^2;
 //   p -= lr * (m / c1) / (sqrt(v / c2) + eps), with c1 = 1 - b1^step, c2 = 1 - b2^step.
-// With clipping, grad_sq_norm runs first and leaves |g|^2 in grad_norm_sq[0].
+// With clipping, grad_sq_norm runs first and leaves |g|^2 in grad_norm_sq[0]. A
+// non-finite norm is not handled here: the loss check after every batch stops the
+// run (PyTorch would turn every gradient into NaN instead).
 
 struct AdamParams {
     count: u32,

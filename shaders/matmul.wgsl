@@ -72,8 +72,9 @@ const CHUNK: u32 = 16u;
 // Output rows (1, 2 or 4) and columns (4 or 8) per invocation in step_gemm and
 // dense_gemm. A pipeline made with 2 rows and 8 columns covers 16 x 64 blocks: it
 // wastes less work than 32 x 32 blocks when few rows are live, with as many
-// multiply-adds per staged value. grad_gemm stages 32 x 32 blocks and needs the
-// defaults. The sums run in the same order either way, so results are bitwise identical.
+// multiply-adds per invocation (16 accumulators). grad_gemm stages 32 x 32 blocks and
+// its pipeline must keep the defaults (4 and 4), which its staging and output loops
+// assume. The sums run in the same order either way, so results are bitwise identical.
 override ROWS_PER_THREAD: u32 = 4u;
 override COLS_PER_THREAD: u32 = 4u;
 // Left operand [block row][chunk index], right operand [chunk index][block column].

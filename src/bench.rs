@@ -159,7 +159,8 @@ pub struct RcVsEos {
     pub rc_batch_s: f64,
     pub eos_batch_s: f64,
     /// Median over the alternations of (end-of-sequence batch time / the RC batch time
-    /// measured just before it): pairs taken back to back share the machine's drift.
+    /// of the same alternation): pairs measured close together share the machine's
+    /// drift. Not exactly eos_batch_s / rc_batch_s, the medians of each side.
     pub realised_speedup: f64,
     /// realised / ideal.
     pub efficiency: f64,
@@ -286,10 +287,10 @@ pub fn bench_preset(ctx: &Arc<GpuContext>, p: &Preset, reps: usize) -> Result<Co
     let report = rc.compute_gradients(&batch)?;
     let mean_decision = report.steps_processed as f64 / p.batch as f64;
     let ideal = p.steps as f64 / mean_decision;
-    let realised = median(pair_speedups.clone());
-    let eos_s = median(eos_times);
     let lowest = pair_speedups.iter().copied().fold(f64::MAX, f64::min);
     let highest = pair_speedups.iter().copied().fold(0.0, f64::max);
+    let realised = median(pair_speedups);
+    let eos_s = median(eos_times);
 
     let mut cadence = Vec::new();
     for k in [1, 2, 4, 8] {
@@ -319,7 +320,7 @@ pub fn bench_preset(ctx: &Arc<GpuContext>, p: &Preset, reps: usize) -> Result<Co
         rc_vs_eos: RcVsEos {
             mean_decision_step: mean_decision,
             ideal_speedup: ideal,
-            rc_batch_s: median(rc_times.clone()),
+            rc_batch_s: median(rc_times),
             eos_batch_s: eos_s,
             realised_speedup: realised,
             efficiency: realised / ideal,

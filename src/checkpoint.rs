@@ -415,4 +415,22 @@ mod tests {
         let err = RunConfig::load(&dir).unwrap_err().to_string();
         assert!(err.contains(CONFIG_FILE), "{err}");
     }
+
+    #[test]
+    fn configs_from_before_the_training_aids_load_with_their_defaults() {
+        let dir = temp_dir("old-config");
+        // A config.json as the first sessions wrote it: no front end, schedule or clip.
+        let old = r#"{"task": "seq-spotting",
+            "model": {"input_size": 1, "hidden_size": 64, "layers": 1, "classes": 2, "readout": "sigmoid"},
+            "rc": {"theta": 0.95, "beta": 0.0, "mode": "rc"},
+            "adam": {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8},
+            "batch": 128, "epochs": 40, "seed": 1, "readback_every": 1,
+            "data_dir": null, "train_limit": null}"#;
+        std::fs::write(dir.join(CONFIG_FILE), old).unwrap();
+        let cfg = RunConfig::load(&dir).unwrap();
+        assert_eq!(cfg.lr_schedule, LrSchedule::Constant);
+        assert_eq!(cfg.adam.max_grad_norm, None);
+        assert_eq!(cfg.frontend, FrontendConfig::default());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

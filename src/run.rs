@@ -23,9 +23,10 @@ pub struct EpochRecord {
     pub train_accuracy: f64,
     pub val_accuracy: f64,
     pub val_mean_decision_step: f64,
-    /// The learning rate of this epoch (see `--lr-schedule`).
-    #[serde(default)]
-    pub lr: f64,
+    /// The learning rate of this epoch (see `--lr-schedule`); absent from the lines
+    /// of runs made before rates were recorded (they ran at a constant `--lr`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lr: Option<f64>,
     /// Training steps computed this epoch (sum of t* + 1 over sequences).
     pub steps_processed: usize,
     /// Training wall time of this epoch (validation excluded).
@@ -287,7 +288,7 @@ pub fn train_run(
             train_accuracy: e.train_accuracy,
             val_accuracy: val.accuracy,
             val_mean_decision_step: val.mean_decision_step,
-            lr: lr as f64,
+            lr: Some(lr as f64),
             steps_processed: e.steps_processed,
             wall_s: e.wall_s,
         };
@@ -426,6 +427,21 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn metrics_lines_without_a_learning_rate_read_and_write_back_unchanged() {
+        let dir = std::env::temp_dir().join(format!("rankcode-metrics-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(checkpoint::METRICS_FILE);
+        let old = r#"{"epoch":1,"train_loss":0.5,"train_accuracy":0.75,"val_accuracy":0.7,"val_mean_decision_step":3.5,"steps_processed":100,"wall_s":1.5}"#;
+        std::fs::write(&path, format!("{old}\n")).unwrap();
+        let records = read_metrics(&path, 1).unwrap();
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].lr, None);
+        write_metrics(&path, &records).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{old}\n"));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

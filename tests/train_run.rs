@@ -65,7 +65,7 @@ fn a_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one() {
     let straight = out_dir("straight");
     let full = train_run(ctx(), &cfg, &straight, false, &mut Quiet).unwrap();
     assert_eq!(full.epochs.len(), 3);
-    let lrs: Vec<f64> = full.epochs.iter().map(|e| e.lr).collect();
+    let lrs: Vec<f64> = full.epochs.iter().map(|e| e.lr.unwrap()).collect();
     assert!(
         lrs[0] == cfg.adam.lr as f64 && lrs[2] < lrs[1] && lrs[1] < lrs[0],
         "cosine schedule: {lrs:?}"

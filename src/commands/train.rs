@@ -139,20 +139,27 @@ impl TrainArgs {
     }
 }
 
-/// A progress bar per epoch on a terminal; one log line per epoch otherwise.
 /// Without a terminal, a progress line at most this often within an epoch (seconds;
 /// `RANKCODE_PROGRESS_SECS` overrides it).
 const PLAIN_PROGRESS_SECS: f64 = 60.0;
 
 fn plain_progress_interval() -> std::time::Duration {
-    let secs = std::env::var("RANKCODE_PROGRESS_SECS")
-        .ok()
-        .and_then(|v| v.parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .unwrap_or(PLAIN_PROGRESS_SECS);
-    std::time::Duration::from_secs_f64(secs)
+    let default = std::time::Duration::from_secs_f64(PLAIN_PROGRESS_SECS);
+    match std::env::var("RANKCODE_PROGRESS_SECS") {
+        Err(_) => default,
+        Ok(v) => v
+            .parse::<f64>()
+            .ok()
+            .and_then(|s| std::time::Duration::try_from_secs_f64(s).ok())
+            .unwrap_or_else(|| {
+                log::warn!("RANKCODE_PROGRESS_SECS={v} is not a number of seconds; using {PLAIN_PROGRESS_SECS}");
+                default
+            }),
+    }
 }
 
+/// A progress bar per epoch on a terminal; otherwise one log line per epoch, and
+/// progress lines within long epochs.
 struct Progress {
     bar: Option<ProgressBar>,
     epochs: usize,
@@ -247,7 +254,8 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             eprintln!(
                 "note: --resume continues the run with the settings saved in {}; the model and \
                  training flags given differ from them and are ignored (only --epochs, \
-                 --readback-every and --data apply)",
+                 --readback-every and --data apply, and --epochs only to a run with a \
+                 constant learning rate)",
                 args.out.display()
             );
         }

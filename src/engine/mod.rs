@@ -21,9 +21,10 @@ use crate::gpu::GpuContext;
 use crate::gpu::kernel::groups_for;
 use crate::gpu::matmul::BLOCK as GEMM_BLOCK;
 
-/// Live rows up to which the step GEMM uses 16-row instead of 32-row blocks (on
-/// lavapipe, 16 rows of the toy shape's gate GEMM, [16 x 126] x [126 x 500], took
-/// 5.9 ms in 16-row blocks against 8.2 ms in one 32-row block).
+/// Live rows up to which the step GEMM uses 16 x 64 instead of 32 x 32 blocks (on
+/// lavapipe, 13 rows of the toy shape's gate GEMM, [13 x 126] x [126 x 500], took
+/// 1.9 ms in 16 x 64 blocks; 17 rows in one 32-row block, 2.9-3.1 ms). Tuned on the
+/// software adapter only: on a large GPU, fewer, larger workgroups may not pay.
 const NARROW_GEMM_MAX_ROWS: usize = 16;
 use crate::gpu::structs::{AdamParams, ReadoutParams, Step};
 use crate::model::{AdamConfig, ModelConfig, ParamLayout, RcConfig, TrainMode};

@@ -17,6 +17,10 @@ pub const NARROW_COLS_PER_THREAD: usize = 8;
 /// Rows and columns of one narrow block.
 pub const NARROW_BLOCK_ROWS: usize = 8 * NARROW_ROWS_PER_THREAD;
 pub const NARROW_BLOCK_COLS: usize = 8 * NARROW_COLS_PER_THREAD;
+const _: () = assert!(
+    matches!(NARROW_ROWS_PER_THREAD, 1 | 2 | 4) && matches!(NARROW_COLS_PER_THREAD, 4 | 8),
+    "the shader's per-invocation arrays hold 1 to 4 rows and 4 or 8 columns"
+);
 
 /// Binding slots of every `matmul.wgsl` entry point: params, step, src1, src2,
 /// weights, rows, tstar, out.
