@@ -235,15 +235,9 @@ fn readback_cadence_changes_no_result_and_runs_are_bitwise_repeatable() {
             .collect::<Vec<_>>()
     };
     assert_eq!(strip(&r1), strip(&r3));
-    assert_eq!(
-        p1.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-        p3.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
-    );
+    assert_eq!(bits(&p1), bits(&p3));
     assert_eq!(r1, again);
-    assert_eq!(
-        p1.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-        p_again.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
-    );
+    assert_eq!(bits(&p1), bits(&p_again));
     assert_ne!(p1, params, "training changed the parameters");
 }
 
@@ -329,7 +323,6 @@ fn adam_steps_follow_the_reference_and_reduce_the_loss() {
         ..adam
     };
     let (gpu_loose, _, _) = adam_run(loose);
-    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
     assert_eq!(bits(&gpu_loose), bits(&gpu));
 }
 
@@ -365,7 +358,6 @@ fn narrow_and_wide_gemm_blocks_give_the_same_bits() {
     let from_wide = eng.batch_logits(steps, 16).unwrap();
     eng.evaluate_full(&narrow).unwrap();
     let from_narrow = eng.batch_logits(steps, 16).unwrap();
-    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
     assert_eq!(bits(&from_wide), bits(&from_narrow));
 }
 

@@ -146,6 +146,11 @@ pub fn engine_with(
     Engine::new(ctx(), ecfg, params).expect("engine")
 }
 
+/// The bit patterns of `v`, for comparisons that must be exact.
+pub fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
 /// Asserts |gpu - cpu| <= atol + rtol * |cpu| element-wise, with atol relative to the
 /// largest reference magnitude (f32 against f64).
 pub fn assert_close(what: &str, gpu: &[f32], cpu: &[f64], rtol: f64) {
