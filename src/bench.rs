@@ -255,9 +255,9 @@ pub fn bench_preset(ctx: &Arc<GpuContext>, p: &Preset, reps: usize) -> Result<Co
     let flops = 2.0 * (gm * gn * gk) as f64;
     let gemm_reps = (reps * 4).max(4);
     // The GEMM figures are for the dense gate GEMM (a sparse engine's covers only the
-    // recurrent part), submit and wait, as the plain GEMM's.
-    // Best of GEMM_ROUNDS alternating measurements of each: the least disturbed run of a
-    // kernel on a shared machine, taken under the same conditions for both.
+    // recurrent part), submit and wait, as the plain GEMM's: the best of GEMM_ROUNDS
+    // alternating timings of each, the least disturbed run of a kernel on a shared
+    // machine, taken under the same conditions for both.
     let mut dense = engine(ctx, p, TrainMode::Eos, 1, false)?;
     dense.evaluate_full(&batch)?;
     let (mut step_gemm_s, mut dense_s) = (f64::MAX, f64::MAX);

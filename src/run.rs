@@ -159,35 +159,26 @@ fn open_run_dir(cfg: &RunConfig, out: &Path, resume: bool) -> Result<Option<Chec
     }
     let saved = RunConfig::load(out)?;
     // The cadence changes no result and more epochs extend the run: both may differ,
-    // unless the learning-rate schedule spans the epochs.
+    // the epochs only while the learning-rate schedule does not span them.
     let comparable = |c: &RunConfig| RunConfig {
         readback_every: 1,
-        epochs: match c.lr_schedule {
-            LrSchedule::Constant => 1,
-            _ => c.epochs,
-        },
+        epochs: 1,
         ..c.clone()
     };
-    if saved.lr_schedule != LrSchedule::Constant
-        && saved.epochs != cfg.epochs
-        && comparable(&RunConfig {
-            epochs: cfg.epochs,
-            ..saved.clone()
-        }) == comparable(cfg)
-    {
+    if comparable(&saved) != comparable(cfg) {
+        return Err(Error::File {
+            path: config_path,
+            problem: "the run there was made with other settings; resume it with the same settings"
+                .into(),
+        });
+    }
+    if saved.lr_schedule != LrSchedule::Constant && saved.epochs != cfg.epochs {
         return Err(Error::File {
             path: config_path,
             problem: format!(
                 "the run there anneals its learning rate over {} epochs; resume it with --epochs {}",
                 saved.epochs, saved.epochs
             ),
-        });
-    }
-    if comparable(&saved) != comparable(cfg) {
-        return Err(Error::File {
-            path: config_path,
-            problem: "the run there was made with other settings; resume it with the same settings"
-                .into(),
         });
     }
     if saved != *cfg {

@@ -144,21 +144,20 @@ fn an_existing_run_is_never_overwritten() {
         err.contains("already holds a run") && err.contains(&*dir.to_string_lossy()),
         "{err}"
     );
-    let other = RunConfig {
+    let resume_error = |c: &RunConfig| {
+        train_run(ctx(), c, &dir, true, &mut Quiet)
+            .unwrap_err()
+            .to_string()
+    };
+    let err = resume_error(&RunConfig {
         seed: 6,
         ..cfg.clone()
-    };
-    let err = train_run(ctx(), &other, &dir, true, &mut Quiet)
-        .unwrap_err()
-        .to_string();
+    });
     assert!(err.contains("other settings"), "{err}");
-    let longer = RunConfig {
+    let err = resume_error(&RunConfig {
         epochs: 2,
         ..cfg.clone()
-    };
-    let err = train_run(ctx(), &longer, &dir, true, &mut Quiet)
-        .unwrap_err()
-        .to_string();
+    });
     assert!(
         err.contains("anneals") && err.contains("--epochs 1"),
         "{err}"
