@@ -17,7 +17,9 @@ use crate::data::task::{Task, TaskData, TaskShape};
 use crate::engine::OptimizerState;
 use crate::error::{Error, Result};
 use crate::files::write_atomic;
-use crate::model::{AdamConfig, LrSchedule, ModelConfig, ParamLayout, RcConfig};
+use crate::model::{
+    AdamConfig, LrSchedule, ModelConfig, ParamLayout, RcConfig, ThetaWarmup, TrainMode,
+};
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -40,6 +42,10 @@ pub struct RunConfig {
     /// How the learning rate changes over the epochs.
     #[serde(default)]
     pub lr_schedule: LrSchedule,
+    /// A training threshold that rises to `rc.theta` over the first epochs (none:
+    /// `rc.theta` throughout). Validation and test always use `rc.theta`.
+    #[serde(default)]
+    pub theta_warmup: Option<ThetaWarmup>,
     /// Sequences per batch.
     pub batch: usize,
     pub epochs: usize,
@@ -89,6 +95,16 @@ fn read(path: &Path) -> Result<Vec<u8>> {
 }
 
 impl RunConfig {
+    /// The rank-coding settings that epoch `epoch` (1-based) trains with: the run's,
+    /// at the warm-up's threshold while it lasts.
+    pub fn training_rc(&self, epoch: usize) -> RcConfig {
+        let theta = match &self.theta_warmup {
+            Some(warmup) => warmup.theta(self.rc.theta, epoch),
+            None => self.rc.theta,
+        };
+        RcConfig { theta, ..self.rc }
+    }
+
     /// The shape of the task's sequences under this run's front end.
     pub fn shape(&self) -> TaskShape {
         self.task.shape(&self.frontend)
@@ -124,6 +140,12 @@ impl RunConfig {
         self.model.validate()?;
         self.rc.validate()?;
         self.adam.validate()?;
+        if let Some(warmup) = &self.theta_warmup {
+            warmup.validate()?;
+            crate::error::ensure(self.rc.mode == TrainMode::Rc, || {
+                "a theta warm-up applies to rank-coding training only (--mode rc)".into()
+            })?;
+        }
         crate::error::ensure(
             self.batch > 0 && self.batch <= crate::engine::schedule::MAX_ROWS,
             || {
@@ -416,21 +438,49 @@ mod tests {
         assert!(err.contains(CONFIG_FILE), "{err}");
     }
 
+    /// A config.json as the first sessions wrote it: no front end, schedule, clip or
+    /// warm-up.
+    const OLD_CONFIG: &str = r#"{"task": "seq-spotting",
+        "model": {"input_size": 1, "hidden_size": 64, "layers": 1, "classes": 2, "readout": "sigmoid"},
+        "rc": {"theta": 0.95, "beta": 0.0, "mode": "rc"},
+        "adam": {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8},
+        "batch": 128, "epochs": 40, "seed": 1, "readback_every": 1,
+        "data_dir": null, "train_limit": null}"#;
+
     #[test]
     fn configs_from_before_the_training_aids_load_with_their_defaults() {
         let dir = temp_dir("old-config");
-        // A config.json as the first sessions wrote it: no front end, schedule or clip.
-        let old = r#"{"task": "seq-spotting",
-            "model": {"input_size": 1, "hidden_size": 64, "layers": 1, "classes": 2, "readout": "sigmoid"},
-            "rc": {"theta": 0.95, "beta": 0.0, "mode": "rc"},
-            "adam": {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8},
-            "batch": 128, "epochs": 40, "seed": 1, "readback_every": 1,
-            "data_dir": null, "train_limit": null}"#;
-        std::fs::write(dir.join(CONFIG_FILE), old).unwrap();
+        std::fs::write(dir.join(CONFIG_FILE), OLD_CONFIG).unwrap();
         let cfg = RunConfig::load(&dir).unwrap();
         assert_eq!(cfg.lr_schedule, LrSchedule::Constant);
+        assert_eq!(cfg.theta_warmup, None);
         assert_eq!(cfg.adam.max_grad_norm, None);
         assert_eq!(cfg.frontend, FrontendConfig::default());
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_theta_warmup_sets_the_training_threshold_of_rank_coding_runs_only() {
+        let plain: RunConfig = serde_json::from_str(OLD_CONFIG).unwrap();
+        assert_eq!(plain.training_rc(1), plain.rc);
+        let warm = RunConfig {
+            theta_warmup: Some(ThetaWarmup {
+                start: 0.35,
+                epochs: 3,
+            }),
+            ..plain.clone()
+        };
+        warm.validate().unwrap();
+        assert_eq!(warm.training_rc(1).theta, 0.35);
+        assert_eq!(warm.training_rc(4), plain.rc);
+        let eos = RunConfig {
+            rc: RcConfig {
+                mode: TrainMode::Eos,
+                ..warm.rc
+            },
+            ..warm
+        };
+        let err = eos.validate().unwrap_err().to_string();
+        assert!(err.contains("rank-coding training only"), "{err}");
     }
 }

@@ -27,6 +27,10 @@ pub struct EpochRecord {
     /// of runs made before rates were recorded (they ran at a constant `--lr`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lr: Option<f64>,
+    /// The threshold this epoch trained with, where a theta warm-up set it (validation
+    /// always uses the run's theta).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_theta: Option<f32>,
     /// Training steps computed this epoch (sum of t* + 1 over sequences).
     pub steps_processed: usize,
     /// Training wall time of this epoch (validation excluded).
@@ -253,6 +257,8 @@ pub fn train_run(
         let mut rng = epoch_rng(cfg.seed, epoch);
         let lr = cfg.lr_schedule.lr(cfg.adam.lr, epoch, cfg.epochs);
         engine.set_learning_rate(lr)?;
+        let train_rc = cfg.training_rc(epoch);
+        engine.set_rc(train_rc)?;
         let batches = train_data.len().div_ceil(cfg.batch);
         let mut index = 0;
         let e = train::train_epoch(&mut engine, &train_data, cfg.batch, epoch, &mut rng, |r| {
@@ -272,7 +278,6 @@ pub fn train_run(
         })?;
         engine.set_rc(eval_rc)?;
         let val = train::evaluate(&mut engine, &val_data, cfg.batch, false)?;
-        engine.set_rc(cfg.rc)?;
         let record = EpochRecord {
             epoch,
             train_loss: e.train_loss,
@@ -280,6 +285,7 @@ pub fn train_run(
             val_accuracy: val.accuracy,
             val_mean_decision_step: val.mean_decision_step,
             lr: Some(lr as f64),
+            train_theta: cfg.theta_warmup.map(|_| train_rc.theta),
             steps_processed: e.steps_processed,
             wall_s: e.wall_s,
         };

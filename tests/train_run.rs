@@ -5,7 +5,9 @@ mod common;
 use common::ctx;
 use rankcode::checkpoint::{self, RunConfig};
 use rankcode::data::task::Task;
-use rankcode::model::{AdamConfig, LrSchedule, ModelConfig, RcConfig, Readout, TrainMode};
+use rankcode::model::{
+    AdamConfig, LrSchedule, ModelConfig, RcConfig, Readout, ThetaWarmup, TrainMode,
+};
 use rankcode::run::{EpochRecord, Quiet, RunObserver, train_run};
 use std::ops::ControlFlow;
 use std::path::PathBuf;
@@ -37,6 +39,10 @@ fn tiny_run() -> RunConfig {
             ..AdamConfig::default()
         },
         lr_schedule: LrSchedule::Cosine,
+        theta_warmup: Some(ThetaWarmup {
+            start: 0.3,
+            epochs: 2,
+        }),
         batch: 50,
         epochs: 3,
         seed: 5,
@@ -70,8 +76,34 @@ fn a_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one() {
         lrs[0] == cfg.adam.lr as f64 && lrs[2] < lrs[1] && lrs[1] < lrs[0],
         "cosine schedule: {lrs:?}"
     );
+    let thetas: Vec<f32> = full.epochs.iter().map(|e| e.train_theta.unwrap()).collect();
+    assert!(
+        thetas[0] == 0.3 && (thetas[1] - 0.55).abs() < 1e-6 && thetas[2] == 0.8,
+        "theta warm-up over two epochs: {thetas:?}"
+    );
     let test = full.test.expect("a finished run evaluates the test split");
     assert!(test.eos_accuracy.is_some() && test.sequences == 4096);
+
+    // The warm-up's first epoch trains exactly as a run at its starting threshold.
+    let at_start = out_dir("at-start");
+    let start = train_run(
+        ctx(),
+        &RunConfig {
+            rc: RcConfig {
+                theta: 0.3,
+                ..cfg.rc
+            },
+            theta_warmup: None,
+            ..cfg.clone()
+        },
+        &at_start,
+        false,
+        &mut StopAfter(1),
+    )
+    .unwrap();
+    let training = |e: &EpochRecord| (e.train_loss, e.train_accuracy, e.steps_processed);
+    assert_eq!(training(&start.epochs[0]), training(&full.epochs[0]));
+    assert_eq!(start.epochs[0].train_theta, None);
 
     let interrupted = out_dir("interrupted");
     let part = train_run(ctx(), &cfg, &interrupted, false, &mut StopAfter(2)).unwrap();
@@ -126,6 +158,7 @@ fn a_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one() {
     let _ = std::fs::remove_dir_all(&straight);
     let _ = std::fs::remove_dir_all(&interrupted);
     let _ = std::fs::remove_dir_all(&shorter);
+    let _ = std::fs::remove_dir_all(&at_start);
 }
 
 #[test]

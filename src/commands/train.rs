@@ -8,7 +8,9 @@ use rankcode::data::frontend::FrontendConfig;
 use rankcode::data::task::Task;
 use rankcode::engine::BatchReport;
 use rankcode::gpu::GpuContext;
-use rankcode::model::{AdamConfig, LrSchedule, ModelConfig, RcConfig, Readout, TrainMode};
+use rankcode::model::{
+    AdamConfig, LrSchedule, ModelConfig, RcConfig, Readout, ThetaWarmup, TrainMode,
+};
 use rankcode::run::{EpochRecord, RunObserver, train_run};
 use std::io::IsTerminal;
 use std::ops::ControlFlow;
@@ -27,6 +29,11 @@ pub struct TrainArgs {
     /// Spike threshold on the output scores, in (0, 1).
     #[arg(long, default_value_t = 0.95)]
     pub theta: f32,
+    /// Train epoch 1 at threshold START, rising linearly to --theta over EPOCHS
+    /// epochs (rc mode; validation and test use --theta). Gets a model whose
+    /// last step carries a large input event (MNIST's background) to spike earlier.
+    #[arg(long, value_name = "START:EPOCHS", value_parser = parse_theta_warmup)]
+    pub theta_warmup: Option<ThetaWarmup>,
     /// Entropy bonus at the decision step (>= 0): larger values delay spikes.
     #[arg(long, default_value_t = 0.0)]
     pub beta: f32,
@@ -128,6 +135,7 @@ impl TrainArgs {
                 ..AdamConfig::default()
             },
             lr_schedule: self.lr_schedule,
+            theta_warmup: self.theta_warmup,
             batch: self.batch,
             epochs: self.epochs.unwrap_or(10),
             seed: self.seed,
@@ -137,6 +145,10 @@ impl TrainArgs {
             frontend,
         }
     }
+}
+
+fn parse_theta_warmup(spec: &str) -> Result<ThetaWarmup, String> {
+    ThetaWarmup::parse(spec).map_err(|e| e.to_string())
 }
 
 /// Without a terminal, a progress line at most this often within an epoch (seconds;
@@ -211,8 +223,12 @@ impl RunObserver for Progress {
     }
 
     fn on_epoch(&mut self, e: &EpochRecord) -> ControlFlow<()> {
+        let theta = e
+            .train_theta
+            .map(|t| format!(" (theta {t:.3})"))
+            .unwrap_or_default();
         let line = format!(
-            "epoch {}/{}: train loss {:.4} acc {:.4} | val acc {:.4} decision {:.2}/{} | {} steps, {:.1}s",
+            "epoch {}/{}{theta}: train loss {:.4} acc {:.4} | val acc {:.4} decision {:.2}/{} | {} steps, {:.1}s",
             e.epoch,
             self.epochs,
             e.train_loss,
@@ -244,6 +260,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
                 c.rc,
                 c.adam,
                 c.lr_schedule,
+                c.theta_warmup,
                 c.batch,
                 c.seed,
                 c.train_limit,

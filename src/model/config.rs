@@ -1,6 +1,6 @@
 //! Model and rank-coding configuration, with documented defaults and validation.
 
-use crate::error::{Result, ensure};
+use crate::error::{Error, Result, ensure};
 use serde::{Deserialize, Serialize};
 
 /// The largest size accepted for any one dimension (input, hidden, classes).
@@ -213,6 +213,66 @@ impl LrSchedule {
     }
 }
 
+/// A training threshold that starts low and rises to the run's theta: every sequence
+/// decides early at first, so the early outputs get trained, and the ones the model
+/// is unsure of move later as the threshold rises. Without it, a model whose last
+/// step carries a large input event (temporal MNIST's background) may never spike
+/// before that step, and rank-coding training stays end-of-sequence training.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ThetaWarmup {
+    /// The training threshold of epoch 1, in (0, 1).
+    pub start: f32,
+    /// Epochs over which the threshold rises linearly to theta, which applies from
+    /// epoch `epochs + 1` on.
+    pub epochs: usize,
+}
+
+impl ThetaWarmup {
+    /// Parses `START:EPOCHS`, e.g. `0.2:4`.
+    pub fn parse(spec: &str) -> Result<Self> {
+        let bad = |why: &str| {
+            Error::InvalidConfig(format!(
+                "theta warm-up '{spec}': {why} (expected START:EPOCHS, e.g. 0.2:4)"
+            ))
+        };
+        let (start, epochs) = spec.split_once(':').ok_or_else(|| bad("no ':'"))?;
+        let warmup = ThetaWarmup {
+            start: start
+                .trim()
+                .parse()
+                .map_err(|_| bad("START is not a number"))?,
+            epochs: epochs
+                .trim()
+                .parse()
+                .map_err(|_| bad("EPOCHS is not a whole number"))?,
+        };
+        warmup.validate().map_err(|e| match e {
+            Error::InvalidConfig(why) => bad(&why),
+            other => other,
+        })?;
+        Ok(warmup)
+    }
+
+    /// Checks the start is in (0, 1) and the warm-up lasts at least one epoch.
+    pub fn validate(&self) -> Result<()> {
+        ensure(self.start > 0.0 && self.start < 1.0, || {
+            format!(
+                "the starting threshold must be in (0, 1), got {}",
+                self.start
+            )
+        })?;
+        ensure(self.epochs >= 1, || {
+            "the warm-up must last at least 1 epoch".into()
+        })
+    }
+
+    /// The training threshold of `epoch` (1-based) of a run whose threshold is `theta`.
+    pub fn theta(&self, theta: f32, epoch: usize) -> f32 {
+        let done = (epoch.saturating_sub(1) as f64 / self.epochs as f64).min(1.0);
+        (self.start as f64 + (theta as f64 - self.start as f64) * done) as f32
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,6 +357,28 @@ mod tests {
             .unwrap_err()
             .to_string();
             assert!(err.contains("clip"), "{err}");
+        }
+    }
+
+    #[test]
+    fn theta_warmup_rises_linearly_to_theta_and_stays_there() {
+        let w = ThetaWarmup::parse("0.2:3").unwrap();
+        assert_eq!(
+            w,
+            ThetaWarmup {
+                start: 0.2,
+                epochs: 3
+            }
+        );
+        let theta = |e| w.theta(0.95, e);
+        assert_eq!(theta(1), 0.2);
+        assert!((theta(2) - 0.45).abs() < 1e-6);
+        assert!((theta(3) - 0.7).abs() < 1e-6);
+        assert_eq!(theta(4), 0.95);
+        assert_eq!(theta(40), 0.95);
+        for bad in ["0.2", "x:3", "0.2:y", "0:3", "1:3", "0.2:0", "0.2:-1"] {
+            let err = ThetaWarmup::parse(bad).unwrap_err().to_string();
+            assert!(err.contains("theta warm-up") && err.contains(bad), "{err}");
         }
     }
 

@@ -4,5 +4,5 @@ pub mod config;
 pub mod params;
 pub mod reference;
 
-pub use config::{AdamConfig, LrSchedule, ModelConfig, RcConfig, Readout, TrainMode};
+pub use config::{AdamConfig, LrSchedule, ModelConfig, RcConfig, Readout, ThetaWarmup, TrainMode};
 pub use params::{ParamLayout, init_params};
