@@ -1,5 +1,6 @@
 //! A short training run on a subset of the real MNIST data (temporally coded, sparse
-//! input path), which must clear a stated accuracy bar.
+//! input path), which must clear a stated accuracy bar and decide early: with a theta
+//! warm-up, rank-coding training moves decisions off the last step.
 //!
 //! The data is read from `$RANKCODE_DATA/mnist`, else `../shared/datasets/mnist`. When
 //! it is missing the test fails under CI (CI=true) and is skipped loudly elsewhere.
@@ -9,12 +10,18 @@ mod common;
 use common::ctx;
 use rankcode::data::task::{Split, Task};
 use rankcode::engine::{Capacity, Engine, EngineConfig};
-use rankcode::model::{AdamConfig, ModelConfig, RcConfig, Readout, TrainMode, init_params};
+use rankcode::model::{
+    AdamConfig, ModelConfig, RcConfig, Readout, ThetaWarmup, TrainMode, init_params,
+};
 use rankcode::rng::Rng;
 use rankcode::train;
 
-/// Test accuracy the run must reach (it reaches about 0.8 on lavapipe; chance is 0.1).
+/// Test accuracy the run must reach (it reaches about 0.81 on lavapipe; chance is 0.1).
 const ACCURACY_BAR: f64 = 0.70;
+/// Mean decision step (t* + 1, of 20) the run must stay under (it reaches about 12.8).
+/// Without the warm-up every decision falls on the last step, where the background
+/// arrives.
+const DECISION_BAR: f64 = 16.0;
 
 #[test]
 fn a_short_mnist_run_clears_the_bar() {
@@ -40,13 +47,14 @@ fn a_short_mnist_run_clears_the_bar() {
         classes: 10,
         readout: Readout::Softmax,
     };
+    let rc = RcConfig {
+        theta: 0.9,
+        beta: 0.0,
+        mode: TrainMode::Rc,
+    };
     let cfg = EngineConfig {
         model,
-        rc: RcConfig {
-            theta: 0.9,
-            beta: 0.0,
-            mode: TrainMode::Rc,
-        },
+        rc,
         adam: AdamConfig {
             lr: 3e-3,
             ..AdamConfig::default()
@@ -60,11 +68,21 @@ fn a_short_mnist_run_clears_the_bar() {
     };
     let mut engine = Engine::new(ctx(), cfg, &init_params(&model, 1)).unwrap();
     let mut rng = Rng::new(1);
-    for epoch in 1..=3 {
+    let warmup = ThetaWarmup {
+        start: 0.1,
+        epochs: 3,
+    };
+    for epoch in 1..=6 {
+        engine
+            .set_rc(RcConfig {
+                theta: warmup.theta(rc.theta, epoch),
+                ..rc
+            })
+            .unwrap();
         let e = train::train_epoch(&mut engine, &train_data, 64, epoch, &mut rng, |_| {}).unwrap();
         eprintln!(
-            "epoch {epoch}: train accuracy {:.3}, {:.1}s",
-            e.train_accuracy, e.wall_s
+            "epoch {epoch}: train accuracy {:.3}, {} steps, {:.1}s",
+            e.train_accuracy, e.steps_processed, e.wall_s
         );
     }
     let report = train::evaluate(&mut engine, &test, 64, true).unwrap();
@@ -78,5 +96,10 @@ fn a_short_mnist_run_clears_the_bar() {
         report.accuracy >= ACCURACY_BAR,
         "test accuracy {:.3} < {ACCURACY_BAR}",
         report.accuracy
+    );
+    assert!(
+        report.mean_decision_step <= DECISION_BAR,
+        "mean decision step {:.2} > {DECISION_BAR}",
+        report.mean_decision_step
     );
 }
