@@ -145,6 +145,12 @@ impl RunConfig {
             crate::error::ensure(self.rc.mode == TrainMode::Rc, || {
                 "a theta warm-up applies to rank-coding training only (--mode rc)".into()
             })?;
+            crate::error::ensure(warmup.start < self.rc.theta, || {
+                format!(
+                    "theta warm-up: the starting threshold {} must be below --theta {}",
+                    warmup.start, self.rc.theta
+                )
+            })?;
         }
         crate::error::ensure(
             self.batch > 0 && self.batch <= crate::engine::schedule::MAX_ROWS,
@@ -482,5 +488,14 @@ mod tests {
         };
         let err = eos.validate().unwrap_err().to_string();
         assert!(err.contains("rank-coding training only"), "{err}");
+        let falling = RunConfig {
+            theta_warmup: Some(ThetaWarmup {
+                start: 0.97,
+                epochs: 3,
+            }),
+            ..plain
+        };
+        let err = falling.validate().unwrap_err().to_string();
+        assert!(err.contains("0.97 must be below --theta 0.95"), "{err}");
     }
 }

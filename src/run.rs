@@ -205,6 +205,14 @@ pub fn train_run(
     observer: &mut dyn RunObserver,
 ) -> Result<RunOutcome> {
     cfg.validate()?;
+    if let Some(w) = cfg.theta_warmup.filter(|w| w.epochs >= cfg.epochs) {
+        log::warn!(
+            "the theta warm-up reaches --theta {} at epoch {}, after the run's {} epochs",
+            cfg.rc.theta,
+            w.epochs + 1,
+            cfg.epochs
+        );
+    }
     // A resumed audio run keeps the feature statistics it started with.
     let saved_spec = if resume && out.join(checkpoint::FEATURES_FILE).is_file() {
         Some(checkpoint::load_feature_spec(out)?)

@@ -68,6 +68,8 @@ fn a_short_mnist_run_clears_the_bar() {
     };
     let mut engine = Engine::new(ctx(), cfg, &init_params(&model, 1)).unwrap();
     let mut rng = Rng::new(1);
+    // As RunConfig::training_rc does; a start of 1/C makes every sequence decide at
+    // t = 0 in epoch 1.
     let warmup = ThetaWarmup {
         start: 0.1,
         epochs: 3,
@@ -85,6 +87,7 @@ fn a_short_mnist_run_clears_the_bar() {
             e.train_accuracy, e.steps_processed, e.wall_s
         );
     }
+    engine.set_rc(rc).unwrap();
     let report = train::evaluate(&mut engine, &test, 64, true).unwrap();
     eprintln!(
         "test accuracy {:.3} at mean decision step {:.2}/20, accuracy at T-1 {:.3}",

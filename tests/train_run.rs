@@ -104,6 +104,11 @@ fn a_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one() {
     let training = |e: &EpochRecord| (e.train_loss, e.train_accuracy, e.steps_processed);
     assert_eq!(training(&start.epochs[0]), training(&full.epochs[0]));
     assert_eq!(start.epochs[0].train_theta, None);
+    // Same weights, but validation runs at the run's theta, not the training one.
+    assert_ne!(
+        start.epochs[0].val_mean_decision_step,
+        full.epochs[0].val_mean_decision_step
+    );
 
     let interrupted = out_dir("interrupted");
     let part = train_run(ctx(), &cfg, &interrupted, false, &mut StopAfter(2)).unwrap();

@@ -29,9 +29,9 @@ pub struct TrainArgs {
     /// Spike threshold on the output scores, in (0, 1).
     #[arg(long, default_value_t = 0.95)]
     pub theta: f32,
-    /// Train epoch 1 at threshold START, rising linearly to --theta over EPOCHS
-    /// epochs (rc mode; validation and test use --theta). Gets a model whose
-    /// last step carries a large input event (MNIST's background) to spike earlier.
+    /// Train epoch 1 at threshold START, rising linearly to reach --theta at epoch
+    /// EPOCHS + 1 (rc mode; validation and test use --theta). Helps a model whose last
+    /// step carries a large input event (MNIST's background) learn to spike earlier.
     #[arg(long, value_name = "START:EPOCHS", value_parser = parse_theta_warmup)]
     pub theta_warmup: Option<ThetaWarmup>,
     /// Entropy bonus at the decision step (>= 0): larger values delay spikes.
@@ -148,7 +148,10 @@ impl TrainArgs {
 }
 
 fn parse_theta_warmup(spec: &str) -> Result<ThetaWarmup, String> {
-    ThetaWarmup::parse(spec).map_err(|e| e.to_string())
+    ThetaWarmup::parse(spec).map_err(|e| match e {
+        rankcode::Error::InvalidConfig(why) => why,
+        other => other.to_string(),
+    })
 }
 
 /// Without a terminal, a progress line at most this often within an epoch (seconds;
