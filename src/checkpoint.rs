@@ -98,11 +98,10 @@ impl RunConfig {
     /// The rank-coding settings that epoch `epoch` (1-based) trains with: the run's,
     /// at the warm-up's threshold while it lasts.
     pub fn training_rc(&self, epoch: usize) -> RcConfig {
-        let theta = match &self.theta_warmup {
-            Some(warmup) => warmup.theta(self.rc.theta, epoch),
-            None => self.rc.theta,
-        };
-        RcConfig { theta, ..self.rc }
+        match &self.theta_warmup {
+            Some(warmup) => warmup.training_rc(self.rc, epoch),
+            None => self.rc,
+        }
     }
 
     /// The shape of the task's sequences under this run's front end.

@@ -68,19 +68,13 @@ fn a_short_mnist_run_clears_the_bar() {
     };
     let mut engine = Engine::new(ctx(), cfg, &init_params(&model, 1)).unwrap();
     let mut rng = Rng::new(1);
-    // As RunConfig::training_rc does; a start of 1/C makes every sequence decide at
-    // t = 0 in epoch 1.
+    // A start of 1/C makes every sequence decide at t = 0 in epoch 1.
     let warmup = ThetaWarmup {
         start: 0.1,
         epochs: 3,
     };
     for epoch in 1..=6 {
-        engine
-            .set_rc(RcConfig {
-                theta: warmup.theta(rc.theta, epoch),
-                ..rc
-            })
-            .unwrap();
+        engine.set_rc(warmup.training_rc(rc, epoch)).unwrap();
         let e = train::train_epoch(&mut engine, &train_data, 64, epoch, &mut rng, |_| {}).unwrap();
         eprintln!(
             "epoch {epoch}: train accuracy {:.3}, {} steps, {:.1}s",

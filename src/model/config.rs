@@ -248,30 +248,43 @@ impl ThetaWarmup {
                 .parse()
                 .map_err(|_| bad("EPOCHS is not a whole number"))?,
         };
-        warmup.validate().map_err(|e| match e {
-            Error::InvalidConfig(why) => bad(why.trim_start_matches("theta warm-up: ")),
-            other => other,
-        })?;
-        Ok(warmup)
+        match warmup.problem() {
+            Some(why) => Err(bad(&why)),
+            None => Ok(warmup),
+        }
     }
 
     /// Checks the start is in (0, 1) and the warm-up lasts at least one epoch.
     pub fn validate(&self) -> Result<()> {
-        ensure(self.start > 0.0 && self.start < 1.0, || {
-            format!(
-                "theta warm-up: the starting threshold must be in (0, 1), got {}",
-                self.start
-            )
-        })?;
-        ensure(self.epochs >= 1, || {
-            "theta warm-up: it must last at least 1 epoch".into()
-        })
+        match self.problem() {
+            Some(why) => Err(Error::InvalidConfig(format!("theta warm-up: {why}"))),
+            None => Ok(()),
+        }
     }
 
-    /// The training threshold of `epoch` (1-based) of a run whose threshold is `theta`.
-    pub fn theta(&self, theta: f32, epoch: usize) -> f32 {
+    /// What is wrong with these values, if anything.
+    fn problem(&self) -> Option<String> {
+        if !(self.start > 0.0 && self.start < 1.0) {
+            Some(format!(
+                "the starting threshold must be in (0, 1), got {}",
+                self.start
+            ))
+        } else if self.epochs < 1 {
+            Some("it must last at least 1 epoch".into())
+        } else {
+            None
+        }
+    }
+
+    /// The settings epoch `epoch` (1-based) of a run with settings `rc` trains with:
+    /// `rc` at the warm-up's threshold.
+    pub fn training_rc(&self, rc: RcConfig, epoch: usize) -> RcConfig {
         let done = (epoch.saturating_sub(1) as f64 / self.epochs as f64).min(1.0);
-        (self.start as f64 + (theta as f64 - self.start as f64) * done) as f32
+        let theta = self.start as f64 + (rc.theta as f64 - self.start as f64) * done;
+        RcConfig {
+            theta: theta as f32,
+            ..rc
+        }
     }
 }
 
@@ -372,7 +385,11 @@ mod tests {
                 epochs: 3
             }
         );
-        let theta = |e| w.theta(0.95, e);
+        let rc = RcConfig {
+            theta: 0.95,
+            ..RcConfig::default()
+        };
+        let theta = |e| w.training_rc(rc, e).theta;
         assert_eq!(theta(1), 0.2);
         assert!((theta(2) - 0.45).abs() < 1e-6);
         assert!((theta(3) - 0.7).abs() < 1e-6);
