@@ -2,7 +2,9 @@
 // with optional clipping of the gradient to a global L2 norm (PyTorch's clip_grad_norm_):
 //   g' = g * min(1, max_norm / (|g| + 1e-6))   (g' = g when max_norm is 0)
 //   m = b1 m + (1 - b1) g';  v = b2 v + (1 - b2) g'^2;
-//   p -= lr * (m / c1) / (sqrt(v / c2) + eps), with c1 = 1 - b1^step, c2 = 1 - b2^step.
+//   p -= lr * (m / c1) / (sqrt(v / c2) + eps), with c1 = 1 - b1^step, c2 = 1 - b2^step,
+// after decoupled weight decay (AdamW, Loshchilov & Hutter 2019; PyTorch's AdamW):
+//   p -= lr * weight_decay * p.
 // With clipping, grad_sq_norm runs first and leaves |g|^2 in grad_norm_sq[0]. A
 // non-finite norm is not handled here: the loss check after every batch stops the
 // run (PyTorch would turn every gradient into NaN instead).
@@ -18,6 +20,8 @@ struct AdamParams {
     c2: f32,
     // The global-norm clip; 0: none.
     max_norm: f32,
+    // Decoupled weight decay; 0: plain Adam.
+    weight_decay: f32,
 }
 
 @group(0) @binding(0) var<storage, read> a: AdamParams;
@@ -68,5 +72,6 @@ fn adam_step(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     let v_new = a.beta2 * v[i] + (1.0 - a.beta2) * g * g;
     m[i] = m_new;
     v[i] = v_new;
-    params[i] -= a.lr * (m_new / a.c1) / (sqrt(v_new / a.c2) + a.eps);
+    let decayed = params[i] * (1.0 - a.lr * a.weight_decay);
+    params[i] = decayed - a.lr * (m_new / a.c1) / (sqrt(v_new / a.c2) + a.eps);
 }

@@ -57,6 +57,10 @@ pub struct RunConfig {
     /// Train on the first N training sequences only (quick experiments, tests).
     #[serde(default)]
     pub train_limit: Option<usize>,
+    /// Image tasks: move each training image by a random shift of up to this many
+    /// pixels each way, drawn anew every epoch (validation and test are not moved).
+    #[serde(default)]
+    pub augment_shift: Option<usize>,
     /// The audio front end (used by the spoken-word tasks only).
     #[serde(default)]
     pub frontend: FrontendConfig,
@@ -167,6 +171,14 @@ impl RunConfig {
         crate::error::ensure(self.train_limit != Some(0), || {
             "--train-size must be at least 1".into()
         })?;
+        if let Some(shift) = self.augment_shift {
+            crate::error::ensure(self.task == Task::Mnist, || {
+                "--augment-shift applies to image tasks only (--task mnist)".into()
+            })?;
+            crate::error::ensure(shift > 0, || {
+                "--augment-shift must be at least 1 pixel (leave it out for no shifts)".into()
+            })?;
+        }
         if self.task.is_audio() {
             self.frontend.validate()?;
         }
@@ -460,6 +472,8 @@ mod tests {
         assert_eq!(cfg.lr_schedule, LrSchedule::Constant);
         assert_eq!(cfg.theta_warmup, None);
         assert_eq!(cfg.adam.max_grad_norm, None);
+        assert_eq!(cfg.adam.weight_decay, 0.0);
+        assert_eq!(cfg.augment_shift, None);
         assert_eq!(cfg.frontend, FrontendConfig::default());
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -496,5 +510,34 @@ mod tests {
         };
         let err = falling.validate().unwrap_err().to_string();
         assert!(err.contains("0.97 must be below --theta 0.95"), "{err}");
+    }
+
+    #[test]
+    fn image_shifts_apply_to_mnist_only_and_are_at_least_a_pixel() {
+        let toy: RunConfig = serde_json::from_str(OLD_CONFIG).unwrap();
+        let mnist_shape = Task::Mnist.shape(&FrontendConfig::default());
+        let mnist = RunConfig {
+            task: Task::Mnist,
+            model: ModelConfig {
+                input_size: mnist_shape.input,
+                classes: mnist_shape.classes,
+                ..toy.model
+            },
+            augment_shift: Some(2),
+            ..toy.clone()
+        };
+        mnist.validate().unwrap();
+        let none = RunConfig {
+            augment_shift: Some(0),
+            ..mnist
+        };
+        let err = none.validate().unwrap_err().to_string();
+        assert!(err.contains("at least 1 pixel"), "{err}");
+        let shifted_toy = RunConfig {
+            augment_shift: Some(2),
+            ..toy
+        };
+        let err = shifted_toy.validate().unwrap_err().to_string();
+        assert!(err.contains("--task mnist"), "{err}");
     }
 }

@@ -3,6 +3,7 @@
 //! epoch, resumes from the last checkpoint, and evaluates the test split at the end.
 
 use crate::checkpoint::{self, Checkpoint, RunConfig};
+use crate::data::Dataset;
 use crate::data::task::Split;
 use crate::engine::{BatchReport, Capacity, Engine, EngineConfig};
 use crate::error::{Error, Result};
@@ -11,6 +12,7 @@ use crate::model::{LrSchedule, RcConfig, TrainMode, init_params};
 use crate::rng::Rng;
 use crate::train::{self, EvalReport};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::Arc;
@@ -74,10 +76,24 @@ fn best_epoch(records: &[EpochRecord]) -> Option<(usize, f64)> {
     })
 }
 
-/// Seed of epoch `epoch`'s batch order: a function of the run seed and the epoch
+/// Seed of epoch `epoch`'s batch order (and image shifts): a function of the run seed and the epoch
 /// only, so that a resumed run sees the same batches as an uninterrupted one.
 fn epoch_rng(seed: u64, epoch: usize) -> Rng {
     Rng::new(seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+/// What an epoch trains on: `train`, or with `augment_shift` a copy whose images are
+/// each moved by a random shift of up to that many pixels. The epoch's generator draws
+/// the shifts first, then the batch order.
+fn epoch_training_data<'a>(
+    train: &'a Dataset,
+    augment_shift: Option<usize>,
+    rng: &mut Rng,
+) -> Result<Cow<'a, Dataset>> {
+    Ok(match augment_shift {
+        Some(max_shift) => Cow::Owned(train.randomly_shifted(max_shift, rng)?),
+        None => Cow::Borrowed(train),
+    })
 }
 
 fn read_metrics(path: &Path, up_to_epoch: usize) -> Result<Vec<EpochRecord>> {
@@ -267,9 +283,10 @@ pub fn train_run(
         engine.set_learning_rate(lr)?;
         let train_rc = cfg.training_rc(epoch);
         engine.set_rc(train_rc)?;
-        let batches = train_data.len().div_ceil(cfg.batch);
+        let epoch_data = epoch_training_data(&train_data, cfg.augment_shift, &mut rng)?;
+        let batches = epoch_data.len().div_ceil(cfg.batch);
         let mut index = 0;
-        let e = train::train_epoch(&mut engine, &train_data, cfg.batch, epoch, &mut rng, |r| {
+        let e = train::train_epoch(&mut engine, &epoch_data, cfg.batch, epoch, &mut rng, |r| {
             index += 1;
             observer.on_batch(epoch, index, batches, r);
         })
@@ -447,6 +464,26 @@ mod tests {
         write_metrics(&path, &records).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{old}\n"));
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn augmented_epochs_train_on_moved_images_drawn_from_the_epoch_seed() {
+        // 50 images of 4 x 4 with one bright pixel each, at (1, 1).
+        let mut times = vec![1u8; 50 * 16];
+        for image in times.chunks_mut(16) {
+            image[5] = 0;
+        }
+        let train = Dataset::from_event_times(times, vec![0; 50], 2, 16, 1).with_image_size(4, 4);
+        let plain = epoch_training_data(&train, None, &mut epoch_rng(1, 1)).unwrap();
+        assert!(matches!(plain, Cow::Borrowed(_)));
+        let moved = epoch_training_data(&train, Some(1), &mut epoch_rng(1, 1)).unwrap();
+        let moved_images = (0..50).filter(|&n| moved.sequence(n) != train.sequence(n));
+        // 8 of the 9 offsets move the image.
+        assert!(moved_images.count() > 30);
+        let again = epoch_training_data(&train, Some(1), &mut epoch_rng(1, 1)).unwrap();
+        assert_eq!(again, moved);
+        let next_epoch = epoch_training_data(&train, Some(1), &mut epoch_rng(1, 2)).unwrap();
+        assert_ne!(next_epoch, moved);
     }
 
     #[test]

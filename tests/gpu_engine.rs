@@ -324,6 +324,21 @@ fn adam_steps_follow_the_reference_and_reduce_the_loss() {
     };
     let (gpu_loose, _, _) = adam_run(loose);
     assert_eq!(bits(&gpu_loose), bits(&gpu));
+
+    // Decoupled weight decay (AdamW) as the reference does it: 8 steps at
+    // lr * weight_decay = 0.01 shrink the parameters by about 8% against plain Adam.
+    let decayed = rankcode::model::AdamConfig {
+        weight_decay: 0.5,
+        ..adam
+    };
+    let (gpu_decayed, cpu_decayed, _) = adam_run(decayed);
+    assert_close("parameters after AdamW", &gpu_decayed, &cpu_decayed, 1e-3);
+    let norm = |p: &[f64]| p.iter().map(|x| x * x).sum::<f64>().sqrt();
+    let shrink = norm(&cpu_decayed) / norm(&cpu);
+    assert!(
+        (0.88..0.96).contains(&shrink),
+        "AdamW kept {shrink} of the norm"
+    );
 }
 
 /// The step GEMM computes at most 16 live rows in 16 x 64 blocks and more in 32 x 32

@@ -49,6 +49,7 @@ fn tiny_run() -> RunConfig {
         readback_every: 2,
         data_dir: None,
         train_limit: Some(300),
+        augment_shift: None,
         frontend: Default::default(),
     }
 }

@@ -55,6 +55,10 @@ pub struct TrainArgs {
     /// Clip each batch's gradient to this global L2 norm before the Adam step.
     #[arg(long, value_name = "NORM")]
     pub clip_grad_norm: Option<f32>,
+    /// Decoupled weight decay (AdamW): each step first shrinks every parameter by
+    /// lr * this factor. 0: plain Adam.
+    #[arg(long, default_value_t = 0.0)]
+    pub weight_decay: f32,
     /// Sequences per batch.
     #[arg(long, default_value_t = 128)]
     pub batch: usize,
@@ -71,6 +75,10 @@ pub struct TrainArgs {
     /// Train on the first N training sequences only.
     #[arg(long)]
     pub train_size: Option<usize>,
+    /// MNIST: move each training image by a random shift of up to PIXELS each way,
+    /// drawn anew every epoch (validation and test images are not moved).
+    #[arg(long, value_name = "PIXELS")]
+    pub augment_shift: Option<usize>,
     /// Audio tasks: mel bands of the log-mel front end.
     #[arg(long, default_value_t = 40)]
     pub mel_bands: usize,
@@ -132,6 +140,7 @@ impl TrainArgs {
             adam: AdamConfig {
                 lr: self.lr,
                 max_grad_norm: self.clip_grad_norm,
+                weight_decay: self.weight_decay,
                 ..AdamConfig::default()
             },
             lr_schedule: self.lr_schedule,
@@ -142,6 +151,7 @@ impl TrainArgs {
             readback_every: self.readback_every.unwrap_or(1),
             data_dir: self.data_dir(),
             train_limit: self.train_size,
+            augment_shift: self.augment_shift,
             frontend,
         }
     }
@@ -267,6 +277,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
                 c.batch,
                 c.seed,
                 c.train_limit,
+                c.augment_shift,
                 c.frontend.clone(),
             )
         };

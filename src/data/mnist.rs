@@ -38,8 +38,17 @@ fn find(dir: &Path, stem: &str) -> Result<PathBuf> {
     })
 }
 
+/// The contents of an image file and its label file.
+struct ImagesAndLabels {
+    /// Rows and columns of every image.
+    image_size: (usize, usize),
+    /// Pixel bytes, image after image, row by row.
+    pixels: Vec<u8>,
+    labels: Vec<u32>,
+}
+
 /// Reads an image file and its label file, checking that they agree.
-fn read_pair(dir: &Path, prefix: &str) -> Result<(usize, Vec<u8>, Vec<u32>)> {
+fn read_pair(dir: &Path, prefix: &str) -> Result<ImagesAndLabels> {
     let images_path = find(dir, &format!("{prefix}-images-idx3-ubyte"))?;
     let labels_path = find(dir, &format!("{prefix}-labels-idx1-ubyte"))?;
     let images = idx::read(&images_path)?;
@@ -77,12 +86,11 @@ fn read_pair(dir: &Path, prefix: &str) -> Result<(usize, Vec<u8>, Vec<u32>)> {
     if let Some(l) = labels.data.iter().find(|&&l| l as usize >= CLASSES) {
         return Err(bad(&labels_path, format!("label {l} is not a digit 0-9")));
     }
-    let pixels = images.dims[1] * images.dims[2];
-    Ok((
-        pixels,
-        images.data,
-        labels.data.iter().map(|&l| l as u32).collect(),
-    ))
+    Ok(ImagesAndLabels {
+        image_size: (images.dims[1], images.dims[2]),
+        pixels: images.data,
+        labels: labels.data.iter().map(|&l| l as u32).collect(),
+    })
 }
 
 /// Loads `split` from the MNIST folder `dir`.
@@ -92,9 +100,14 @@ pub fn load(dir: &Path, split: Split) -> Result<Dataset> {
     } else {
         "train"
     };
-    let (pixels, data, labels) = read_pair(dir, prefix)?;
-    let times: Vec<u8> = data.iter().map(|&v| temporal_bin(v)).collect();
-    let all = Dataset::from_event_times(times, labels, STEPS, pixels, CLASSES);
+    let ImagesAndLabels {
+        image_size: (rows, cols),
+        pixels,
+        labels,
+    } = read_pair(dir, prefix)?;
+    let times: Vec<u8> = pixels.iter().map(|&v| temporal_bin(v)).collect();
+    let all = Dataset::from_event_times(times, labels, STEPS, rows * cols, CLASSES)
+        .with_image_size(rows, cols);
     let n = all.len();
     Ok(match split {
         Split::Test => all,
@@ -155,6 +168,7 @@ mod tests {
             (test.len(), test.input, test.steps, test.labels[0]),
             (1, 4, 20, 7)
         );
+        assert_eq!(test.image_size, Some((2, 2)));
         let seq = test.sequence(0);
         let step_of = |pixel: usize| (0..20).find(|&t| seq[t * 4 + pixel] == 1.0).unwrap();
         assert_eq!(
@@ -205,7 +219,12 @@ mod tests {
             eprintln!("SKIPPED: MNIST not found at {}", dir.display());
             return;
         }
-        let (_, data, labels) = read_pair(&dir, "train").unwrap();
+        let ImagesAndLabels {
+            image_size,
+            pixels: data,
+            labels,
+        } = read_pair(&dir, "train").unwrap();
+        assert_eq!(image_size, (28, 28));
         assert_eq!(labels.len(), 60_000);
         assert_eq!(&labels[..10], &[5, 0, 4, 1, 9, 2, 1, 3, 1, 4]);
         let mean = data.iter().map(|&v| v as f64).sum::<f64>() / data.len() as f64 / 255.0;

@@ -1,6 +1,7 @@
 //! Tasks and datasets, turned into batches of host tensors. Never touches the GPU.
 
 pub mod audio;
+pub mod augment;
 pub mod frontend;
 pub mod fsdd;
 pub mod idx;
@@ -98,6 +99,9 @@ pub struct Dataset {
     pub input: usize,
     pub classes: usize,
     pub labels: Vec<u32>,
+    /// Rows and columns when each sequence's inputs are the pixels of an image, row by
+    /// row (MNIST); what [`augment`] needs to move them.
+    pub image_size: Option<(usize, usize)>,
     source: Source,
 }
 
@@ -126,6 +130,7 @@ impl Dataset {
             input,
             classes,
             labels,
+            image_size: None,
             source: Source::Dense(seqs.concat()),
         }
     }
@@ -146,7 +151,21 @@ impl Dataset {
             input,
             classes,
             labels,
+            image_size: None,
             source: Source::EventTimes(times),
+        }
+    }
+
+    /// The same sequences, declared to be `rows` x `cols` images (row by row).
+    pub fn with_image_size(self, rows: usize, cols: usize) -> Self {
+        assert_eq!(
+            rows * cols,
+            self.input,
+            "an image must have one pixel per input"
+        );
+        Dataset {
+            image_size: Some((rows, cols)),
+            ..self
         }
     }
 

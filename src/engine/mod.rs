@@ -808,6 +808,7 @@ impl Engine {
             c1: (1.0 - (a.beta1 as f64).powi(step)) as f32,
             c2: (1.0 - (a.beta2 as f64).powi(step)) as f32,
             max_norm: a.max_grad_norm.unwrap_or(0.0),
+            weight_decay: a.weight_decay,
         };
         self.ctx
             .queue

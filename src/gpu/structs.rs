@@ -177,6 +177,8 @@ pub struct AdamParams {
     pub c2: f32,
     /// The global-norm gradient clip; 0: none.
     pub max_norm: f32,
+    /// Decoupled weight decay (AdamW); 0: none.
+    pub weight_decay: f32,
 }
 
 #[cfg(test)]
@@ -191,7 +193,7 @@ mod tests {
         assert_eq!(std::mem::size_of::<GemmParams>(), 128);
         assert_eq!(std::mem::size_of::<CellParams>(), 32);
         assert_eq!(std::mem::size_of::<ReadoutParams>(), 64);
-        assert_eq!(std::mem::size_of::<AdamParams>(), 32);
+        assert_eq!(std::mem::size_of::<AdamParams>(), 36);
         assert_eq!(std::mem::size_of::<SparseParams>(), 16);
     }
 }

@@ -134,6 +134,10 @@ pub struct AdamConfig {
     /// `clip_grad_norm_`); `None`: no clipping.
     #[serde(default)]
     pub max_grad_norm: Option<f32>,
+    /// Decoupled weight decay (AdamW, as PyTorch's `AdamW`): each step first scales
+    /// every parameter by 1 - lr * weight_decay. 0: plain Adam.
+    #[serde(default)]
+    pub weight_decay: f32,
 }
 
 impl Default for AdamConfig {
@@ -144,6 +148,7 @@ impl Default for AdamConfig {
             beta2: 0.999,
             eps: 1e-8,
             max_grad_norm: None,
+            weight_decay: 0.0,
         }
     }
 }
@@ -166,6 +171,10 @@ impl AdamConfig {
         ensure(self.eps > 0.0, || {
             format!("Adam eps must be > 0, got {}", self.eps)
         })?;
+        ensure(
+            self.weight_decay.is_finite() && self.weight_decay >= 0.0,
+            || format!("weight decay must be >= 0, got {}", self.weight_decay),
+        )?;
         ensure(
             self.max_grad_norm.is_none_or(|n| n.is_finite() && n > 0.0),
             || {

@@ -362,7 +362,8 @@ fn backward_row(
 }
 
 /// One Adam step (step counts from 1) on f64 copies of parameters and moments, with
-/// the gradient first clipped to `cfg.max_grad_norm` if set.
+/// the gradient first clipped to `cfg.max_grad_norm` if set, and the parameters first
+/// decayed by `cfg.weight_decay` (AdamW).
 pub fn adam_step(
     cfg: &AdamConfig,
     step: u32,
@@ -375,11 +376,12 @@ pub fn adam_step(
     let c1 = 1.0 - b1.powi(step as i32);
     let c2 = 1.0 - b2.powi(step as i32);
     let scale = cfg.clip_coefficient(g.iter().map(|x| x * x).sum::<f64>().sqrt());
+    let keep = 1.0 - cfg.lr as f64 * cfg.weight_decay as f64;
     for i in 0..p.len() {
         let g = g[i] * scale;
         m[i] = b1 * m[i] + (1.0 - b1) * g;
         v[i] = b2 * v[i] + (1.0 - b2) * g * g;
-        p[i] -= cfg.lr as f64 * (m[i] / c1) / ((v[i] / c2).sqrt() + cfg.eps as f64);
+        p[i] = p[i] * keep - cfg.lr as f64 * (m[i] / c1) / ((v[i] / c2).sqrt() + cfg.eps as f64);
     }
 }
 
@@ -572,6 +574,14 @@ mod tests {
         adam_step(&cfg, 1, &mut p, &mut m, &mut v, &[2.0]);
         // First step: m_hat = g, v_hat = g^2, so the update is lr * sign(g).
         assert!((p[0] - 0.9).abs() < 1e-6);
+        // AdamW first shrinks p = 1 by lr * weight_decay = 0.05, then takes the same step.
+        let decayed = AdamConfig {
+            weight_decay: 0.5,
+            ..cfg
+        };
+        let (mut p, mut m, mut v) = (vec![1.0], vec![0.0], vec![0.0]);
+        adam_step(&decayed, 1, &mut p, &mut m, &mut v, &[2.0]);
+        assert!((p[0] - 0.85).abs() < 1e-6, "{p:?}");
     }
 
     #[test]
