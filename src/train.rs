@@ -174,6 +174,19 @@ pub struct SweepPoint {
     pub not_fired: f64,
 }
 
+/// The sweep point with the best accuracy among those deciding within `max_step` steps
+/// on average (the first of equals), if any does: a threshold chosen on validation
+/// for a decision-time budget.
+pub fn best_within(sweep: &[SweepPoint], max_step: f64) -> Option<SweepPoint> {
+    sweep
+        .iter()
+        .filter(|p| p.mean_decision_step <= max_step)
+        .fold(None, |best: Option<SweepPoint>, &p| match best {
+            Some(b) if p.accuracy <= b.accuracy => Some(b),
+            _ => Some(p),
+        })
+}
+
 /// Per row and step of a full pass: the best output score and the predicted class.
 struct StepScores {
     steps: usize,
@@ -277,6 +290,25 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn the_best_point_within_a_budget_is_the_most_accurate_fast_enough_one() {
+        let point = |theta, accuracy, mean_decision_step| SweepPoint {
+            theta,
+            accuracy,
+            mean_decision_step,
+            not_fired: 0.0,
+        };
+        let sweep = [
+            point(0.5, 0.90, 1.1),
+            point(0.6, 0.93, 1.4),
+            point(0.7, 0.93, 1.5),
+            point(0.8, 0.95, 1.6),
+        ];
+        assert_eq!(best_within(&sweep, 1.5).unwrap().theta, 0.6);
+        assert_eq!(best_within(&sweep, 2.0).unwrap().theta, 0.8);
+        assert_eq!(best_within(&sweep, 1.0), None);
+    }
 
     #[test]
     fn shuffled_batches_cover_every_index_once() {

@@ -55,6 +55,12 @@ fn invalid_flags_are_refused_clearly() {
     assert_refused(&train(&["--epochs", "0"]), "epochs");
     assert_refused(&train(&["--lr", "0"]), "learning rate");
     assert_refused(&train(&["--readback-every", "0"]), "readback");
+    assert_refused(&train(&["--weight-decay=-0.1"]), "weight decay");
+    assert_refused(&train(&["--augment-shift", "2"]), "--task mnist");
+    assert_refused(
+        &["eval", "--checkpoint", out, "--max-decision-step", "1.5"],
+        "--theta-sweep",
+    );
     assert_refused(
         &["train", "--task", "nonsense", "--out", out],
         "invalid value 'nonsense'",
@@ -132,6 +138,27 @@ fn missing_or_corrupted_checkpoints_name_the_file() {
     ] {
         assert!(json.get(key).is_some(), "eval --json lacks {key}: {json}");
     }
+    // A threshold chosen for a decision-time budget: every seq-spotting point decides
+    // within its 25 steps, none within a mean of 0.5.
+    let pick = |budget: &str| -> serde_json::Value {
+        let o = rankcode(&[
+            "eval",
+            "--checkpoint",
+            dir.to_str().unwrap(),
+            "--theta-sweep",
+            "0.5:0.99:5",
+            "--max-decision-step",
+            budget,
+            "--json",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["best_within_budget"]
+            .clone()
+    };
+    let best = pick("25");
+    assert!(best["theta"].as_f64().is_some(), "{best}");
+    assert!(best["mean_decision_step"].as_f64().unwrap() <= 25.0);
+    assert!(pick("0.5").is_null());
     let model = dir.join("model.safetensors");
     let bytes = std::fs::read(&model).unwrap();
     std::fs::write(&model, &bytes[..bytes.len() - 10]).unwrap();

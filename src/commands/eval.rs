@@ -38,6 +38,10 @@ pub struct EvalArgs {
     /// Also sweep the threshold, FROM:TO:N (e.g. 0.5:0.99:20), from one pass over the data.
     #[arg(long)]
     pub theta_sweep: Option<String>,
+    /// With --theta-sweep: also name the swept threshold with the best accuracy among
+    /// those whose mean decision step is at most STEPS (choose it on --split val).
+    #[arg(long, value_name = "STEPS", requires = "theta_sweep")]
+    pub max_decision_step: Option<f64>,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -56,6 +60,9 @@ struct EvalOutput {
     mean_decision_ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sweep: Option<Vec<SweepPoint>>,
+    /// With --max-decision-step: the best sweep point within it (null if none is).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    best_within_budget: Option<Option<SweepPoint>>,
     /// seq-spotting: decisions on positive sequences against the earliest possible step.
     #[serde(skip_serializing_if = "Option::is_none")]
     ideal: Option<IdealComparison>,
@@ -136,6 +143,10 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     let sweep = thetas
         .map(|t| train::theta_sweep(&mut engine, &data, cfg.batch, &t))
         .transpose()?;
+    let best_within_budget = args
+        .max_decision_step
+        .zip(sweep.as_deref())
+        .map(|(max_step, sweep)| train::best_within(sweep, max_step));
     let ideal = ideal_comparison(cfg.task, &data, &report);
     let mean_decision_ms = cfg.task.is_audio().then(|| {
         // Frame t ends at window + t * hop: linear, so the mean maps directly.
@@ -153,6 +164,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         report,
         mean_decision_ms,
         sweep,
+        best_within_budget,
         ideal,
     };
     if args.json {
@@ -210,6 +222,18 @@ pub fn run(args: &EvalArgs) -> Result<()> {
                 p.mean_decision_step,
                 100.0 * p.not_fired
             );
+        }
+    }
+    if let Some(best) = &out.best_within_budget {
+        let budget = args.max_decision_step.unwrap_or_default();
+        match best {
+            Some(p) => println!(
+                "\n  best within a mean decision step of {budget}: theta {:.4}, {:.2}% at {:.2} steps",
+                p.theta,
+                100.0 * p.accuracy,
+                p.mean_decision_step
+            ),
+            None => println!("\n  no swept theta decides within a mean of {budget} steps"),
         }
     }
     Ok(())
