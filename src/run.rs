@@ -76,8 +76,9 @@ fn best_epoch(records: &[EpochRecord]) -> Option<(usize, f64)> {
     })
 }
 
-/// Seed of epoch `epoch`'s batch order (and image shifts): a function of the run seed and the epoch
-/// only, so that a resumed run sees the same batches as an uninterrupted one.
+/// Seed of epoch `epoch`'s batch order (and image shifts): a function of the run seed
+/// and the epoch only, so that a resumed run sees the same batches as an uninterrupted
+/// one.
 fn epoch_rng(seed: u64, epoch: usize) -> Rng {
     Rng::new(seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }
