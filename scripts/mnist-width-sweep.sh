@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Temporal MNIST at several layer widths, with the protocol of docs/results.md: train
+# (random 2-pixel shifts, softmax, theta 0.95), choose theta on the validation split as
+# the most accurate one with a mean decision step of at most 1.5, then evaluate that
+# theta once on the test split. One line per model goes to $RESULTS/summary.tsv.
+#
+# Meant for a real GPU, where a 25-epoch run takes minutes; on lavapipe hidden 125
+# takes about an hour. Settings, all optional, from the environment:
+#   RANKCODE_BIN  the binary                        (default target/release/rankcode)
+#   MNIST_DIR     the folder of the four IDX files  (default $RANKCODE_DATA/mnist)
+#   RESULTS       where runs and the summary go     (default runs/width-sweep)
+#   MODELS        "HIDDEN:LAYERS ..."               (default "256:1 512:1")
+#   EPOCHS        training epochs                   (default 25)
+#   TRAIN_SIZE    use only the first N training images (default: all 55,000)
+#   BUDGET        the mean decision step theta is chosen under (default 1.5)
+#
+# On the lent NVIDIA machine (see docs/results.md, "Running the width sweep on a GPU"),
+# carry the release binary, the Vulkan loaders and a copy of the data:
+#   for f in .gl/*.deb; do dpkg -x $f /; done; ldconfig;
+#   MNIST_DIR=.data/mnist RESULTS=$OUT scripts/mnist-width-sweep.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bin=${RANKCODE_BIN:-target/release/rankcode}
+data=${MNIST_DIR:-${RANKCODE_DATA:-../shared/datasets}/mnist}
+results=${RESULTS:-runs/width-sweep}
+models=${MODELS:-256:1 512:1}
+epochs=${EPOCHS:-25}
+budget=${BUDGET:-1.5}
+size_flag=()
+if [[ -n "${TRAIN_SIZE:-}" ]]; then
+    size_flag=(--train-size "$TRAIN_SIZE")
+fi
+
+[[ -x "$bin" ]] || { echo "error: no rankcode binary at $bin (cargo build --release)" >&2; exit 1; }
+mkdir -p "$results"
+summary="$results/summary.tsv"
+log="$results/sweep.log"
+printf 'hidden\tlayers\tepochs\ttrain_s\tval_theta\tval_accuracy\tval_mean_step\ttest_accuracy\ttest_mean_step\ttest_accuracy_at_T-1\n' > "$summary"
+
+# A field of the JSON document on stdin, by a dotted path (python3, which the lent
+# NVIDIA machine has, where jq may be missing); fails when it is missing or null.
+json_field() {
+    python3 -c 'import json, sys
+v = json.load(sys.stdin)
+for key in sys.argv[1].split("."):
+    v = v.get(key) if isinstance(v, dict) else None
+sys.exit(1) if v is None else print(v)' "$1"
+}
+
+"$bin" info 2>&1 | tee -a "$log"
+for model in $models; do
+    hidden=${model%%:*}
+    layers=${model##*:}
+    run="$results/h${hidden}l${layers}"
+    echo "== hidden $hidden, $layers layer(s), $epochs epochs -> $run" | tee -a "$log"
+    start=$(date +%s)
+    "$bin" train --task mnist --data "$data" --mode rc --readout softmax \
+        --hidden "$hidden" --layers "$layers" --batch 128 --lr 2e-3 --lr-schedule cosine \
+        --clip-grad-norm 1 --theta 0.95 --theta-warmup 0.1:4 --augment-shift 2 \
+        --epochs "$epochs" "${size_flag[@]}" --out "$run" 2>&1 | tee -a "$log"
+    train_s=$(( $(date +%s) - start ))
+
+    sweep=$("$bin" eval --checkpoint "$run" --split val --theta-sweep 0.3:0.99:70 \
+        --max-decision-step "$budget" --json)
+    echo "$sweep" > "$run/val-sweep.json"
+    if ! theta=$(json_field 'best_within_budget.theta' <<< "$sweep"); then
+        echo "hidden $hidden: no swept theta decides within a mean of $budget steps on validation" \
+            | tee -a "$log"
+        printf '%s\t%s\t%s\t%s\tnone\n' "$hidden" "$layers" "$epochs" "$train_s" >> "$summary"
+        continue
+    fi
+    val_acc=$(json_field 'best_within_budget.accuracy' <<< "$sweep")
+    val_step=$(json_field 'best_within_budget.mean_decision_step' <<< "$sweep")
+
+    test=$("$bin" eval --checkpoint "$run" --split test --theta "$theta" --json)
+    echo "$test" > "$run/test-at-val-theta.json"
+    test_acc=$(json_field 'accuracy' <<< "$test")
+    test_step=$(json_field 'mean_decision_step' <<< "$test")
+    test_last=$(json_field 'eos_accuracy' <<< "$test")
+
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$hidden" "$layers" "$epochs" \
+        "$train_s" "$theta" "$val_acc" "$val_step" "$test_acc" "$test_step" "$test_last" \
+        | tee -a "$summary"
+done
+column -t "$summary" | tee -a "$log"
