@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Temporal MNIST at several layer widths, with the protocol of docs/results.md: train
-# (random 2-pixel shifts, softmax, theta 0.95), choose theta on the validation split as
-# the most accurate one with a mean decision step of at most 1.5, then evaluate that
-# theta once on the test split. One line per model goes to $RESULTS/summary.tsv.
+# (random 2-pixel shifts, softmax), choose theta on the validation split as the most
+# accurate one with a mean decision step of at most 1.5, then evaluate that theta once
+# on the test split. One line per model goes to $RESULTS/summary.tsv.
 #
 # Meant for a real GPU, where a 25-epoch run takes minutes; on lavapipe hidden 125
 # takes about an hour. Settings, all optional, from the environment:
@@ -13,11 +13,15 @@
 #   EPOCHS        training epochs                   (default 25)
 #   TRAIN_SIZE    use only the first N training images (default: all 55,000)
 #   BUDGET        the mean decision step theta is chosen under (default 1.5)
+#   THETA         the training threshold            (default 0.95)
+# Relative paths are taken from the repository's root.
 #
 # On the lent NVIDIA machine (see docs/results.md, "Running the width sweep on a GPU"),
 # carry the release binary, the Vulkan loaders and a copy of the data:
 #   for f in .gl/*.deb; do dpkg -x $f /; done; ldconfig;
-#   MNIST_DIR=.data/mnist RESULTS=$OUT scripts/mnist-width-sweep.sh
+#   MNIST_DIR=.data/mnist RESULTS=/tmp/sweep scripts/mnist-width-sweep.sh
+#   tar czf $OUT/sweep.tgz --exclude checkpoint.safetensors -C /tmp sweep
+# ($OUT takes back at most 8 files, hence the archive.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +31,7 @@ results=${RESULTS:-runs/width-sweep}
 models=${MODELS:-256:1 512:1}
 epochs=${EPOCHS:-25}
 budget=${BUDGET:-1.5}
+theta=${THETA:-0.95}
 size_flag=()
 if [[ -n "${TRAIN_SIZE:-}" ]]; then
     size_flag=(--train-size "$TRAIN_SIZE")
@@ -57,14 +62,14 @@ for model in $models; do
     start=$(date +%s)
     "$bin" train --task mnist --data "$data" --mode rc --readout softmax \
         --hidden "$hidden" --layers "$layers" --batch 128 --lr 2e-3 --lr-schedule cosine \
-        --clip-grad-norm 1 --theta 0.95 --theta-warmup 0.1:4 --augment-shift 2 \
+        --clip-grad-norm 1 --theta "$theta" --theta-warmup 0.1:4 --augment-shift 2 \
         --epochs "$epochs" "${size_flag[@]}" --out "$run" 2>&1 | tee -a "$log"
     train_s=$(( $(date +%s) - start ))
 
     sweep=$("$bin" eval --checkpoint "$run" --split val --theta-sweep 0.3:0.99:70 \
         --max-decision-step "$budget" --json)
     echo "$sweep" > "$run/val-sweep.json"
-    if ! theta=$(json_field 'best_within_budget.theta' <<< "$sweep"); then
+    if ! val_theta=$(json_field 'best_within_budget.theta' <<< "$sweep"); then
         echo "hidden $hidden: no swept theta decides within a mean of $budget steps on validation" \
             | tee -a "$log"
         printf '%s\t%s\t%s\t%s\tnone\n' "$hidden" "$layers" "$epochs" "$train_s" >> "$summary"
@@ -73,14 +78,14 @@ for model in $models; do
     val_acc=$(json_field 'best_within_budget.accuracy' <<< "$sweep")
     val_step=$(json_field 'best_within_budget.mean_decision_step' <<< "$sweep")
 
-    test=$("$bin" eval --checkpoint "$run" --split test --theta "$theta" --json)
+    test=$("$bin" eval --checkpoint "$run" --split test --theta "$val_theta" --json)
     echo "$test" > "$run/test-at-val-theta.json"
     test_acc=$(json_field 'accuracy' <<< "$test")
     test_step=$(json_field 'mean_decision_step' <<< "$test")
     test_last=$(json_field 'eos_accuracy' <<< "$test")
 
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$hidden" "$layers" "$epochs" \
-        "$train_s" "$theta" "$val_acc" "$val_step" "$test_acc" "$test_step" "$test_last" \
+        "$train_s" "$val_theta" "$val_acc" "$val_step" "$test_acc" "$test_step" "$test_last" \
         | tee -a "$summary"
 done
 column -t "$summary" | tee -a "$log"
