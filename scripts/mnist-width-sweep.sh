@@ -13,7 +13,7 @@
 #   EPOCHS        training epochs                   (default 25)
 #   TRAIN_SIZE    use only the first N training images (default: all 55,000)
 #   BUDGET        the mean decision step theta is chosen under (default 1.5)
-#   THETA         the training threshold            (default 0.95)
+#   THETA         the training threshold            (default 0.85, as runs/t085)
 # Relative paths are taken from the repository's root.
 #
 # On the lent NVIDIA machine (see docs/results.md, "Running the width sweep on a GPU"),
@@ -31,7 +31,7 @@ results=${RESULTS:-runs/width-sweep}
 models=${MODELS:-256:1 512:1}
 epochs=${EPOCHS:-25}
 budget=${BUDGET:-1.5}
-theta=${THETA:-0.95}
+theta=${THETA:-0.85}
 size_flag=()
 if [[ -n "${TRAIN_SIZE:-}" ]]; then
     size_flag=(--train-size "$TRAIN_SIZE")
