@@ -222,10 +222,27 @@ fn column_value(o: ColumnOrigin, k: u32) -> f32 {
     return weights[o.second + k2 * p.w2.k_stride];
 }
 
+// Whether a gathered operand's step lies in 0..T-1 at this dispatch's step. One that
+// does not (h_{-1} at t = 0 in the forward pass, the gate deltas of step T in the
+// backward one) reads as zero in every row, so the reduction skips its part.
+fn step_in_range(src: Source) -> bool {
+    let s = i32(step.t) + src.step_offset;
+    return s >= 0 && u32(s) < step.steps;
+}
+
 // out[row, j] = left(row) . W[:, j] (+ biases) for one block of 8 * ROWS_PER_THREAD
 // rows and 8 * COLS_PER_THREAD columns.
 fn row_gemm(wg: vec3<u32>, lid: vec3<u32>, gathered: bool) {
-    let k_total = p.a1.width + p.a2.width;
+    // The reduction runs over k in [k_first, k_total): a part that reads as zero adds
+    // nothing, and skipping it leaves every sum bitwise the same.
+    var k_first = 0u;
+    var k_total = p.a1.width + p.a2.width;
+    if (gathered && !step_in_range(p.a1)) {
+        k_first = p.a1.width;
+    }
+    if (gathered && !step_in_range(p.a2)) {
+        k_total = p.a1.width;
+    }
     let flat = lid.y * 8u + lid.x;
     let block_rows = 8u * ROWS_PER_THREAD;
     let block_cols = 8u * COLS_PER_THREAD;
@@ -239,7 +256,7 @@ fn row_gemm(wg: vec3<u32>, lid: vec3<u32>, gathered: bool) {
     // fall in column flat % block_cols (64 is a multiple of it).
     let load_column = column_origin(wg.x * block_cols + flat % block_cols);
     var acc: array<array<f32, 8>, 4>;
-    for (var k0 = 0u; k0 < k_total; k0 += CHUNK) {
+    for (var k0 = k_first; k0 < k_total; k0 += CHUNK) {
         for (var i = 0u; i < 2u * ROWS_PER_THREAD; i++) {
             let e = flat + 64u * i;
             tile_left[e / CHUNK][e % CHUNK] = left_value(load_rows[i], k0 + e % CHUNK);

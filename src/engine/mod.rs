@@ -8,7 +8,8 @@
 //! 2. `loss_stats`: loss and dL/dz at each row's loss step, batch sums;
 //! 3. backward replay from max t* down to 0 over the rows with t <= t*, top layer first;
 //! 4. weight gradients as one GEMM per tensor over exactly the processed (step, row)
-//!    pairs; then Adam. The batch sums are read back once.
+//!    pairs (the recurrent weights over those of steps 1 and later, since h_{-1} = 0);
+//!    then Adam. The batch sums are read back once.
 
 pub mod schedule;
 mod workspace;
@@ -717,6 +718,14 @@ impl Engine {
             steps,
         };
         self.write_slots(slots.all_pairs(), &[all]);
+        // The list holds step 0's rows first (per_step is in step order).
+        let first_step = plan.per_step.first().map_or(0, |&(_, len)| len as u32);
+        let recurrent = Step {
+            n_rows: all.n_rows - first_step,
+            rows_offset: all.rows_offset + first_step,
+            ..all
+        };
+        self.write_slots(slots.recurrent_pairs(), &[recurrent]);
     }
 
     /// Uploads the sparse inputs of the processed pairs grouped by input position, for
@@ -767,6 +776,7 @@ impl Engine {
             ],
         );
         let pairs_slot = Some(self.slot(slots.all_pairs()));
+        let recurrent_pairs_slot = Some(self.slot(slots.recurrent_pairs()));
         for (kk, layer) in binds.layers.iter().enumerate() {
             // With sparse input, grad_ih computes layer 0's bias column only.
             let sparse = kk == 0 && self.cfg.sparse_input;
@@ -784,7 +794,7 @@ impl Engine {
             k.grad_gemm.dispatch(
                 pass,
                 &layer.grad_hh,
-                pairs_slot,
+                recurrent_pairs_slot,
                 [groups_for(h, GEMM_BLOCK), groups_for(4 * h, GEMM_BLOCK), 1],
             );
         }

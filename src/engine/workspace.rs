@@ -178,8 +178,13 @@ impl Slots {
     pub fn all_pairs(&self) -> usize {
         2 * self.cap.steps + 1
     }
-    pub fn count(&self) -> usize {
+    /// The pairs of steps 1 and later: the recurrent weight gradient's, since
+    /// h_{-1} = 0 makes the pairs of step 0 add nothing to it.
+    pub fn recurrent_pairs(&self) -> usize {
         2 * self.cap.steps + 2
+    }
+    pub fn count(&self) -> usize {
+        2 * self.cap.steps + 3
     }
     pub fn offset(&self, slot: usize) -> u32 {
         slot as u32 * self.stride
