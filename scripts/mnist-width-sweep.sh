@@ -9,7 +9,7 @@
 #   RANKCODE_BIN  the binary                        (default target/release/rankcode)
 #   MNIST_DIR     the folder of the four IDX files  (default $RANKCODE_DATA/mnist)
 #   RESULTS       where runs and the summary go     (default runs/width-sweep)
-#   MODELS        "HIDDEN:LAYERS ..."               (default "256:1 512:1")
+#   MODELS        "HIDDEN[:LAYERS] ..."             (default "256:1 512:1")
 #   EPOCHS        training epochs                   (default 25)
 #   TRAIN_SIZE    use only the first N training images (default: all 55,000)
 #   BUDGET        the mean decision step theta is chosen under (default 1.5)
@@ -56,7 +56,8 @@ sys.exit(1) if v is None else print(v)' "$1"
 "$bin" info 2>&1 | tee -a "$log"
 for model in $models; do
     hidden=${model%%:*}
-    layers=${model##*:}
+    layers=1
+    [[ "$model" == *:* ]] && layers=${model##*:}
     run="$results/h${hidden}l${layers}"
     echo "== hidden $hidden, $layers layer(s), $epochs epochs -> $run" | tee -a "$log"
     start=$(date +%s)
