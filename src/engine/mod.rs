@@ -718,11 +718,12 @@ impl Engine {
             steps,
         };
         self.write_slots(slots.all_pairs(), &[all]);
-        // The list holds step 0's rows first (per_step is in step order).
-        let first_step = plan.per_step.first().map_or(0, |&(_, len)| len as u32);
+        // The entries are in step order, so those of steps 1 and later are the ones
+        // past the end of step 0's.
+        let step0_end = plan.per_step.first().map_or(0, |&(start, len)| start + len) as u32;
         let recurrent = Step {
-            n_rows: all.n_rows - first_step,
-            rows_offset: all.rows_offset + first_step,
+            n_rows: all.n_rows - step0_end,
+            rows_offset: all.rows_offset + step0_end,
             ..all
         };
         self.write_slots(slots.recurrent_pairs(), &[recurrent]);
