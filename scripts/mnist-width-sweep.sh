@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Temporal MNIST at several layer widths, with the protocol of docs/results.md: train
+# Temporal MNIST for several widths and depths, with the protocol of docs/results.md: train
 # (random 2-pixel shifts, softmax), choose theta on the validation split as the most
 # accurate one with a mean decision step of at most 1.5, then evaluate that theta once
 # on the test split. One line per model goes to $RESULTS/summary.tsv.
@@ -9,7 +9,7 @@
 #   RANKCODE_BIN  the binary                        (default target/release/rankcode)
 #   MNIST_DIR     the folder of the four IDX files  (default $RANKCODE_DATA/mnist)
 #   RESULTS       where runs and the summary go     (default runs/width-sweep)
-#   MODELS        "HIDDEN[:LAYERS] ..."             (default "256:1 512:1")
+#   MODELS        "HIDDEN[:LAYERS] ..."             (default "256:2 256:1 512:1")
 #   EPOCHS        training epochs                   (default 25)
 #   TRAIN_SIZE    use only the first N training images (default: all 55,000)
 #   BUDGET        the mean decision step theta is chosen under (default 1.5)
@@ -28,7 +28,7 @@ cd "$(dirname "$0")/.."
 bin=${RANKCODE_BIN:-target/release/rankcode}
 data=${MNIST_DIR:-${RANKCODE_DATA:-../shared/datasets}/mnist}
 results=${RESULTS:-runs/width-sweep}
-models=${MODELS:-256:1 512:1}
+models=${MODELS:-256:2 256:1 512:1}
 epochs=${EPOCHS:-25}
 budget=${BUDGET:-1.5}
 theta=${THETA:-0.85}
