@@ -8,8 +8,8 @@ bin 0 of DESIGN section 2 (values of 0.95 and up), or with --max-bin K the union
 bins 0..K. Training follows runs/t085 (docs/results.md): random shifts of up to 2
 pixels, batch 128, Adam 2e-3 with a cosine schedule, gradients clipped to norm 1,
 the last 5,000 training images for validation. It is what `rankcode train --theta 0.1`
-trains (every decision at t = 0), an order of magnitude faster than on lavapipe, and
-prints the best validation epoch and the test accuracy there.
+trains (every decision at t = 0), ten times as fast as rankcode on lavapipe or more,
+and prints the best validation epoch and the test accuracy there.
 
 Needs numpy. Example: scripts/first-step-ceiling.py --hidden 256 --layers 2
 """
