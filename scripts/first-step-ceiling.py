@@ -9,7 +9,8 @@ bins 0..K. Training follows runs/t085 (docs/results.md): random shifts of up to 
 pixels, batch 128, Adam 2e-3 with a cosine schedule, gradients clipped to norm 1,
 the last 5,000 training images for validation. It is what `rankcode train --theta 0.1`
 trains (every decision at t = 0), ten times as fast as rankcode on lavapipe or more,
-and prints the best validation epoch and the test accuracy there.
+and prints the best validation epoch and the test accuracy there. --dropout,
+--input-dropout and --weight-decay add regularisation (none by default).
 
 Needs numpy. Example: scripts/first-step-ceiling.py --hidden 256 --layers 2
 """
@@ -33,6 +34,9 @@ ap.add_argument("--epochs", type=int, default=25)
 ap.add_argument("--max-bin", type=int, default=0, help="input: the pixels of bins 0..K")
 ap.add_argument("--shift", type=int, default=2, help="random shift of up to N pixels")
 ap.add_argument("--seed", type=int, default=1)
+ap.add_argument("--dropout", type=float, default=0.0, help="dropout on each layer's output")
+ap.add_argument("--input-dropout", type=float, default=0.0, help="dropout on the pixels")
+ap.add_argument("--weight-decay", type=float, default=0.0, help="decoupled, as rankcode's")
 default_data = os.path.join(os.environ.get("RANKCODE_DATA", "../shared/datasets"), "mnist")
 ap.add_argument("--data", default=default_data, help="folder of the four IDX files")
 args = ap.parse_args()
@@ -102,19 +106,28 @@ def sigmoid(a):
     return 1 / (1 + np.exp(-a))
 
 
-def forward(x):
-    caches, h = [], x
+def dropout(x, rate):
+    """Inverted dropout: zeroes a `rate` fraction, scales the rest up; (output, mask)."""
+    if rate == 0:
+        return x, None
+    mask = (rng.random(x.shape) >= rate).astype(np.float32) / (1 - rate)
+    return x * mask, mask
+
+
+def forward(x, train=False):
+    caches, h = [], dropout(x, args.input_dropout)[0] if train else x
     for k in range(L):
         pre = h @ params[2 * k] + params[2 * k + 1]
         i, g, o = sigmoid(pre[:, :H]), np.tanh(pre[:, H : 2 * H]), sigmoid(pre[:, 2 * H :])
         tanh_c = np.tanh(i * g)
-        caches.append((h, i, g, o, tanh_c))
-        h = o * tanh_c
+        h_in, h = h, o * tanh_c
+        h, mask = dropout(h, args.dropout) if train else (h, None)
+        caches.append((h_in, i, g, o, tanh_c, mask))
     return h @ params[-2] + params[-1], h, caches
 
 
 def gradients(x, y):
-    logits, h, caches = forward(x)
+    logits, h, caches = forward(x, train=True)
     p = np.exp(logits - logits.max(1, keepdims=True))
     p /= p.sum(1, keepdims=True)
     p[np.arange(len(x)), y] -= 1
@@ -123,7 +136,9 @@ def gradients(x, y):
     grads[-2], grads[-1] = h.T @ dz, dz.sum(0)
     dh = dz @ params[-2].T
     for k in reversed(range(L)):
-        h_in, i, g, o, tanh_c = caches[k]
+        h_in, i, g, o, tanh_c, mask = caches[k]
+        if mask is not None:
+            dh = dh * mask
         dc = dh * o * (1 - tanh_c * tanh_c)
         dpre = np.concatenate(
             [dc * g * i * (1 - i), dc * i * (1 - g * g), dh * tanh_c * o * (1 - o)], 1
@@ -157,6 +172,7 @@ for epoch in range(1, args.epochs + 1):
             mq += 0.1 * g
             vq *= 0.999
             vq += 0.001 * g * g
+            q *= 1 - lr * args.weight_decay
             q -= lr * (mq / (1 - 0.9**step)) / (np.sqrt(vq / (1 - 0.999**step)) + 1e-8)
     val = accuracy(x_val, y_val)
     if val > best_val:
