@@ -40,6 +40,9 @@ ap.add_argument("--weight-decay", type=float, default=0.0, help="decoupled, as r
 default_data = os.path.join(os.environ.get("RANKCODE_DATA", "../shared/datasets"), "mnist")
 ap.add_argument("--data", default=default_data, help="folder of the four IDX files")
 args = ap.parse_args()
+for name in ("dropout", "input_dropout"):
+    if not 0 <= getattr(args, name) < 1:
+        ap.error(f"--{name.replace('_', '-')} must be in [0, 1)")
 H, L = args.hidden, args.layers
 rng = np.random.default_rng(args.seed)
 
