@@ -7,10 +7,11 @@ Trains, with numpy on the CPU, exactly the function a rankcode LSTM computes at 
 bin 0 of DESIGN section 2 (values of 0.95 and up), or with --max-bin K the union of
 bins 0..K. Training follows runs/t085 (docs/results.md): random shifts of up to 2
 pixels, batch 128, Adam 2e-3 with a cosine schedule, gradients clipped to norm 1,
-the last 5,000 training images for validation. It is what `rankcode train --theta 0.1`
-trains (every decision at t = 0), ten times as fast as rankcode on lavapipe or more,
-and prints the best validation epoch and the test accuracy there. --dropout,
---input-dropout and --weight-decay add regularisation (none by default).
+the last 5,000 training images for validation. Without the regularisers below it is
+what `rankcode train --theta 0.1` trains (every decision at t = 0), ten times as fast
+as rankcode on lavapipe or more, and prints the best validation epoch and the test
+accuracy there. --dropout, --input-dropout and --weight-decay add regularisation
+(none by default).
 
 Needs numpy. Example: scripts/first-step-ceiling.py --hidden 256 --layers 2
 """
@@ -43,6 +44,8 @@ args = ap.parse_args()
 for name in ("dropout", "input_dropout"):
     if not 0 <= getattr(args, name) < 1:
         ap.error(f"--{name.replace('_', '-')} must be in [0, 1)")
+if args.weight_decay < 0:
+    ap.error("--weight-decay must be at least 0")
 H, L = args.hidden, args.layers
 rng = np.random.default_rng(args.seed)
 

@@ -4,10 +4,12 @@
 # accurate one with a mean decision step of at most 1.5, then evaluate that theta once
 # on the test split. One line per model goes to $RESULTS/summary.tsv.
 #
-# Meant for a real GPU, where a 25-epoch run takes minutes; on lavapipe hidden 125
-# takes about an hour. Settings, all optional, from the environment:
+# Meant for a real GPU, where a 25-epoch run takes minutes; on lavapipe (two cores)
+# hidden 125 takes about an hour and hidden 256 about 2.5 h (9,255 s, partly shared).
+# Settings, all optional, from the environment:
 #   RANKCODE_BIN  the binary                        (default target/release/rankcode)
-#   MNIST_DIR     the folder of the four IDX files  (default $RANKCODE_DATA/mnist)
+#   MNIST_DIR     the folder of the four IDX files  (default $RANKCODE_DATA/mnist,
+#                 else ../shared/datasets/mnist)
 #   RESULTS       where runs and the summary go     (default runs/width-sweep)
 #   MODELS        "HIDDEN[:LAYERS] ..."             (default "256:2 256:1 512:1")
 #   EPOCHS        training epochs                   (default 25)
@@ -16,7 +18,7 @@
 #   THETA         the training threshold            (default 0.85, as runs/t085)
 # Relative paths are taken from the repository's root.
 #
-# On the lent NVIDIA machine (see docs/results.md, "Running the width sweep on a GPU"),
+# On a GPU machine without Rust (see docs/results.md, "Running the width sweep on a GPU"),
 # carry the release binary, the Vulkan loaders and a copy of the data:
 #   for f in .gl/*.deb; do dpkg -x $f /; done; ldconfig;
 #   MNIST_DIR=.data/mnist RESULTS=/tmp/sweep scripts/mnist-width-sweep.sh
