@@ -10,8 +10,8 @@ pixels, batch 128, Adam 2e-3 with a cosine schedule, gradients clipped to norm 1
 the last 5,000 training images for validation. Without the regularisers below it is
 what `rankcode train --theta 0.1` trains (every decision at t = 0), ten times as fast
 as rankcode on lavapipe or more, and prints the best validation epoch and the test
-accuracy there. --dropout, --input-dropout and --weight-decay add regularisation
-(none by default).
+accuracy there. --dropout, --input-dropout, --weight-decay and --augment-drop add
+regularisation (none by default).
 
 Needs numpy. Example: scripts/first-step-ceiling.py --hidden 256 --layers 2
 """
@@ -38,10 +38,13 @@ ap.add_argument("--seed", type=int, default=1)
 ap.add_argument("--dropout", type=float, default=0.0, help="dropout on each layer's output")
 ap.add_argument("--input-dropout", type=float, default=0.0, help="dropout on the pixels")
 ap.add_argument("--weight-decay", type=float, default=0.0, help="decoupled, as rankcode's")
+ap.add_argument(
+    "--augment-drop", type=float, default=0.0, help="pixels made background, as rankcode's"
+)
 default_data = os.path.join(os.environ.get("RANKCODE_DATA", "../shared/datasets"), "mnist")
 ap.add_argument("--data", default=default_data, help="folder of the four IDX files")
 args = ap.parse_args()
-for name in ("dropout", "input_dropout"):
+for name in ("dropout", "input_dropout", "augment_drop"):
     if not 0 <= getattr(args, name) < 1:
         ap.error(f"--{name.replace('_', '-')} must be in [0, 1)")
 if args.weight_decay < 0:
@@ -166,7 +169,10 @@ for epoch in range(1, args.epochs + 1):
     start = time.time()
     lr = 2e-3 * (1 + np.cos(np.pi * (epoch - 1) / args.epochs)) / 2
     order = rng.permutation(len(x_train))
-    xs, ys = first_step_input(shifted(x_train[order])), y_train[order]
+    images = shifted(x_train[order])
+    if args.augment_drop > 0:  # after the shifts, as rankcode draws them
+        images = np.where(rng.random(images.shape) < args.augment_drop, 0, images)
+    xs, ys = first_step_input(images.astype(np.uint8)), y_train[order]
     for s in range(0, len(xs), batch):
         grads = gradients(xs[s : s + batch], ys[s : s + batch])
         norm = np.sqrt(sum(float((g * g).sum()) for g in grads))

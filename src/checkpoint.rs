@@ -61,6 +61,10 @@ pub struct RunConfig {
     /// pixels each way, drawn anew every epoch (validation and test are not moved).
     #[serde(default)]
     pub augment_shift: Option<usize>,
+    /// Image tasks: drop each pixel of a training image (make it background) with this
+    /// probability, drawn anew every epoch after the shift.
+    #[serde(default)]
+    pub augment_drop: Option<f64>,
     /// The audio front end (used by the spoken-word tasks only).
     #[serde(default)]
     pub frontend: FrontendConfig,
@@ -177,6 +181,14 @@ impl RunConfig {
             })?;
             crate::error::ensure(shift > 0, || {
                 "--augment-shift must be at least 1 pixel (leave it out for no shifts)".into()
+            })?;
+        }
+        if let Some(rate) = self.augment_drop {
+            crate::error::ensure(self.task == Task::Mnist, || {
+                "--augment-drop applies to image tasks only (--task mnist)".into()
+            })?;
+            crate::error::ensure(rate > 0.0 && rate < 1.0, || {
+                format!("--augment-drop must be above 0 and below 1, not {rate}")
             })?;
         }
         if self.task.is_audio() {
@@ -474,6 +486,7 @@ mod tests {
         assert_eq!(cfg.adam.max_grad_norm, None);
         assert_eq!(cfg.adam.weight_decay, 0.0);
         assert_eq!(cfg.augment_shift, None);
+        assert_eq!(cfg.augment_drop, None);
         assert_eq!(cfg.frontend, FrontendConfig::default());
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -512,19 +525,26 @@ mod tests {
         assert!(err.contains("0.97 must be below --theta 0.95"), "{err}");
     }
 
-    #[test]
-    fn image_shifts_apply_to_mnist_only_and_are_at_least_a_pixel() {
-        let toy: RunConfig = serde_json::from_str(OLD_CONFIG).unwrap();
+    /// `toy` made a valid MNIST run.
+    fn mnist_config(toy: &RunConfig) -> RunConfig {
         let mnist_shape = Task::Mnist.shape(&FrontendConfig::default());
-        let mnist = RunConfig {
+        RunConfig {
             task: Task::Mnist,
             model: ModelConfig {
                 input_size: mnist_shape.input,
                 classes: mnist_shape.classes,
                 ..toy.model
             },
-            augment_shift: Some(2),
             ..toy.clone()
+        }
+    }
+
+    #[test]
+    fn image_shifts_apply_to_mnist_only_and_are_at_least_a_pixel() {
+        let toy: RunConfig = serde_json::from_str(OLD_CONFIG).unwrap();
+        let mnist = RunConfig {
+            augment_shift: Some(2),
+            ..mnist_config(&toy)
         };
         mnist.validate().unwrap();
         let none = RunConfig {
@@ -538,6 +558,30 @@ mod tests {
             ..toy
         };
         let err = shifted_toy.validate().unwrap_err().to_string();
+        assert!(err.contains("--task mnist"), "{err}");
+    }
+
+    #[test]
+    fn pixel_drops_apply_to_mnist_only_at_a_rate_between_0_and_1() {
+        let toy: RunConfig = serde_json::from_str(OLD_CONFIG).unwrap();
+        let mnist = RunConfig {
+            augment_drop: Some(0.2),
+            ..mnist_config(&toy)
+        };
+        mnist.validate().unwrap();
+        for rate in [0.0, 1.0, f64::NAN] {
+            let bad = RunConfig {
+                augment_drop: Some(rate),
+                ..mnist.clone()
+            };
+            let err = bad.validate().unwrap_err().to_string();
+            assert!(err.contains("above 0 and below 1"), "{err}");
+        }
+        let dropped_toy = RunConfig {
+            augment_drop: Some(0.2),
+            ..toy
+        };
+        let err = dropped_toy.validate().unwrap_err().to_string();
         assert!(err.contains("--task mnist"), "{err}");
     }
 }

@@ -83,18 +83,24 @@ fn epoch_rng(seed: u64, epoch: usize) -> Rng {
     Rng::new(seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }
 
-/// What an epoch trains on: `train`, or with `augment_shift` a copy whose images are
-/// each moved by a random shift of up to that many pixels. The epoch's generator draws
-/// the shifts first, then the batch order.
+/// What an epoch trains on: `train`, or a copy whose images are each moved by a random
+/// shift of up to `augment_shift` pixels, then have each pixel dropped with probability
+/// `augment_drop`. The epoch's generator draws the shifts first, then the drops, then
+/// the batch order.
 fn epoch_training_data<'a>(
     train: &'a Dataset,
     augment_shift: Option<usize>,
+    augment_drop: Option<f64>,
     rng: &mut Rng,
 ) -> Result<Cow<'a, Dataset>> {
-    Ok(match augment_shift {
-        Some(max_shift) => Cow::Owned(train.randomly_shifted(max_shift, rng)?),
-        None => Cow::Borrowed(train),
-    })
+    let mut data = Cow::Borrowed(train);
+    if let Some(max_shift) = augment_shift {
+        data = Cow::Owned(data.randomly_shifted(max_shift, rng)?);
+    }
+    if let Some(rate) = augment_drop {
+        data = Cow::Owned(data.with_pixels_dropped(rate, rng)?);
+    }
+    Ok(data)
 }
 
 fn read_metrics(path: &Path, up_to_epoch: usize) -> Result<Vec<EpochRecord>> {
@@ -284,7 +290,8 @@ pub fn train_run(
         engine.set_learning_rate(lr)?;
         let train_rc = cfg.training_rc(epoch);
         engine.set_rc(train_rc)?;
-        let epoch_data = epoch_training_data(&train_data, cfg.augment_shift, &mut rng)?;
+        let epoch_data =
+            epoch_training_data(&train_data, cfg.augment_shift, cfg.augment_drop, &mut rng)?;
         let batches = epoch_data.len().div_ceil(cfg.batch);
         let mut index = 0;
         let e = train::train_epoch(&mut engine, &epoch_data, cfg.batch, epoch, &mut rng, |r| {
@@ -468,23 +475,32 @@ mod tests {
     }
 
     #[test]
-    fn augmented_epochs_train_on_moved_images_drawn_from_the_epoch_seed() {
+    fn augmented_epochs_shift_then_drop_pixels_drawn_from_the_epoch_seed() {
         // 50 images of 4 x 4 with one bright pixel each, at (1, 1).
         let mut times = vec![1u8; 50 * 16];
         for image in times.chunks_mut(16) {
             image[5] = 0;
         }
         let train = Dataset::from_event_times(times, vec![0; 50], 2, 16, 1).with_image_size(4, 4);
-        let plain = epoch_training_data(&train, None, &mut epoch_rng(1, 1)).unwrap();
+        let plain = epoch_training_data(&train, None, None, &mut epoch_rng(1, 1)).unwrap();
         assert!(matches!(plain, Cow::Borrowed(_)));
-        let moved = epoch_training_data(&train, Some(1), &mut epoch_rng(1, 1)).unwrap();
+        let moved = epoch_training_data(&train, Some(1), None, &mut epoch_rng(1, 1)).unwrap();
         let moved_images = (0..50).filter(|&n| moved.sequence(n) != train.sequence(n));
         // 8 of the 9 offsets move the image.
         assert!(moved_images.count() > 30);
-        let again = epoch_training_data(&train, Some(1), &mut epoch_rng(1, 1)).unwrap();
+        let again = epoch_training_data(&train, Some(1), None, &mut epoch_rng(1, 1)).unwrap();
         assert_eq!(again, moved);
-        let next_epoch = epoch_training_data(&train, Some(1), &mut epoch_rng(1, 2)).unwrap();
+        let next_epoch = epoch_training_data(&train, Some(1), None, &mut epoch_rng(1, 2)).unwrap();
         assert_ne!(next_epoch, moved);
+        // Drops come after the shifts: the moved images lose some of their bright pixels.
+        let both = epoch_training_data(&train, Some(1), Some(0.5), &mut epoch_rng(1, 1)).unwrap();
+        // Step 0's events of image n (the background's are at step 1).
+        let has_bright = |d: &Dataset, n: usize| d.sequence(n)[..16].contains(&1.0);
+        let kept = (0..50).filter(|&n| has_bright(&both, n)).count();
+        assert!((10..=40).contains(&kept), "{kept} of 50 bright pixels kept");
+        for n in (0..50).filter(|&n| has_bright(&both, n)) {
+            assert_eq!(both.sequence(n), moved.sequence(n), "image {n}");
+        }
     }
 
     #[test]

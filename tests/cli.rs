@@ -57,6 +57,19 @@ fn invalid_flags_are_refused_clearly() {
     assert_refused(&train(&["--readback-every", "0"]), "readback");
     assert_refused(&train(&["--weight-decay=-0.1"]), "weight decay");
     assert_refused(&train(&["--augment-shift", "2"]), "--task mnist");
+    assert_refused(&train(&["--augment-drop", "0.2"]), "--task mnist");
+    assert_refused(
+        &[
+            "train",
+            "--task",
+            "mnist",
+            "--augment-drop",
+            "1",
+            "--out",
+            out,
+        ],
+        "--augment-drop must be above 0 and below 1",
+    );
     assert_refused(
         &["eval", "--checkpoint", out, "--max-decision-step", "1.5"],
         "--theta-sweep",

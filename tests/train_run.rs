@@ -50,6 +50,7 @@ fn tiny_run() -> RunConfig {
         data_dir: None,
         train_limit: Some(300),
         augment_shift: None,
+        augment_drop: None,
         frontend: Default::default(),
     }
 }

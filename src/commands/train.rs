@@ -79,6 +79,10 @@ pub struct TrainArgs {
     /// drawn anew every epoch (validation and test images are not moved).
     #[arg(long, value_name = "PIXELS")]
     pub augment_shift: Option<usize>,
+    /// MNIST: make each pixel of a training image background (value 0) with
+    /// probability RATE, drawn anew every epoch after the shift (pixel dropout).
+    #[arg(long, value_name = "RATE")]
+    pub augment_drop: Option<f64>,
     /// Audio tasks: mel bands of the log-mel front end.
     #[arg(long, default_value_t = 40)]
     pub mel_bands: usize,
@@ -152,6 +156,7 @@ impl TrainArgs {
             data_dir: self.data_dir(),
             train_limit: self.train_size,
             augment_shift: self.augment_shift,
+            augment_drop: self.augment_drop,
             frontend,
         }
     }
@@ -278,6 +283,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
                 c.seed,
                 c.train_limit,
                 c.augment_shift,
+                c.augment_drop,
                 c.frontend.clone(),
             )
         };

@@ -1,9 +1,10 @@
-//! Training-data augmentation for image tasks: random translations.
+//! Training-data augmentation for image tasks: random translations and dropped pixels.
 //!
 //! A temporally encoded image stores one event time per pixel, so moving the image
 //! moves its event times; pixels that come in from outside the frame are background,
-//! which in the temporal code is the last step (a pixel value of 0). Each epoch draws
-//! a new shift per image from its own seed, so a resumed run sees the same data.
+//! which in the temporal code is the last step (a pixel value of 0). A dropped pixel
+//! becomes background too. Each epoch draws new shifts and drops from its own seed, so
+//! a resumed run sees the same data.
 
 use super::{Dataset, Source};
 use crate::error::{Error, Result};
@@ -55,11 +56,45 @@ impl Dataset {
             .chunks(rows * cols)
             .flat_map(|image| translate(image, (rows, cols), (offset(), offset()), background))
             .collect();
-        Ok(Dataset {
+        Ok(self.with_event_times(shifted))
+    }
+
+    /// A copy in which every pixel that is not background becomes background (value 0,
+    /// the last step) with probability `rate`, independently: pixel dropout without
+    /// rescaling, since an event is either there or not. Only for temporally encoded
+    /// images (MNIST).
+    pub fn with_pixels_dropped(&self, rate: f64, rng: &mut Rng) -> Result<Dataset> {
+        let (Some(_), Source::EventTimes(times)) = (self.image_size, &self.source) else {
+            return Err(Error::InvalidConfig(
+                "pixel drops apply to temporally encoded images only (--task mnist)".into(),
+            ));
+        };
+        if !(0.0..1.0).contains(&rate) {
+            return Err(Error::InvalidConfig(format!(
+                "a pixel drop rate must be in [0, 1), not {rate}"
+            )));
+        }
+        let background = (self.steps - 1) as u8;
+        let dropped = times
+            .iter()
+            .map(|&t| {
+                if t != background && rng.uniform() < rate {
+                    background
+                } else {
+                    t
+                }
+            })
+            .collect();
+        Ok(self.with_event_times(dropped))
+    }
+
+    /// The same images (labels, sizes) with other event times.
+    fn with_event_times(&self, times: Vec<u8>) -> Dataset {
+        Dataset {
             labels: self.labels.clone(),
-            source: Source::EventTimes(shifted),
+            source: Source::EventTimes(times),
             ..*self
-        })
+        }
     }
 }
 
@@ -117,6 +152,44 @@ mod tests {
         let again = data.randomly_shifted(1, &mut Rng::new(7)).unwrap();
         assert_eq!(again, shifted);
         assert_ne!(data.randomly_shifted(1, &mut Rng::new(8)).unwrap(), shifted);
+    }
+
+    #[test]
+    fn dropped_pixels_become_background_at_the_rate_asked() {
+        // 400 images of 5 x 5: the middle pixel at step 0, the rest background (3).
+        let data = images(400);
+        let dropped = data.with_pixels_dropped(0.25, &mut Rng::new(3)).unwrap();
+        assert_eq!(dropped.labels, data.labels);
+        assert_eq!((dropped.steps, dropped.image_size), (4, Some((5, 5))));
+        let Source::EventTimes(times) = &dropped.source else {
+            panic!("still event times")
+        };
+        // Only the bright pixels can go, and they go to the background step.
+        assert!(times.iter().all(|&t| t == 0 || t == 3));
+        let kept = times.iter().filter(|&&t| t == 0).count();
+        // 300 expected of 400 (binomial sd 8.7).
+        assert!((270..=330).contains(&kept), "{kept}");
+        let again = data.with_pixels_dropped(0.25, &mut Rng::new(3)).unwrap();
+        assert_eq!(again, dropped);
+        assert_eq!(
+            data.with_pixels_dropped(0.0, &mut Rng::new(3)).unwrap(),
+            data
+        );
+    }
+
+    #[test]
+    fn pixel_drops_are_refused_where_they_make_no_sense() {
+        for rate in [1.0, -0.1, f64::NAN] {
+            let err = images(1)
+                .with_pixels_dropped(rate, &mut Rng::new(1))
+                .unwrap_err();
+            assert!(err.to_string().contains("[0, 1)"), "{err}");
+        }
+        let not_images = Dataset::from_event_times(vec![0; 4], vec![0], 2, 4, 2);
+        let err = not_images
+            .with_pixels_dropped(0.1, &mut Rng::new(1))
+            .unwrap_err();
+        assert!(err.to_string().contains("mnist"), "{err}");
     }
 
     #[test]
