@@ -16,6 +16,7 @@
 #   TRAIN_SIZE    use only the first N training images (default: all 55,000)
 #   BUDGET        the mean decision step theta is chosen under (default 1.5)
 #   THETA         the training threshold            (default 0.85, as runs/t085)
+#   AUGMENT_DROP  train --augment-drop rate          (default: none)
 # Relative paths are taken from the repository's root.
 #
 # On a GPU machine without Rust (see docs/results.md, "Running the width sweep on a GPU"),
@@ -34,9 +35,12 @@ models=${MODELS:-256:2 256:1 512:1}
 epochs=${EPOCHS:-25}
 budget=${BUDGET:-1.5}
 theta=${THETA:-0.85}
-size_flag=()
+extra_flags=()
 if [[ -n "${TRAIN_SIZE:-}" ]]; then
-    size_flag=(--train-size "$TRAIN_SIZE")
+    extra_flags+=(--train-size "$TRAIN_SIZE")
+fi
+if [[ -n "${AUGMENT_DROP:-}" ]]; then
+    extra_flags+=(--augment-drop "$AUGMENT_DROP")
 fi
 
 [[ -x "$bin" ]] || { echo "error: no rankcode binary at $bin (cargo build --release)" >&2; exit 1; }
@@ -45,8 +49,8 @@ summary="$results/summary.tsv"
 log="$results/sweep.log"
 printf 'hidden\tlayers\tepochs\ttrain_s\tval_theta\tval_accuracy\tval_mean_step\ttest_accuracy\ttest_mean_step\ttest_accuracy_at_T-1\n' > "$summary"
 
-# A field of the JSON document on stdin, by a dotted path (python3, which the lent
-# NVIDIA machine has, where jq may be missing); fails when it is missing or null.
+# A field of the JSON document on stdin, by a dotted path (python3, which a GPU machine
+# without Rust usually has, where jq may be missing); fails when it is missing or null.
 json_field() {
     python3 -c 'import json, sys
 v = json.load(sys.stdin)
@@ -66,7 +70,7 @@ for model in $models; do
     "$bin" train --task mnist --data "$data" --mode rc --readout softmax \
         --hidden "$hidden" --layers "$layers" --batch 128 --lr 2e-3 --lr-schedule cosine \
         --clip-grad-norm 1 --theta "$theta" --theta-warmup 0.1:4 --augment-shift 2 \
-        --epochs "$epochs" "${size_flag[@]}" --out "$run" 2>&1 | tee -a "$log"
+        --epochs "$epochs" "${extra_flags[@]}" --out "$run" 2>&1 | tee -a "$log"
     train_s=$(( $(date +%s) - start ))
 
     sweep=$("$bin" eval --checkpoint "$run" --split val --theta-sweep 0.3:0.99:70 \
