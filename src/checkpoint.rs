@@ -65,6 +65,10 @@ pub struct RunConfig {
     /// probability, drawn anew every epoch after the shift.
     #[serde(default)]
     pub augment_drop: Option<f64>,
+    /// Model selection for a decision-time budget (none: the epoch most accurate on
+    /// validation at `rc.theta`, tested at `rc.theta`).
+    #[serde(default)]
+    pub select_within_budget: Option<crate::run::StepBudget>,
     /// The audio front end (used by the spoken-word tasks only).
     #[serde(default)]
     pub frontend: FrontendConfig,
@@ -190,6 +194,9 @@ impl RunConfig {
             crate::error::ensure(rate > 0.0 && rate < 1.0, || {
                 format!("--augment-drop must be above 0 and below 1, not {rate}")
             })?;
+        }
+        if let Some(budget) = &self.select_within_budget {
+            budget.validate()?;
         }
         if self.task.is_audio() {
             self.frontend.validate()?;
@@ -487,6 +494,7 @@ mod tests {
         assert_eq!(cfg.adam.weight_decay, 0.0);
         assert_eq!(cfg.augment_shift, None);
         assert_eq!(cfg.augment_drop, None);
+        assert_eq!(cfg.select_within_budget, None);
         assert_eq!(cfg.frontend, FrontendConfig::default());
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
 use crate::model::{LrSchedule, RcConfig, TrainMode, init_params};
 use crate::rng::Rng;
-use crate::train::{self, EvalReport};
+use crate::train::{self, EvalReport, SweepPoint};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::ops::ControlFlow;
@@ -33,6 +33,10 @@ pub struct EpochRecord {
     /// always uses the run's theta).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub train_theta: Option<f32>,
+    /// With a step budget (`--select-max-decision-step`): the most accurate threshold
+    /// of the validation sweep that decides within the budget (absent when none does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_within_budget: Option<SweepPoint>,
     /// Training steps computed this epoch (sum of t* + 1 over sequences).
     pub steps_processed: usize,
     /// Training wall time of this epoch (validation excluded).
@@ -63,17 +67,88 @@ pub struct RunOutcome {
     pub test: Option<EvalReport>,
     /// Epochs trained by this call (0 when a resumed run had nothing left to do).
     pub trained_now: usize,
-    /// The epoch whose weights `model.safetensors` holds (best validation accuracy),
+    /// The epoch whose weights `model.safetensors` holds (see [`selection_score`]),
     /// and which the test evaluation used.
     pub model_epoch: Option<usize>,
 }
 
-/// The epoch with the best validation accuracy (the first of equals) and that accuracy.
-fn best_epoch(records: &[EpochRecord]) -> Option<(usize, f64)> {
-    records.iter().fold(None, |best, r| match best {
-        Some((_, acc)) if r.val_accuracy <= acc => best,
-        _ => Some((r.epoch, r.val_accuracy)),
+/// Model selection for a decision-time budget (`train --select-max-decision-step`):
+/// after every epoch the threshold is swept on validation, and the run keeps the
+/// epoch, and the threshold, most accurate there within a mean decision step of
+/// `max_decision_step`; the test split is evaluated once, at that threshold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepBudget {
+    /// The largest mean decision step (1-based, as reported) allowed on validation.
+    pub max_decision_step: f64,
+    /// The thresholds swept, FROM:TO:N (see [`parse_theta_sweep`]).
+    pub theta_sweep: String,
+}
+
+impl StepBudget {
+    /// The swept thresholds.
+    pub fn thetas(&self) -> Result<Vec<f32>> {
+        parse_theta_sweep(&self.theta_sweep)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        crate::error::ensure(
+            self.max_decision_step.is_finite() && self.max_decision_step >= 1.0,
+            || {
+                format!(
+                    "--select-max-decision-step must be at least 1 (a decision at the first step), not {}",
+                    self.max_decision_step
+                )
+            },
+        )?;
+        self.thetas().map(|_| ())
+    }
+}
+
+/// What model selection ranks an epoch by: its validation accuracy at the run's
+/// threshold or, with a step budget, its best validation accuracy within the budget
+/// (an epoch with no threshold within it ranks below every other).
+fn selection_score(record: &EpochRecord, budget: Option<&StepBudget>) -> f64 {
+    match budget {
+        None => record.val_accuracy,
+        Some(_) => record
+            .val_within_budget
+            .map_or(f64::NEG_INFINITY, |p| p.accuracy),
+    }
+}
+
+/// The epoch with the best [`selection_score`] (the first of equals) and that score.
+fn best_epoch(records: &[EpochRecord], budget: Option<&StepBudget>) -> Option<(usize, f64)> {
+    records.iter().fold(None, |best, r| {
+        let score = selection_score(r, budget);
+        match best {
+            Some((_, top)) if score <= top => best,
+            _ => Some((r.epoch, score)),
+        }
     })
+}
+
+/// The threshold the test split is evaluated at: the one chosen on validation for the
+/// selected epoch under a step budget, else the run's.
+fn test_theta(cfg: &RunConfig, records: &[EpochRecord], model_epoch: Option<usize>) -> f32 {
+    let Some(budget) = &cfg.select_within_budget else {
+        return cfg.rc.theta;
+    };
+    let chosen = records
+        .iter()
+        .find(|r| Some(r.epoch) == model_epoch)
+        .and_then(|r| r.val_within_budget);
+    match chosen {
+        Some(p) => p.theta,
+        None => {
+            log::warn!(
+                "no swept threshold decided within a mean of {} steps on validation at any epoch; \
+                 testing at --theta {}",
+                budget.max_decision_step,
+                cfg.rc.theta
+            );
+            cfg.rc.theta
+        }
+    }
 }
 
 /// Seed of epoch `epoch`'s batch order (and image shifts): a function of the run seed
@@ -271,9 +346,11 @@ pub fn train_run(
         log::info!("resuming {} after epoch {}", out.display(), ck.epoch);
     }
     let mut records = read_metrics(&metrics_path, first_epoch - 1)?;
-    // model.safetensors holds the weights of the epoch with the best validation
-    // accuracy (the first of equals): model selection on the validation split.
-    let mut best = best_epoch(&records);
+    // model.safetensors holds the weights of the epoch with the best validation score
+    // (the first of equals): model selection on the validation split.
+    let budget = cfg.select_within_budget.as_ref();
+    let budget_thetas = budget.map(StepBudget::thetas).transpose()?;
+    let mut best = best_epoch(&records, budget);
     let mut best_params = match best {
         Some(_) => Some(checkpoint::load_model(out, &cfg.model)?),
         None => None,
@@ -311,6 +388,13 @@ pub fn train_run(
         })?;
         engine.set_rc(eval_rc)?;
         let val = train::evaluate(&mut engine, &val_data, cfg.batch, false)?;
+        let val_within_budget = match (budget, &budget_thetas) {
+            (Some(b), Some(thetas)) => {
+                let sweep = train::theta_sweep(&mut engine, &val_data, cfg.batch, thetas)?;
+                train::best_within(&sweep, b.max_decision_step)
+            }
+            _ => None,
+        };
         let record = EpochRecord {
             epoch,
             train_loss: e.train_loss,
@@ -319,6 +403,7 @@ pub fn train_run(
             val_mean_decision_step: val.mean_decision_step,
             lr: Some(lr as f64),
             train_theta: cfg.theta_warmup.map(|_| train_rc.theta),
+            val_within_budget,
             steps_processed: e.steps_processed,
             wall_s: e.wall_s,
         };
@@ -327,9 +412,10 @@ pub fn train_run(
         records.push(record.clone());
         write_metrics(&metrics_path, &records)?;
         let params = engine.params()?;
-        if best.is_none_or(|(_, acc)| record.val_accuracy > acc) {
+        let score = selection_score(&record, budget);
+        if best.is_none_or(|(_, top)| score > top) {
             checkpoint::save_model(out, &cfg.model, &params)?;
-            best = Some((epoch, record.val_accuracy));
+            best = Some((epoch, score));
             best_params = Some(params.clone());
         }
         let ck = Checkpoint {
@@ -350,7 +436,10 @@ pub fn train_run(
     if let Some(params) = &best_params {
         engine.set_params(params)?;
     }
-    engine.set_rc(eval_rc)?;
+    engine.set_rc(RcConfig {
+        theta: test_theta(cfg, &records, best.map(|b| b.0)),
+        ..eval_rc
+    })?;
     let test = train::evaluate(&mut engine, &test_data, cfg.batch, true)?;
     let json = serde_json::to_string_pretty(&test).expect("report serialises");
     crate::files::write_atomic(&out.join(checkpoint::TEST_FILE), json.as_bytes())?;
@@ -501,6 +590,74 @@ mod tests {
         for n in (0..50).filter(|&n| has_bright(&both, n)) {
             assert_eq!(both.sequence(n), moved.sequence(n), "image {n}");
         }
+    }
+
+    fn record(epoch: usize, val_accuracy: f64, within: Option<f64>) -> EpochRecord {
+        EpochRecord {
+            epoch,
+            train_loss: 0.0,
+            train_accuracy: 0.0,
+            val_accuracy,
+            val_mean_decision_step: 2.0,
+            lr: None,
+            train_theta: None,
+            val_within_budget: within.map(|accuracy| SweepPoint {
+                theta: 0.5,
+                accuracy,
+                mean_decision_step: 1.5,
+                not_fired: 0.0,
+            }),
+            steps_processed: 0,
+            wall_s: 0.0,
+        }
+    }
+
+    #[test]
+    fn a_step_budget_ranks_epochs_by_their_accuracy_within_it() {
+        let records = [
+            record(1, 0.90, None),
+            record(2, 0.97, Some(0.80)),
+            record(3, 0.95, Some(0.85)),
+            record(4, 0.96, Some(0.85)),
+        ];
+        assert_eq!(best_epoch(&records, None), Some((2, 0.97)));
+        let budget = StepBudget {
+            max_decision_step: 1.5,
+            theta_sweep: "0.3:0.9:7".into(),
+        };
+        assert_eq!(best_epoch(&records, Some(&budget)), Some((3, 0.85)));
+        // An epoch with no threshold within the budget ranks below every other.
+        assert_eq!(best_epoch(&records[..1], Some(&budget)).unwrap().0, 1);
+        assert_eq!(best_epoch(&records[..2], Some(&budget)), Some((2, 0.80)));
+        assert_eq!(best_epoch(&[], Some(&budget)), None);
+    }
+
+    #[test]
+    fn a_step_budget_is_at_least_one_step_over_a_valid_sweep() {
+        let ok = StepBudget {
+            max_decision_step: 1.0,
+            theta_sweep: "0.3:0.99:70".into(),
+        };
+        ok.validate().unwrap();
+        assert_eq!(ok.thetas().unwrap().len(), 70);
+        for steps in [0.5, f64::NAN, f64::INFINITY] {
+            let err = StepBudget {
+                max_decision_step: steps,
+                ..ok.clone()
+            }
+            .validate()
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("at least 1"), "{err}");
+        }
+        let err = StepBudget {
+            theta_sweep: "0.9:0.3:5".into(),
+            ..ok
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("theta sweep"), "{err}");
     }
 
     #[test]

@@ -59,6 +59,8 @@ pub struct EpochReport {
 pub struct EvalReport {
     /// The adapter it ran on.
     pub adapter: String,
+    /// The spike threshold of the rank-coded pass.
+    pub theta: f32,
     /// Accuracy at the decision step.
     pub accuracy: f64,
     /// Mean of (decision step + 1), in steps.
@@ -150,6 +152,7 @@ pub fn evaluate(
     let mean_decision_step = rc.per_sequence(rc.decision_steps as f64);
     Ok(EvalReport {
         adapter: engine.context().adapter_summary(),
+        theta: engine.config().rc.theta,
         accuracy: rc.per_sequence(rc.correct as f64),
         mean_decision_step,
         mean_decision_fraction: mean_decision_step / data.steps as f64,

@@ -75,6 +75,23 @@ fn invalid_flags_are_refused_clearly() {
         "--theta-sweep",
     );
     assert_refused(
+        &train(&["--select-theta-sweep", "0.5:0.9:5"]),
+        "--select-max-decision-step",
+    );
+    assert_refused(
+        &train(&["--select-max-decision-step", "0.5"]),
+        "--select-max-decision-step must be at least 1",
+    );
+    assert_refused(
+        &train(&[
+            "--select-max-decision-step",
+            "1.5",
+            "--select-theta-sweep",
+            "0.9:0.5:3",
+        ]),
+        "theta sweep",
+    );
+    assert_refused(
         &["train", "--task", "nonsense", "--out", out],
         "invalid value 'nonsense'",
     );
@@ -148,6 +165,7 @@ fn missing_or_corrupted_checkpoints_name_the_file() {
         "sequences",
         "wall_s",
         "adapter",
+        "theta",
     ] {
         assert!(json.get(key).is_some(), "eval --json lacks {key}: {json}");
     }

@@ -4,11 +4,13 @@ mod common;
 
 use common::ctx;
 use rankcode::checkpoint::{self, RunConfig};
+use rankcode::data::task::Split;
 use rankcode::data::task::Task;
 use rankcode::model::{
     AdamConfig, LrSchedule, ModelConfig, RcConfig, Readout, ThetaWarmup, TrainMode,
 };
-use rankcode::run::{EpochRecord, Quiet, RunObserver, train_run};
+use rankcode::run::{EpochRecord, Quiet, RunObserver, StepBudget, load_for_inference, train_run};
+use rankcode::train;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 
@@ -51,6 +53,7 @@ fn tiny_run() -> RunConfig {
         train_limit: Some(300),
         augment_shift: None,
         augment_drop: None,
+        select_within_budget: None,
         frontend: Default::default(),
     }
 }
@@ -166,6 +169,72 @@ fn a_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one() {
     let _ = std::fs::remove_dir_all(&interrupted);
     let _ = std::fs::remove_dir_all(&shorter);
     let _ = std::fs::remove_dir_all(&at_start);
+}
+
+#[test]
+fn a_step_budget_selects_the_epoch_and_threshold_most_accurate_within_it() {
+    let budget = StepBudget {
+        max_decision_step: 12.0,
+        theta_sweep: "0.3:0.95:14".into(),
+    };
+    let cfg = RunConfig {
+        select_within_budget: Some(budget.clone()),
+        ..tiny_run()
+    };
+    let dir = out_dir("budget");
+    let run = train_run(ctx(), &cfg, &dir, false, &mut Quiet).unwrap();
+    let thetas = budget.thetas().unwrap();
+    let within: Vec<_> = run
+        .epochs
+        .iter()
+        .map(|e| {
+            e.val_within_budget
+                .expect("some threshold decides within 12 steps")
+        })
+        .collect();
+    for p in &within {
+        assert!(
+            p.mean_decision_step <= 12.0 && thetas.contains(&p.theta),
+            "{p:?}"
+        );
+    }
+    let top = within.iter().map(|p| p.accuracy).fold(0.0, f64::max);
+    let chosen = run.epochs[within.iter().position(|p| p.accuracy == top).unwrap()].clone();
+    assert_eq!(run.model_epoch, Some(chosen.epoch), "{:?}", run.epochs);
+    let point = chosen.val_within_budget.unwrap();
+
+    // The saved model is that epoch's: at the chosen threshold the rank-coded pass on
+    // validation reproduces the sweep's point, and the test split was evaluated there.
+    let (_, mut engine, theta) = load_for_inference(ctx(), &dir, Some(point.theta)).unwrap();
+    let data = cfg.open_data(None).unwrap();
+    let val = train::evaluate(
+        &mut engine,
+        &data.load(Split::Val).unwrap(),
+        cfg.batch,
+        false,
+    )
+    .unwrap();
+    assert_eq!(
+        (val.accuracy, val.mean_decision_step),
+        (point.accuracy, point.mean_decision_step)
+    );
+    let test = run.test.unwrap();
+    assert_eq!(test.theta, theta);
+    let again = train::evaluate(
+        &mut engine,
+        &data.load(Split::Test).unwrap(),
+        cfg.batch,
+        true,
+    )
+    .unwrap();
+    assert_eq!(
+        (test.accuracy, test.mean_decision_step),
+        (again.accuracy, again.mean_decision_step)
+    );
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join(checkpoint::TEST_FILE)).unwrap()).unwrap();
+    assert_eq!(saved["theta"].as_f64().unwrap() as f32, point.theta);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -52,7 +52,7 @@ struct EvalOutput {
     checkpoint: PathBuf,
     task: Task,
     split: String,
-    theta: f32,
+    /// Carries the threshold (`theta`).
     #[serde(flatten)]
     report: EvalReport,
     /// Audio tasks: the mean time into the audio of the decision, in ms.
@@ -137,7 +137,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         .map(parse_theta_sweep)
         .transpose()?;
     let ctx = Arc::new(GpuContext::new()?);
-    let (cfg, mut engine, theta) = load_for_inference(ctx, &args.checkpoint, args.theta)?;
+    let (cfg, mut engine, _) = load_for_inference(ctx, &args.checkpoint, args.theta)?;
     let data = load_split(&args.checkpoint, &cfg, args.split, args.data.clone())?;
     let report = train::evaluate(&mut engine, &data, cfg.batch, true)?;
     let sweep = thetas
@@ -160,7 +160,6 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         checkpoint: args.checkpoint.clone(),
         task: cfg.task,
         split: format!("{:?}", args.split).to_lowercase(),
-        theta,
         report,
         mean_decision_ms,
         sweep,
@@ -180,7 +179,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         r.steps,
         r.adapter
     );
-    println!("  theta                        {theta}");
+    println!("  theta                        {}", r.theta);
     println!("  accuracy at decision         {:.2}%", 100.0 * r.accuracy);
     println!(
         "  mean steps to decision       {:.2} of {} ({:.1}%; t* + 1)",

@@ -11,7 +11,7 @@ use rankcode::gpu::GpuContext;
 use rankcode::model::{
     AdamConfig, LrSchedule, ModelConfig, RcConfig, Readout, ThetaWarmup, TrainMode,
 };
-use rankcode::run::{EpochRecord, RunObserver, train_run};
+use rankcode::run::{EpochRecord, RunObserver, StepBudget, train_run};
 use std::io::IsTerminal;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
@@ -83,6 +83,21 @@ pub struct TrainArgs {
     /// probability RATE, drawn anew every epoch after the shift (pixel dropout).
     #[arg(long, value_name = "RATE")]
     pub augment_drop: Option<f64>,
+    /// Model selection for a decision-time budget: after every epoch, sweep the
+    /// threshold on validation (--select-theta-sweep) and keep the epoch, and the
+    /// threshold, most accurate there with a mean decision step of at most STEPS; the
+    /// test split is then evaluated at that threshold. Costs a full-length pass over
+    /// the validation split every epoch. Default: the epoch most accurate at --theta.
+    #[arg(long, value_name = "STEPS")]
+    pub select_max_decision_step: Option<f64>,
+    /// The thresholds --select-max-decision-step sweeps, FROM:TO:N.
+    #[arg(
+        long,
+        value_name = "FROM:TO:N",
+        default_value = "0.3:0.99:70",
+        requires = "select_max_decision_step"
+    )]
+    pub select_theta_sweep: String,
     /// Audio tasks: mel bands of the log-mel front end.
     #[arg(long, default_value_t = 40)]
     pub mel_bands: usize,
@@ -157,6 +172,12 @@ impl TrainArgs {
             train_limit: self.train_size,
             augment_shift: self.augment_shift,
             augment_drop: self.augment_drop,
+            select_within_budget: self.select_max_decision_step.map(|max_decision_step| {
+                StepBudget {
+                    max_decision_step,
+                    theta_sweep: self.select_theta_sweep.clone(),
+                }
+            }),
             frontend,
         }
     }
@@ -199,6 +220,8 @@ struct Progress {
     line_every: std::time::Duration,
     sequences: usize,
     steps: usize,
+    /// The step budget of model selection, if any.
+    budget: Option<f64>,
 }
 
 impl RunObserver for Progress {
@@ -245,8 +268,16 @@ impl RunObserver for Progress {
             .train_theta
             .map(|t| format!(" (theta {t:.3})"))
             .unwrap_or_default();
+        let within = match (self.budget, e.val_within_budget) {
+            (Some(max), Some(p)) => format!(
+                " | within {max} steps: {:.4} at {:.2} (theta {})",
+                p.accuracy, p.mean_decision_step, p.theta
+            ),
+            (Some(max), None) => format!(" | no swept theta within {max} steps"),
+            (None, _) => String::new(),
+        };
         let line = format!(
-            "epoch {}/{}{theta}: train loss {:.4} acc {:.4} | val acc {:.4} decision {:.2}/{} | {} steps, {:.1}s",
+            "epoch {}/{}{theta}: train loss {:.4} acc {:.4} | val acc {:.4} decision {:.2}/{}{within} | {} steps, {:.1}s",
             e.epoch,
             self.epochs,
             e.train_loss,
@@ -282,8 +313,8 @@ pub fn run(args: &TrainArgs) -> Result<()> {
                 c.batch,
                 c.seed,
                 c.train_limit,
-                c.augment_shift,
-                c.augment_drop,
+                (c.augment_shift, c.augment_drop),
+                c.select_within_budget.clone(),
                 c.frontend.clone(),
             )
         };
@@ -336,6 +367,10 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         line_every: plain_progress_interval(),
         sequences: 0,
         steps: cfg.shape().steps,
+        budget: cfg
+            .select_within_budget
+            .as_ref()
+            .map(|b| b.max_decision_step),
     };
     let outcome = train_run(ctx, &cfg, &args.out, args.resume, &mut progress)
         .with_context(|| format!("training into {}", args.out.display()))?;
@@ -353,8 +388,23 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&test)?);
     } else {
+        let model_record = outcome
+            .epochs
+            .iter()
+            .find(|e| Some(e.epoch) == outcome.model_epoch);
+        let chosen = match (&cfg.select_within_budget, model_record) {
+            (Some(b), Some(e)) if e.val_within_budget.is_some() => format!(
+                "the best on validation within {} steps; theta {} chosen there",
+                b.max_decision_step, test.theta
+            ),
+            (Some(b), _) => format!(
+                "no threshold decided within {} steps on validation; theta {}",
+                b.max_decision_step, test.theta
+            ),
+            (None, _) => format!("the best on validation; theta {}", test.theta),
+        };
         println!(
-            "test (model of epoch {}, the best on validation): accuracy {:.2}% at mean decision \
+            "test (model of epoch {}, {chosen}): accuracy {:.2}% at mean decision \
              step {:.2}/{} ({:.1}% not fired); accuracy at T-1 {:.2}%",
             outcome.model_epoch.unwrap_or(0),
             100.0 * test.accuracy,
