@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Temporal MNIST for several widths and depths, with the protocol of docs/results.md: train
-# (random 2-pixel shifts, softmax), choose theta on the validation split as the most
-# accurate one with a mean decision step of at most 1.5, then evaluate that theta once
-# on the test split. One line per model goes to $RESULTS/summary.tsv.
+# (random 2-pixel shifts, softmax) with `--select-max-decision-step`, which after every
+# epoch sweeps theta on the validation split and keeps the epoch and theta most accurate
+# with a mean decision step of at most 1.5, then evaluates that theta once on the test
+# split. One line per model goes to $RESULTS/summary.tsv.
 #
 # Meant for a real GPU, where a 25-epoch run takes minutes; on lavapipe (two cores)
 # hidden 125 takes about an hour and hidden 256 about 2.5 h (9,255 s, partly shared).
@@ -14,7 +15,7 @@
 #   MODELS        "HIDDEN[:LAYERS] ..."             (default "256:2 256:1 512:1")
 #   EPOCHS        training epochs                   (default 25)
 #   TRAIN_SIZE    use only the first N training images (default: all 55,000)
-#   BUDGET        the mean decision step theta is chosen under (default 1.5)
+#   BUDGET        the mean decision step epoch and theta are chosen under (default 1.5)
 #   THETA         the training threshold            (default 0.85, as runs/t085)
 #   AUGMENT_DROP  train --augment-drop rate          (default: none)
 # Relative paths are taken from the repository's root.
@@ -47,7 +48,7 @@ fi
 mkdir -p "$results"
 summary="$results/summary.tsv"
 log="$results/sweep.log"
-printf 'hidden\tlayers\tepochs\ttrain_s\tval_theta\tval_accuracy\tval_mean_step\ttest_accuracy\ttest_mean_step\ttest_accuracy_at_T-1\n' > "$summary"
+printf 'hidden\tlayers\tepochs\ttrain_s\tepoch\tval_theta\tval_accuracy\tval_mean_step\ttest_accuracy\ttest_mean_step\ttest_accuracy_at_T-1\n' > "$summary"
 
 # A field of the JSON document on stdin, by a dotted path (python3, which a GPU machine
 # without Rust usually has, where jq may be missing); fails when it is missing or null.
@@ -70,29 +71,24 @@ for model in $models; do
     "$bin" train --task mnist --data "$data" --mode rc --readout softmax \
         --hidden "$hidden" --layers "$layers" --batch 128 --lr 2e-3 --lr-schedule cosine \
         --clip-grad-norm 1 --theta "$theta" --theta-warmup 0.1:4 --augment-shift 2 \
-        --epochs "$epochs" "${extra_flags[@]}" --out "$run" 2>&1 | tee -a "$log"
+        --epochs "$epochs" --select-max-decision-step "$budget" --select-theta-sweep 0.3:0.99:70 \
+        "${extra_flags[@]}" --out "$run" 2>&1 | tee -a "$log"
     train_s=$(( $(date +%s) - start ))
 
-    sweep=$("$bin" eval --checkpoint "$run" --split val --theta-sweep 0.3:0.99:70 \
-        --max-decision-step "$budget" --json)
-    echo "$sweep" > "$run/val-sweep.json"
-    if ! val_theta=$(json_field 'best_within_budget.theta' <<< "$sweep"); then
+    # The test evaluation of the selected epoch at the selected theta, and their
+    # validation figures.
+    test=$(cat "$run/test.json")
+    if ! val_theta=$(json_field 'val_within_budget.theta' <<< "$test"); then
         echo "hidden $hidden: no swept theta decides within a mean of $budget steps on validation" \
             | tee -a "$log"
         printf '%s\t%s\t%s\t%s\tnone\n' "$hidden" "$layers" "$epochs" "$train_s" >> "$summary"
         continue
     fi
-    val_acc=$(json_field 'best_within_budget.accuracy' <<< "$sweep")
-    val_step=$(json_field 'best_within_budget.mean_decision_step' <<< "$sweep")
-
-    test=$("$bin" eval --checkpoint "$run" --split test --theta "$val_theta" --json)
-    echo "$test" > "$run/test-at-val-theta.json"
-    test_acc=$(json_field 'accuracy' <<< "$test")
-    test_step=$(json_field 'mean_decision_step' <<< "$test")
-    test_last=$(json_field 'eos_accuracy' <<< "$test")
-
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$hidden" "$layers" "$epochs" \
-        "$train_s" "$val_theta" "$val_acc" "$val_step" "$test_acc" "$test_step" "$test_last" \
-        | tee -a "$summary"
+    fields=(model_epoch val_within_budget.accuracy val_within_budget.mean_decision_step
+        accuracy mean_decision_step eos_accuracy)
+    values=()
+    for f in "${fields[@]}"; do values+=("$(json_field "$f" <<< "$test")"); done
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$hidden" "$layers" "$epochs" \
+        "$train_s" "${values[0]}" "$val_theta" "${values[@]:1}" | tee -a "$summary"
 done
 column -t "$summary" | tee -a "$log"

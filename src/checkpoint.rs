@@ -4,10 +4,12 @@
 //! A run directory holds:
 //! - `config.json`: everything needed to rebuild the model and the task;
 //! - `model.safetensors`: the parameters of the epoch with the best validation accuracy
-//!   (model selection), under PyTorch state-dict names;
+//!   (model selection; with a step budget, the best within it), under PyTorch
+//!   state-dict names;
 //! - `checkpoint.safetensors`: parameters, Adam moments and the epoch, in one file so
 //!   that a resumed run never mixes two epochs;
-//! - `metrics.jsonl`: one JSON object per epoch; `test.json`: the final evaluation;
+//! - `metrics.jsonl`: one JSON object per epoch; `test.json`: the final evaluation, of
+//!   the selected epoch (`model_epoch`) at the threshold it was tested at (`theta`);
 //! - `features.json` (audio tasks): the front end, the training split's feature
 //!   statistics and the class names, which classifying new audio needs.
 

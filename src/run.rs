@@ -72,6 +72,18 @@ pub struct RunOutcome {
     pub model_epoch: Option<usize>,
 }
 
+/// `test.json`: the test evaluation of the selected model, with what selected it.
+#[derive(Serialize)]
+struct TestFile<'a> {
+    /// The epoch whose weights were tested (`model.safetensors`).
+    model_epoch: Option<usize>,
+    /// With a step budget: that epoch's validation point, whose threshold was tested.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    val_within_budget: Option<SweepPoint>,
+    #[serde(flatten)]
+    report: &'a EvalReport,
+}
+
 /// Model selection for a decision-time budget (`train --select-max-decision-step`):
 /// after every epoch the threshold is swept on validation, and the run keeps the
 /// epoch, and the threshold, most accurate there within a mean decision step of
@@ -441,7 +453,16 @@ pub fn train_run(
         ..eval_rc
     })?;
     let test = train::evaluate(&mut engine, &test_data, cfg.batch, true)?;
-    let json = serde_json::to_string_pretty(&test).expect("report serialises");
+    let model_epoch = best.map(|b| b.0);
+    let report = TestFile {
+        model_epoch,
+        val_within_budget: records
+            .iter()
+            .find(|r| Some(r.epoch) == model_epoch)
+            .and_then(|r| r.val_within_budget),
+        report: &test,
+    };
+    let json = serde_json::to_string_pretty(&report).expect("report serialises");
     crate::files::write_atomic(&out.join(checkpoint::TEST_FILE), json.as_bytes())?;
     Ok(RunOutcome {
         epochs: records,

@@ -234,6 +234,11 @@ fn a_step_budget_selects_the_epoch_and_threshold_most_accurate_within_it() {
     let saved: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join(checkpoint::TEST_FILE)).unwrap()).unwrap();
     assert_eq!(saved["theta"].as_f64().unwrap() as f32, point.theta);
+    assert_eq!(saved["model_epoch"].as_u64(), Some(chosen.epoch as u64));
+    assert_eq!(
+        saved["val_within_budget"]["accuracy"].as_f64(),
+        Some(point.accuracy)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
