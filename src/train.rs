@@ -4,6 +4,7 @@
 use crate::data::Dataset;
 use crate::engine::{BatchReport, Engine};
 use crate::error::Result;
+use crate::model::{RcConfig, TrainMode};
 use crate::rng::Rng;
 use serde::Serialize;
 use std::time::Instant;
@@ -199,16 +200,19 @@ struct StepScores {
 }
 
 impl StepScores {
+    /// Adds the rows of a batch from its `[T, rows, C]` logits, each row up to and
+    /// including its `last_step` (the rest of its steps were not computed).
     fn add_batch(
         &mut self,
         logits: &[f32],
-        rows: usize,
+        last_step: &[u32],
         classes: usize,
         readout: crate::model::Readout,
     ) {
         use crate::model::reference::{argmax, scores};
-        for b in 0..rows {
-            let per_step = (0..self.steps)
+        let rows = last_step.len();
+        for (b, &last) in last_step.iter().enumerate() {
+            let per_step = (0..=last as usize)
                 .map(|t| {
                     let at = (t * rows + b) * classes;
                     let z: Vec<f64> = logits[at..at + classes].iter().map(|&v| v as f64).collect();
@@ -221,15 +225,19 @@ impl StepScores {
         }
     }
 
-    /// Applies the decision rule with threshold `theta` to every row.
+    /// Applies the decision rule with threshold `theta` to every row. A row cut short
+    /// spiked at its last step, at a threshold at least `theta`; should the host's
+    /// scores, rounded differently from the GPU's, not reach `theta` before, that
+    /// last step is its decision.
     fn point(&self, theta: f32) -> SweepPoint {
         let (mut correct, mut steps, mut fired) = (0usize, 0usize, 0usize);
         for (row, &label) in self.rows.iter().zip(&self.labels) {
             let spike = row.iter().position(|&(score, _)| score >= theta as f64);
-            let decision = spike.unwrap_or(self.steps - 1);
+            let cut_short = row.len() < self.steps;
+            let decision = spike.unwrap_or(row.len() - 1);
             correct += (row[decision].1 == label as usize) as usize;
             steps += decision + 1;
-            fired += spike.is_some() as usize;
+            fired += (spike.is_some() || cut_short) as usize;
         }
         let n = self.rows.len().max(1) as f64;
         SweepPoint {
@@ -242,26 +250,41 @@ impl StepScores {
 }
 
 /// Accuracy against mean decision step for every threshold in `thetas`, from one
-/// full pass over `data` (the logits of every step are read back once per batch and
-/// the decision rule is applied on the host for each threshold).
+/// rank-coded pass over `data` at the largest of them: a score that reaches a
+/// threshold has reached every lower one, so each row's first crossing of any swept
+/// threshold lies within the steps it computes up to its decision at the largest.
+/// Those steps' logits are read back once per batch and the decision rule is applied
+/// on the host for each threshold. The engine's own settings are restored.
 pub fn theta_sweep(
     engine: &mut Engine,
     data: &Dataset,
     batch_size: usize,
     thetas: &[f32],
 ) -> Result<Vec<SweepPoint>> {
+    let Some(top) = thetas.iter().copied().reduce(f32::max) else {
+        return Ok(Vec::new());
+    };
     let model = engine.config().model;
+    let own = engine.config().rc;
+    engine.set_rc(RcConfig {
+        theta: top,
+        mode: TrainMode::Rc,
+        ..own
+    })?;
     let indices: Vec<usize> = (0..data.len()).collect();
     let mut scores = StepScores {
         steps: data.steps,
         rows: Vec::new(),
         labels: data.labels.clone(),
     };
-    for chunk in indices.chunks(batch_size) {
-        engine.evaluate_full(&data.batch(chunk))?;
+    let passes = indices.chunks(batch_size).try_for_each(|chunk| {
+        let report = engine.evaluate(&data.batch(chunk))?;
         let logits = engine.batch_logits(data.steps, chunk.len())?;
-        scores.add_batch(&logits, chunk.len(), model.classes, model.readout);
-    }
+        scores.add_batch(&logits, &report.decision_step, model.classes, model.readout);
+        Ok::<_, crate::error::Error>(())
+    });
+    engine.set_rc(own)?;
+    passes?;
     Ok(thetas.iter().map(|&theta| scores.point(theta)).collect())
 }
 
@@ -293,6 +316,27 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn a_row_cut_short_decides_at_its_last_step_at_the_latest() {
+        // The pass stopped the row at step 1 of 3 (it spiked there at a larger
+        // threshold on the GPU); the host's score falls just short of 0.8.
+        let s = StepScores {
+            steps: 3,
+            rows: vec![vec![(0.4, 2), (0.7999, 3)]],
+            labels: vec![3],
+        };
+        let p = s.point(0.8);
+        assert_eq!(
+            (p.accuracy, p.mean_decision_step, p.not_fired),
+            (1.0, 2.0, 0.0)
+        );
+        let p = s.point(0.3);
+        assert_eq!(
+            (p.accuracy, p.mean_decision_step, p.not_fired),
+            (0.0, 1.0, 0.0)
+        );
+    }
 
     #[test]
     fn the_best_point_within_a_budget_is_the_most_accurate_fast_enough_one() {

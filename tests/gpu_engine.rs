@@ -4,10 +4,11 @@
 mod common;
 
 use common::*;
-use rankcode::data::Batch;
+use rankcode::data::{Batch, Dataset};
 use rankcode::engine::{BatchReport, Capacity};
 use rankcode::model::reference::{self, BatchOutcome};
 use rankcode::model::{ModelConfig, RcConfig, Readout, TrainMode};
+use rankcode::train::{self, SweepPoint};
 
 /// Checks everything the GPU reports for a batch against the reference.
 fn assert_matches_reference(gpu: &BatchReport, cpu: &BatchOutcome, batch: &Batch) {
@@ -510,4 +511,59 @@ fn sparse_input_path_matches_reference() {
     let params = random_params(&cfg, 0.6, 103);
     let theta = mixed_theta(&cfg, &params, &batch);
     check_gradients(cfg, TrainMode::Rc, 0.2, &batch, &params, theta, true);
+}
+
+#[test]
+fn threshold_sweeps_match_the_reference_at_every_threshold() {
+    // 37 sequences in batches of 16 (a short last one); thresholds around one that
+    // mixes decisions at t = 0, later ones and rows that never fire, unsorted; the
+    // fired mask read back every step and every third step.
+    let (steps, input, classes, rows) = (9, 3, 4, 37);
+    for (readout, k) in [(Readout::Sigmoid, 1), (Readout::Softmax, 3)] {
+        let cfg = model(input, 11, 1, classes, readout);
+        let params = random_params(&cfg, 0.8, 21);
+        let all = random_batch(steps, rows, input, classes, 22);
+        let mixed = mixed_theta(&cfg, &params, &all);
+        let thetas = [mixed, 0.6 * mixed, 0.5 * (1.0 + mixed), 0.999, 0.01];
+        let sequences = (0..rows)
+            .map(|b| {
+                (0..steps)
+                    .flat_map(|t| all.input_at(t, b).to_vec())
+                    .collect()
+            })
+            .collect();
+        let data = Dataset::from_sequences(sequences, all.labels.clone(), steps, input, classes);
+        let rc = RcConfig {
+            theta: 0.5,
+            beta: 0.0,
+            mode: TrainMode::Rc,
+        };
+        let cap = Capacity { batch: 16, steps };
+        let mut eng = engine(cfg, rc, cap, k, &params);
+        let sweep = train::theta_sweep(&mut eng, &data, 16, &thetas).unwrap();
+        assert_eq!(eng.config().rc, rc, "the engine's threshold is restored");
+        for (point, &theta) in sweep.iter().zip(&thetas) {
+            let cpu = reference::run_batch(&cfg, &RcConfig { theta, ..rc }, &params, &all, false);
+            let n = rows as f64;
+            let count = |f: &dyn Fn(&reference::RowOutcome, u32) -> usize| {
+                cpu.rows
+                    .iter()
+                    .zip(&all.labels)
+                    .map(|(r, &l)| f(r, l))
+                    .sum::<usize>() as f64
+            };
+            let expected = SweepPoint {
+                theta,
+                accuracy: count(&|r, l| (r.prediction == l as usize) as usize) / n,
+                mean_decision_step: count(&|r, _| r.decision_step + 1) / n,
+                not_fired: 1.0 - count(&|r, _| r.first_spike.is_some() as usize) / n,
+            };
+            assert_eq!(*point, expected, "{readout:?}, theta {theta}");
+        }
+        let not_fired: Vec<f64> = sweep.iter().map(|p| p.not_fired).collect();
+        assert!(
+            not_fired[0] > 0.0 && not_fired[0] < 1.0 && not_fired[4] == 0.0,
+            "a mixed spread: {not_fired:?}"
+        );
+    }
 }
