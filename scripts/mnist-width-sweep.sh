@@ -81,7 +81,8 @@ for model in $models; do
     if ! val_theta=$(json_field 'val_within_budget.theta' <<< "$test"); then
         echo "hidden $hidden: no swept theta decides within a mean of $budget steps on validation" \
             | tee -a "$log"
-        printf '%s\t%s\t%s\t%s\tnone\n' "$hidden" "$layers" "$epochs" "$train_s" >> "$summary"
+        printf '%s\t%s\t%s\t%s\t%s\tnone\n' "$hidden" "$layers" "$epochs" "$train_s" \
+            "$(json_field model_epoch <<< "$test")" >> "$summary"
         continue
     fi
     fields=(model_epoch val_within_budget.accuracy val_within_budget.mean_decision_step

@@ -63,8 +63,8 @@ impl RunObserver for Quiet {}
 pub struct RunOutcome {
     /// Every epoch of the run, resumed ones included.
     pub epochs: Vec<EpochRecord>,
-    /// The test evaluation, when the run reached its last epoch.
-    pub test: Option<EvalReport>,
+    /// The test evaluation (what `test.json` holds), when the run reached its last epoch.
+    pub test: Option<TestReport>,
     /// Epochs trained by this call (0 when a resumed run had nothing left to do).
     pub trained_now: usize,
     /// The epoch whose weights `model.safetensors` holds (see [`selection_score`]),
@@ -73,15 +73,15 @@ pub struct RunOutcome {
 }
 
 /// `test.json`: the test evaluation of the selected model, with what selected it.
-#[derive(Serialize)]
-struct TestFile<'a> {
+#[derive(Debug, Clone, Serialize)]
+pub struct TestReport {
     /// The epoch whose weights were tested (`model.safetensors`).
-    model_epoch: Option<usize>,
+    pub model_epoch: Option<usize>,
     /// With a step budget: that epoch's validation point, whose threshold was tested.
     #[serde(skip_serializing_if = "Option::is_none")]
-    val_within_budget: Option<SweepPoint>,
+    pub val_within_budget: Option<SweepPoint>,
     #[serde(flatten)]
-    report: &'a EvalReport,
+    pub report: EvalReport,
 }
 
 /// Model selection for a decision-time budget (`train --select-max-decision-step`):
@@ -116,45 +116,42 @@ impl StepBudget {
     }
 }
 
-/// What model selection ranks an epoch by: its validation accuracy at the run's
-/// threshold or, with a step budget, its best validation accuracy within the budget
-/// (an epoch with no threshold within it ranks below every other).
-fn selection_score(record: &EpochRecord, budget: Option<&StepBudget>) -> f64 {
-    match budget {
-        None => record.val_accuracy,
-        Some(_) => record
-            .val_within_budget
-            .map_or(f64::NEG_INFINITY, |p| p.accuracy),
-    }
+/// What model selection ranks an epoch by, compared in order: its best validation
+/// accuracy within the step budget (only runs with one have it; an epoch with no
+/// threshold within the budget ranks below every epoch with one), then its validation
+/// accuracy at the run's threshold.
+fn selection_score(record: &EpochRecord) -> (Option<f64>, f64) {
+    (
+        record.val_within_budget.map(|p| p.accuracy),
+        record.val_accuracy,
+    )
 }
 
-/// The epoch with the best [`selection_score`] (the first of equals) and that score.
-fn best_epoch(records: &[EpochRecord], budget: Option<&StepBudget>) -> Option<(usize, f64)> {
-    records.iter().fold(None, |best, r| {
-        let score = selection_score(r, budget);
-        match best {
-            Some((_, top)) if score <= top => best,
-            _ => Some((r.epoch, score)),
-        }
-    })
+/// Whether `candidate` ranks above `current` (an equal later epoch does not).
+fn selects_over(candidate: &EpochRecord, current: Option<&EpochRecord>) -> bool {
+    current.is_none_or(|c| selection_score(candidate) > selection_score(c))
+}
+
+/// The epoch with the best [`selection_score`] (the first of equals).
+fn best_epoch(records: &[EpochRecord]) -> Option<&EpochRecord> {
+    records.iter().fold(
+        None,
+        |best, r| if selects_over(r, best) { Some(r) } else { best },
+    )
 }
 
 /// The threshold the test split is evaluated at: the one chosen on validation for the
 /// selected epoch under a step budget, else the run's.
-fn test_theta(cfg: &RunConfig, records: &[EpochRecord], model_epoch: Option<usize>) -> f32 {
+fn test_theta(cfg: &RunConfig, selected: Option<&EpochRecord>) -> f32 {
     let Some(budget) = &cfg.select_within_budget else {
         return cfg.rc.theta;
     };
-    let chosen = records
-        .iter()
-        .find(|r| Some(r.epoch) == model_epoch)
-        .and_then(|r| r.val_within_budget);
-    match chosen {
+    match selected.and_then(|r| r.val_within_budget) {
         Some(p) => p.theta,
         None => {
             log::warn!(
                 "no swept threshold decided within a mean of {} steps on validation at any epoch; \
-                 testing at --theta {}",
+                 kept the epoch most accurate at --theta {} and testing there",
                 budget.max_decision_step,
                 cfg.rc.theta
             );
@@ -362,7 +359,7 @@ pub fn train_run(
     // (the first of equals): model selection on the validation split.
     let budget = cfg.select_within_budget.as_ref();
     let budget_thetas = budget.map(StepBudget::thetas).transpose()?;
-    let mut best = best_epoch(&records, budget);
+    let mut best = best_epoch(&records).cloned();
     let mut best_params = match best {
         Some(_) => Some(checkpoint::load_model(out, &cfg.model)?),
         None => None,
@@ -424,10 +421,9 @@ pub fn train_run(
         records.push(record.clone());
         write_metrics(&metrics_path, &records)?;
         let params = engine.params()?;
-        let score = selection_score(&record, budget);
-        if best.is_none_or(|(_, top)| score > top) {
+        if selects_over(&record, best.as_ref()) {
             checkpoint::save_model(out, &cfg.model, &params)?;
-            best = Some((epoch, score));
+            best = Some(record.clone());
             best_params = Some(params.clone());
         }
         let ck = Checkpoint {
@@ -441,7 +437,7 @@ pub fn train_run(
                 epochs: records,
                 test: None,
                 trained_now: epoch + 1 - first_epoch,
-                model_epoch: best.map(|b| b.0),
+                model_epoch: best.map(|b| b.epoch),
             });
         }
     }
@@ -449,26 +445,21 @@ pub fn train_run(
         engine.set_params(params)?;
     }
     engine.set_rc(RcConfig {
-        theta: test_theta(cfg, &records, best.map(|b| b.0)),
+        theta: test_theta(cfg, best.as_ref()),
         ..eval_rc
     })?;
-    let test = train::evaluate(&mut engine, &test_data, cfg.batch, true)?;
-    let model_epoch = best.map(|b| b.0);
-    let report = TestFile {
-        model_epoch,
-        val_within_budget: records
-            .iter()
-            .find(|r| Some(r.epoch) == model_epoch)
-            .and_then(|r| r.val_within_budget),
-        report: &test,
+    let test = TestReport {
+        model_epoch: best.as_ref().map(|b| b.epoch),
+        val_within_budget: best.as_ref().and_then(|b| b.val_within_budget),
+        report: train::evaluate(&mut engine, &test_data, cfg.batch, true)?,
     };
-    let json = serde_json::to_string_pretty(&report).expect("report serialises");
+    let json = serde_json::to_string_pretty(&test).expect("report serialises");
     crate::files::write_atomic(&out.join(checkpoint::TEST_FILE), json.as_bytes())?;
     Ok(RunOutcome {
         epochs: records,
+        model_epoch: test.model_epoch,
         test: Some(test),
         trained_now,
-        model_epoch: best.map(|b| b.0),
     })
 }
 
@@ -521,15 +512,18 @@ pub fn parse_theta_sweep(spec: &str) -> Result<Vec<f32>> {
         .trim()
         .parse()
         .map_err(|_| bad("N is not a whole number"))?;
+    // In f64, rounded to 6 decimals, so that the thresholds print as typed (0.8925,
+    // not 0.89250004); the checks apply to the rounded ends.
+    let round = |t: f64| (t * 1e6).round() / 1e6;
+    let (from, to) = (round(from as f64), round(to as f64));
     if !(from > 0.0 && to < 1.0 && from <= to) {
-        return Err(bad("thresholds must satisfy 0 < FROM <= TO < 1"));
+        return Err(bad(
+            "thresholds must satisfy 0 < FROM <= TO < 1, to 6 decimals",
+        ));
     }
     if n == 0 || n > 10_000 || (n == 1 && from != to) {
         return Err(bad("N must be between 1 and 10000 (1 only when FROM = TO)"));
     }
-    // In f64, rounded to 6 decimals, so that the thresholds print as typed (0.8925,
-    // not 0.89250004).
-    let (from, to) = (from as f64, to as f64);
     Ok((0..n)
         .map(|i| {
             if n == 1 {
@@ -538,7 +532,7 @@ pub fn parse_theta_sweep(spec: &str) -> Result<Vec<f32>> {
                 from + (to - from) * i as f64 / (n - 1) as f64
             }
         })
-        .map(|t| ((t * 1e6).round() / 1e6) as f32)
+        .map(|t| round(t) as f32)
         .collect())
 }
 
@@ -558,6 +552,8 @@ mod tests {
             "0.5:0.9:0",
             "a:0.9:3",
             "0.5:0.9:1",
+            "0.3:0.9999996:5",
+            "0.0000004:0.5:5",
         ] {
             assert!(
                 parse_theta_sweep(bad)
@@ -635,22 +631,37 @@ mod tests {
 
     #[test]
     fn a_step_budget_ranks_epochs_by_their_accuracy_within_it() {
-        let records = [
+        let best = |records: &[EpochRecord]| best_epoch(records).map(|r| r.epoch);
+        // Without a budget no epoch has a point within one.
+        let plain = [
+            record(1, 0.90, None),
+            record(2, 0.97, None),
+            record(3, 0.97, None),
+        ];
+        assert_eq!(best(&plain), Some(2));
+        let budgeted = [
             record(1, 0.90, None),
             record(2, 0.97, Some(0.80)),
             record(3, 0.95, Some(0.85)),
             record(4, 0.96, Some(0.85)),
         ];
-        assert_eq!(best_epoch(&records, None), Some((2, 0.97)));
-        let budget = StepBudget {
-            max_decision_step: 1.5,
-            theta_sweep: "0.3:0.9:7".into(),
-        };
-        assert_eq!(best_epoch(&records, Some(&budget)), Some((3, 0.85)));
-        // An epoch with no threshold within the budget ranks below every other.
-        assert_eq!(best_epoch(&records[..1], Some(&budget)).unwrap().0, 1);
-        assert_eq!(best_epoch(&records[..2], Some(&budget)), Some((2, 0.80)));
-        assert_eq!(best_epoch(&[], Some(&budget)), None);
+        assert_eq!(
+            best(&budgeted),
+            Some(4),
+            "equal within the budget: better at theta"
+        );
+        assert_eq!(best(&budgeted[..3]), Some(3));
+        // An epoch with no threshold within the budget ranks below every other; among
+        // such epochs, the accuracy at the run's threshold decides.
+        assert_eq!(
+            best(&[record(1, 0.99, None), record(2, 0.5, Some(0.1))]),
+            Some(2)
+        );
+        assert_eq!(
+            best(&[record(1, 0.9, None), record(2, 0.95, None)]),
+            Some(2)
+        );
+        assert_eq!(best(&[]), None);
     }
 
     #[test]

@@ -191,10 +191,11 @@ pub fn best_within(sweep: &[SweepPoint], max_step: f64) -> Option<SweepPoint> {
         })
 }
 
-/// Per row and step of a full pass: the best output score and the predicted class.
+/// Per row and computed step of a rank-coded pass: the best output score and the
+/// predicted class.
 struct StepScores {
     steps: usize,
-    /// `[row][step]` (best score, argmax class).
+    /// `[row][step]` (best score, argmax class), each row up to its last computed step.
     rows: Vec<Vec<(f64, usize)>>,
     labels: Vec<u32>,
 }
@@ -279,7 +280,12 @@ pub fn theta_sweep(
     };
     let passes = indices.chunks(batch_size).try_for_each(|chunk| {
         let report = engine.evaluate(&data.batch(chunk))?;
-        let logits = engine.batch_logits(data.steps, chunk.len())?;
+        let steps_used = report
+            .decision_step
+            .iter()
+            .max()
+            .map_or(0, |&t| t as usize + 1);
+        let logits = engine.batch_logits(steps_used, chunk.len())?;
         scores.add_batch(&logits, &report.decision_step, model.classes, model.readout);
         Ok::<_, crate::error::Error>(())
     });

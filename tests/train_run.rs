@@ -58,6 +58,17 @@ fn tiny_run() -> RunConfig {
     }
 }
 
+/// The records with their wall times (which vary from run to run) zeroed.
+fn without_wall_times(records: &[EpochRecord]) -> Vec<EpochRecord> {
+    records
+        .iter()
+        .map(|e| EpochRecord {
+            wall_s: 0.0,
+            ..e.clone()
+        })
+        .collect()
+}
+
 /// Stops the run after `n` epochs, as a kill would.
 struct StopAfter(usize);
 impl RunObserver for StopAfter {
@@ -86,7 +97,10 @@ fn a_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one() {
         thetas[0] == 0.3 && (thetas[1] - 0.55).abs() < 1e-6 && thetas[2] == 0.8,
         "theta warm-up over two epochs: {thetas:?}"
     );
-    let test = full.test.expect("a finished run evaluates the test split");
+    let test = full
+        .test
+        .expect("a finished run evaluates the test split")
+        .report;
     assert!(test.eos_accuracy.is_some() && test.sequences == 4096);
 
     // The warm-up's first epoch trains exactly as a run at its starting threshold.
@@ -133,15 +147,10 @@ fn a_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one() {
         last(&straight) == last(&interrupted),
         "same last weights and optimizer state, bit for bit"
     );
-    let strip = |r: &[EpochRecord]| {
-        r.iter()
-            .map(|e| EpochRecord {
-                wall_s: 0.0,
-                ..e.clone()
-            })
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(strip(&full.epochs), strip(&resumed.epochs));
+    assert_eq!(
+        without_wall_times(&full.epochs),
+        without_wall_times(&resumed.epochs)
+    );
     let lines = std::fs::read_to_string(interrupted.join(checkpoint::METRICS_FILE)).unwrap();
     assert_eq!(lines.lines().count(), 3);
     assert!(interrupted.join(checkpoint::TEST_FILE).exists());
@@ -174,7 +183,7 @@ fn a_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one() {
 #[test]
 fn a_step_budget_selects_the_epoch_and_threshold_most_accurate_within_it() {
     let budget = StepBudget {
-        max_decision_step: 12.0,
+        max_decision_step: 8.0,
         theta_sweep: "0.3:0.95:14".into(),
     };
     let cfg = RunConfig {
@@ -189,12 +198,12 @@ fn a_step_budget_selects_the_epoch_and_threshold_most_accurate_within_it() {
         .iter()
         .map(|e| {
             e.val_within_budget
-                .expect("some threshold decides within 12 steps")
+                .expect("some threshold decides within 8 steps")
         })
         .collect();
     for p in &within {
         assert!(
-            p.mean_decision_step <= 12.0 && thetas.contains(&p.theta),
+            p.mean_decision_step <= 8.0 && thetas.contains(&p.theta),
             "{p:?}"
         );
     }
@@ -203,23 +212,28 @@ fn a_step_budget_selects_the_epoch_and_threshold_most_accurate_within_it() {
     assert_eq!(run.model_epoch, Some(chosen.epoch), "{:?}", run.epochs);
     let point = chosen.val_within_budget.unwrap();
 
-    // The saved model is that epoch's: at the chosen threshold the rank-coded pass on
-    // validation reproduces the sweep's point, and the test split was evaluated there.
+    // The saved model is that epoch's: its sweep on validation has thresholds over the
+    // budget, and the recorded point is the best of those within it; the rank-coded
+    // pass at that threshold reproduces it, and the test split was evaluated there.
     let (_, mut engine, theta) = load_for_inference(ctx(), &dir, Some(point.theta)).unwrap();
     let data = cfg.open_data(None).unwrap();
-    let val = train::evaluate(
-        &mut engine,
-        &data.load(Split::Val).unwrap(),
-        cfg.batch,
-        false,
-    )
-    .unwrap();
+    let val_data = data.load(Split::Val).unwrap();
+    let sweep = train::theta_sweep(&mut engine, &val_data, cfg.batch, &thetas).unwrap();
+    assert!(
+        sweep.iter().any(|p| p.mean_decision_step > 8.0),
+        "the budget binds: {sweep:?}"
+    );
+    assert_eq!(train::best_within(&sweep, 8.0), Some(point));
+    let val = train::evaluate(&mut engine, &val_data, cfg.batch, false).unwrap();
     assert_eq!(
         (val.accuracy, val.mean_decision_step),
         (point.accuracy, point.mean_decision_step)
     );
     let test = run.test.unwrap();
-    assert_eq!(test.theta, theta);
+    assert_eq!(
+        (test.model_epoch, test.val_within_budget, test.report.theta),
+        (Some(chosen.epoch), Some(point), theta)
+    );
     let again = train::evaluate(
         &mut engine,
         &data.load(Split::Test).unwrap(),
@@ -228,7 +242,7 @@ fn a_step_budget_selects_the_epoch_and_threshold_most_accurate_within_it() {
     )
     .unwrap();
     assert_eq!(
-        (test.accuracy, test.mean_decision_step),
+        (test.report.accuracy, test.report.mean_decision_step),
         (again.accuracy, again.mean_decision_step)
     );
     let saved: serde_json::Value =
@@ -239,7 +253,25 @@ fn a_step_budget_selects_the_epoch_and_threshold_most_accurate_within_it() {
         saved["val_within_budget"]["accuracy"].as_f64(),
         Some(point.accuracy)
     );
+
+    // Resumed after epoch 1, the run selects and tests the same.
+    let interrupted = out_dir("budget-resumed");
+    train_run(ctx(), &cfg, &interrupted, false, &mut StopAfter(1)).unwrap();
+    let resumed = train_run(ctx(), &cfg, &interrupted, true, &mut Quiet).unwrap();
+    assert_eq!(
+        without_wall_times(&resumed.epochs),
+        without_wall_times(&run.epochs)
+    );
+    let resumed_test = resumed.test.unwrap();
+    assert_eq!(
+        (resumed_test.model_epoch, resumed_test.val_within_budget),
+        (test.model_epoch, test.val_within_budget)
+    );
+    assert_eq!(resumed_test.report.accuracy, test.report.accuracy);
+    let model = |d: &PathBuf| std::fs::read(d.join(checkpoint::MODEL_FILE)).unwrap();
+    assert!(model(&dir) == model(&interrupted));
     let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&interrupted);
 }
 
 #[test]

@@ -86,8 +86,10 @@ pub struct TrainArgs {
     /// Model selection for a decision-time budget: after every epoch, sweep the
     /// threshold on validation (--select-theta-sweep) and keep the epoch, and the
     /// threshold, most accurate there with a mean decision step of at most STEPS; the
-    /// test split is then evaluated at that threshold. Costs a full-length pass over
-    /// the validation split every epoch. Default: the epoch most accurate at --theta.
+    /// test split is then evaluated at that threshold (test.json names it: pass it to
+    /// `eval --theta`, whose default is --theta). Costs a rank-coded pass over the
+    /// validation split at the largest swept threshold every epoch. Default: the
+    /// epoch most accurate at --theta.
     #[arg(long, value_name = "STEPS")]
     pub select_max_decision_step: Option<f64>,
     /// The thresholds --select-max-decision-step sweeps, FROM:TO:N.
@@ -388,30 +390,27 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&test)?);
     } else {
-        let model_record = outcome
-            .epochs
-            .iter()
-            .find(|e| Some(e.epoch) == outcome.model_epoch);
-        let chosen = match (&cfg.select_within_budget, model_record) {
-            (Some(b), Some(e)) if e.val_within_budget.is_some() => format!(
+        let r = &test.report;
+        let chosen = match (&cfg.select_within_budget, test.val_within_budget) {
+            (Some(b), Some(_)) => format!(
                 "the best on validation within {} steps; theta {} chosen there",
-                b.max_decision_step, test.theta
+                b.max_decision_step, r.theta
             ),
-            (Some(b), _) => format!(
-                "no threshold decided within {} steps on validation; theta {}",
-                b.max_decision_step, test.theta
+            (Some(b), None) => format!(
+                "no threshold decided within {} steps on validation; the best at theta {}",
+                b.max_decision_step, r.theta
             ),
-            (None, _) => format!("the best on validation; theta {}", test.theta),
+            (None, _) => format!("the best on validation; theta {}", r.theta),
         };
         println!(
             "test (model of epoch {}, {chosen}): accuracy {:.2}% at mean decision \
              step {:.2}/{} ({:.1}% not fired); accuracy at T-1 {:.2}%",
-            outcome.model_epoch.unwrap_or(0),
-            100.0 * test.accuracy,
-            test.mean_decision_step,
-            test.steps,
-            100.0 * test.not_fired,
-            100.0 * test.eos_accuracy.unwrap_or(f64::NAN)
+            test.model_epoch.unwrap_or(0),
+            100.0 * r.accuracy,
+            r.mean_decision_step,
+            r.steps,
+            100.0 * r.not_fired,
+            100.0 * r.eos_accuracy.unwrap_or(f64::NAN)
         );
         let total: f64 = outcome.epochs.iter().map(|e| e.wall_s).sum();
         println!(

@@ -388,7 +388,7 @@ impl Engine {
         self.run(batch, Run::Evaluate { retire: true })
     }
 
-    /// Inference over every step (for end-of-sequence accuracy and threshold sweeps).
+    /// Inference over every step (for end-of-sequence accuracy).
     pub fn evaluate_full(&mut self, batch: &Batch) -> Result<BatchReport> {
         self.run(batch, Run::Evaluate { retire: false })
     }
