@@ -472,15 +472,42 @@ pub fn load_trained(ctx: Arc<GpuContext>, dir: &Path) -> Result<(RunConfig, Engi
     Ok((cfg, engine))
 }
 
+/// The threshold a finished run selected within its step budget (`test.json`'s
+/// `val_within_budget`), if it was made with one and found one.
+fn selected_theta(dir: &Path, cfg: &RunConfig) -> Result<Option<f32>> {
+    let path = dir.join(checkpoint::TEST_FILE);
+    if cfg.select_within_budget.is_none() || !path.is_file() {
+        return Ok(None);
+    }
+    let bad = |problem: String| Error::File {
+        path: path.clone(),
+        problem,
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| bad(format!("cannot read: {e}")))?;
+    let report: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| bad(format!("not valid JSON: {e}")))?;
+    match &report["val_within_budget"] {
+        serde_json::Value::Null => Ok(None),
+        point => match point["theta"].as_f64() {
+            Some(theta) => Ok(Some(theta as f32)),
+            None => Err(bad("val_within_budget has no numeric theta".into())),
+        },
+    }
+}
+
 /// Loads a trained run for inference with the rank-coding rule at `theta` (default:
-/// the run's own threshold), whatever mode it was trained in; returns the threshold.
+/// the threshold the run selected within its step budget, once it has finished, else
+/// its own), whatever mode it was trained in; returns the threshold.
 pub fn load_for_inference(
     ctx: Arc<GpuContext>,
     dir: &Path,
     theta: Option<f32>,
 ) -> Result<(RunConfig, Engine, f32)> {
     let (cfg, mut engine) = load_trained(ctx, dir)?;
-    let theta = theta.unwrap_or(cfg.rc.theta);
+    let theta = match theta {
+        Some(t) => t,
+        None => selected_theta(dir, &cfg)?.unwrap_or(cfg.rc.theta),
+    };
     engine.set_rc(crate::model::RcConfig {
         theta,
         mode: crate::model::TrainMode::Rc,

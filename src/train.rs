@@ -201,7 +201,7 @@ struct StepScores {
 }
 
 impl StepScores {
-    /// Adds the rows of a batch from its `[T, rows, C]` logits, each row up to and
+    /// Adds the rows of a batch from its `[steps read, rows, C]` logits, each row up to and
     /// including its `last_step` (the rest of its steps were not computed).
     fn add_batch(
         &mut self,

@@ -249,6 +249,13 @@ fn a_step_budget_selects_the_epoch_and_threshold_most_accurate_within_it() {
         serde_json::from_slice(&std::fs::read(dir.join(checkpoint::TEST_FILE)).unwrap()).unwrap();
     assert_eq!(saved["theta"].as_f64().unwrap() as f32, point.theta);
     assert_eq!(saved["model_epoch"].as_u64(), Some(chosen.epoch as u64));
+    // Inference defaults to the chosen threshold once the run has finished.
+    let (_, _, default_theta) = load_for_inference(ctx(), &dir, None).unwrap();
+    assert_eq!(default_theta, point.theta);
+    assert_ne!(
+        point.theta, cfg.rc.theta,
+        "the fixture chooses another threshold"
+    );
     assert_eq!(
         saved["val_within_budget"]["accuracy"].as_f64(),
         Some(point.accuracy)
@@ -270,6 +277,15 @@ fn a_step_budget_selects_the_epoch_and_threshold_most_accurate_within_it() {
     assert_eq!(resumed_test.report.accuracy, test.report.accuracy);
     let model = |d: &PathBuf| std::fs::read(d.join(checkpoint::MODEL_FILE)).unwrap();
     assert!(model(&dir) == model(&interrupted));
+    std::fs::write(dir.join(checkpoint::TEST_FILE), "{ truncated").unwrap();
+    let err = load_for_inference(ctx(), &dir, None)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("test.json") && err.contains("not valid JSON"),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&interrupted);
 }

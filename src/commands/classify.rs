@@ -17,7 +17,8 @@ pub struct ClassifyArgs {
     /// A run directory of an audio task (fsdd, speech-commands, speech-commands-12).
     #[arg(long)]
     pub checkpoint: PathBuf,
-    /// Spike threshold (default: the one the run was trained with).
+    /// Spike threshold (default: the one the run was trained with or, for a finished run
+    /// made with `train --select-max-decision-step`, the one it chose: see test.json).
     #[arg(long)]
     pub theta: Option<f32>,
     /// Print one JSON object per file, one per line.

@@ -32,8 +32,8 @@ pub struct EvalArgs {
     /// The data to evaluate.
     #[arg(long, value_enum, default_value = "test")]
     pub split: EvalSplit,
-    /// Spike threshold (default: the one the run was trained with; a run selected with
-    /// `train --select-max-decision-step` names the one it chose in test.json).
+    /// Spike threshold (default: the one the run was trained with or, for a finished run
+    /// made with `train --select-max-decision-step`, the one it chose: see test.json).
     #[arg(long)]
     pub theta: Option<f32>,
     /// Also sweep the threshold, FROM:TO:N (e.g. 0.5:0.99:20), from one pass over the data.

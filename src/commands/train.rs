@@ -85,11 +85,11 @@ pub struct TrainArgs {
     pub augment_drop: Option<f64>,
     /// Model selection for a decision-time budget: after every epoch, sweep the
     /// threshold on validation (--select-theta-sweep) and keep the epoch, and the
-    /// threshold, most accurate there with a mean decision step of at most STEPS; the
-    /// test split is then evaluated at that threshold (test.json names it: pass it to
-    /// `eval --theta`, whose default is --theta). Costs a rank-coded pass over the
-    /// validation split at the largest swept threshold every epoch. Default: the
-    /// epoch most accurate at --theta.
+    /// threshold, most accurate there with a mean decision step (counted from 1: t* + 1)
+    /// of at most STEPS; the test split is then evaluated at that threshold (test.json
+    /// names it, and `eval`, `classify` and `plot` default to it). Costs a rank-coded
+    /// pass over the validation split at the largest swept threshold every epoch, on
+    /// top of the validation pass at --theta. Default: the epoch most accurate at --theta.
     #[arg(long, value_name = "STEPS")]
     pub select_max_decision_step: Option<f64>,
     /// The thresholds --select-max-decision-step sweeps, FROM:TO:N.
