@@ -87,7 +87,7 @@ pub struct TrainArgs {
     /// threshold on validation (--select-theta-sweep) and keep the epoch, and the
     /// threshold, most accurate there with a mean decision step (counted from 1: t* + 1)
     /// of at most STEPS; the test split is then evaluated at that threshold (test.json
-    /// names it, and `eval`, `classify` and `plot` default to it). Costs a rank-coded
+    /// names it, and `eval` and `classify` default to it). Costs a rank-coded
     /// pass over the validation split at the largest swept threshold every epoch, on
     /// top of the validation pass at --theta. Default: the epoch most accurate at --theta.
     #[arg(long, value_name = "STEPS")]
