@@ -12,6 +12,9 @@
 //!   the selected epoch (`model_epoch`) at the threshold it was tested at (`theta`);
 //! - `features.json` (audio tasks): the front end, the training split's feature
 //!   statistics and the class names, which classifying new audio needs.
+//!
+//! An ensemble's directory (`rankcode ensemble`) holds only `config.json`,
+//! `model.safetensors` and, for audio tasks, `features.json`.
 
 use crate::data::audio::FeatureSpec;
 use crate::data::frontend::FrontendConfig;
@@ -71,6 +74,10 @@ pub struct RunConfig {
     /// validation at `rc.theta`, tested at `rc.theta`).
     #[serde(default)]
     pub select_within_budget: Option<crate::run::StepBudget>,
+    /// An ensemble made by `rankcode ensemble`: its member runs, in the order of their
+    /// blocks of units (none: a trained run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ensemble_of: Option<Vec<crate::ensemble::EnsembleMember>>,
     /// The audio front end (used by the spoken-word tasks only).
     #[serde(default)]
     pub frontend: FrontendConfig,

@@ -9,6 +9,7 @@ pub mod checkpoint;
 pub mod classify;
 pub mod data;
 pub mod engine;
+pub mod ensemble;
 pub mod error;
 pub mod files;
 pub mod gpu;

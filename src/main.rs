@@ -24,6 +24,8 @@ enum Command {
     Eval(commands::eval::EvalArgs),
     /// Recognise spoken words in WAV files with a trained audio model, at the first spike.
     Classify(commands::classify::ClassifyArgs),
+    /// Join trained runs into one model that averages their logits (an ensemble).
+    Ensemble(commands::ensemble::EnsembleArgs),
     /// Draw accuracy against mean decision step of runs in one SVG and PNG figure.
     Plot(commands::plot::PlotArgs),
     /// Benchmarks: GEMM throughput, round trip, RC's realised speedup against its ideal.
@@ -52,6 +54,7 @@ fn run(cli: Cli) -> Result<()> {
         Some(Command::Train(args)) => commands::train::run(&args),
         Some(Command::Eval(args)) => commands::eval::run(&args),
         Some(Command::Classify(args)) => commands::classify::run(&args),
+        Some(Command::Ensemble(args)) => commands::ensemble::run(&args),
         Some(Command::Plot(args)) => commands::plot::run(&args),
         Some(Command::Bench(args)) => commands::bench::run(&args),
         Some(Command::Demo(args)) => commands::demo::run(&args),

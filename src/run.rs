@@ -269,6 +269,14 @@ fn open_run_dir(cfg: &RunConfig, out: &Path, resume: bool) -> Result<Option<Chec
         });
     }
     let saved = RunConfig::load(out)?;
+    if saved.ensemble_of.is_some() {
+        return Err(Error::File {
+            path: out.into(),
+            problem: "holds an ensemble made by `rankcode ensemble`, which cannot be trained; \
+                      train its member runs instead"
+                .into(),
+        });
+    }
     // The cadence changes no result and more epochs extend the run: both may differ,
     // the epochs only while the learning-rate schedule does not span them.
     let comparable = |c: &RunConfig| RunConfig {
@@ -495,6 +503,12 @@ fn selected_theta(dir: &Path, cfg: &RunConfig) -> Result<Option<f32>> {
     }
 }
 
+/// The threshold a run is evaluated at unless told otherwise: the one it selected
+/// within its step budget, once it has finished, else its own.
+pub fn default_theta(dir: &Path, cfg: &RunConfig) -> Result<f32> {
+    Ok(selected_theta(dir, cfg)?.unwrap_or(cfg.rc.theta))
+}
+
 /// Loads a trained run for inference with the rank-coding rule at `theta` (default:
 /// the threshold the run selected within its step budget, once it has finished, else
 /// its own), whatever mode it was trained in; returns the threshold.
@@ -506,7 +520,7 @@ pub fn load_for_inference(
     let (cfg, mut engine) = load_trained(ctx, dir)?;
     let theta = match theta {
         Some(t) => t,
-        None => selected_theta(dir, &cfg)?.unwrap_or(cfg.rc.theta),
+        None => default_theta(dir, &cfg)?,
     };
     engine.set_rc(crate::model::RcConfig {
         theta,

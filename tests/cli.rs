@@ -267,3 +267,118 @@ fn resume_extends_a_finished_run_and_a_failed_start_leaves_nothing() {
     assert_eq!(metrics.lines().count(), 2, "{metrics}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Trains a one-epoch seq-spotting run of `hidden` units and `layers` layers into `dir`.
+fn train_small(dir: &std::path::Path, hidden: &str, layers: &str) {
+    let o = rankcode(&[
+        "train",
+        "--task",
+        "seq-spotting",
+        "--hidden",
+        hidden,
+        "--layers",
+        layers,
+        "--train-size",
+        "64",
+        "--batch",
+        "32",
+        "--epochs",
+        "1",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// `eval --split val --json` of the run in `dir`, with `extra` flags.
+fn eval_val(dir: &std::path::Path, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec![
+        "eval",
+        "--checkpoint",
+        dir.to_str().unwrap(),
+        "--split",
+        "val",
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    let o = rankcode(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+#[test]
+fn an_ensemble_is_a_run_that_eval_runs_and_train_refuses() {
+    let dir = temp("ensemble");
+    let (a, b, deep) = (dir.join("a"), dir.join("b"), dir.join("deep"));
+    train_small(&a, "5", "1");
+    train_small(&b, "3", "1");
+    train_small(&deep, "3", "2");
+    let (a_s, b_s, deep_s) = (
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        deep.to_str().unwrap(),
+    );
+
+    // A run joined with itself averages two equal logits: it decides as the run does.
+    let twice = dir.join("twice");
+    let o = rankcode(&["ensemble", a_s, a_s, "--out", twice.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (alone, doubled) = (eval_val(&a, &[]), eval_val(&twice, &[]));
+    for key in [
+        "theta",
+        "accuracy",
+        "mean_decision_step",
+        "not_fired",
+        "eos_accuracy",
+    ] {
+        assert_eq!(alone[key], doubled[key], "{key}: {alone} against {doubled}");
+    }
+
+    // Two widths: one model of their summed width, at the threshold given.
+    let ab = dir.join("ab");
+    let ab_s = ab.to_str().unwrap();
+    let o = rankcode(&["ensemble", a_s, b_s, "--out", ab_s, "--theta", "0.7"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(ab.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["model"]["hidden_size"], 8);
+    assert_eq!(config["ensemble_of"][1]["run"], b_s);
+    let report = eval_val(&ab, &["--theta-sweep", "0.5:0.9:3"]);
+    assert!(
+        (report["theta"].as_f64().unwrap() - 0.7).abs() < 1e-6,
+        "{report}"
+    );
+    assert_eq!(report["sweep"].as_array().unwrap().len(), 3);
+
+    assert_refused(
+        &["ensemble", a_s, b_s, "--out", ab_s],
+        "already holds a run",
+    );
+    assert_refused(&["ensemble", a_s, deep_s, "--out", "unused"], "2 layers");
+    assert_refused(&["ensemble", a_s, "--out", "unused"], "2 values required");
+    assert_refused(
+        &[
+            "ensemble",
+            a_s,
+            dir.join("none").to_str().unwrap(),
+            "--out",
+            "unused",
+        ],
+        "does not exist",
+    );
+    assert_refused(
+        &[
+            "train",
+            "--task",
+            "seq-spotting",
+            "--hidden",
+            "8",
+            "--out",
+            ab_s,
+            "--resume",
+        ],
+        "cannot be trained",
+    );
+    assert!(!std::path::Path::new("unused").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}

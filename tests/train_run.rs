@@ -54,6 +54,7 @@ fn tiny_run() -> RunConfig {
         augment_shift: None,
         augment_drop: None,
         select_within_budget: None,
+        ensemble_of: None,
         frontend: Default::default(),
     }
 }
@@ -188,6 +189,7 @@ fn a_step_budget_selects_the_epoch_and_threshold_most_accurate_within_it() {
     };
     let cfg = RunConfig {
         select_within_budget: Some(budget.clone()),
+        ensemble_of: None,
         ..tiny_run()
     };
     let dir = out_dir("budget");

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod classify;
 pub mod demo;
+pub mod ensemble;
 pub mod eval;
 pub mod info;
 pub mod plot;

@@ -174,6 +174,7 @@ impl TrainArgs {
             train_limit: self.train_size,
             augment_shift: self.augment_shift,
             augment_drop: self.augment_drop,
+            ensemble_of: None,
             select_within_budget: self.select_max_decision_step.map(|max_decision_step| {
                 StepBudget {
                     max_decision_step,

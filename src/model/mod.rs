@@ -1,6 +1,7 @@
 //! The model: configuration, parameters and the CPU reference (the oracle).
 
 pub mod config;
+pub mod ensemble;
 pub mod params;
 pub mod reference;
 

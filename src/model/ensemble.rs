@@ -1,0 +1,227 @@
+//! Several trained models as one: a logit-averaging ensemble written as a single, wider
+//! LSTM that every command runs like any other model.
+//!
+//! Member m's H_m units take their own block of each layer: its rows of every gate
+//! block, its columns of the recurrent weights and, above layer 0, of the input weights
+//! (block-diagonal), so no member sees another's state. The readout holds each member's
+//! readout scaled by 1/M and the mean of their biases, so the ensemble's logits at
+//! every step are the mean of the members' logits, z_t = (1/M) sum_m z_t^m, and the
+//! rank-coding rule (a spike when an output of those logits reaches theta) applies to
+//! them unchanged. The cost is that of one model of sum_m H_m units.
+
+use super::config::ModelConfig;
+use super::params::ParamLayout;
+use crate::error::{Error, Result, ensure};
+
+/// One member: its shape and its flat parameters.
+#[derive(Debug, Clone, Copy)]
+pub struct Member<'a> {
+    pub model: &'a ModelConfig,
+    pub params: &'a [f32],
+}
+
+/// Why `other` cannot join an ensemble with `first`, if it cannot: members must agree on
+/// the input size, the depth, the classes and the readout (not on the width).
+pub fn mismatch(first: &ModelConfig, other: &ModelConfig) -> Option<String> {
+    let shape = |m: &ModelConfig| (m.input_size, m.layers, m.classes, m.readout);
+    (shape(other) != shape(first)).then(|| {
+        format!(
+            "{} inputs, {} layers, {} classes and a {:?} readout against {}, {}, {} and {:?}; \
+             members must agree on all four",
+            other.input_size,
+            other.layers,
+            other.classes,
+            other.readout,
+            first.input_size,
+            first.layers,
+            first.classes,
+            first.readout
+        )
+    })
+}
+
+/// The ensemble of `members` (at least two, of the same input size, depth, classes and
+/// readout) as one model and its parameters.
+pub fn merge(members: &[Member]) -> Result<(ModelConfig, Vec<f32>)> {
+    ensure(members.len() >= 2, || {
+        format!(
+            "an ensemble needs at least two models, got {}",
+            members.len()
+        )
+    })?;
+    let first = members[0].model;
+    for (m, member) in members.iter().enumerate() {
+        if let Some(why) = mismatch(first, member.model) {
+            return Err(Error::ShapeMismatch(format!(
+                "ensemble member {} against member 1: {why}",
+                m + 1
+            )));
+        }
+        assert_eq!(
+            member.params.len(),
+            ParamLayout::new(member.model).total,
+            "member {} parameter count",
+            m + 1
+        );
+    }
+    let merged = ModelConfig {
+        hidden_size: members.iter().map(|m| m.model.hidden_size).sum(),
+        ..*first
+    };
+    merged.validate()?;
+    let layout = ParamLayout::new(&merged);
+    let mut params = vec![0f32; layout.total];
+    let h = merged.hidden_size;
+    let scale = 1.0 / members.len() as f32;
+    let mut unit_offset = 0;
+    for member in members {
+        let (hm, from) = (member.model.hidden_size, ParamLayout::new(member.model));
+        let p = member.params;
+        for (k, (to, from_layer)) in layout.layers.iter().zip(&from.layers).enumerate() {
+            // Layer 0 reads the whole input; the layers above read their member's block.
+            let (input_width, input_column) = match k {
+                0 => (merged.input_size, 0),
+                _ => (hm, unit_offset),
+            };
+            let merged_input = merged.layer_input(k);
+            for gate in 0..4 {
+                for r in 0..hm {
+                    let (src, dst) = (gate * hm + r, gate * h + unit_offset + r);
+                    let w_ih = to.w_ih + dst * merged_input + input_column;
+                    params[w_ih..w_ih + input_width]
+                        .copy_from_slice(&p[from_layer.w_ih + src * input_width..][..input_width]);
+                    let w_hh = to.w_hh + dst * h + unit_offset;
+                    params[w_hh..w_hh + hm].copy_from_slice(&p[from_layer.w_hh + src * hm..][..hm]);
+                    params[to.b_ih + dst] = p[from_layer.b_ih + src];
+                    params[to.b_hh + dst] = p[from_layer.b_hh + src];
+                }
+            }
+        }
+        for c in 0..merged.classes {
+            for r in 0..hm {
+                params[layout.readout_w + c * h + unit_offset + r] =
+                    scale * p[from.readout_w + c * hm + r];
+            }
+            params[layout.readout_b + c] += scale * p[from.readout_b + c];
+        }
+        unit_offset += hm;
+    }
+    Ok((merged, params))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::Batch;
+    use crate::model::reference::run_batch;
+    use crate::model::{RcConfig, Readout, TrainMode, init_params};
+
+    fn model(hidden: usize, layers: usize, readout: Readout) -> ModelConfig {
+        ModelConfig {
+            input_size: 3,
+            hidden_size: hidden,
+            layers,
+            classes: 4,
+            readout,
+        }
+    }
+
+    /// Logits at every step of every row, from the CPU reference.
+    fn logits(model: &ModelConfig, params: &[f32], batch: &Batch) -> Vec<Vec<Vec<f64>>> {
+        let rc = RcConfig {
+            theta: 0.95,
+            beta: 0.0,
+            mode: TrainMode::Eos,
+        };
+        run_batch(model, &rc, params, batch, false)
+            .rows
+            .into_iter()
+            .map(|row| row.logits)
+            .collect()
+    }
+
+    #[test]
+    fn the_ensemble_logits_are_the_mean_of_the_members_at_every_step() {
+        for (layers, readout) in [
+            (1, Readout::Softmax),
+            (2, Readout::Sigmoid),
+            (3, Readout::Softmax),
+        ] {
+            // Awkward, unequal widths; three members.
+            let models = [
+                model(5, layers, readout),
+                model(3, layers, readout),
+                model(7, layers, readout),
+            ];
+            let params: Vec<Vec<f32>> = models
+                .iter()
+                .enumerate()
+                .map(|(m, model)| {
+                    // Larger than the default initialisation so the members differ clearly.
+                    init_params(model, m as u64 + 1)
+                        .iter()
+                        .map(|v| 3.0 * v)
+                        .collect()
+                })
+                .collect();
+            let members: Vec<Member> = models
+                .iter()
+                .zip(&params)
+                .map(|(model, params)| Member { model, params })
+                .collect();
+            let (merged, merged_params) = merge(&members).unwrap();
+            assert_eq!(merged.hidden_size, 15);
+            let batch = Batch::random(6, 3, 3, 4, 7);
+            let each: Vec<_> = models
+                .iter()
+                .zip(&params)
+                .map(|(m, p)| logits(m, p, &batch))
+                .collect();
+            let got = logits(&merged, &merged_params, &batch);
+            for (b, row) in got.iter().enumerate() {
+                for (t, z) in row.iter().enumerate() {
+                    for (c, &v) in z.iter().enumerate() {
+                        let mean = each.iter().map(|e| e[b][t][c]).sum::<f64>() / 3.0;
+                        assert!(
+                            (v - mean).abs() < 1e-5,
+                            "layers {layers}, row {b}, step {t}, class {c}: {v} against the mean {mean}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn members_that_disagree_on_shape_are_refused() {
+        let a = model(4, 1, Readout::Softmax);
+        let pa = init_params(&a, 1);
+        let member_a = Member {
+            model: &a,
+            params: &pa,
+        };
+        let err = merge(&[member_a]).unwrap_err().to_string();
+        assert!(err.contains("at least two"), "{err}");
+        for other in [
+            model(4, 2, Readout::Softmax),
+            model(4, 1, Readout::Sigmoid),
+            ModelConfig { classes: 5, ..a },
+            ModelConfig { input_size: 2, ..a },
+        ] {
+            let po = init_params(&other, 2);
+            let err = merge(&[
+                member_a,
+                Member {
+                    model: &other,
+                    params: &po,
+                },
+            ])
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.contains("member 2 against member 1") && err.contains("agree"),
+                "{err}"
+            );
+        }
+    }
+}
