@@ -284,11 +284,14 @@ fn open_run_dir(cfg: &RunConfig, out: &Path, resume: bool) -> Result<Option<Chec
         epochs: 1,
         ..c.clone()
     };
-    if comparable(&saved) != comparable(cfg) {
+    let differences = setting_differences(&comparable(&saved), &comparable(cfg));
+    if !differences.is_empty() {
         return Err(Error::File {
             path: config_path,
-            problem: "the run there was made with other settings; resume it with the same settings"
-                .into(),
+            problem: format!(
+                "the run there was made with other settings ({}); resume it with the same settings",
+                differences.join("; ")
+            ),
         });
     }
     if saved.lr_schedule != LrSchedule::Constant && saved.epochs != cfg.epochs {
@@ -308,6 +311,47 @@ fn open_run_dir(cfg: &RunConfig, out: &Path, resume: bool) -> Result<Option<Chec
     } else {
         Ok(None)
     }
+}
+
+/// The settings in which `given` differs from `saved`, as `name: saved value, given
+/// value` with the names of `config.json` (nested ones joined by dots).
+fn setting_differences(saved: &RunConfig, given: &RunConfig) -> Vec<String> {
+    fn walk(
+        name: &str,
+        saved: &serde_json::Value,
+        given: &serde_json::Value,
+        out: &mut Vec<String>,
+    ) {
+        match (saved, given) {
+            (serde_json::Value::Object(s), serde_json::Value::Object(g)) => {
+                let keys: std::collections::BTreeSet<&String> = s.keys().chain(g.keys()).collect();
+                let null = serde_json::Value::Null;
+                for key in keys {
+                    let nested = match name {
+                        "" => key.clone(),
+                        _ => format!("{name}.{key}"),
+                    };
+                    walk(
+                        &nested,
+                        s.get(key).unwrap_or(&null),
+                        g.get(key).unwrap_or(&null),
+                        out,
+                    );
+                }
+            }
+            _ if saved != given => out.push(format!("{name}: {saved} in the run, {given} now")),
+            _ => {}
+        }
+    }
+    // Through the text of config.json, so that numbers read as they are written there
+    // (an f32 threshold as 0.8, not as the f64 nearest to it).
+    let as_json = |c: &RunConfig| -> serde_json::Value {
+        serde_json::from_str(&serde_json::to_string(c).expect("config serialises"))
+            .expect("config reads back")
+    };
+    let mut out = Vec::new();
+    walk("", &as_json(saved), &as_json(given), &mut out);
+    out
 }
 
 /// Trains `cfg` into `out` (see the module docs); with `resume`, continues the run

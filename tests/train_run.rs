@@ -315,9 +315,17 @@ fn an_existing_run_is_never_overwritten() {
     };
     let err = resume_error(&RunConfig {
         seed: 6,
+        rc: RcConfig {
+            theta: 0.5,
+            ..cfg.rc
+        },
         ..cfg.clone()
     });
-    assert!(err.contains("other settings"), "{err}");
+    let named = format!(
+        "other settings (rc.theta: {} in the run, 0.5 now; seed: {} in the run, 6 now)",
+        cfg.rc.theta, cfg.seed
+    );
+    assert!(err.contains(&named), "{err}");
     let err = resume_error(&RunConfig {
         epochs: 2,
         ..cfg.clone()
