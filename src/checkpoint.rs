@@ -92,7 +92,7 @@ pub struct Checkpoint {
     pub optimizer: OptimizerState,
 }
 
-fn file_error(path: &Path, problem: impl std::fmt::Display) -> Error {
+pub(crate) fn file_error(path: &Path, problem: impl std::fmt::Display) -> Error {
     Error::File {
         path: path.to_path_buf(),
         problem: problem.to_string(),

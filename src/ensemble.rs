@@ -1,14 +1,15 @@
 //! Trained runs of one task joined into a new run directory that holds their
 //! logit-averaging ensemble as one model (the parameters: [`crate::model::ensemble`]).
 //!
-//! The directory is an ordinary run for `eval`, `classify` and `plot`: `config.json`
-//! (the first member's settings, the merged model, the threshold it runs at and the
-//! members in `ensemble_of`), `model.safetensors` and, for audio tasks, `features.json`.
-//! It has no training state, and `train --resume` refuses it.
+//! The directory is a run for `eval`, `classify` and `plot`: `config.json` (the first
+//! member's settings with the merged model, the threshold it runs at and the members
+//! in `ensemble_of`), `model.safetensors` and, for audio tasks, `features.json`. It has
+//! no training state, and `train` refuses it.
 
-use crate::checkpoint::{self, RunConfig};
+use crate::checkpoint::{self, RunConfig, file_error};
+use crate::data::audio::FeatureSpec;
 use crate::error::{Error, Result};
-use crate::model::ensemble::{Member, merge, mismatch};
+use crate::model::ensemble::{MemberModel, merge, mismatch};
 use crate::run::default_theta;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -16,22 +17,77 @@ use std::path::{Path, PathBuf};
 /// One run of an ensemble, as `config.json` records it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EnsembleMember {
-    /// The run directory, as it was given.
+    /// The run directory (absolute).
     pub run: PathBuf,
     /// Its LSTM units per layer: the block of the ensemble's units that are its.
     pub hidden_size: usize,
 }
 
-fn file_error(path: &Path, problem: String) -> Error {
-    Error::File {
-        path: path.to_path_buf(),
-        problem,
+/// A member run as read from its directory.
+struct MemberRun {
+    dir: PathBuf,
+    cfg: RunConfig,
+    params: Vec<f32>,
+}
+
+impl MemberRun {
+    fn load(dir: &Path) -> Result<Self> {
+        let cfg = RunConfig::load(dir)?;
+        if cfg.ensemble_of.is_some() {
+            return Err(file_error(
+                dir,
+                "is itself an ensemble: list its runs instead, so that each weighs the same",
+            ));
+        }
+        if !dir.join(checkpoint::TEST_FILE).is_file() {
+            log::warn!(
+                "{} has no test.json: its training has not finished, and its model.safetensors \
+                 is its best epoch so far",
+                dir.display()
+            );
+        }
+        let params = checkpoint::load_model(dir, &cfg.model)?;
+        let dir = std::fs::canonicalize(dir).map_err(|e| file_error(dir, e))?;
+        Ok(MemberRun { dir, cfg, params })
+    }
+
+    /// Why this run cannot join an ensemble with `first` (whose feature description,
+    /// for audio tasks, is `features`), if it cannot.
+    fn mismatch(
+        &self,
+        first: &MemberRun,
+        features: Option<&FeatureSpec>,
+    ) -> Result<Option<String>> {
+        let (cfg, first_cfg) = (&self.cfg, &first.cfg);
+        if cfg.task != first_cfg.task {
+            return Ok(Some(format!(
+                "it is a run of task {}, not {}",
+                cfg.task.name(),
+                first_cfg.task.name()
+            )));
+        }
+        if let Some(why) = mismatch(&first_cfg.model, &cfg.model) {
+            return Ok(Some(why));
+        }
+        if cfg.frontend != first_cfg.frontend {
+            return Ok(Some("its audio front end differs".into()));
+        }
+        if let Some(features) = features
+            && checkpoint::load_feature_spec(&self.dir)? != *features
+        {
+            return Ok(Some(
+                "its features.json differs (feature statistics or class names): \
+                 it was trained on other data"
+                    .into(),
+            ));
+        }
+        Ok(None)
     }
 }
 
-/// Writes the ensemble of `runs` into the new run directory `out`, to run at `theta`
-/// (default: the members' own threshold, which must then be the same for all); returns
-/// its configuration.
+/// Writes the ensemble of `runs` into `out` (a new or empty directory), to run at
+/// `theta` (default: the members' own threshold, which must then be the same for
+/// all); returns its configuration.
 pub fn write_ensemble(runs: &[PathBuf], out: &Path, theta: Option<f32>) -> Result<RunConfig> {
     if runs.len() < 2 {
         return Err(Error::InvalidConfig(format!(
@@ -39,42 +95,29 @@ pub fn write_ensemble(runs: &[PathBuf], out: &Path, theta: Option<f32>) -> Resul
             runs.len()
         )));
     }
-    let mut members = Vec::with_capacity(runs.len());
-    for run in runs {
-        let cfg = RunConfig::load(run)?;
-        let params = checkpoint::load_model(run, &cfg.model)?;
-        members.push((run, cfg, params));
+    if out.exists() {
+        let empty = std::fs::read_dir(out).map(|mut entries| entries.next().is_none());
+        if !matches!(empty, Ok(true)) {
+            return Err(file_error(
+                out,
+                "exists and is not an empty directory; choose a new --out",
+            ));
+        }
     }
-    let (first_run, first, _) = &members[0];
-    let features = match first.task.is_audio() {
-        true => Some(checkpoint::load_feature_spec(first_run)?),
+    let members = runs
+        .iter()
+        .map(|run| MemberRun::load(run))
+        .collect::<Result<Vec<_>>>()?;
+    let first = &members[0];
+    let features = match first.cfg.task.is_audio() {
+        true => Some(checkpoint::load_feature_spec(&first.dir)?),
         false => None,
     };
-    for (run, cfg, _) in &members[1..] {
-        let against = |why: String| {
-            file_error(
-                run,
-                format!(
-                    "cannot join an ensemble with {}: {why}",
-                    first_run.display()
-                ),
-            )
-        };
-        if cfg.task != first.task {
-            return Err(against(format!(
-                "it is a run of task {}, not {}",
-                cfg.task.name(),
-                first.task.name()
-            )));
-        }
-        if let Some(why) = mismatch(&first.model, &cfg.model) {
-            return Err(against(why));
-        }
-        if let Some(features) = &features
-            && (cfg.frontend != first.frontend || checkpoint::load_feature_spec(run)? != *features)
-        {
-            return Err(against(
-                "its audio front end or feature statistics (features.json) differ".into(),
+    for (member, given) in members.iter().zip(runs).skip(1) {
+        if let Some(why) = member.mismatch(first, features.as_ref())? {
+            return Err(file_error(
+                given,
+                format!("cannot join an ensemble with {}: {why}", runs[0].display()),
             ));
         }
     }
@@ -85,37 +128,34 @@ pub fn write_ensemble(runs: &[PathBuf], out: &Path, theta: Option<f32>) -> Resul
     let (model, params) = merge(
         &members
             .iter()
-            .map(|(_, cfg, params)| Member {
-                model: &cfg.model,
-                params,
+            .map(|m| MemberModel {
+                model: &m.cfg.model,
+                params: &m.params,
             })
             .collect::<Vec<_>>(),
     )?;
     let cfg = RunConfig {
         model,
-        rc: crate::model::RcConfig { theta, ..first.rc },
+        rc: crate::model::RcConfig {
+            theta,
+            ..first.cfg.rc
+        },
         theta_warmup: None,
         select_within_budget: None,
         ensemble_of: Some(
             members
                 .iter()
-                .map(|(run, cfg, _)| EnsembleMember {
-                    run: run.to_path_buf(),
-                    hidden_size: cfg.model.hidden_size,
+                .map(|m| EnsembleMember {
+                    run: m.dir.clone(),
+                    hidden_size: m.cfg.model.hidden_size,
                 })
                 .collect(),
         ),
-        ..first.clone()
+        ..first.cfg.clone()
     };
     cfg.validate()?;
     std::fs::create_dir_all(out)
         .map_err(|e| file_error(out, format!("cannot create the output directory: {e}")))?;
-    if out.join(checkpoint::CONFIG_FILE).exists() {
-        return Err(file_error(
-            out,
-            "already holds a run; choose another --out".into(),
-        ));
-    }
     checkpoint::save_model(out, &cfg.model, &params)?;
     if let Some(features) = &features {
         checkpoint::save_feature_spec(out, features)?;
@@ -126,10 +166,10 @@ pub fn write_ensemble(runs: &[PathBuf], out: &Path, theta: Option<f32>) -> Resul
 }
 
 /// The threshold every member runs at by default, if they agree on one.
-fn members_theta(members: &[(&PathBuf, RunConfig, Vec<f32>)]) -> Result<f32> {
+fn members_theta(members: &[MemberRun]) -> Result<f32> {
     let thetas = members
         .iter()
-        .map(|(run, cfg, _)| default_theta(run, cfg))
+        .map(|m| default_theta(&m.dir, &m.cfg))
         .collect::<Result<Vec<f32>>>()?;
     if thetas.iter().all(|&t| t == thetas[0]) {
         return Ok(thetas[0]);

@@ -240,6 +240,16 @@ pub fn build_engine(ctx: Arc<GpuContext>, cfg: &RunConfig, params: &[f32]) -> Re
     Engine::new(ctx, ecfg, params)
 }
 
+/// The refusal to train in the directory of an ensemble.
+fn cannot_train_ensemble(out: &Path) -> Error {
+    Error::File {
+        path: out.into(),
+        problem: "holds an ensemble made by `rankcode ensemble`, which cannot be trained; \
+                  train its member runs instead"
+            .into(),
+    }
+}
+
 /// Prepares `out` for a new run (refusing to overwrite one) or loads what a resumed
 /// run continues from.
 fn open_run_dir(cfg: &RunConfig, out: &Path, resume: bool) -> Result<Option<Checkpoint>> {
@@ -251,6 +261,11 @@ fn open_run_dir(cfg: &RunConfig, out: &Path, resume: bool) -> Result<Option<Chec
     if !resume {
         std::fs::create_dir_all(out)
             .map_err(|e| cannot("cannot create the output directory", e))?;
+        if let Ok(saved) = RunConfig::load(out)
+            && saved.ensemble_of.is_some()
+        {
+            return Err(cannot_train_ensemble(out));
+        }
         if config_path.exists() {
             return Err(Error::File {
                 path: out.into(),
@@ -270,12 +285,7 @@ fn open_run_dir(cfg: &RunConfig, out: &Path, resume: bool) -> Result<Option<Chec
     }
     let saved = RunConfig::load(out)?;
     if saved.ensemble_of.is_some() {
-        return Err(Error::File {
-            path: out.into(),
-            problem: "holds an ensemble made by `rankcode ensemble`, which cannot be trained; \
-                      train its member runs instead"
-                .into(),
-        });
+        return Err(cannot_train_ensemble(out));
     }
     // The cadence changes no result and more epochs extend the run: both may differ,
     // the epochs only while the learning-rate schedule does not span them.

@@ -342,7 +342,11 @@ fn an_ensemble_is_a_run_that_eval_runs_and_train_refuses() {
     let config: serde_json::Value =
         serde_json::from_slice(&std::fs::read(ab.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["model"]["hidden_size"], 8);
-    assert_eq!(config["ensemble_of"][1]["run"], b_s);
+    let b_absolute = std::fs::canonicalize(&b).unwrap();
+    assert_eq!(
+        config["ensemble_of"][1]["run"],
+        b_absolute.to_str().unwrap()
+    );
     let report = eval_val(&ab, &["--theta-sweep", "0.5:0.9:3"]);
     assert!(
         (report["theta"].as_f64().unwrap() - 0.7).abs() < 1e-6,
@@ -352,22 +356,21 @@ fn an_ensemble_is_a_run_that_eval_runs_and_train_refuses() {
 
     assert_refused(
         &["ensemble", a_s, b_s, "--out", ab_s],
-        "already holds a run",
+        "not an empty directory",
+    );
+    assert_refused(
+        &["ensemble", ab_s, b_s, "--out", "unused"],
+        "is itself an ensemble",
     );
     assert_refused(&["ensemble", a_s, deep_s, "--out", "unused"], "2 layers");
     assert_refused(&["ensemble", a_s, "--out", "unused"], "2 values required");
+    let none = dir.join("none");
     assert_refused(
-        &[
-            "ensemble",
-            a_s,
-            dir.join("none").to_str().unwrap(),
-            "--out",
-            "unused",
-        ],
+        &["ensemble", a_s, none.to_str().unwrap(), "--out", "unused"],
         "does not exist",
     );
-    assert_refused(
-        &[
+    for resume in [&[][..], &["--resume"]] {
+        let mut train = vec![
             "train",
             "--task",
             "seq-spotting",
@@ -375,10 +378,10 @@ fn an_ensemble_is_a_run_that_eval_runs_and_train_refuses() {
             "8",
             "--out",
             ab_s,
-            "--resume",
-        ],
-        "cannot be trained",
-    );
+        ];
+        train.extend_from_slice(resume);
+        assert_refused(&train, "cannot be trained");
+    }
     assert!(!std::path::Path::new("unused").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }

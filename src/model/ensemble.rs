@@ -1,7 +1,7 @@
 //! Several trained models as one: a logit-averaging ensemble written as a single, wider
 //! LSTM that every command runs like any other model.
 //!
-//! Member m's H_m units take their own block of each layer: its rows of every gate
+//! MemberModel m's H_m units take their own block of each layer: its rows of every gate
 //! block, its columns of the recurrent weights and, above layer 0, of the input weights
 //! (block-diagonal), so no member sees another's state. The readout holds each member's
 //! readout scaled by 1/M and the mean of their biases, so the ensemble's logits at
@@ -15,7 +15,7 @@ use crate::error::{Error, Result, ensure};
 
 /// One member: its shape and its flat parameters.
 #[derive(Debug, Clone, Copy)]
-pub struct Member<'a> {
+pub struct MemberModel<'a> {
     pub model: &'a ModelConfig,
     pub params: &'a [f32],
 }
@@ -42,7 +42,7 @@ pub fn mismatch(first: &ModelConfig, other: &ModelConfig) -> Option<String> {
 
 /// The ensemble of `members` (at least two, of the same input size, depth, classes and
 /// readout) as one model and its parameters.
-pub fn merge(members: &[Member]) -> Result<(ModelConfig, Vec<f32>)> {
+pub fn merge(members: &[MemberModel]) -> Result<(ModelConfig, Vec<f32>)> {
     ensure(members.len() >= 2, || {
         format!(
             "an ensemble needs at least two models, got {}",
@@ -57,12 +57,14 @@ pub fn merge(members: &[Member]) -> Result<(ModelConfig, Vec<f32>)> {
                 m + 1
             )));
         }
-        assert_eq!(
-            member.params.len(),
-            ParamLayout::new(member.model).total,
-            "member {} parameter count",
-            m + 1
-        );
+        let expected = ParamLayout::new(member.model).total;
+        if member.params.len() != expected {
+            return Err(Error::ShapeMismatch(format!(
+                "ensemble member {} has {} parameters, its model needs {expected}",
+                m + 1,
+                member.params.len()
+            )));
+        }
     }
     let merged = ModelConfig {
         hidden_size: members.iter().map(|m| m.model.hidden_size).sum(),
@@ -118,7 +120,7 @@ mod tests {
 
     fn model(hidden: usize, layers: usize, readout: Readout) -> ModelConfig {
         ModelConfig {
-            input_size: 3,
+            input_size: 2,
             hidden_size: hidden,
             layers,
             classes: 4,
@@ -164,14 +166,14 @@ mod tests {
                         .collect()
                 })
                 .collect();
-            let members: Vec<Member> = models
+            let members: Vec<MemberModel> = models
                 .iter()
                 .zip(&params)
-                .map(|(model, params)| Member { model, params })
+                .map(|(model, params)| MemberModel { model, params })
                 .collect();
             let (merged, merged_params) = merge(&members).unwrap();
             assert_eq!(merged.hidden_size, 15);
-            let batch = Batch::random(6, 3, 3, 4, 7);
+            let batch = Batch::random(6, 3, 2, 4, 7);
             let each: Vec<_> = models
                 .iter()
                 .zip(&params)
@@ -196,7 +198,7 @@ mod tests {
     fn members_that_disagree_on_shape_are_refused() {
         let a = model(4, 1, Readout::Softmax);
         let pa = init_params(&a, 1);
-        let member_a = Member {
+        let member_a = MemberModel {
             model: &a,
             params: &pa,
         };
@@ -206,12 +208,12 @@ mod tests {
             model(4, 2, Readout::Softmax),
             model(4, 1, Readout::Sigmoid),
             ModelConfig { classes: 5, ..a },
-            ModelConfig { input_size: 2, ..a },
+            ModelConfig { input_size: 3, ..a },
         ] {
             let po = init_params(&other, 2);
             let err = merge(&[
                 member_a,
-                Member {
+                MemberModel {
                     model: &other,
                     params: &po,
                 },
@@ -223,5 +225,15 @@ mod tests {
                 "{err}"
             );
         }
+        let err = merge(&[
+            member_a,
+            MemberModel {
+                model: &a,
+                params: &pa[1..],
+            },
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("member 2 has"), "{err}");
     }
 }
