@@ -347,7 +347,9 @@ fn an_ensemble_is_a_run_that_eval_runs_and_train_refuses() {
         config["ensemble_of"][1]["run"],
         b_absolute.to_str().unwrap()
     );
-    let report = eval_val(&ab, &["--theta-sweep", "0.5:0.9:3"]);
+    let report = eval_val(&ab, &["--theta-sweep", "0.5:0.9:3", "--no-full-pass"]);
+    assert!(report["eos_accuracy"].is_null(), "{report}");
+    assert!(alone["eos_accuracy"].is_f64(), "{alone}");
     assert!(
         (report["theta"].as_f64().unwrap() - 0.7).abs() < 1e-6,
         "{report}"
