@@ -77,6 +77,9 @@ pub struct RunOutcome {
 pub struct TestReport {
     /// The epoch whose weights were tested (`model.safetensors`).
     pub model_epoch: Option<usize>,
+    /// With a step budget: the budget (`train --select-max-decision-step`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_decision_step: Option<f64>,
     /// With a step budget: that epoch's validation point, whose threshold was tested.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub val_within_budget: Option<SweepPoint>,
@@ -512,6 +515,10 @@ pub fn train_run(
     })?;
     let test = TestReport {
         model_epoch: best.as_ref().map(|b| b.epoch),
+        max_decision_step: cfg
+            .select_within_budget
+            .as_ref()
+            .map(|b| b.max_decision_step),
         val_within_budget: best.as_ref().and_then(|b| b.val_within_budget),
         report: train::evaluate(&mut engine, &test_data, cfg.batch, true)?,
     };

@@ -251,6 +251,10 @@ fn a_step_budget_selects_the_epoch_and_threshold_most_accurate_within_it() {
         serde_json::from_slice(&std::fs::read(dir.join(checkpoint::TEST_FILE)).unwrap()).unwrap();
     assert_eq!(saved["theta"].as_f64().unwrap() as f32, point.theta);
     assert_eq!(saved["model_epoch"].as_u64(), Some(chosen.epoch as u64));
+    assert_eq!(
+        saved["max_decision_step"].as_f64(),
+        Some(budget.max_decision_step)
+    );
     // Inference defaults to the chosen threshold once the run has finished.
     let (_, _, default_theta) = load_for_inference(ctx(), &dir, None).unwrap();
     assert_eq!(default_theta, point.theta);
