@@ -39,6 +39,7 @@ impl MemberRun {
                 "is itself an ensemble: list its runs instead, so that each weighs the same",
             ));
         }
+        let params = checkpoint::load_model(dir, &cfg.model)?;
         if !dir.join(checkpoint::TEST_FILE).is_file() {
             log::warn!(
                 "{} has no test.json: its training has not finished, and its model.safetensors \
@@ -46,7 +47,6 @@ impl MemberRun {
                 dir.display()
             );
         }
-        let params = checkpoint::load_model(dir, &cfg.model)?;
         let dir = std::fs::canonicalize(dir).map_err(|e| file_error(dir, e))?;
         Ok(MemberRun { dir, cfg, params })
     }
@@ -68,6 +68,13 @@ impl MemberRun {
         }
         if let Some(why) = mismatch(&first_cfg.model, &cfg.model) {
             return Ok(Some(why));
+        }
+        if cfg.rc.mode != first_cfg.rc.mode {
+            return Ok(Some(format!(
+                "it was trained with --mode {}, not {}; members must share the mode",
+                format!("{:?}", cfg.rc.mode).to_lowercase(),
+                format!("{:?}", first_cfg.rc.mode).to_lowercase()
+            )));
         }
         if cfg.frontend != first_cfg.frontend {
             return Ok(Some("its audio front end differs".into()));
@@ -95,6 +102,12 @@ pub fn write_ensemble(runs: &[PathBuf], out: &Path, theta: Option<f32>) -> Resul
             runs.len()
         )));
     }
+    if out.is_file() {
+        return Err(file_error(
+            out,
+            "is a file; choose a new directory as --out",
+        ));
+    }
     if out.exists() {
         let empty = std::fs::read_dir(out).map(|mut entries| entries.next().is_none());
         if !matches!(empty, Ok(true)) {
@@ -108,6 +121,14 @@ pub fn write_ensemble(runs: &[PathBuf], out: &Path, theta: Option<f32>) -> Resul
         .iter()
         .map(|run| MemberRun::load(run))
         .collect::<Result<Vec<_>>>()?;
+    for (i, member) in members.iter().enumerate() {
+        if members[..i].iter().any(|earlier| earlier.dir == member.dir) {
+            log::warn!(
+                "{} is given more than once: it weighs as many times in the mean",
+                member.dir.display()
+            );
+        }
+    }
     let first = &members[0];
     let features = match first.cfg.task.is_audio() {
         true => Some(checkpoint::load_feature_spec(&first.dir)?),
@@ -175,10 +196,13 @@ fn members_theta(members: &[MemberRun]) -> Result<f32> {
         return Ok(thetas[0]);
     }
     Err(Error::InvalidConfig(format!(
-        "the runs run at different thresholds ({}); choose the ensemble's with --theta",
-        thetas
+        "the runs run at different thresholds ({}: each run's --theta, or for a run \
+         selected within a step budget the threshold its test.json names); choose the \
+         ensemble's with --theta",
+        members
             .iter()
-            .map(|t| t.to_string())
+            .zip(&thetas)
+            .map(|(m, t)| format!("{} at {t}", m.dir.display()))
             .collect::<Vec<_>>()
             .join(", ")
     )))

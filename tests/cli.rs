@@ -170,7 +170,7 @@ fn missing_or_corrupted_checkpoints_name_the_file() {
         assert!(json.get(key).is_some(), "eval --json lacks {key}: {json}");
     }
     // A threshold chosen for a decision-time budget: every seq-spotting point decides
-    // within its 25 steps, none within a mean of 0.5.
+    // within its 25 steps; a budget under one step is refused before any work.
     let pick = |budget: &str| -> serde_json::Value {
         let o = rankcode(&[
             "eval",
@@ -189,7 +189,20 @@ fn missing_or_corrupted_checkpoints_name_the_file() {
     let best = pick("25");
     assert!(best["theta"].as_f64().is_some(), "{best}");
     assert!(best["mean_decision_step"].as_f64().unwrap() <= 25.0);
-    assert!(pick("0.5").is_null());
+    let dir_s = dir.to_str().unwrap();
+    let budget = |b| {
+        [
+            "eval",
+            "--checkpoint",
+            dir_s,
+            "--theta-sweep",
+            "0.5:0.99:5",
+            "--max-decision-step",
+            b,
+        ]
+    };
+    assert_refused(&budget("0.5"), "counts steps from 1");
+    assert_refused(&budget("NaN"), "counts steps from 1");
     let model = dir.join("model.safetensors");
     let bytes = std::fs::read(&model).unwrap();
     std::fs::write(&model, &bytes[..bytes.len() - 10]).unwrap();
@@ -268,9 +281,10 @@ fn resume_extends_a_finished_run_and_a_failed_start_leaves_nothing() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Trains a one-epoch seq-spotting run of `hidden` units and `layers` layers into `dir`.
-fn train_small(dir: &std::path::Path, hidden: &str, layers: &str) {
-    let o = rankcode(&[
+/// Trains a one-epoch seq-spotting run of `hidden` units and `layers` layers into `dir`,
+/// with `extra` flags.
+fn train_small(dir: &std::path::Path, hidden: &str, layers: &str, extra: &[&str]) {
+    let mut args = vec![
         "train",
         "--task",
         "seq-spotting",
@@ -286,7 +300,9 @@ fn train_small(dir: &std::path::Path, hidden: &str, layers: &str) {
         "1",
         "--out",
         dir.to_str().unwrap(),
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let o = rankcode(&args);
     assert!(o.status.success(), "{}", stderr(&o));
 }
 
@@ -310,9 +326,11 @@ fn eval_val(dir: &std::path::Path, extra: &[&str]) -> serde_json::Value {
 fn an_ensemble_is_a_run_that_eval_runs_and_train_refuses() {
     let dir = temp("ensemble");
     let (a, b, deep) = (dir.join("a"), dir.join("b"), dir.join("deep"));
-    train_small(&a, "5", "1");
-    train_small(&b, "3", "1");
-    train_small(&deep, "3", "2");
+    let eos = dir.join("eos");
+    train_small(&a, "5", "1", &[]);
+    train_small(&b, "3", "1", &[]);
+    train_small(&deep, "3", "2", &[]);
+    train_small(&eos, "3", "1", &["--mode", "eos"]);
     let (a_s, b_s, deep_s) = (
         a.to_str().unwrap(),
         b.to_str().unwrap(),
@@ -364,7 +382,14 @@ fn an_ensemble_is_a_run_that_eval_runs_and_train_refuses() {
         &["ensemble", ab_s, b_s, "--out", "unused"],
         "is itself an ensemble",
     );
-    assert_refused(&["ensemble", a_s, deep_s, "--out", "unused"], "2 layers");
+    assert_refused(
+        &["ensemble", a_s, deep_s, "--out", "unused"],
+        "layers 2 against 1",
+    );
+    assert_refused(
+        &["ensemble", a_s, eos.to_str().unwrap(), "--out", "unused"],
+        "trained with --mode eos, not rc",
+    );
     assert_refused(&["ensemble", a_s, "--out", "unused"], "2 values required");
     let none = dir.join("none");
     assert_refused(

@@ -136,6 +136,13 @@ pub fn load_split(
 }
 
 pub fn run(args: &EvalArgs) -> Result<()> {
+    if let Some(steps) = args.max_decision_step
+        && (steps.is_nan() || steps < 1.0)
+    {
+        anyhow::bail!(
+            "--max-decision-step counts steps from 1 (a decision at the first step); {steps} cannot be met"
+        );
+    }
     let thetas = args
         .theta_sweep
         .as_deref()
@@ -184,6 +191,13 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         r.steps,
         r.adapter
     );
+    if let Some(members) = &cfg.ensemble_of {
+        println!(
+            "  model                        an ensemble of {} runs, {} units a layer",
+            members.len(),
+            cfg.model.hidden_size
+        );
+    }
     println!("  theta                        {}", r.theta);
     println!("  accuracy at decision         {:.2}%", 100.0 * r.accuracy);
     println!(

@@ -23,19 +23,24 @@ pub struct MemberModel<'a> {
 /// Why `other` cannot join an ensemble with `first`, if it cannot: members must agree on
 /// the input size, the depth, the classes and the readout (not on the width).
 pub fn mismatch(first: &ModelConfig, other: &ModelConfig) -> Option<String> {
-    let shape = |m: &ModelConfig| (m.input_size, m.layers, m.classes, m.readout);
-    (shape(other) != shape(first)).then(|| {
+    let readout = |m: &ModelConfig| format!("{:?}", m.readout).to_lowercase();
+    let differences: Vec<String> = [
+        ("input size", other.input_size, first.input_size),
+        ("layers", other.layers, first.layers),
+        ("classes", other.classes, first.classes),
+    ]
+    .into_iter()
+    .filter(|(_, o, f)| o != f)
+    .map(|(name, o, f)| format!("{name} {o} against {f}"))
+    .chain(
+        (other.readout != first.readout)
+            .then(|| format!("readout {} against {}", readout(other), readout(first))),
+    )
+    .collect();
+    (!differences.is_empty()).then(|| {
         format!(
-            "{} inputs, {} layers, {} classes and a {:?} readout against {}, {}, {} and {:?}; \
-             members must agree on all four",
-            other.input_size,
-            other.layers,
-            other.classes,
-            other.readout,
-            first.input_size,
-            first.layers,
-            first.classes,
-            first.readout
+            "{}; members must agree on input size, layers, classes and readout",
+            differences.join(", ")
         )
     })
 }
@@ -204,11 +209,14 @@ mod tests {
         };
         let err = merge(&[member_a]).unwrap_err().to_string();
         assert!(err.contains("at least two"), "{err}");
-        for other in [
-            model(4, 2, Readout::Softmax),
-            model(4, 1, Readout::Sigmoid),
-            ModelConfig { classes: 5, ..a },
-            ModelConfig { input_size: 3, ..a },
+        for (other, named) in [
+            (model(4, 2, Readout::Softmax), "layers 2 against 1"),
+            (
+                model(4, 1, Readout::Sigmoid),
+                "readout sigmoid against softmax",
+            ),
+            (ModelConfig { classes: 5, ..a }, "classes 5 against 4"),
+            (ModelConfig { input_size: 3, ..a }, "input size 3 against 2"),
         ] {
             let po = init_params(&other, 2);
             let err = merge(&[
@@ -221,7 +229,7 @@ mod tests {
             .unwrap_err()
             .to_string();
             assert!(
-                err.contains("member 2 against member 1") && err.contains("agree"),
+                err.contains("member 2 against member 1: ") && err.contains(named),
                 "{err}"
             );
         }
