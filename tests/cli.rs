@@ -368,6 +368,29 @@ fn an_ensemble_is_a_run_that_eval_runs_and_train_refuses() {
     let report = eval_val(&ab, &["--theta-sweep", "0.5:0.9:3", "--no-full-pass"]);
     assert!(report["eos_accuracy"].is_null(), "{report}");
     assert!(alone["eos_accuracy"].is_f64(), "{alone}");
+
+    // One figure of a run and the ensemble, into a folder that plot makes.
+    let figure = dir.join("figures").join("sweep");
+    let o = rankcode(&[
+        "plot",
+        a_s,
+        ab_s,
+        "--out",
+        figure.to_str().unwrap(),
+        "--split",
+        "val",
+        "--theta-sweep",
+        "0.5:0.9:3",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("ab (RC-trained, ensemble of 2)"),
+        "{}",
+        stderr(&o)
+    );
+    for ext in ["svg", "png"] {
+        assert!(figure.with_extension(ext).is_file(), "no .{ext} figure");
+    }
     assert!(
         (report["theta"].as_f64().unwrap() - 0.7).abs() < 1e-6,
         "{report}"

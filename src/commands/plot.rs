@@ -2,7 +2,7 @@
 //! SVG and PNG figure, each curve from a threshold sweep.
 
 use super::eval::{EvalSplit, load_split};
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use rankcode::gpu::GpuContext;
 use rankcode::model::TrainMode;
@@ -36,6 +36,11 @@ pub struct PlotArgs {
 
 pub fn run(args: &PlotArgs) -> Result<()> {
     let thetas = parse_theta_sweep(&args.theta_sweep)?;
+    // The figure's folder first, so that a typo there costs no evaluation.
+    if let Some(folder) = args.out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(folder)
+            .with_context(|| format!("{}: cannot create the figure's folder", folder.display()))?;
+    }
     let ctx = Arc::new(GpuContext::new()?);
     let mut curves = Vec::new();
     let mut task_steps = None;
@@ -58,14 +63,15 @@ pub fn run(args: &PlotArgs) -> Result<()> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let label = format!(
-            "{name} ({}-trained)",
-            if cfg.rc.mode == TrainMode::Rc {
-                "RC"
-            } else {
-                "EOS"
-            }
-        );
+        let mode = if cfg.rc.mode == TrainMode::Rc {
+            "RC"
+        } else {
+            "EOS"
+        };
+        let label = match &cfg.ensemble_of {
+            Some(members) => format!("{name} ({mode}-trained, ensemble of {})", members.len()),
+            None => format!("{name} ({mode}-trained)"),
+        };
         eprintln!("{label}: {} points", sweep.len());
         curves.push(Curve {
             label,
