@@ -126,6 +126,18 @@ pub fn evaluate(
     batch_size: usize,
     with_eos: bool,
 ) -> Result<EvalReport> {
+    Ok(evaluate_and_sweep(engine, data, batch_size, with_eos, None)?.0)
+}
+
+/// [`evaluate`], and with `thetas` the threshold sweep ([`theta_sweep`]): read from
+/// the full pass's logits when there is one, so it costs no pass of its own.
+pub fn evaluate_and_sweep(
+    engine: &mut Engine,
+    data: &Dataset,
+    batch_size: usize,
+    with_eos: bool,
+    thetas: Option<&[f32]>,
+) -> Result<(EvalReport, Option<Vec<SweepPoint>>)> {
     let indices: Vec<usize> = (0..data.len()).collect();
     let start = Instant::now();
     let mut rc = Totals::default();
@@ -142,16 +154,28 @@ pub fn evaluate(
         rc.add(&report);
     }
     let wall_s = start.elapsed().as_secs_f64();
-    let mut eos_accuracy = None;
+    let (mut eos_accuracy, mut sweep) = (None, None);
     if with_eos {
+        let model = engine.config().model;
         let mut full = Totals::default();
+        let mut scores = thetas.map(|_| StepScores::new(data));
         for chunk in indices.chunks(batch_size) {
             full.add(&engine.evaluate_full(&data.batch(chunk))?);
+            if let Some(scores) = &mut scores {
+                let logits = engine.batch_logits(data.steps, chunk.len())?;
+                let last_step = vec![data.steps as u32 - 1; chunk.len()];
+                scores.add_batch(&logits, &last_step, model.classes, model.readout);
+            }
         }
         eos_accuracy = Some(full.eos_correct as f64 / full.eos_rows.max(1) as f64);
+        sweep = scores
+            .zip(thetas)
+            .map(|(scores, thetas)| scores.points(thetas));
+    } else if let Some(thetas) = thetas {
+        sweep = Some(theta_sweep(engine, data, batch_size, thetas)?);
     }
     let mean_decision_step = rc.per_sequence(rc.decision_steps as f64);
-    Ok(EvalReport {
+    let report = EvalReport {
         adapter: engine.context().adapter_summary(),
         theta: engine.config().rc.theta,
         accuracy: rc.per_sequence(rc.correct as f64),
@@ -165,7 +189,8 @@ pub fn evaluate(
         steps: data.steps,
         wall_s,
         decisions,
-    })
+    };
+    Ok((report, sweep))
 }
 
 /// One point of a threshold sweep.
@@ -201,6 +226,19 @@ struct StepScores {
 }
 
 impl StepScores {
+    fn new(data: &Dataset) -> Self {
+        StepScores {
+            steps: data.steps,
+            rows: Vec::new(),
+            labels: data.labels.clone(),
+        }
+    }
+
+    /// The sweep point of every threshold in `thetas`.
+    fn points(&self, thetas: &[f32]) -> Vec<SweepPoint> {
+        thetas.iter().map(|&theta| self.point(theta)).collect()
+    }
+
     /// Adds the rows of a batch from its `[steps read, rows, C]` logits, each row up to and
     /// including its `last_step` (the rest of its steps were not computed).
     fn add_batch(
@@ -273,11 +311,7 @@ pub fn theta_sweep(
         ..own
     })?;
     let indices: Vec<usize> = (0..data.len()).collect();
-    let mut scores = StepScores {
-        steps: data.steps,
-        rows: Vec::new(),
-        labels: data.labels.clone(),
-    };
+    let mut scores = StepScores::new(data);
     let passes = indices.chunks(batch_size).try_for_each(|chunk| {
         let report = engine.evaluate(&data.batch(chunk))?;
         let steps_used = report
@@ -291,7 +325,7 @@ pub fn theta_sweep(
     });
     engine.set_rc(own)?;
     passes?;
-    Ok(thetas.iter().map(|&theta| scores.point(theta)).collect())
+    Ok(scores.points(thetas))
 }
 
 #[cfg(test)]

@@ -543,6 +543,10 @@ fn threshold_sweeps_match_the_reference_at_every_threshold() {
         let mut eng = engine(cfg, rc, cap, k, &params);
         let sweep = train::theta_sweep(&mut eng, &data, 16, &thetas).unwrap();
         assert_eq!(eng.config().rc, rc, "the engine's threshold is restored");
+        // The same sweep read from the full pass (eval with the accuracy at T-1).
+        let (_, from_full_pass) =
+            train::evaluate_and_sweep(&mut eng, &data, 16, true, Some(&thetas)).unwrap();
+        assert_eq!(from_full_pass.as_ref(), Some(&sweep), "{readout:?}");
         for (point, &theta) in sweep.iter().zip(&thetas) {
             let cpu = reference::run_batch(&cfg, &RcConfig { theta, ..rc }, &params, &all, false);
             let n = rows as f64;

@@ -151,10 +151,13 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     let ctx = Arc::new(GpuContext::new()?);
     let (cfg, mut engine, _) = load_for_inference(ctx, &args.checkpoint, args.theta)?;
     let data = load_split(&args.checkpoint, &cfg, args.split, args.data.clone())?;
-    let report = train::evaluate(&mut engine, &data, cfg.batch, !args.no_full_pass)?;
-    let sweep = thetas
-        .map(|t| train::theta_sweep(&mut engine, &data, cfg.batch, &t))
-        .transpose()?;
+    let (report, sweep) = train::evaluate_and_sweep(
+        &mut engine,
+        &data,
+        cfg.batch,
+        !args.no_full_pass,
+        thetas.as_deref(),
+    )?;
     let best_within_budget = args
         .max_decision_step
         .zip(sweep.as_deref())
