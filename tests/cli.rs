@@ -282,8 +282,8 @@ fn resume_extends_a_finished_run_and_a_failed_start_leaves_nothing() {
 }
 
 /// Trains a one-epoch seq-spotting run of `hidden` units and `layers` layers into `dir`,
-/// with `extra` flags.
-fn train_small(dir: &std::path::Path, hidden: &str, layers: &str, extra: &[&str]) {
+/// with `extra` flags; returns what it printed to stderr.
+fn train_small(dir: &std::path::Path, hidden: &str, layers: &str, extra: &[&str]) -> String {
     let mut args = vec![
         "train",
         "--task",
@@ -304,6 +304,7 @@ fn train_small(dir: &std::path::Path, hidden: &str, layers: &str, extra: &[&str]
     args.extend_from_slice(extra);
     let o = rankcode(&args);
     assert!(o.status.success(), "{}", stderr(&o));
+    stderr(&o)
 }
 
 /// `eval --split val --json` of the run in `dir`, with `extra` flags.
@@ -328,7 +329,9 @@ fn an_ensemble_is_a_run_that_eval_runs_and_train_refuses() {
     let (a, b, deep) = (dir.join("a"), dir.join("b"), dir.join("deep"));
     let eos = dir.join("eos");
     train_small(&a, "5", "1", &[]);
-    train_small(&b, "3", "1", &[]);
+    // A budget of all 25 steps binds nothing, and the run says so.
+    let note = train_small(&b, "3", "1", &["--select-max-decision-step", "25"]);
+    assert!(note.contains("every threshold meets it"), "{note}");
     train_small(&deep, "3", "2", &[]);
     train_small(&eos, "3", "1", &["--mode", "eos"]);
     let (a_s, b_s, deep_s) = (

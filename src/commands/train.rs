@@ -346,6 +346,16 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         );
     }
     cfg.validate()?;
+    let steps = cfg.shape().steps;
+    if let Some(budget) = &cfg.select_within_budget
+        && budget.max_decision_step >= steps as f64
+    {
+        eprintln!(
+            "note: --select-max-decision-step {} is at least the task's {steps} steps: every \
+             threshold meets it, so the run keeps the most accurate point of each sweep",
+            budget.max_decision_step
+        );
+    }
     let ctx = Arc::new(GpuContext::new()?);
     eprintln!(
         "rankcode train: {} on {} -> {}",
