@@ -290,11 +290,13 @@ fn open_run_dir(cfg: &RunConfig, out: &Path, resume: bool) -> Result<Option<Chec
     if saved.ensemble_of.is_some() {
         return Err(cannot_train_ensemble(out));
     }
-    // The cadence changes no result and more epochs extend the run: both may differ,
-    // the epochs only while the learning-rate schedule does not span them.
+    // The cadence changes no result, more epochs extend the run and the data may have
+    // moved: all three may differ, the epochs only while the learning-rate schedule
+    // does not span them.
     let comparable = |c: &RunConfig| RunConfig {
         readback_every: 1,
         epochs: 1,
+        data_dir: None,
         ..c.clone()
     };
     let differences = setting_differences(&comparable(&saved), &comparable(cfg));

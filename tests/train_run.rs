@@ -342,6 +342,15 @@ fn an_existing_run_is_never_overwritten() {
         std::fs::read(dir.join(checkpoint::MODEL_FILE)).unwrap(),
         before
     );
+    // A moved data folder is no other setting: the run resumes (with nothing left to
+    // train) and keeps the new folder.
+    let moved = RunConfig {
+        data_dir: Some(PathBuf::from("/moved/data")),
+        ..cfg.clone()
+    };
+    let resumed = train_run(ctx(), &moved, &dir, true, &mut Quiet).unwrap();
+    assert_eq!(resumed.trained_now, 0);
+    assert_eq!(RunConfig::load(&dir).unwrap().data_dir, moved.data_dir);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
