@@ -245,12 +245,11 @@ pub fn build_engine(ctx: Arc<GpuContext>, cfg: &RunConfig, params: &[f32]) -> Re
 
 /// The refusal to train in the directory of an ensemble.
 fn cannot_train_ensemble(out: &Path) -> Error {
-    Error::File {
-        path: out.into(),
-        problem: "holds an ensemble made by `rankcode ensemble`, which cannot be trained; \
-                  train its member runs instead"
-            .into(),
-    }
+    checkpoint::file_error(
+        out,
+        "holds an ensemble made by `rankcode ensemble`, which cannot be trained; \
+         train its member runs instead",
+    )
 }
 
 /// Prepares `out` for a new run (refusing to overwrite one) or loads what a resumed
@@ -264,12 +263,10 @@ fn open_run_dir(cfg: &RunConfig, out: &Path, resume: bool) -> Result<Option<Chec
     if !resume {
         std::fs::create_dir_all(out)
             .map_err(|e| cannot("cannot create the output directory", e))?;
-        if let Ok(saved) = RunConfig::load(out)
-            && saved.ensemble_of.is_some()
-        {
-            return Err(cannot_train_ensemble(out));
-        }
         if config_path.exists() {
+            if RunConfig::load(out).is_ok_and(|saved| saved.ensemble_of.is_some()) {
+                return Err(cannot_train_ensemble(out));
+            }
             return Err(Error::File {
                 path: out.into(),
                 problem:
@@ -550,10 +547,7 @@ fn selected_theta(dir: &Path, cfg: &RunConfig) -> Result<Option<f32>> {
     if cfg.select_within_budget.is_none() || !path.is_file() {
         return Ok(None);
     }
-    let bad = |problem: String| Error::File {
-        path: path.clone(),
-        problem,
-    };
+    let bad = |problem: String| checkpoint::file_error(&path, problem);
     let text = std::fs::read_to_string(&path).map_err(|e| bad(format!("cannot read: {e}")))?;
     let report: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| bad(format!("not valid JSON: {e}")))?;
