@@ -375,6 +375,11 @@ pub fn train_run(
     resume: bool,
     observer: &mut dyn RunObserver,
 ) -> Result<RunOutcome> {
+    // A resumed run's settings are those saved with it: an ensemble's is refused here,
+    // before its data is read.
+    if cfg.ensemble_of.is_some() {
+        return Err(cannot_train_ensemble(out));
+    }
     cfg.validate()?;
     if let Some(w) = cfg.theta_warmup.filter(|w| w.epochs >= cfg.epochs) {
         log::warn!(

@@ -435,6 +435,23 @@ fn an_ensemble_is_a_run_that_eval_runs_and_train_refuses() {
         train.extend_from_slice(resume);
         assert_refused(&train, "cannot be trained");
     }
+    // A generated task reads no data folder: --data is refused, not ignored.
+    assert_refused(
+        &["eval", "--checkpoint", a_s, "--data", "unused"],
+        "seq-spotting generates its data",
+    );
+    assert_refused(
+        &[
+            "train",
+            "--task",
+            "seq-spotting",
+            "--data",
+            "unused",
+            "--out",
+            "unused",
+        ],
+        "seq-spotting generates its data",
+    );
     assert!(!std::path::Path::new("unused").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -364,3 +364,26 @@ fn an_unwritable_output_directory_is_a_clear_error() {
     assert!(err.contains("cannot create"), "{err}");
     let _ = std::fs::remove_file(&file);
 }
+
+#[test]
+fn an_ensemble_is_refused_before_its_data_is_read() {
+    // An MNIST ensemble whose data folder is gone: the refusal is the ensemble's, not
+    // a missing file's.
+    let cfg = RunConfig {
+        task: Task::Mnist,
+        data_dir: Some(PathBuf::from("/no/such/mnist")),
+        ensemble_of: Some(vec![rankcode::ensemble::EnsembleMember {
+            run: PathBuf::from("/no/such/run"),
+            hidden_size: 9,
+        }]),
+        ..tiny_run()
+    };
+    let dir = out_dir("ensemble");
+    for resume in [false, true] {
+        let err = train_run(ctx(), &cfg, &dir, resume, &mut Quiet)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cannot be trained"), "{err}");
+    }
+    assert!(!dir.exists());
+}

@@ -114,6 +114,7 @@ pub fn load_split(
     split: EvalSplit,
     data: Option<PathBuf>,
 ) -> Result<Dataset> {
+    cfg.task.check_data_folder(data.as_deref())?;
     let cfg = RunConfig {
         data_dir: data.or(cfg.data_dir.clone()),
         ..cfg.clone()

@@ -300,6 +300,7 @@ impl RunObserver for Progress {
 }
 
 pub fn run(args: &TrainArgs) -> Result<()> {
+    args.task.check_data_folder(args.data.as_deref())?;
     let mut cfg = args.run_config();
     if args.resume && args.out.join(rankcode::checkpoint::CONFIG_FILE).exists() {
         // The saved settings, except what may change on resume: more epochs, another

@@ -116,6 +116,19 @@ impl Task {
         })
     }
 
+    /// Refuses a data folder (`--data`) for a task that generates its data, where it
+    /// would be ignored.
+    pub fn check_data_folder(self, given: Option<&Path>) -> Result<()> {
+        match given {
+            Some(dir) if self.data_dir(None).is_none() => Err(Error::InvalidConfig(format!(
+                "--data {}: {} generates its data and reads no folder",
+                dir.display(),
+                self.name()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// True when a step's input has few nonzeros, so layer 0 should take it sparse.
     pub fn sparse_input(self) -> bool {
         self == Task::Mnist
@@ -337,6 +350,21 @@ mod tests {
                 task.load(Split::Test, None, &frontend).unwrap(),
                 "splits are fixed"
             );
+        }
+    }
+
+    #[test]
+    fn a_data_folder_is_refused_only_where_the_task_generates_its_data() {
+        let dir = Path::new("some/folder");
+        let err = Task::SeqSpotting.check_data_folder(Some(dir)).unwrap_err();
+        assert!(
+            err.to_string().contains("some/folder") && err.to_string().contains("seq-spotting"),
+            "{err}"
+        );
+        assert!(Task::NoiseVsSignal.check_data_folder(Some(dir)).is_err());
+        assert!(Task::SeqSpotting.check_data_folder(None).is_ok());
+        for task in [Task::Mnist, Task::Fsdd, Task::SpeechCommands] {
+            assert!(task.check_data_folder(Some(dir)).is_ok());
         }
     }
 }
