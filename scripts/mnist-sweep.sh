@@ -6,7 +6,8 @@
 # BUDGET, then evaluates that theta once on the test split. With ENSEMBLE=1 the runs are
 # then joined by `rankcode ensemble`, whose theta is chosen the same way on validation
 # (within ENSEMBLE_BUDGET steps) and evaluated once on test. One line per run, and one
-# for the ensemble, goes to $RESULTS/summary.tsv; each run's output to $RESULTS/RUN.log.
+# for the ensemble (whose train_s is the time to join and evaluate it), goes to
+# $RESULTS/summary.tsv; each run's output to $RESULTS/RUN.log.
 #
 # Meant for a real GPU, where a 25-epoch run takes minutes; on lavapipe (two cores)
 # hidden 125 takes about an hour and hidden 256 about 2.5 h (9,255 s, partly shared).
@@ -14,8 +15,9 @@
 #   RANKCODE_BIN  the binary                        (default target/release/rankcode)
 #   MNIST_DIR     the folder of the four IDX files  (default $RANKCODE_DATA/mnist,
 #                 else ../shared/datasets/mnist)
-#   RESULTS       where runs and the summary go     (default runs/mnist-sweep; must not
-#                 hold runs of the same names)
+#   RESULTS       where runs and the summary go     (default runs/mnist-sweep; a rerun
+#                 continues the runs already there with `train --resume`, so a sweep
+#                 cut short, by a time limit say, picks up where it stopped)
 #   MODELS        "HIDDEN[:LAYERS] ..."             (default "256:2 256:1 512:1")
 #   SEEDS         "SEED ...", each model at each    (default 1)
 #   JOBS          runs trained at once              (default 1; more on a GPU machine)
@@ -29,12 +31,9 @@
 #                 1.5, as docs/results.md, "Ensembles", explains)
 # Relative paths are taken from the repository's root.
 #
-# On a GPU machine without Rust (see docs/results.md, "Running the sweep on a GPU"),
-# carry the release binary, the Vulkan loaders and a copy of the data:
-#   for f in .gl/*.deb; do dpkg -x $f /; done; ldconfig;
-#   MNIST_DIR=.data/mnist RESULTS=/tmp/sweep scripts/mnist-sweep.sh
-#   tar czf $OUT/sweep.tgz --exclude checkpoint.safetensors -C /tmp sweep
-# ($OUT takes back at most 8 files, hence the archive.)
+# On a GPU machine without Rust, carry the release binary, the Vulkan loaders and a
+# copy of the data, and bound each call with `timeout`: docs/results.md, "Running the
+# sweep on a GPU", gives the commands.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -95,18 +94,21 @@ add_row() {
 
 # Trains one run and adds its row; the training's output goes to RUN.log.
 train_run() {
-    local hidden=$1 layers=$2 seed=$3 run=$4 start train_s test
-    start=$(date +%s)
-    if ! "$bin" train --task mnist --data "$data" --mode rc --readout softmax \
+    local hidden=$1 layers=$2 seed=$3 run=$4 train_s test resume=()
+    [[ -f "$run/config.json" ]] && resume=(--resume)
+    if ! "$bin" train "${resume[@]}" --task mnist --data "$data" --mode rc --readout softmax \
         --hidden "$hidden" --layers "$layers" --batch 128 --lr 2e-3 --lr-schedule cosine \
         --clip-grad-norm 1 --theta "$theta" --theta-warmup 0.1:4 --augment-shift 2 \
         --epochs "$epochs" --seed "$seed" --select-max-decision-step "$budget" \
-        --select-theta-sweep "$theta_sweep" "${extra_flags[@]}" --out "$run" > "$run.log" 2>&1; then
+        --select-theta-sweep "$theta_sweep" "${extra_flags[@]}" --out "$run" >> "$run.log" 2>&1; then
         echo "error: training $run failed; see $run.log" | tee -a "$log" >&2
         return 1
     fi
-    train_s=$(( $(date +%s) - start ))
-    echo "== $run: trained in $train_s s" | tee -a "$log"
+    # The epochs' training time, over every call that trained some of them.
+    train_s=$(python3 -c 'import json, sys
+print(round(sum(json.loads(l)["wall_s"] for l in open(sys.argv[1]) if l.strip())))' \
+        "$run/metrics.jsonl")
+    echo "== $run: trained in $train_s s${resume:+ (resumed)}" | tee -a "$log"
     test=$(cat "$run/test.json")
     add_row "$hidden" "$layers" "$seed" "$epochs" "$train_s" \
         "$(json_field model_epoch <<< "$test")" "$test" val_within_budget "$test"
@@ -141,7 +143,9 @@ if [[ "${ENSEMBLE:-0}" == 1 ]]; then
     ensemble="$results/ensemble"
     echo "== the ensemble of ${#runs[@]} runs -> $ensemble" | tee -a "$log"
     start=$(date +%s)
-    "$bin" ensemble "${runs[@]}" --theta "$theta" --out "$ensemble" 2>&1 | tee -a "$log"
+    if [[ ! -f "$ensemble/config.json" ]]; then
+        "$bin" ensemble "${runs[@]}" --theta "$theta" --out "$ensemble" 2>&1 | tee -a "$log"
+    fi
     val=$("$bin" eval --checkpoint "$ensemble" --split val --theta-sweep "$theta_sweep" \
         --max-decision-step "$ensemble_budget" --no-full-pass --json)
     if chosen=$(json_field best_within_budget.theta <<< "$val"); then
