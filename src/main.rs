@@ -1,7 +1,7 @@
 //! rankcode: train and run rank-coded LSTMs on the GPU.
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::process::ExitCode;
 
 mod commands;
@@ -38,7 +38,14 @@ enum Command {
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    match run(Cli::parse()) {
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let (Some(Command::Train(args)), Some(train)) =
+        (&mut cli.command, matches.subcommand_matches("train"))
+    {
+        args.record_given_flags(train);
+    }
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // The whole chain of causes on one line each; no backtrace for users.

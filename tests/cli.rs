@@ -278,6 +278,22 @@ fn resume_extends_a_finished_run_and_a_failed_start_leaves_nothing() {
     assert!(o.status.success(), "{}", stderr(&o));
     let metrics = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
     assert_eq!(metrics.lines().count(), 2, "{metrics}");
+    // The saved settings were restated: nothing is ignored, and nothing is said.
+    assert!(!stderr(&o).contains("ignored"), "{}", stderr(&o));
+    // Flags given that a saved setting overrides are named; defaults never are.
+    let other = [
+        "train",
+        "--task",
+        "seq-spotting",
+        "--resume",
+        "--hidden",
+        "7",
+        "--out",
+        out,
+    ];
+    let note = stderr(&rankcode(&other));
+    assert!(note.contains("--hidden given here is ignored"), "{note}");
+    assert!(!note.contains("--lr"), "{note}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

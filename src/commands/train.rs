@@ -2,6 +2,7 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
+use clap::parser::ValueSource;
 use indicatif::{ProgressBar, ProgressStyle};
 use rankcode::checkpoint::RunConfig;
 use rankcode::data::frontend::FrontendConfig;
@@ -123,9 +124,36 @@ pub struct TrainArgs {
     /// Print the test evaluation as JSON at the end.
     #[arg(long)]
     pub json: bool,
+    /// The flags given on the command line (`--hidden`, ...), from clap's value sources
+    /// ([`TrainArgs::record_given_flags`]): on resume, those a saved setting overrides
+    /// are named as ignored.
+    #[arg(skip)]
+    pub given: Vec<String>,
 }
 
+/// The flags that still apply when a run resumes; every other model or training flag
+/// gives way to the run's saved setting.
+const APPLY_ON_RESUME: [&str; 7] = [
+    "--out",
+    "--resume",
+    "--epochs",
+    "--readback-every",
+    "--data",
+    "--json",
+    "--task",
+];
+
 impl TrainArgs {
+    /// Records which flags `matches` (of this command) took from the command line.
+    pub fn record_given_flags(&mut self, matches: &clap::ArgMatches) {
+        let command = <Self as Args>::augment_args(clap::Command::new("train"));
+        self.given = command
+            .get_arguments()
+            .filter(|a| matches.value_source(a.get_id().as_str()) == Some(ValueSource::CommandLine))
+            .filter_map(|a| a.get_long().map(|long| format!("--{long}")))
+            .collect();
+    }
+
     /// The data folder of a file-based task (`--data`, else the default one), made
     /// absolute and saved with the run, so that the run evaluates on the same data
     /// from anywhere.
@@ -322,13 +350,25 @@ pub fn run(args: &TrainArgs) -> Result<()> {
                 c.frontend.clone(),
             )
         };
-        if same(&cfg) != same(&saved) {
+        // Only flags given on the command line are named: the defaults of the others
+        // never replace a saved setting.
+        let mut ignored: Vec<&str> = args
+            .given
+            .iter()
+            .map(String::as_str)
+            .filter(|flag| !APPLY_ON_RESUME.contains(flag))
+            .collect();
+        if args.task != saved.task {
+            ignored.insert(0, "--task");
+        }
+        if !ignored.is_empty() && same(&cfg) != same(&saved) {
             eprintln!(
-                "note: --resume continues the run with the settings saved in {}; the model and \
-                 training flags given differ from them and are ignored (only --epochs, \
-                 --readback-every and --data apply, and --epochs only to a run with a \
-                 constant learning rate)",
-                args.out.display()
+                "note: --resume continues the run with the settings saved in {}; {} given \
+                 here {} ignored (only --epochs, --readback-every and --data apply, and \
+                 --epochs only to a run with a constant learning rate)",
+                args.out.display(),
+                ignored.join(", "),
+                if ignored.len() == 1 { "is" } else { "are" }
             );
         }
         cfg = RunConfig {
