@@ -243,13 +243,19 @@ pub fn build_engine(ctx: Arc<GpuContext>, cfg: &RunConfig, params: &[f32]) -> Re
     Engine::new(ctx, ecfg, params)
 }
 
-/// The refusal to train in the directory of an ensemble.
-fn cannot_train_ensemble(out: &Path) -> Error {
-    checkpoint::file_error(
-        out,
-        "holds an ensemble made by `rankcode ensemble`, which cannot be trained; \
-         train its member runs instead",
-    )
+/// Refuses to train an ensemble: `cfg` is one (a resumed run's settings are those
+/// saved with it), or `out` holds one.
+pub fn refuse_ensemble(cfg: &RunConfig, out: &Path) -> Result<()> {
+    let holds_ensemble = out.join(checkpoint::CONFIG_FILE).exists()
+        && RunConfig::load(out).is_ok_and(|saved| saved.ensemble_of.is_some());
+    if cfg.ensemble_of.is_some() || holds_ensemble {
+        return Err(checkpoint::file_error(
+            out,
+            "holds an ensemble made by `rankcode ensemble`, which cannot be trained; \
+             train its member runs instead",
+        ));
+    }
+    Ok(())
 }
 
 /// Prepares `out` for a new run (refusing to overwrite one) or loads what a resumed
@@ -264,9 +270,6 @@ fn open_run_dir(cfg: &RunConfig, out: &Path, resume: bool) -> Result<Option<Chec
         std::fs::create_dir_all(out)
             .map_err(|e| cannot("cannot create the output directory", e))?;
         if config_path.exists() {
-            if RunConfig::load(out).is_ok_and(|saved| saved.ensemble_of.is_some()) {
-                return Err(cannot_train_ensemble(out));
-            }
             return Err(Error::File {
                 path: out.into(),
                 problem:
@@ -284,9 +287,6 @@ fn open_run_dir(cfg: &RunConfig, out: &Path, resume: bool) -> Result<Option<Chec
         });
     }
     let saved = RunConfig::load(out)?;
-    if saved.ensemble_of.is_some() {
-        return Err(cannot_train_ensemble(out));
-    }
     // The cadence changes no result, more epochs extend the run and the data may have
     // moved: all three may differ, the epochs only while the learning-rate schedule
     // does not span them.
@@ -325,6 +325,14 @@ fn open_run_dir(cfg: &RunConfig, out: &Path, resume: bool) -> Result<Option<Chec
     }
 }
 
+/// A run's settings as the JSON of `config.json`, read back from its text, so that
+/// numbers read as they are written there (an f32 threshold as 0.8, not as the f64
+/// nearest to it).
+pub fn config_json(cfg: &RunConfig) -> serde_json::Value {
+    serde_json::from_str(&serde_json::to_string(cfg).expect("config serialises"))
+        .expect("config reads back")
+}
+
 /// The settings in which `given` differs from `saved`, as `name: saved value, given
 /// value` with the names of `config.json` (nested ones joined by dots).
 fn setting_differences(saved: &RunConfig, given: &RunConfig) -> Vec<String> {
@@ -355,14 +363,8 @@ fn setting_differences(saved: &RunConfig, given: &RunConfig) -> Vec<String> {
             _ => {}
         }
     }
-    // Through the text of config.json, so that numbers read as they are written there
-    // (an f32 threshold as 0.8, not as the f64 nearest to it).
-    let as_json = |c: &RunConfig| -> serde_json::Value {
-        serde_json::from_str(&serde_json::to_string(c).expect("config serialises"))
-            .expect("config reads back")
-    };
     let mut out = Vec::new();
-    walk("", &as_json(saved), &as_json(given), &mut out);
+    walk("", &config_json(saved), &config_json(given), &mut out);
     out
 }
 
@@ -375,11 +377,8 @@ pub fn train_run(
     resume: bool,
     observer: &mut dyn RunObserver,
 ) -> Result<RunOutcome> {
-    // A resumed run's settings are those saved with it: an ensemble's is refused here,
-    // before its data is read.
-    if cfg.ensemble_of.is_some() {
-        return Err(cannot_train_ensemble(out));
-    }
+    // Before any data is read.
+    refuse_ensemble(cfg, out)?;
     cfg.validate()?;
     if let Some(w) = cfg.theta_warmup.filter(|w| w.epochs >= cfg.epochs) {
         log::warn!(

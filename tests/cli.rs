@@ -280,20 +280,24 @@ fn resume_extends_a_finished_run_and_a_failed_start_leaves_nothing() {
     assert_eq!(metrics.lines().count(), 2, "{metrics}");
     // The saved settings were restated: nothing is ignored, and nothing is said.
     assert!(!stderr(&o).contains("ignored"), "{}", stderr(&o));
-    // Flags given that a saved setting overrides are named; defaults never are.
-    let other = [
-        "train",
-        "--task",
-        "seq-spotting",
-        "--resume",
-        "--hidden",
-        "7",
-        "--out",
-        out,
-    ];
-    let note = stderr(&rankcode(&other));
-    assert!(note.contains("--hidden given here is ignored"), "{note}");
-    assert!(!note.contains("--lr"), "{note}");
+    // Flags given that a saved setting overrides are named, with both values; the
+    // defaults of flags not given (here --hidden 125 and --batch 128) never are.
+    let resume = |extra: &[&'static str]| {
+        let mut args = vec!["train", "--task", "seq-spotting", "--resume", "--out", out];
+        args.extend_from_slice(extra);
+        stderr(&rankcode(&args))
+    };
+    let quiet = resume(&["--train-size", "64"]);
+    assert!(!quiet.contains("ignored"), "{quiet}");
+    let note = resume(&["--train-size", "64", "--hidden", "7"]);
+    assert!(
+        note.contains("ignored: --hidden (7 given, 5 in the run)"),
+        "{note}"
+    );
+    assert!(
+        !note.contains("--batch") && !note.contains("--train-size ("),
+        "{note}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

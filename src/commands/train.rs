@@ -12,7 +12,9 @@ use rankcode::gpu::GpuContext;
 use rankcode::model::{
     AdamConfig, LrSchedule, ModelConfig, RcConfig, Readout, ThetaWarmup, TrainMode,
 };
-use rankcode::run::{EpochRecord, RunObserver, StepBudget, train_run};
+use rankcode::run::{
+    EpochRecord, RunObserver, StepBudget, config_json, refuse_ensemble, train_run,
+};
 use std::io::IsTerminal;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
@@ -131,17 +133,54 @@ pub struct TrainArgs {
     pub given: Vec<String>,
 }
 
-/// The flags that still apply when a run resumes; every other model or training flag
-/// gives way to the run's saved setting.
-const APPLY_ON_RESUME: [&str; 7] = [
-    "--out",
-    "--resume",
-    "--epochs",
-    "--readback-every",
-    "--data",
-    "--json",
-    "--task",
+/// The flag behind each setting of `config.json` that a resumed run keeps as saved.
+const SETTING_FLAGS: [(&str, &str); 22] = [
+    ("task", "--task"),
+    ("rc.mode", "--mode"),
+    ("rc.theta", "--theta"),
+    ("rc.beta", "--beta"),
+    ("theta_warmup", "--theta-warmup"),
+    ("model.hidden_size", "--hidden"),
+    ("model.layers", "--layers"),
+    ("model.readout", "--readout"),
+    ("adam.lr", "--lr"),
+    ("adam.max_grad_norm", "--clip-grad-norm"),
+    ("adam.weight_decay", "--weight-decay"),
+    ("lr_schedule", "--lr-schedule"),
+    ("batch", "--batch"),
+    ("seed", "--seed"),
+    ("train_limit", "--train-size"),
+    ("augment_shift", "--augment-shift"),
+    ("augment_drop", "--augment-drop"),
+    ("select_within_budget.theta_sweep", "--select-theta-sweep"),
+    (
+        "select_within_budget.max_decision_step",
+        "--select-max-decision-step",
+    ),
+    ("frontend.mel_bands", "--mel-bands"),
+    ("frontend.mfcc", "--mfcc"),
+    ("frontend.clip_ms", "--clip-ms"),
 ];
+
+/// The flags among `given` whose values differ from the settings `saved` with a run,
+/// as `--flag (value given, value in the run)`: on resume the saved ones apply. The
+/// defaults of flags not given are never named.
+fn ignored_on_resume(saved: &RunConfig, from_flags: &RunConfig, given: &[String]) -> Vec<String> {
+    let (saved, now) = (config_json(saved), config_json(from_flags));
+    let at = |json: &serde_json::Value, name: &str| {
+        json.pointer(&format!("/{}", name.replace('.', "/")))
+            .cloned()
+            .unwrap_or_default()
+    };
+    SETTING_FLAGS
+        .iter()
+        .filter(|(_, flag)| given.iter().any(|g| g == flag))
+        .filter_map(|&(name, flag)| {
+            let (in_run, now) = (at(&saved, name), at(&now, name));
+            (in_run != now).then(|| format!("{flag} ({now} given, {in_run} in the run)"))
+        })
+        .collect()
+}
 
 impl TrainArgs {
     /// Records which flags `matches` (of this command) took from the command line.
@@ -328,47 +367,20 @@ impl RunObserver for Progress {
 }
 
 pub fn run(args: &TrainArgs) -> Result<()> {
-    args.task.check_data_folder(args.data.as_deref())?;
     let mut cfg = args.run_config();
     if args.resume && args.out.join(rankcode::checkpoint::CONFIG_FILE).exists() {
         // The saved settings, except what may change on resume: more epochs, another
         // readback cadence, a moved data folder.
         let saved = RunConfig::load(&args.out)?;
-        let same = |c: &RunConfig| {
-            (
-                c.task,
-                c.model,
-                c.rc,
-                c.adam,
-                c.lr_schedule,
-                c.theta_warmup,
-                c.batch,
-                c.seed,
-                c.train_limit,
-                (c.augment_shift, c.augment_drop),
-                c.select_within_budget.clone(),
-                c.frontend.clone(),
-            )
-        };
-        // Only flags given on the command line are named: the defaults of the others
-        // never replace a saved setting.
-        let mut ignored: Vec<&str> = args
-            .given
-            .iter()
-            .map(String::as_str)
-            .filter(|flag| !APPLY_ON_RESUME.contains(flag))
-            .collect();
-        if args.task != saved.task {
-            ignored.insert(0, "--task");
-        }
-        if !ignored.is_empty() && same(&cfg) != same(&saved) {
+        refuse_ensemble(&saved, &args.out)?;
+        let ignored = ignored_on_resume(&saved, &cfg, &args.given);
+        if !ignored.is_empty() {
             eprintln!(
-                "note: --resume continues the run with the settings saved in {}; {} given \
-                 here {} ignored (only --epochs, --readback-every and --data apply, and \
-                 --epochs only to a run with a constant learning rate)",
+                "note: --resume continues the run with the settings saved in {} (only \
+                 --epochs, --readback-every and --data apply, and --epochs only to a run with \
+                 a constant learning rate); ignored: {}",
                 args.out.display(),
-                ignored.join(", "),
-                if ignored.len() == 1 { "is" } else { "are" }
+                ignored.join(", ")
             );
         }
         cfg = RunConfig {
@@ -386,6 +398,8 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             args.out.display()
         );
     }
+    // The task the run trains: on resume, the saved one.
+    cfg.task.check_data_folder(args.data.as_deref())?;
     cfg.validate()?;
     let steps = cfg.shape().steps;
     if let Some(budget) = &cfg.select_within_budget
