@@ -16,8 +16,9 @@
 #   MNIST_DIR     the folder of the four IDX files  (default $RANKCODE_DATA/mnist,
 #                 else ../shared/datasets/mnist)
 #   RESULTS       where runs and the summary go     (default runs/mnist-sweep; a rerun
-#                 continues the runs already there with `train --resume`, so a sweep
-#                 cut short, by a time limit say, picks up where it stopped)
+#                 continues the runs already there with `train --resume` and skips the
+#                 finished ones, so a sweep cut short, by a time limit say, picks up
+#                 where it stopped; the ensemble is made anew)
 #   MODELS        "HIDDEN[:LAYERS] ..."             (default "256:2 256:1 512:1")
 #   SEEDS         "SEED ...", each model at each    (default 1)
 #   JOBS          runs trained at once              (default 1; more on a GPU machine)
@@ -57,6 +58,11 @@ if [[ -n "${AUGMENT_DROP:-}" ]]; then
 fi
 
 [[ -x "$bin" ]] || { echo "error: no rankcode binary at $bin (cargo build --release)" >&2; exit 1; }
+(( max_jobs >= 1 )) || { echo "error: JOBS=$max_jobs: at least one run must train at a time" >&2; exit 1; }
+if [[ "${ENSEMBLE:-0}" == 1 ]] && (( $(wc -w <<< "$models") * $(wc -w <<< "$seeds") < 2 )); then
+    echo "error: ENSEMBLE=1 joins two runs or more; MODELS and SEEDS give one" >&2
+    exit 1
+fi
 mkdir -p "$results"
 summary="$results/summary.tsv"
 log="$results/sweep.log"
@@ -77,26 +83,29 @@ sys.exit(1) if v is None else print(v)' "$1"
 # test figures (JSON document $9).
 add_row() {
     local val_json=$7 choice=$8 test_json=$9 figures=() f
-    if ! json_field "$choice.theta" <<< "$val_json" > /dev/null; then
+    if json_field "$choice.theta" <<< "$val_json" > /dev/null; then
+        for f in theta accuracy mean_decision_step; do
+            figures+=("$(json_field "$choice.$f" <<< "$val_json")")
+        done
+    else
         echo "$1 units, seed $3: no swept theta decides within the budget on validation" \
             | tee -a "$log"
-        (IFS=$'\t'; echo "${*:1:6}"$'\t'none >> "$summary")
-        return
+        figures+=(none - -)
     fi
-    for f in theta accuracy mean_decision_step; do
-        figures+=("$(json_field "$choice.$f" <<< "$val_json")")
-    done
     for f in accuracy mean_decision_step eos_accuracy; do
         figures+=("$(json_field "$f" <<< "$test_json" || echo -)")
     done
     (IFS=$'\t'; echo "${*:1:6}"$'\t'"${figures[*]}" | tee -a "$summary")
 }
 
-# Trains one run and adds its row; the training's output goes to RUN.log.
+# Trains one run, unless an earlier call finished it, and adds its row; the training's
+# output goes to RUN.log.
 train_run() {
     local hidden=$1 layers=$2 seed=$3 run=$4 train_s test resume=()
     [[ -f "$run/config.json" ]] && resume=(--resume)
-    if ! "$bin" train "${resume[@]}" --task mnist --data "$data" --mode rc --readout softmax \
+    if [[ -f "$run/test.json" ]] && (( $(wc -l < "$run/metrics.jsonl") >= epochs )); then
+        echo "== $run: finished by an earlier call" | tee -a "$log"
+    elif ! "$bin" train "${resume[@]}" --task mnist --data "$data" --mode rc --readout softmax \
         --hidden "$hidden" --layers "$layers" --batch 128 --lr 2e-3 --lr-schedule cosine \
         --clip-grad-norm 1 --theta "$theta" --theta-warmup 0.1:4 --augment-shift 2 \
         --epochs "$epochs" --seed "$seed" --select-max-decision-step "$budget" \
@@ -114,11 +123,9 @@ print(round(sum(json.loads(l)["wall_s"] for l in open(sys.argv[1]) if l.strip())
         "$(json_field model_epoch <<< "$test")" "$test" val_within_budget "$test"
 }
 
-# Waits for one training job to end; a failed one fails the sweep at the end.
-failed=0
-wait_for_one() {
-    wait -n || failed=1
-}
+# Each failed run leaves its name here (the jobs' exit statuses are not all waited for).
+failures="$results/failed-runs"
+rm -f "$failures"
 
 "$bin" info 2>&1 | tee -a "$log"
 runs=()
@@ -131,21 +138,25 @@ for model in $models; do
         run="$results/h${hidden}l${layers}s${seed}"
         runs+=("$run")
         total_hidden=$(( total_hidden + hidden ))
-        while (( $(jobs -rp | wc -l) >= max_jobs )); do wait_for_one; done
+        while (( $(jobs -rp | wc -l) >= max_jobs )); do wait -n || true; done
         echo "== hidden $hidden, $layers layer(s), seed $seed, $epochs epochs -> $run" | tee -a "$log"
-        train_run "$hidden" "$layers" "$seed" "$run" &
+        { train_run "$hidden" "$layers" "$seed" "$run" || echo "$run" >> "$failures"; } &
     done
 done
-while (( $(jobs -rp | wc -l) > 0 )); do wait_for_one; done
-(( failed == 0 )) || { echo "error: some runs failed (above)" | tee -a "$log" >&2; exit 1; }
+wait
+if [[ -s "$failures" ]]; then
+    echo "error: these runs failed (their logs say why): $(tr '\n' ' ' < "$failures")" \
+        | tee -a "$log" >&2
+    exit 1
+fi
 
 if [[ "${ENSEMBLE:-0}" == 1 ]]; then
     ensemble="$results/ensemble"
     echo "== the ensemble of ${#runs[@]} runs -> $ensemble" | tee -a "$log"
     start=$(date +%s)
-    if [[ ! -f "$ensemble/config.json" ]]; then
-        "$bin" ensemble "${runs[@]}" --theta "$theta" --out "$ensemble" 2>&1 | tee -a "$log"
-    fi
+    # Made anew each time, from the runs of this call.
+    rm -rf "$ensemble"
+    "$bin" ensemble "${runs[@]}" --theta "$theta" --out "$ensemble" 2>&1 | tee -a "$log"
     val=$("$bin" eval --checkpoint "$ensemble" --split val --theta-sweep "$theta_sweep" \
         --max-decision-step "$ensemble_budget" --no-full-pass --json)
     if chosen=$(json_field best_within_budget.theta <<< "$val"); then
