@@ -167,4 +167,5 @@ if [[ "${ENSEMBLE:-0}" == 1 ]]; then
     add_row "$total_hidden" "$layers" ensemble - $(( $(date +%s) - start )) - \
         "$val" best_within_budget "$test"
 fi
-column -t "$summary" | tee -a "$log"
+# column(1) aligns the table where it is installed.
+{ column -t "$summary" 2> /dev/null || cat "$summary"; } | tee -a "$log"
