@@ -285,13 +285,25 @@ fn resume_extends_a_finished_run_and_a_failed_start_leaves_nothing() {
     let resume = |extra: &[&'static str]| {
         let mut args = vec!["train", "--task", "seq-spotting", "--resume", "--out", out];
         args.extend_from_slice(extra);
-        stderr(&rankcode(&args))
+        let o = rankcode(&args);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        stderr(&o)
     };
-    let quiet = resume(&["--train-size", "64"]);
+    // Restated as saved (--theta 0.95 reads back equal through f32): nothing to name.
+    let quiet = resume(&["--train-size", "64", "--theta", "0.95"]);
     assert!(!quiet.contains("ignored"), "{quiet}");
-    let note = resume(&["--train-size", "64", "--hidden", "7"]);
+    let note = resume(&[
+        "--train-size",
+        "64",
+        "--hidden",
+        "7",
+        "--clip-grad-norm",
+        "1",
+    ]);
     assert!(
-        note.contains("ignored: --hidden (7 given, 5 in the run)"),
+        note.contains(
+            "ignored: --hidden (7 given, 5 in the run), --clip-grad-norm (1.0 given, none in the run)"
+        ),
         "{note}"
     );
     assert!(

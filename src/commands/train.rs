@@ -17,7 +17,7 @@ use rankcode::run::{
 };
 use std::io::IsTerminal;
 use std::ops::ControlFlow;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -172,14 +172,32 @@ fn ignored_on_resume(saved: &RunConfig, from_flags: &RunConfig, given: &[String]
             .cloned()
             .unwrap_or_default()
     };
+    let show = |value: &serde_json::Value| match value {
+        serde_json::Value::Null => "none".to_string(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
     SETTING_FLAGS
         .iter()
         .filter(|(_, flag)| given.iter().any(|g| g == flag))
         .filter_map(|&(name, flag)| {
             let (in_run, now) = (at(&saved, name), at(&now, name));
-            (in_run != now).then(|| format!("{flag} ({now} given, {in_run} in the run)"))
+            (in_run != now).then(|| {
+                format!(
+                    "{flag} ({} given, {} in the run)",
+                    show(&now),
+                    show(&in_run)
+                )
+            })
         })
         .collect()
+}
+
+/// The data folder of a file-based task (`given`, else the default one), made absolute
+/// and saved with the run, so that the run evaluates on the same data from anywhere.
+fn data_folder(task: Task, given: Option<&Path>) -> Option<PathBuf> {
+    task.data_dir(given)
+        .map(|d| std::fs::canonicalize(&d).unwrap_or(d))
 }
 
 impl TrainArgs {
@@ -193,13 +211,9 @@ impl TrainArgs {
             .collect();
     }
 
-    /// The data folder of a file-based task (`--data`, else the default one), made
-    /// absolute and saved with the run, so that the run evaluates on the same data
-    /// from anywhere.
+    /// The [`data_folder`] of the task and `--data`.
     fn data_dir(&self) -> Option<PathBuf> {
-        self.task
-            .data_dir(self.data.as_deref())
-            .map(|d| std::fs::canonicalize(&d).unwrap_or(d))
+        data_folder(self.task, self.data.as_deref())
     }
 
     fn run_config(&self) -> RunConfig {
@@ -368,11 +382,12 @@ impl RunObserver for Progress {
 
 pub fn run(args: &TrainArgs) -> Result<()> {
     let mut cfg = args.run_config();
+    // Before the GPU, any data or a note on the saved settings.
+    refuse_ensemble(&cfg, &args.out)?;
     if args.resume && args.out.join(rankcode::checkpoint::CONFIG_FILE).exists() {
         // The saved settings, except what may change on resume: more epochs, another
         // readback cadence, a moved data folder.
         let saved = RunConfig::load(&args.out)?;
-        refuse_ensemble(&saved, &args.out)?;
         let ignored = ignored_on_resume(&saved, &cfg, &args.given);
         if !ignored.is_empty() {
             eprintln!(
@@ -386,10 +401,11 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         cfg = RunConfig {
             epochs: args.epochs.unwrap_or(saved.epochs),
             readback_every: args.readback_every.unwrap_or(saved.readback_every),
+            // A moved folder, for the task the run trains.
             data_dir: args
                 .data
                 .as_ref()
-                .and(args.data_dir())
+                .and(data_folder(saved.task, args.data.as_deref()))
                 .or(saved.data_dir.clone()),
             ..saved
         };
