@@ -1,7 +1,8 @@
 //! Criterion benchmarks of the kernels on the adapter rankcode picks (see its name in
 //! the output): the step GEMM's encode, submit and wait times separately (as wgpu's
-//! own benchmarks do), a plain GEMM, a scheduler round trip, and whole training
-//! batches in RC and end-of-sequence mode at the toy shape.
+//! own benchmarks do), a plain GEMM, a scheduler round trip, whole training batches
+//! in RC and end-of-sequence mode at the toy shape, and the full forward pass of an
+//! MNIST-shaped ensemble with its zero blocks computed and skipped.
 //!
 //!     cargo bench --bench kernels
 
@@ -9,7 +10,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use rankcode::bench::{controlled_batch, controlled_params, decision_distribution, presets};
 use rankcode::engine::{Capacity, Engine, EngineConfig};
 use rankcode::gpu::{GpuContext, matmul};
-use rankcode::model::{RcConfig, TrainMode};
+use rankcode::model::{ModelConfig, ParamLayout, RcConfig, Readout, TrainMode};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +29,7 @@ fn engine(ctx: &Arc<GpuContext>, mode: TrainMode) -> (Engine, rankcode::data::Ba
         },
         readback_every: 1,
         sparse_input: false,
+        recurrent_block: 0,
     };
     let decisions = decision_distribution(p.batch, p.steps, 1);
     let batch = controlled_batch(&p.model, p.steps, &decisions, false, 2);
@@ -90,6 +92,52 @@ fn kernels(c: &mut Criterion) {
     group.bench_function("eos", |b| {
         b.iter(|| eos.compute_gradients(&batch).expect("eos"))
     });
+    group.finish();
+    ensemble_forward(c, &ctx);
+}
+
+/// A full forward pass (every step of every row) of five hidden-256 members joined into
+/// one 1280-unit model on MNIST-shaped sparse events, computing the recurrent zero
+/// blocks (`recurrent_block` 0) and skipping them (256). A step costs the same
+/// whatever the weights' values.
+fn ensemble_forward(c: &mut Criterion, ctx: &Arc<GpuContext>) {
+    let (members, width, steps, rows) = (5, 256, 4, 64);
+    let model = ModelConfig {
+        input_size: 784,
+        hidden_size: members * width,
+        layers: 1,
+        classes: 10,
+        readout: Readout::Softmax,
+    };
+    let params = vec![0.01; ParamLayout::new(&model).total];
+    // One pixel in 20 on at every step, as temporal MNIST.
+    let x = (0..steps * rows * 784)
+        .map(|i| (i % 20 == 3) as u8 as f32)
+        .collect();
+    let batch = rankcode::data::Batch {
+        steps,
+        batch: rows,
+        input: 784,
+        x,
+        labels: vec![0; rows],
+    };
+    let mut group = c.benchmark_group("ensemble_forward_5x256");
+    group.sample_size(10);
+    for (name, recurrent_block) in [("all_blocks", 0), ("zero_blocks_skipped", width)] {
+        let cfg = EngineConfig {
+            model,
+            rc: RcConfig::default(),
+            adam: Default::default(),
+            capacity: Capacity { batch: rows, steps },
+            readback_every: 1,
+            sparse_input: true,
+            recurrent_block,
+        };
+        let mut engine = Engine::new(ctx.clone(), cfg, &params).expect("engine");
+        group.bench_function(name, |b| {
+            b.iter(|| engine.evaluate_full(&batch).expect("forward"))
+        });
+    }
     group.finish();
 }
 

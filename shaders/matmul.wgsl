@@ -52,7 +52,10 @@ struct GemmParams {
     out_stride: u32,
     // step_gemm: add to the values already in `out` (written by sparse_gates).
     accumulate: u32,
-    _pad0: u32,
+    // step_gemm, dense_gemm: 0, or the size of the diagonal blocks of w2 when w2 is
+    // block-diagonal in (unit, unit) with out column j = gate * a2.width + unit (the
+    // recurrent weights of an ensemble): column j then reads a2 only within its block.
+    a2_block: u32,
 }
 
 @group(0) @binding(0) var<storage, read> p: GemmParams;
@@ -230,6 +233,23 @@ fn step_in_range(src: Source) -> bool {
     return s >= 0 && u32(s) < step.steps;
 }
 
+// The part [lo, hi) of a2 whose weights can be nonzero in the output columns
+// j0 .. j0 + cols - 1: all of it, unless w2 is block-diagonal (p.a2_block) and the
+// columns fall in one gate, whose units then span whole blocks from lo to hi.
+fn a2_span(j0: u32, cols: u32) -> vec2<u32> {
+    let units = p.a2.width;
+    if (p.a2_block == 0u || units == 0u || j0 >= p.n_out) {
+        return vec2<u32>(0u, units);
+    }
+    let j1 = min(j0 + cols, p.n_out) - 1u;
+    if (j0 / units != j1 / units) {
+        return vec2<u32>(0u, units);
+    }
+    let first = (j0 % units) / p.a2_block;
+    let last = (j1 % units) / p.a2_block;
+    return vec2<u32>(first * p.a2_block, min((last + 1u) * p.a2_block, units));
+}
+
 // out[row, j] = left(row) . W[:, j] (+ biases) for one block of 8 * ROWS_PER_THREAD
 // rows and 8 * COLS_PER_THREAD columns.
 fn row_gemm(wg: vec3<u32>, lid: vec3<u32>, gathered: bool) {
@@ -255,8 +275,14 @@ fn row_gemm(wg: vec3<u32>, lid: vec3<u32>, gathered: bool) {
     // The column this invocation stages into the right tile: entries flat + 64 i all
     // fall in column flat % block_cols (64 is a multiple of it).
     let load_column = column_origin(wg.x * block_cols + flat % block_cols);
+    // Chunks that lie wholly in a2 outside the span multiply zero weights: skipped,
+    // leaving every sum bitwise the same.
+    let span = a2_span(wg.x * block_cols, block_cols) + vec2<u32>(p.a1.width);
     var acc: array<array<f32, 8>, 4>;
     for (var k0 = k_first; k0 < k_total; k0 += CHUNK) {
+        if (k0 >= span.y || (k0 >= p.a1.width && k0 + CHUNK <= span.x)) {
+            continue;
+        }
         for (var i = 0u; i < 2u * ROWS_PER_THREAD; i++) {
             let e = flat + 64u * i;
             tile_left[e / CHUNK][e % CHUNK] = left_value(load_rows[i], k0 + e % CHUNK);

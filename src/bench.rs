@@ -239,6 +239,7 @@ fn engine(
         },
         readback_every: k,
         sparse_input: sparse,
+        recurrent_block: 0,
     };
     Engine::new(ctx.clone(), cfg, &controlled_params(&p.model))
 }

@@ -239,8 +239,24 @@ pub fn build_engine(ctx: Arc<GpuContext>, cfg: &RunConfig, params: &[f32]) -> Re
         },
         readback_every: cfg.readback_every,
         sparse_input: cfg.task.sparse_input(),
+        recurrent_block: recurrent_block(cfg),
     };
     Engine::new(ctx, ecfg, params)
+}
+
+/// The width of an ensemble's members when they share one and make up its width: its
+/// recurrent weights are then blocks of that size on the diagonal, and the forward
+/// pass skips the zero blocks. 0 (compute them all) for any other run.
+fn recurrent_block(cfg: &RunConfig) -> usize {
+    match cfg.ensemble_of.as_deref() {
+        Some([first, rest @ ..])
+            if rest.iter().all(|m| m.hidden_size == first.hidden_size)
+                && first.hidden_size * (rest.len() + 1) == cfg.model.hidden_size =>
+        {
+            first.hidden_size
+        }
+        _ => 0,
+    }
 }
 
 /// Refuses to train an ensemble: `cfg` is one (a resumed run's settings are those

@@ -263,6 +263,7 @@ fn adam_run(adam: rankcode::model::AdamConfig) -> (Vec<f32>, Vec<f64>, Vec<f64>)
         },
         readback_every: 1,
         sparse_input: false,
+        recurrent_block: 0,
     };
     let mut eng = rankcode::engine::Engine::new(ctx(), ecfg, &params).unwrap();
     let mut p: Vec<f64> = params.iter().map(|&v| v as f64).collect();
@@ -440,6 +441,7 @@ fn bad_input_is_refused_with_a_clear_error() {
         capacity: Capacity { batch: 4, steps: 5 },
         readback_every: 1,
         sparse_input: false,
+        recurrent_block: 0,
     };
     for bad in [
         EngineConfig {
@@ -572,4 +574,87 @@ fn threshold_sweeps_match_the_reference_at_every_threshold() {
         );
         assert_eq!(sweep[2].not_fired, 0.0, "{:?}", sweep[2]);
     }
+}
+
+/// An ensemble's zero blocks: skipping them (`recurrent_block`) gives bitwise the same
+/// logits as computing them, and both match the reference, with dense and sparse
+/// layer-0 inputs.
+#[test]
+fn an_ensembles_zero_blocks_are_skipped_with_the_same_results() {
+    use rankcode::engine::{Engine, EngineConfig};
+    use rankcode::model::ensemble::{MemberModel, merge};
+    // Three members of 70 units, two layers: 210 units, so some 32- and 64-column
+    // blocks lie in one member, skipping the chunks of 16 outside it, and others
+    // straddle members or gates.
+    let member = model(6, 70, 2, 3, Readout::Softmax);
+    let member_params: Vec<Vec<f32>> = (0..3)
+        .map(|m| random_params(&member, 0.7, 300 + m))
+        .collect();
+    let members: Vec<MemberModel> = member_params
+        .iter()
+        .map(|params| MemberModel {
+            model: &member,
+            params,
+        })
+        .collect();
+    let (cfg, params) = merge(&members).unwrap();
+    let mut batch = random_batch(9, 21, 6, 3, 310);
+    let mut rng = rankcode::rng::Rng::new(311);
+    for v in &mut batch.x {
+        *v = (rng.below(3) == 0) as u8 as f32;
+    }
+    let theta = mixed_theta(&cfg, &params, &batch);
+    let rc = RcConfig {
+        theta,
+        beta: 0.0,
+        mode: TrainMode::Rc,
+    };
+    let cpu = reference::run_batch(&cfg, &rc, &params, &batch, false);
+    for sparse_input in [false, true] {
+        let run = |recurrent_block| {
+            let ecfg = EngineConfig {
+                model: cfg,
+                rc,
+                adam: Default::default(),
+                capacity: Capacity {
+                    batch: batch.batch,
+                    steps: batch.steps,
+                },
+                readback_every: 1,
+                sparse_input,
+                recurrent_block,
+            };
+            let mut eng = Engine::new(ctx(), ecfg, &params).unwrap();
+            let report = eng.evaluate(&batch).unwrap();
+            let logits = eng.batch_logits(batch.steps, batch.batch).unwrap();
+            (report, logits)
+        };
+        let (all_blocks, all_logits) = run(0);
+        let (skipping, logits) = run(70);
+        assert_eq!(skipping.decision_step, all_blocks.decision_step);
+        assert_eq!(skipping.prediction, all_blocks.prediction);
+        let c = cfg.classes;
+        for (b, row) in cpu.rows.iter().enumerate() {
+            assert_eq!(skipping.decision_step[b] as usize, row.decision_step);
+            for t in 0..=row.loss_step {
+                let at = (t * batch.batch + b) * c;
+                let (got, full) = (&logits[at..at + c], &all_logits[at..at + c]);
+                assert_eq!(bits(got), bits(full), "sparse {sparse_input} t={t} b={b}");
+                assert_close(&format!("logits t={t} b={b}"), got, &row.logits[t], 1e-4);
+            }
+        }
+    }
+    let ecfg = EngineConfig {
+        model: cfg,
+        rc,
+        adam: Default::default(),
+        capacity: Capacity { batch: 4, steps: 4 },
+        readback_every: 1,
+        sparse_input: false,
+        recurrent_block: 20,
+    };
+    let err = Engine::new(ctx(), ecfg, &params)
+        .err()
+        .expect("210 units in blocks of 20");
+    assert!(err.to_string().contains("do not tile 210 units"), "{err}");
 }

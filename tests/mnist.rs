@@ -65,6 +65,7 @@ fn a_short_mnist_run_clears_the_bar() {
         },
         readback_every: 1,
         sparse_input: true,
+        recurrent_block: 0,
     };
     let mut engine = Engine::new(ctx(), cfg, &init_params(&model, 1)).unwrap();
     let mut rng = Rng::new(1);

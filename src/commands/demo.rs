@@ -99,6 +99,7 @@ fn train_one(ctx: &Arc<GpuContext>, args: &DemoArgs, mode: TrainMode) -> Result<
         },
         readback_every: 1,
         sparse_input: false,
+        recurrent_block: 0,
     };
     let train_data = toy::noise_vs_signal(args.train_size, args.seed);
     let test_data = toy::noise_vs_signal(args.test_size, args.seed.wrapping_add(1_000_003));

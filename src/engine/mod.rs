@@ -46,6 +46,10 @@ pub struct EngineConfig {
     /// the number of nonzeros, not the input width). Changes no result beyond f32
     /// rounding order. For inputs with few events per step, e.g. temporal MNIST.
     pub sparse_input: bool,
+    /// 0, or the size of the diagonal blocks of every layer's recurrent weights (an
+    /// ensemble of runs of one width): the forward pass skips the zero blocks. Changes
+    /// no result; the backward pass computes them all.
+    pub recurrent_block: usize,
 }
 
 /// Host and GPU time of a dispatch, split as wgpu's own benchmarks do.
@@ -149,7 +153,17 @@ impl Engine {
             "the readback cadence must be at least 1 step".into()
         })?;
         let layout = ParamLayout::new(&cfg.model);
-        let ws = Workspace::new(&ctx, &cfg.model, cap, cfg.sparse_input)?;
+        let block = cfg.recurrent_block;
+        ensure(
+            block == 0 || cfg.model.hidden_size.is_multiple_of(block),
+            || {
+                format!(
+                    "recurrent blocks of {block} units do not tile {} units",
+                    cfg.model.hidden_size
+                )
+            },
+        )?;
+        let ws = Workspace::new(&ctx, &cfg.model, cap, cfg.sparse_input, block)?;
         let mut engine = Engine {
             sparse_rows: None,
             ctx,

@@ -246,6 +246,7 @@ impl Workspace {
         cfg: &ModelConfig,
         cap: Capacity,
         sparse_input: bool,
+        recurrent_block: usize,
     ) -> Result<Self> {
         let layout = ParamLayout::new(cfg);
         let (h, c, l) = (cfg.hidden_size, cfg.classes, cfg.layers);
@@ -363,7 +364,14 @@ impl Workspace {
             }),
         };
         let kernels = Kernels::new(ctx);
-        let binds = Binds::new(ctx, cfg, cap, sparse_input, &buf, &kernels);
+        let binds = Binds::new(
+            ctx,
+            cfg,
+            cap,
+            (sparse_input, recurrent_block),
+            &buf,
+            &kernels,
+        );
         Ok(Workspace {
             buf,
             kernels,
@@ -515,7 +523,7 @@ impl Binds {
         ctx: &GpuContext,
         cfg: &ModelConfig,
         cap: Capacity,
-        sparse_input: bool,
+        (sparse_input, recurrent_block): (bool, usize),
         buf: &Buffers,
         k: &Kernels,
     ) -> Self {
@@ -579,6 +587,7 @@ impl Binds {
                         bias1: lo.b_ih as u32,
                         bias2: lo.b_hh as u32,
                         out_stride: (4 * h) as u32,
+                        a2_block: recurrent_block as u32,
                         ..Default::default()
                     },
                     in_buf,

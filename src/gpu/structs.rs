@@ -119,7 +119,9 @@ pub struct GemmParams {
     pub out_stride: u32,
     /// step_gemm: add to the values already in the output.
     pub accumulate: u32,
-    pub _pad: u32,
+    /// step_gemm, dense_gemm: 0, or the size of the diagonal blocks of a block-diagonal
+    /// w2 (an ensemble's recurrent weights), whose zero blocks are then skipped.
+    pub a2_block: u32,
 }
 
 /// `SparseParams` of `sparse_input.wgsl`.

@@ -142,6 +142,7 @@ pub fn engine_with(
         capacity: cap,
         readback_every: k,
         sparse_input: sparse,
+        recurrent_block: 0,
     };
     Engine::new(ctx(), ecfg, params).expect("engine")
 }
