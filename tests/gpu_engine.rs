@@ -610,20 +610,21 @@ fn an_ensembles_zero_blocks_are_skipped_with_the_same_results() {
         mode: TrainMode::Rc,
     };
     let cpu = reference::run_batch(&cfg, &rc, &params, &batch, false);
+    let config = |sparse_input, recurrent_block| EngineConfig {
+        model: cfg,
+        rc,
+        adam: Default::default(),
+        capacity: Capacity {
+            batch: batch.batch,
+            steps: batch.steps,
+        },
+        readback_every: 1,
+        sparse_input,
+        recurrent_block,
+    };
     for sparse_input in [false, true] {
         let run = |recurrent_block| {
-            let ecfg = EngineConfig {
-                model: cfg,
-                rc,
-                adam: Default::default(),
-                capacity: Capacity {
-                    batch: batch.batch,
-                    steps: batch.steps,
-                },
-                readback_every: 1,
-                sparse_input,
-                recurrent_block,
-            };
+            let ecfg = config(sparse_input, recurrent_block);
             let mut eng = Engine::new(ctx(), ecfg, &params).unwrap();
             let report = eng.evaluate(&batch).unwrap();
             let logits = eng.batch_logits(batch.steps, batch.batch).unwrap();
@@ -644,16 +645,7 @@ fn an_ensembles_zero_blocks_are_skipped_with_the_same_results() {
             }
         }
     }
-    let ecfg = EngineConfig {
-        model: cfg,
-        rc,
-        adam: Default::default(),
-        capacity: Capacity { batch: 4, steps: 4 },
-        readback_every: 1,
-        sparse_input: false,
-        recurrent_block: 20,
-    };
-    let err = Engine::new(ctx(), ecfg, &params)
+    let err = Engine::new(ctx(), config(false, 20), &params)
         .err()
         .expect("210 units in blocks of 20");
     assert!(err.to_string().contains("do not tile 210 units"), "{err}");
