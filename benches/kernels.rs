@@ -10,6 +10,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use rankcode::bench::{controlled_batch, controlled_params, decision_distribution, presets};
 use rankcode::engine::{Capacity, Engine, EngineConfig};
 use rankcode::gpu::{GpuContext, matmul};
+use rankcode::model::ensemble::{MemberModel, merge};
 use rankcode::model::{ModelConfig, ParamLayout, RcConfig, Readout, TrainMode};
 use std::sync::Arc;
 use std::time::Duration;
@@ -109,7 +110,20 @@ fn ensemble_forward(c: &mut Criterion, ctx: &Arc<GpuContext>) {
         classes: 10,
         readout: Readout::Softmax,
     };
-    let params = vec![0.01; ParamLayout::new(&model).total];
+    // Members of equal weights, joined as `rankcode ensemble` joins them.
+    let member = ModelConfig {
+        hidden_size: width,
+        ..model
+    };
+    let member_params = vec![0.01; ParamLayout::new(&member).total];
+    let joined = vec![
+        MemberModel {
+            model: &member,
+            params: &member_params,
+        };
+        members
+    ];
+    let (model, params) = merge(&joined).expect("an ensemble");
     // One pixel in 20 on at every step, as temporal MNIST.
     let x = (0..steps * rows * 784)
         .map(|i| (i % 20 == 3) as u8 as f32)

@@ -8,6 +8,7 @@ use crate::data::task::Split;
 use crate::engine::{BatchReport, Capacity, Engine, EngineConfig};
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
+use crate::model::ensemble::recurrent_blocks_hold;
 use crate::model::{LrSchedule, RcConfig, TrainMode, init_params};
 use crate::rng::Rng;
 use crate::train::{self, EvalReport, SweepPoint};
@@ -239,19 +240,20 @@ pub fn build_engine(ctx: Arc<GpuContext>, cfg: &RunConfig, params: &[f32]) -> Re
         },
         readback_every: cfg.readback_every,
         sparse_input: cfg.task.sparse_input(),
-        recurrent_block: recurrent_block(cfg),
+        recurrent_block: recurrent_block(cfg, params),
     };
     Engine::new(ctx, ecfg, params)
 }
 
-/// The width of an ensemble's members when they share one and make up its width: its
-/// recurrent weights are then blocks of that size on the diagonal, and the forward
-/// pass skips the zero blocks. 0 (compute them all) for any other run.
-fn recurrent_block(cfg: &RunConfig) -> usize {
+/// The width of an ensemble's members when they share one and its recurrent weights
+/// are blocks of that size on the diagonal (checked on the weights, not taken from the
+/// config): the forward pass then skips the zero blocks. 0 (compute them all) for any
+/// other run.
+fn recurrent_block(cfg: &RunConfig, params: &[f32]) -> usize {
     match cfg.ensemble_of.as_deref() {
         Some([first, rest @ ..])
             if rest.iter().all(|m| m.hidden_size == first.hidden_size)
-                && first.hidden_size * (rest.len() + 1) == cfg.model.hidden_size =>
+                && recurrent_blocks_hold(&cfg.model, params, first.hidden_size) =>
         {
             first.hidden_size
         }

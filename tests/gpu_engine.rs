@@ -626,12 +626,21 @@ fn an_ensembles_zero_blocks_are_skipped_with_the_same_results() {
         let run = |recurrent_block| {
             let ecfg = config(sparse_input, recurrent_block);
             let mut eng = Engine::new(ctx(), ecfg, &params).unwrap();
+            // Every row live at every step: the GEMM of full-height blocks.
+            eng.evaluate_full(&batch).unwrap();
+            let full = eng.batch_logits(batch.steps, batch.batch).unwrap();
+            // Rows retiring: the narrow blocks once few are left.
             let report = eng.evaluate(&batch).unwrap();
             let logits = eng.batch_logits(batch.steps, batch.batch).unwrap();
-            (report, logits)
+            (report, logits, full)
         };
-        let (all_blocks, all_logits) = run(0);
-        let (skipping, logits) = run(70);
+        let (all_blocks, all_logits, all_full) = run(0);
+        let (skipping, logits, full) = run(70);
+        assert_eq!(
+            bits(&full),
+            bits(&all_full),
+            "full pass, sparse {sparse_input}"
+        );
         assert_eq!(skipping.decision_step, all_blocks.decision_step);
         assert_eq!(skipping.prediction, all_blocks.prediction);
         let c = cfg.classes;
@@ -645,6 +654,9 @@ fn an_ensembles_zero_blocks_are_skipped_with_the_same_results() {
             }
         }
     }
+    let mut skipping = Engine::new(ctx(), config(false, 70), &params).unwrap();
+    let err = skipping.compute_gradients(&batch).unwrap_err();
+    assert!(err.to_string().contains("forward passes only"), "{err}");
     let err = Engine::new(ctx(), config(false, 20), &params)
         .err()
         .expect("210 units in blocks of 20");

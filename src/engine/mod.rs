@@ -433,6 +433,10 @@ impl Engine {
             Run::Train { .. } => self.cfg.rc.mode == TrainMode::Rc,
         };
         let want_grad = matches!(run, Run::Train { .. });
+        // Gradients would fill the blocks the forward pass skips.
+        ensure(!want_grad || self.cfg.recurrent_block == 0, || {
+            "an engine that skips zero blocks (recurrent_block) runs forward passes only".into()
+        })?;
         self.upload_batch(batch, retire, want_grad);
         let (tstar, readbacks) = self.forward(batch, retire)?;
         let mut encoder = self.ctx.device.create_command_encoder(&Default::default());

@@ -116,6 +116,28 @@ pub fn merge(members: &[MemberModel]) -> Result<(ModelConfig, Vec<f32>)> {
     Ok((merged, params))
 }
 
+/// Whether every layer's recurrent weights are zero outside the diagonal blocks of
+/// `block` units (unit u's gates read only units of its own block), as [`merge`] makes
+/// them for members of that width: the condition under which an engine may skip those
+/// blocks (`EngineConfig::recurrent_block`).
+pub fn recurrent_blocks_hold(model: &ModelConfig, params: &[f32], block: usize) -> bool {
+    let h = model.hidden_size;
+    if block == 0 || !h.is_multiple_of(block) {
+        return false;
+    }
+    let layout = ParamLayout::new(model);
+    layout.layers.iter().all(|layer| {
+        (0..4 * h).all(|row| {
+            let unit_block = (row % h) / block;
+            let weights = &params[layer.w_hh + row * h..layer.w_hh + (row + 1) * h];
+            weights
+                .iter()
+                .enumerate()
+                .all(|(k, &w)| k / block == unit_block || w == 0.0)
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,5 +265,28 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("member 2 has"), "{err}");
+    }
+
+    #[test]
+    fn merged_members_of_one_width_hold_recurrent_blocks_of_it() {
+        let member = model(6, 2, Readout::Softmax);
+        let params: Vec<Vec<f32>> = (0..3).map(|m| init_params(&member, m + 1)).collect();
+        let members: Vec<MemberModel> = params
+            .iter()
+            .map(|params| MemberModel {
+                model: &member,
+                params,
+            })
+            .collect();
+        let (merged, mut weights) = merge(&members).unwrap();
+        assert!(recurrent_blocks_hold(&merged, &weights, 6));
+        // Blocks of 9 straddle the members; 4 do not tile 18 units; 0 is no block.
+        for block in [9, 4, 0] {
+            assert!(!recurrent_blocks_hold(&merged, &weights, block), "{block}");
+        }
+        // One nonzero weight off the blocks, in the second layer: unit 0 reading unit 17.
+        let w_hh = ParamLayout::new(&merged).layers[1].w_hh;
+        weights[w_hh + 17] = 0.5;
+        assert!(!recurrent_blocks_hold(&merged, &weights, 6));
     }
 }
