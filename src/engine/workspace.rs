@@ -364,14 +364,7 @@ impl Workspace {
             }),
         };
         let kernels = Kernels::new(ctx);
-        let binds = Binds::new(
-            ctx,
-            cfg,
-            cap,
-            (sparse_input, recurrent_block),
-            &buf,
-            &kernels,
-        );
+        let binds = Binds::new(ctx, cfg, cap, sparse_input, recurrent_block, &buf, &kernels);
         Ok(Workspace {
             buf,
             kernels,
@@ -523,7 +516,8 @@ impl Binds {
         ctx: &GpuContext,
         cfg: &ModelConfig,
         cap: Capacity,
-        (sparse_input, recurrent_block): (bool, usize),
+        sparse_input: bool,
+        recurrent_block: usize,
         buf: &Buffers,
         k: &Kernels,
     ) -> Self {

@@ -7,7 +7,8 @@
 //! readout scaled by 1/M and the mean of their biases, so the ensemble's logits at
 //! every step are the mean of the members' logits, z_t = (1/M) sum_m z_t^m, and the
 //! rank-coding rule (a spike when an output of those logits reaches theta) applies to
-//! them unchanged. The cost is that of one model of sum_m H_m units.
+//! them unchanged. The cost is that of one model of sum_m H_m units, less the
+//! recurrent zero blocks when the members share one width ([`recurrent_blocks_hold`]).
 
 use super::config::ModelConfig;
 use super::params::ParamLayout;
