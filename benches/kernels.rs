@@ -103,17 +103,13 @@ fn kernels(c: &mut Criterion) {
 /// whatever the weights' values.
 fn ensemble_forward(c: &mut Criterion, ctx: &Arc<GpuContext>) {
     let (members, width, steps, rows) = (5, 256, 4, 64);
-    let model = ModelConfig {
+    // Members of equal weights, joined as `rankcode ensemble` joins them.
+    let member = ModelConfig {
         input_size: 784,
-        hidden_size: members * width,
+        hidden_size: width,
         layers: 1,
         classes: 10,
         readout: Readout::Softmax,
-    };
-    // Members of equal weights, joined as `rankcode ensemble` joins them.
-    let member = ModelConfig {
-        hidden_size: width,
-        ..model
     };
     let member_params = vec![0.01; ParamLayout::new(&member).total];
     let joined = vec![
