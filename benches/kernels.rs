@@ -1,8 +1,9 @@
 //! Criterion benchmarks of the kernels on the adapter rankcode picks (see its name in
 //! the output): the step GEMM's encode, submit and wait times separately (as wgpu's
 //! own benchmarks do), a plain GEMM, a scheduler round trip, whole training batches
-//! in RC and end-of-sequence mode at the toy shape, and the full forward pass of an
-//! MNIST-shaped ensemble with its zero blocks computed and skipped.
+//! in RC and end-of-sequence mode at the toy shape, an MNIST-shaped training batch
+//! that decides at the first step, and the full forward pass of an MNIST-shaped
+//! ensemble with its zero blocks computed and skipped.
 //!
 //!     cargo bench --bench kernels
 
@@ -94,7 +95,63 @@ fn kernels(c: &mut Criterion) {
         b.iter(|| eos.compute_gradients(&batch).expect("eos"))
     });
     group.finish();
+    mnist_first_step_training(c, &ctx);
     ensemble_forward(c, &ctx);
+}
+
+/// MNIST-shaped sparse events: one pixel in 20 on at every step of every row, as
+/// temporal MNIST has.
+fn mnist_events(steps: usize, rows: usize) -> rankcode::data::Batch {
+    let x = (0..steps * rows * 784)
+        .map(|i| (i % 20 == 3) as u8 as f32)
+        .collect();
+    rankcode::data::Batch {
+        steps,
+        batch: rows,
+        input: 784,
+        x,
+        labels: vec![0; rows],
+    }
+}
+
+/// The forward and backward pass of a batch that decides at the first step, as every
+/// row does in the first epochs of the MNIST runs (`--theta-warmup 0.1:4`) and most
+/// rows do later: hidden 256, batch 128, softmax at theta 0.1, which any softmax
+/// reaches. Its cost is the sparse input's gates and weight gradient, the cell, the
+/// readout and the bias gradients, with no recurrent part.
+fn mnist_first_step_training(c: &mut Criterion, ctx: &Arc<GpuContext>) {
+    let (steps, rows) = (20, 128);
+    let model = ModelConfig {
+        input_size: 784,
+        hidden_size: 256,
+        layers: 1,
+        classes: 10,
+        readout: Readout::Softmax,
+    };
+    let cfg = EngineConfig {
+        model,
+        rc: RcConfig {
+            theta: 0.1,
+            ..RcConfig::default()
+        },
+        adam: Default::default(),
+        capacity: Capacity { batch: rows, steps },
+        readback_every: 1,
+        sparse_input: true,
+        recurrent_block: 0,
+    };
+    let params = rankcode::model::init_params(&model, 1);
+    let mut engine = Engine::new(ctx.clone(), cfg, &params).expect("engine");
+    let batch = mnist_events(steps, rows);
+    let mut group = c.benchmark_group("mnist_h256_b128");
+    group.sample_size(10);
+    group.bench_function("first_step_gradients", |b| {
+        b.iter(|| {
+            let report = engine.compute_gradients(&batch).expect("gradients");
+            assert_eq!(report.steps_processed, rows, "every row decides at t = 0");
+        })
+    });
+    group.finish();
 }
 
 /// A full forward pass (every step of every row) of five hidden-256 members joined into
@@ -120,17 +177,7 @@ fn ensemble_forward(c: &mut Criterion, ctx: &Arc<GpuContext>) {
         members
     ];
     let (model, params) = merge(&joined).expect("an ensemble");
-    // One pixel in 20 on at every step, as temporal MNIST.
-    let x = (0..steps * rows * 784)
-        .map(|i| (i % 20 == 3) as u8 as f32)
-        .collect();
-    let batch = rankcode::data::Batch {
-        steps,
-        batch: rows,
-        input: 784,
-        x,
-        labels: vec![0; rows],
-    };
+    let batch = mnist_events(steps, rows);
     let mut group = c.benchmark_group("ensemble_forward_5x256");
     group.sample_size(10);
     for (name, recurrent_block) in [("all_blocks", 0), ("zero_blocks_skipped", width)] {
