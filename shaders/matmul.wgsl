@@ -225,12 +225,20 @@ fn column_value(o: ColumnOrigin, k: u32) -> f32 {
     return weights[o.second + k2 * p.w2.k_stride];
 }
 
-// Whether a gathered operand's step lies in 0..T-1 at this dispatch's step. One that
-// does not (h_{-1} at t = 0 in the forward pass, the gate deltas of step T in the
-// backward one) reads as zero in every row, so the reduction skips its part.
-fn step_in_range(src: Source) -> bool {
+// Whether any live row among list entries first .. first + count - 1 reads `src` at
+// this dispatch's step; a part that no row of a block reads is all zeros there, and
+// the block skips it. So h_{-1} is skipped at t = 0, and in the backward pass the gate
+// deltas of t + 1 in rows whose loss step is t (ReplayPlan lists those rows last at
+// each step, so that they share blocks).
+fn block_reads(src: Source, first: u32, count: u32) -> bool {
     let s = i32(step.t) + src.step_offset;
-    return s >= 0 && u32(s) < step.steps;
+    for (var n = first; n < first + count; n++) {
+        let b = live_row(n);
+        if (b != NONE && source_valid(src, s, b)) {
+            return true;
+        }
+    }
+    return false;
 }
 
 // The part [lo, hi) of a2 whose weights can be nonzero in the output columns
@@ -255,17 +263,17 @@ fn a2_span(j0: u32, cols: u32) -> vec2<u32> {
 fn row_gemm(wg: vec3<u32>, lid: vec3<u32>, gathered: bool) {
     // The reduction runs over k in [k_first, k_total): a part that reads as zero adds
     // nothing, and skipping it leaves every sum bitwise the same.
+    let block_rows = 8u * ROWS_PER_THREAD;
+    let block_cols = 8u * COLS_PER_THREAD;
     var k_first = 0u;
     var k_total = p.a1.width + p.a2.width;
-    if (gathered && !step_in_range(p.a1)) {
+    if (gathered && !block_reads(p.a1, wg.y * block_rows, block_rows)) {
         k_first = p.a1.width;
     }
-    if (gathered && !step_in_range(p.a2)) {
+    if (gathered && !block_reads(p.a2, wg.y * block_rows, block_rows)) {
         k_total = p.a1.width;
     }
     let flat = lid.y * 8u + lid.x;
-    let block_rows = 8u * ROWS_PER_THREAD;
-    let block_cols = 8u * COLS_PER_THREAD;
     // The rows this invocation stages into the left tile (2 entries per block row).
     var load_rows: array<RowOrigin, 8>;
     for (var i = 0u; i < 2u * ROWS_PER_THREAD; i++) {

@@ -27,7 +27,9 @@ pub fn still_live(active: &[u32], tstar: &[u32], steps: u32) -> Vec<u32> {
 
 /// The backward replay plan: for each step t from 0 to max t*, the rows with
 /// t <= t*, as one concatenated list (which is also the list of every processed
-/// (step, row) pair), with each step's start and length.
+/// (step, row) pair), with each step's start and length. At each step the rows that
+/// continue past t come first and those whose loss step is t last: the latter get no
+/// gate deltas from t + 1, and the GEMM blocks made only of them skip that part.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplayPlan {
     pub entries: Vec<u32>,
@@ -43,13 +45,14 @@ impl ReplayPlan {
         let mut per_step = Vec::with_capacity(t_max + 1);
         for t in 0..=t_max {
             let start = entries.len();
-            entries.extend(
+            let rows_from = |continuing: bool| {
                 tstar
                     .iter()
                     .enumerate()
-                    .filter(|&(_, &ts)| ts as usize >= t)
-                    .map(|(b, _)| entry(t, b)),
-            );
+                    .filter(move |&(_, &ts)| ts as usize >= t && (ts as usize > t) == continuing)
+                    .map(move |(b, _)| entry(t, b))
+            };
+            entries.extend(rows_from(true).chain(rows_from(false)));
             per_step.push((start, entries.len() - start));
         }
         ReplayPlan { entries, per_step }
@@ -199,9 +202,18 @@ mod tests {
         let plan = ReplayPlan::new(&tstar);
         assert_eq!(plan.pairs(), 1 + 4 + 2 + 4);
         assert_eq!(plan.per_step, vec![(0, 4), (4, 3), (7, 2), (9, 2)]);
+        // At each step, the rows that continue first, then those that stop there.
         assert_eq!(
-            &plan.entries[4..7],
-            &[entry(1, 1), entry(1, 2), entry(1, 3)]
+            &plan.entries[..7],
+            &[
+                entry(0, 1),
+                entry(0, 2),
+                entry(0, 3),
+                entry(0, 0),
+                entry(1, 1),
+                entry(1, 3),
+                entry(1, 2)
+            ]
         );
         assert_eq!(&plan.entries[9..], &[entry(3, 1), entry(3, 3)]);
     }
