@@ -678,7 +678,7 @@ impl Engine {
         let slot = Some(self.slot(self.ws.slots.forward(t)));
         if let Some(sparse) = &binds.sparse_gates {
             k.sparse_gates
-                .dispatch(pass, sparse, slot, [groups_for(4 * h, 64), n as u32, 1]);
+                .dispatch(pass, sparse, slot, [groups_for(h, 64), n as u32, 1]);
         }
         for layer in &binds.layers {
             self.dispatch_step_gemm(pass, &layer.gates_forward, slot, 4 * h, n);
@@ -820,7 +820,7 @@ impl Engine {
         if let Some(bind) = &binds.sparse_weight_grad {
             let input = m.input_size as u32;
             k.sparse_weight_grad
-                .dispatch(pass, bind, None, [groups_for(4 * h, 64), input, 1]);
+                .dispatch(pass, bind, None, [groups_for(h, 64), input, 1]);
         }
     }
 
