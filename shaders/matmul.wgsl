@@ -1,4 +1,6 @@
-// Gathered GEMMs, 32 x 32 output blocks staged through workgroup memory.
+// Gathered GEMMs, 32 x 32 output blocks staged through workgroup memory; the
+// `*_direct` entry points compute the same blocks, bitwise, reading the operands
+// straight from the buffers (for CPU adapters: `GpuContext::direct_gemm`).
 //
 // step_gemm: for each listed row b at step t and output column j,
 //     out[b, j] = sum_k A(b, k) W(k, j) (+ bias1[j] + bias2[j])
@@ -169,15 +171,19 @@ fn row_origin(b: u32, gathered: bool) -> RowOrigin {
         o.first = p.a1.base + b * p.a1.row_stride;
         return o;
     }
-    let s1 = i32(step.t) + p.a1.step_offset;
-    if (source_valid(p.a1, s1, b)) {
-        o.first = p.a1.base + u32(s1) * p.a1.step_stride + b * p.a1.row_stride;
-    }
-    let s2 = i32(step.t) + p.a2.step_offset;
-    if (source_valid(p.a2, s2, b)) {
-        o.second = p.a2.base + u32(s2) * p.a2.step_stride + b * p.a2.row_stride;
-    }
+    o.first = operand_origin(p.a1, step.t, b);
+    o.second = operand_origin(p.a2, step.t, b);
     return o;
+}
+
+// Where row b of a gathered operand starts at base step t, or NONE where it reads as
+// zero.
+fn operand_origin(src: Source, t: u32, b: u32) -> u32 {
+    let s = i32(t) + src.step_offset;
+    if (!source_valid(src, s, b)) {
+        return NONE;
+    }
+    return src.base + u32(s) * src.step_stride + b * src.row_stride;
 }
 
 // Element k of the left operand [a1, a2] of a row starting at `o`: the same value as
@@ -304,12 +310,25 @@ fn row_gemm(wg: vec3<u32>, lid: vec3<u32>, gathered: bool) {
         accumulate_chunk(lid, &acc);
         workgroupBarrier();
     }
+    store_block(wg, lid, gathered, &acc);
+}
+
+// Writes an invocation's outputs (rows lid.y + 8r, columns lid.x + 8c of the block),
+// with the biases and what `out` holds added as `p` says.
+fn store_block(
+    wg: vec3<u32>,
+    lid: vec3<u32>,
+    gathered: bool,
+    acc: ptr<function, array<array<f32, 8>, 4>>,
+) {
+    let block_rows = 8u * ROWS_PER_THREAD;
+    let block_cols = 8u * COLS_PER_THREAD;
     for (var r = 0u; r < ROWS_PER_THREAD; r++) {
         let b = block_row(wg.y * block_rows + lid.y + 8u * r, gathered);
         for (var c = 0u; c < COLS_PER_THREAD; c++) {
             let j = wg.x * block_cols + lid.x + 8u * c;
             if (b != NONE && j < p.n_out) {
-                var v = acc[r][c];
+                var v = (*acc)[r][c];
                 if (p.has_bias != 0u) {
                     v += weights[p.bias1 + j] + weights[p.bias2 + j];
                 }
@@ -323,6 +342,63 @@ fn row_gemm(wg: vec3<u32>, lid: vec3<u32>, gathered: bool) {
     }
 }
 
+// The outputs of row_gemm, with each invocation reading its operands straight from
+// the storage buffers: no workgroup memory and no barriers. The faster form on CPU
+// adapters (lavapipe), where a barrier switches between the invocations' coroutines
+// and workgroup memory is no nearer than the rest. Each sum runs over k in the same
+// order and skips only zero terms, so the results are bitwise those of row_gemm.
+fn row_gemm_direct(wg: vec3<u32>, lid: vec3<u32>, gathered: bool) {
+    let block_rows = 8u * ROWS_PER_THREAD;
+    let block_cols = 8u * COLS_PER_THREAD;
+    let first_row = wg.y * block_rows;
+    // The left operand of each row. A part that reads as zero (NONE) is loaded from
+    // the start of the buffer, in bounds, and replaced by zero.
+    var rows_at: array<RowOrigin, 4>;
+    for (var r = 0u; r < ROWS_PER_THREAD; r++) {
+        rows_at[r] = row_origin(block_row(first_row + lid.y + 8u * r, gathered), gathered);
+    }
+    // The weights of each column; columns past the last read the last one's and are
+    // not written.
+    var columns_at: array<ColumnOrigin, 8>;
+    for (var c = 0u; c < COLS_PER_THREAD; c++) {
+        let j = min(wg.x * block_cols + lid.x + 8u * c, p.n_out - 1u);
+        columns_at[c] = column_origin(j);
+    }
+    var acc: array<array<f32, 8>, 4>;
+    if (!gathered || block_reads(p.a1, first_row, block_rows)) {
+        for (var k = 0u; k < p.a1.width; k++) {
+            var w: array<f32, 8>;
+            for (var c = 0u; c < COLS_PER_THREAD; c++) {
+                w[c] = weights[columns_at[c].first + k * p.w1.k_stride];
+            }
+            for (var r = 0u; r < ROWS_PER_THREAD; r++) {
+                let o = rows_at[r].first;
+                let x = select(src1[select(o, 0u, o == NONE) + k], 0.0, o == NONE);
+                for (var c = 0u; c < COLS_PER_THREAD; c++) {
+                    acc[r][c] += x * w[c];
+                }
+            }
+        }
+    }
+    if (gathered && block_reads(p.a2, first_row, block_rows)) {
+        let span = a2_span(wg.x * block_cols, block_cols);
+        for (var k = span.x; k < span.y; k++) {
+            var w: array<f32, 8>;
+            for (var c = 0u; c < COLS_PER_THREAD; c++) {
+                w[c] = weights[columns_at[c].second + k * p.w2.k_stride];
+            }
+            for (var r = 0u; r < ROWS_PER_THREAD; r++) {
+                let o = rows_at[r].second;
+                let x = select(src2[select(o, 0u, o == NONE) + k], 0.0, o == NONE);
+                for (var c = 0u; c < COLS_PER_THREAD; c++) {
+                    acc[r][c] += x * w[c];
+                }
+            }
+        }
+    }
+    store_block(wg, lid, gathered, &acc);
+}
+
 @compute @workgroup_size(8, 8)
 fn step_gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     row_gemm(wg, lid, true);
@@ -333,6 +409,22 @@ fn step_gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id)
 @compute @workgroup_size(8, 8)
 fn dense_gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     row_gemm(wg, lid, false);
+}
+
+@compute @workgroup_size(8, 8)
+fn step_gemm_direct(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+) {
+    row_gemm_direct(wg, lid, true);
+}
+
+@compute @workgroup_size(8, 8)
+fn dense_gemm_direct(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+) {
+    row_gemm_direct(wg, lid, false);
 }
 
 @compute @workgroup_size(8, 8)
@@ -371,16 +463,57 @@ fn grad_gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id)
         accumulate_chunk(lid, &acc);
         workgroupBarrier();
     }
+    store_grad_block(wg, lid, &acc);
+}
+
+// grad_gemm with each invocation reading G and X straight from the buffers, as
+// row_gemm_direct does: the same sums in the same order, bitwise the same results.
+@compute @workgroup_size(8, 8)
+fn grad_gemm_direct(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+) {
+    let j0 = wg.y * BLOCK + lid.y;
+    let k0 = wg.x * BLOCK + lid.x;
+    var acc: array<array<f32, 8>, 4>;
+    for (var n = 0u; n < step.n_rows; n++) {
+        let entry = rows[step.rows_offset + n];
+        let g_at = operand_origin(p.a1, step_of(entry), row_of(entry));
+        let x_at = operand_origin(p.a2, step_of(entry), row_of(entry));
+        // A value that reads as zero is loaded from the start of the buffer, in
+        // bounds, and replaced.
+        var x: array<f32, 8>;
+        for (var c = 0u; c < 4u; c++) {
+            let k = k0 + 8u * c;
+            let in_x = x_at != NONE && k < p.a2.width;
+            let ones = select(0.0, 1.0, p.has_bias != 0u && k == p.a2.width);
+            x[c] = select(ones, src2[select(0u, x_at + k, in_x)], in_x);
+        }
+        for (var r = 0u; r < 4u; r++) {
+            let j = j0 + 8u * r;
+            let in_g = g_at != NONE && j < p.a1.width;
+            let g = select(0.0, src1[select(0u, g_at + j, in_g)], in_g);
+            for (var c = 0u; c < 4u; c++) {
+                acc[r][c] += g * x[c];
+            }
+        }
+    }
+    store_grad_block(wg, lid, &acc);
+}
+
+// Writes an invocation's weight gradients (output rows lid.y + 8r, columns
+// lid.x + 8c of the 32 x 32 block), and the bias gradients from the ones column.
+fn store_grad_block(wg: vec3<u32>, lid: vec3<u32>, acc: ptr<function, array<array<f32, 8>, 4>>) {
     for (var r = 0u; r < 4u; r++) {
         let j = wg.y * BLOCK + lid.y + 8u * r;
         for (var c = 0u; c < 4u; c++) {
             let k = wg.x * BLOCK + lid.x + 8u * c;
             if (j < p.a1.width) {
                 if (k < p.a2.width) {
-                    out[p.out_base + j * p.out_stride + k] = acc[r][c];
+                    out[p.out_base + j * p.out_stride + k] = (*acc)[r][c];
                 } else if (p.has_bias != 0u && k == p.a2.width) {
-                    out[p.bias1 + j] = acc[r][c];
-                    out[p.bias2 + j] = acc[r][c];
+                    out[p.bias1 + j] = (*acc)[r][c];
+                    out[p.bias2 + j] = (*acc)[r][c];
                 }
             }
         }

@@ -383,11 +383,16 @@ impl Kernels {
         let readout = module(ctx, "readout.wgsl", shaders::READOUT);
         let adam = module(ctx, "adam.wgsl", shaders::ADAM);
         let sparse = module(ctx, "sparse_input.wgsl", shaders::SPARSE_INPUT);
-        let step_gemm = Kernel::new(ctx, &matmul, "step_gemm", &matmul::BINDINGS);
+        let (step_entry, grad_entry) = if ctx.direct_gemm {
+            ("step_gemm_direct", "grad_gemm_direct")
+        } else {
+            ("step_gemm", "grad_gemm")
+        };
+        let step_gemm = Kernel::new(ctx, &matmul, step_entry, &matmul::BINDINGS);
         let step_gemm_narrow = step_gemm.variant(
             ctx,
             &matmul,
-            "step_gemm",
+            step_entry,
             &[
                 ("ROWS_PER_THREAD", matmul::NARROW_ROWS_PER_THREAD as f64),
                 ("COLS_PER_THREAD", matmul::NARROW_COLS_PER_THREAD as f64),
@@ -396,7 +401,7 @@ impl Kernels {
         Kernels {
             step_gemm,
             step_gemm_narrow,
-            grad_gemm: Kernel::new(ctx, &matmul, "grad_gemm", &matmul::BINDINGS),
+            grad_gemm: Kernel::new(ctx, &matmul, grad_entry, &matmul::BINDINGS),
             cell_forward: Kernel::new(
                 ctx,
                 &cell,

@@ -14,6 +14,11 @@ pub struct GpuContext {
     pub info: wgpu::AdapterInfo,
     /// The limits the device was created with.
     pub limits: wgpu::Limits,
+    /// The GEMMs read their operands straight from the buffers (`*_gemm_direct` in
+    /// `matmul.wgsl`) instead of staging them in workgroup memory:
+    /// true on CPU adapters such as lavapipe, where that is about twice as fast. The
+    /// results are bitwise the same; set it before building engines to choose.
+    pub direct_gemm: bool,
     /// The first error the device reported outside an error scope, if any.
     device_error: Arc<Mutex<Option<String>>>,
 }
@@ -69,6 +74,7 @@ impl GpuContext {
         Ok(GpuContext {
             device,
             queue,
+            direct_gemm: info.device_type == wgpu::DeviceType::Cpu,
             info,
             limits,
             device_error,

@@ -83,10 +83,15 @@ pub fn dense_gemm_seconds(
         usage: wgpu::BufferUsages::STORAGE,
         mapped_at_creation: false,
     });
+    let entry = if ctx.direct_gemm {
+        "dense_gemm_direct"
+    } else {
+        "dense_gemm"
+    };
     let kernel = Kernel::new(
         ctx,
         &module(ctx, "matmul.wgsl", shaders::MATMUL),
-        "dense_gemm",
+        entry,
         &BINDINGS,
     );
     let bind = kernel.bind(ctx, &[&params, &step, &a, &dummy, &w, &dummy, &dummy, &out]);

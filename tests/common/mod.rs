@@ -24,6 +24,14 @@ pub fn ctx() -> Arc<GpuContext> {
     .clone()
 }
 
+/// A context of its own, with the GEMM form chosen (`GpuContext::direct_gemm`).
+pub fn ctx_with_direct_gemm(direct: bool) -> Arc<GpuContext> {
+    let mut ctx = GpuContext::new()
+        .unwrap_or_else(|e| panic!("GPU tests need an adapter and found none: {e}"));
+    ctx.direct_gemm = direct;
+    Arc::new(ctx)
+}
+
 pub fn model(
     input: usize,
     hidden: usize,
