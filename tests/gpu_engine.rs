@@ -499,8 +499,8 @@ fn bad_input_is_refused_with_a_clear_error() {
     assert!(err.contains("bytes"), "{err}");
 }
 
-/// The two forms of the step GEMM, staged through workgroup memory and direct, give
-/// the same bits: logits at every step, decisions and gradients, over two layers of
+/// The two forms of the GEMMs (step and weight gradient), staged through workgroup
+/// memory and direct, give the same bits: logits at every step, decisions and gradients, over two layers of
 /// an awkward width, rows that retire at mixed steps (wide blocks, then narrow ones),
 /// with dense and sparse input.
 #[test]

@@ -16,8 +16,9 @@ pub struct GpuContext {
     pub limits: wgpu::Limits,
     /// The GEMMs read their operands straight from the buffers (`*_gemm_direct` in
     /// `matmul.wgsl`) instead of staging them in workgroup memory:
-    /// true on CPU adapters such as lavapipe, where that is about twice as fast. The
-    /// results are bitwise the same; set it before building engines to choose.
+    /// true on CPU adapters such as lavapipe, where that is about 1.5 times as fast
+    /// (`docs/performance.md`). The results are bitwise the same; set it before
+    /// building engines to choose.
     pub direct_gemm: bool,
     /// The first error the device reported outside an error scope, if any.
     device_error: Arc<Mutex<Option<String>>>,
