@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use rankcode::data::{Batch, Dataset};
-use rankcode::engine::{BatchReport, Capacity, Engine, EngineConfig};
+use rankcode::engine::{BatchReport, Capacity};
 use rankcode::model::reference::{self, BatchOutcome};
 use rankcode::model::{ModelConfig, RcConfig, Readout, TrainMode};
 use rankcode::train::{self, SweepPoint};
@@ -500,9 +500,9 @@ fn bad_input_is_refused_with_a_clear_error() {
 }
 
 /// The two forms of the GEMMs (step and weight gradient), staged through workgroup
-/// memory and direct, give the same bits: logits at every step, decisions and gradients, over two layers of
-/// an awkward width, rows that retire at mixed steps (wide blocks, then narrow ones),
-/// with dense and sparse input.
+/// memory and direct, give the same bits: logits at every step, decisions and
+/// gradients, over two layers of an awkward width, rows that retire at mixed steps
+/// (wide blocks, then narrow ones), with dense and sparse input.
 #[test]
 fn staged_and_direct_gemms_give_the_same_bits() {
     let cfg = model(37, 70, 2, 3, Readout::Softmax);
@@ -516,20 +516,14 @@ fn staged_and_direct_gemms_give_the_same_bits() {
     let theta = mixed_theta(&cfg, &params, &batch);
     for sparse_input in [false, true] {
         let run = |direct: bool| {
-            let ecfg = EngineConfig {
-                model: cfg,
-                rc: RcConfig {
-                    theta,
-                    beta: 0.0,
-                    mode: TrainMode::Rc,
-                },
-                adam: Default::default(),
-                capacity: Capacity { batch: rows, steps },
-                readback_every: 1,
-                sparse_input,
-                recurrent_block: 0,
+            let rc = RcConfig {
+                theta,
+                beta: 0.0,
+                mode: TrainMode::Rc,
             };
-            let mut eng = Engine::new(ctx_with_direct_gemm(direct), ecfg, &params).unwrap();
+            let cap = Capacity { batch: rows, steps };
+            let ctx = ctx_with_direct_gemm(direct);
+            let mut eng = engine_on(ctx, cfg, rc, cap, 1, &params, sparse_input);
             let report = eng.compute_gradients(&batch).unwrap();
             let logits: Vec<u32> = (0..steps)
                 .flat_map(|t| bits(&eng.logits_at(t, rows).unwrap()))

@@ -143,6 +143,19 @@ pub fn engine_with(
     params: &[f32],
     sparse: bool,
 ) -> Engine {
+    engine_on(ctx(), cfg, rc, cap, k, params, sparse)
+}
+
+/// [`engine_with`] on a given context.
+pub fn engine_on(
+    ctx: Arc<GpuContext>,
+    cfg: ModelConfig,
+    rc: RcConfig,
+    cap: Capacity,
+    k: usize,
+    params: &[f32],
+    sparse: bool,
+) -> Engine {
     let ecfg = EngineConfig {
         model: cfg,
         rc,
@@ -152,7 +165,7 @@ pub fn engine_with(
         sparse_input: sparse,
         recurrent_block: 0,
     };
-    Engine::new(ctx(), ecfg, params).expect("engine")
+    Engine::new(ctx, ecfg, params).expect("engine")
 }
 
 /// The bit patterns of `v`, for comparisons that must be exact.
