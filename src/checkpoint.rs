@@ -36,6 +36,11 @@ pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
 pub const METRICS_FILE: &str = "metrics.jsonl";
 pub const TEST_FILE: &str = "test.json";
 pub const FEATURES_FILE: &str = "features.json";
+/// Where a run with `--lr-cycles` keeps the model of each cycle's last epoch, as run
+/// directories of their own (`snapshots/epoch-8`, ...) that `eval` and `ensemble` read.
+pub const SNAPSHOTS_DIR: &str = "snapshots";
+/// In a snapshot directory: the metrics line of the epoch it kept.
+pub const SNAPSHOT_FILE: &str = "snapshot.json";
 
 /// Everything a run is built from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,6 +52,11 @@ pub struct RunConfig {
     /// How the learning rate changes over the epochs.
     #[serde(default)]
     pub lr_schedule: LrSchedule,
+    /// Cosine cycles of equal length the epochs are split into (`--lr-cycles`), each
+    /// ending in a snapshot of the model ([`SNAPSHOTS_DIR`]); none: one cycle, no
+    /// snapshots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lr_cycles: Option<usize>,
     /// A training threshold that rises to `rc.theta` over the first epochs (none:
     /// `rc.theta` throughout). Validation and test always use `rc.theta`.
     #[serde(default)]
@@ -123,6 +133,24 @@ impl RunConfig {
             Some(warmup) => warmup.training_rc(self.rc, epoch),
             None => self.rc,
         }
+    }
+
+    /// The learning rate of epoch `epoch` (1-based) under the run's schedule.
+    pub fn lr(&self, epoch: usize) -> f32 {
+        self.lr_schedule
+            .lr(self.adam.lr, epoch, self.lr_cycle_epochs())
+    }
+
+    /// The epochs of one learning-rate cycle: the run's, or a share of them with
+    /// `--lr-cycles`.
+    fn lr_cycle_epochs(&self) -> usize {
+        (self.epochs / self.lr_cycles.unwrap_or(1).max(1)).max(1)
+    }
+
+    /// Whether epoch `epoch` ends one of the run's `--lr-cycles`, whose model is then
+    /// kept as a snapshot (never without `--lr-cycles`).
+    pub fn ends_lr_cycle(&self, epoch: usize) -> bool {
+        self.lr_cycles.is_some() && epoch.is_multiple_of(self.lr_cycle_epochs())
     }
 
     /// The shape of the task's sequences under this run's front end.
@@ -202,6 +230,17 @@ impl RunConfig {
             })?;
             crate::error::ensure(rate > 0.0 && rate < 1.0, || {
                 format!("--augment-drop must be above 0 and below 1, not {rate}")
+            })?;
+        }
+        if let Some(cycles) = self.lr_cycles {
+            crate::error::ensure(self.lr_schedule == LrSchedule::Cosine, || {
+                "--lr-cycles restarts a cosine schedule: it needs --lr-schedule cosine".into()
+            })?;
+            crate::error::ensure(cycles >= 1 && self.epochs.is_multiple_of(cycles), || {
+                format!(
+                    "--lr-cycles {cycles} must divide the run's {} epochs into equal cycles",
+                    self.epochs
+                )
             })?;
         }
         if let Some(budget) = &self.select_within_budget {
@@ -540,6 +579,49 @@ mod tests {
         };
         let err = falling.validate().unwrap_err().to_string();
         assert!(err.contains("0.97 must be below --theta 0.95"), "{err}");
+    }
+
+    #[test]
+    fn lr_cycles_need_a_cosine_schedule_and_split_the_epochs_evenly() {
+        let constant: RunConfig = serde_json::from_str(OLD_CONFIG).unwrap();
+        assert_eq!(constant.lr_cycles, None);
+        let cycled = RunConfig {
+            lr_schedule: LrSchedule::Cosine,
+            epochs: 6,
+            lr_cycles: Some(3),
+            ..constant.clone()
+        };
+        cycled.validate().unwrap();
+        let ends: Vec<usize> = (1..=6).filter(|&e| cycled.ends_lr_cycle(e)).collect();
+        assert_eq!(ends, [2, 4, 6]);
+        assert_eq!(cycled.lr(3), cycled.adam.lr);
+        assert!(!(1..=6).any(|e| constant.ends_lr_cycle(e)));
+        for (bad, problem) in [
+            (
+                RunConfig {
+                    lr_cycles: Some(4),
+                    ..cycled.clone()
+                },
+                "divide the run's 6 epochs",
+            ),
+            (
+                RunConfig {
+                    lr_cycles: Some(0),
+                    ..cycled.clone()
+                },
+                "divide the run's 6 epochs",
+            ),
+            (
+                RunConfig {
+                    lr_schedule: LrSchedule::Constant,
+                    ..cycled
+                },
+                "--lr-schedule cosine",
+            ),
+        ] {
+            let err = bad.validate().unwrap_err().to_string();
+            assert!(err.contains(problem), "{err}");
+        }
     }
 
     /// `toy` made a valid MNIST run.

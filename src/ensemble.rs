@@ -40,7 +40,8 @@ impl MemberRun {
             ));
         }
         let params = checkpoint::load_model(dir, &cfg.model)?;
-        if !dir.join(checkpoint::TEST_FILE).is_file() {
+        let finished = [checkpoint::TEST_FILE, checkpoint::SNAPSHOT_FILE];
+        if !finished.iter().any(|f| dir.join(f).is_file()) {
             log::warn!(
                 "{} has no test.json: its training has not finished, and its model.safetensors \
                  is its best epoch so far",

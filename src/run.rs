@@ -458,7 +458,7 @@ pub fn train_run(
     };
     for epoch in first_epoch..=cfg.epochs {
         let mut rng = epoch_rng(cfg.seed, epoch);
-        let lr = cfg.lr_schedule.lr(cfg.adam.lr, epoch, cfg.epochs);
+        let lr = cfg.lr(epoch);
         engine.set_learning_rate(lr)?;
         let train_rc = cfg.training_rc(epoch);
         engine.set_rc(train_rc)?;
@@ -512,6 +512,9 @@ pub fn train_run(
             best = Some(record.clone());
             best_params = Some(params.clone());
         }
+        if cfg.ends_lr_cycle(epoch) {
+            save_snapshot(cfg, out, &record, &params)?;
+        }
         let ck = Checkpoint {
             epoch,
             params,
@@ -551,6 +554,32 @@ pub fn train_run(
         test: Some(test),
         trained_now,
     })
+}
+
+/// Keeps the model of the epoch of `record`, the last of an `--lr-cycles` cycle, as a
+/// run directory of its own under the run's [`checkpoint::SNAPSHOTS_DIR`]: the run's
+/// settings and these weights, which `eval` and `ensemble` read like any run, and the
+/// epoch's metrics line as [`checkpoint::SNAPSHOT_FILE`].
+fn save_snapshot(cfg: &RunConfig, out: &Path, record: &EpochRecord, params: &[f32]) -> Result<()> {
+    let dir = snapshot_dir(out, record.epoch);
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| checkpoint::file_error(&dir, format!("cannot create: {e}")))?;
+    cfg.save(&dir)?;
+    checkpoint::save_model(&dir, &cfg.model, params)?;
+    let json = serde_json::to_string_pretty(record).expect("record serialises");
+    crate::files::write_atomic(&dir.join(checkpoint::SNAPSHOT_FILE), json.as_bytes())?;
+    log::info!(
+        "epoch {} ends a learning-rate cycle: model kept in {}",
+        record.epoch,
+        dir.display()
+    );
+    Ok(())
+}
+
+/// The directory of the snapshot a run with `--lr-cycles` keeps at `epoch`.
+pub fn snapshot_dir(out: &Path, epoch: usize) -> std::path::PathBuf {
+    out.join(checkpoint::SNAPSHOTS_DIR)
+        .join(format!("epoch-{epoch}"))
 }
 
 /// Loads a trained run from `dir` (its `config.json` and `model.safetensors`) into a

@@ -41,6 +41,7 @@ fn tiny_run() -> RunConfig {
             ..AdamConfig::default()
         },
         lr_schedule: LrSchedule::Cosine,
+        lr_cycles: None,
         theta_warmup: Some(ThetaWarmup {
             start: 0.3,
             epochs: 2,
@@ -179,6 +180,70 @@ fn a_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one() {
     let _ = std::fs::remove_dir_all(&interrupted);
     let _ = std::fs::remove_dir_all(&shorter);
     let _ = std::fs::remove_dir_all(&at_start);
+}
+
+#[test]
+fn lr_cycles_restart_the_rate_and_keep_each_cycles_last_model_as_a_run() {
+    let cfg = RunConfig {
+        epochs: 4,
+        lr_cycles: Some(2),
+        ..tiny_run()
+    };
+    let straight = out_dir("cycles");
+    let full = train_run(ctx(), &cfg, &straight, false, &mut Quiet).unwrap();
+    let lrs: Vec<f64> = full.epochs.iter().map(|e| e.lr.unwrap()).collect();
+    assert!(
+        lrs[0] == cfg.adam.lr as f64 && lrs[2] == lrs[0] && lrs[1] < lrs[0] && lrs[3] == lrs[1],
+        "two cosine cycles of two epochs: {lrs:?}"
+    );
+    let snapshots = straight.join(checkpoint::SNAPSHOTS_DIR);
+    let mut kept: Vec<String> = std::fs::read_dir(&snapshots)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    kept.sort();
+    assert_eq!(kept, ["epoch-2", "epoch-4"]);
+
+    // The last snapshot holds the run's last weights; each records its epoch's line.
+    let last = checkpoint::load_checkpoint(&straight, &cfg.model).unwrap();
+    let epoch4 = snapshots.join("epoch-4");
+    assert!(checkpoint::load_model(&epoch4, &cfg.model).unwrap() == last.params);
+    let line: EpochRecord = serde_json::from_str(
+        &std::fs::read_to_string(snapshots.join("epoch-2").join(checkpoint::SNAPSHOT_FILE))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(line, full.epochs[1]);
+
+    // A snapshot is a run that loads for inference, and a run stopped after the first
+    // cycle and resumed keeps the same snapshots, bit for bit.
+    let (_, mut engine, theta) = load_for_inference(ctx(), &epoch4, None).unwrap();
+    assert_eq!(theta, cfg.rc.theta);
+    let val = cfg.open_data(None).unwrap().load(Split::Val).unwrap();
+    let report = train::evaluate(&mut engine, &val, cfg.batch, false).unwrap();
+    assert_eq!(report.accuracy, full.epochs[3].val_accuracy);
+    let interrupted = out_dir("cycles-resumed");
+    train_run(ctx(), &cfg, &interrupted, false, &mut StopAfter(3)).unwrap();
+    assert!(
+        !interrupted
+            .join(checkpoint::SNAPSHOTS_DIR)
+            .join("epoch-4")
+            .exists()
+    );
+    train_run(ctx(), &cfg, &interrupted, true, &mut Quiet).unwrap();
+    for epoch in ["epoch-2", "epoch-4"] {
+        let model = |run: &PathBuf| {
+            std::fs::read(
+                run.join(checkpoint::SNAPSHOTS_DIR)
+                    .join(epoch)
+                    .join(checkpoint::MODEL_FILE),
+            )
+            .unwrap()
+        };
+        assert!(model(&straight) == model(&interrupted), "{epoch}");
+    }
+    let _ = std::fs::remove_dir_all(&straight);
+    let _ = std::fs::remove_dir_all(&interrupted);
 }
 
 #[test]

@@ -52,9 +52,15 @@ pub struct TrainArgs {
     /// Adam learning rate.
     #[arg(long, default_value_t = 1e-3)]
     pub lr: f32,
-    /// constant: --lr throughout; cosine: annealed from --lr towards 0 over --epochs.
+    /// constant: --lr throughout; cosine: annealed from --lr towards 0 over --epochs (over
+    /// each cycle with --lr-cycles).
     #[arg(long, value_enum, default_value = "constant")]
     pub lr_schedule: LrSchedule,
+    /// Split the epochs into N equal cosine cycles, each restarting at --lr (warm
+    /// restarts), and keep the model of each cycle's last epoch in
+    /// OUT/snapshots/epoch-E: snapshots that `rankcode ensemble` can join into one model.
+    #[arg(long, value_name = "N")]
+    pub lr_cycles: Option<usize>,
     /// Clip each batch's gradient to this global L2 norm before the Adam step.
     #[arg(long, value_name = "NORM")]
     pub clip_grad_norm: Option<f32>,
@@ -134,7 +140,7 @@ pub struct TrainArgs {
 }
 
 /// The flag behind each setting of `config.json` that a resumed run keeps as saved.
-const SETTING_FLAGS: [(&str, &str); 22] = [
+const SETTING_FLAGS: [(&str, &str); 23] = [
     ("task", "--task"),
     ("rc.mode", "--mode"),
     ("rc.theta", "--theta"),
@@ -147,6 +153,7 @@ const SETTING_FLAGS: [(&str, &str); 22] = [
     ("adam.max_grad_norm", "--clip-grad-norm"),
     ("adam.weight_decay", "--weight-decay"),
     ("lr_schedule", "--lr-schedule"),
+    ("lr_cycles", "--lr-cycles"),
     ("batch", "--batch"),
     ("seed", "--seed"),
     ("train_limit", "--train-size"),
@@ -246,6 +253,7 @@ impl TrainArgs {
                 ..AdamConfig::default()
             },
             lr_schedule: self.lr_schedule,
+            lr_cycles: self.lr_cycles,
             theta_warmup: self.theta_warmup,
             batch: self.batch,
             epochs: self.epochs.unwrap_or(10),

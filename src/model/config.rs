@@ -205,17 +205,21 @@ pub enum LrSchedule {
     #[default]
     Constant,
     /// Cosine annealing from the rate towards 0 over the run's epochs:
-    /// lr * (1 + cos(pi * (epoch - 1) / epochs)) / 2 for epochs 1..=epochs.
+    /// lr * (1 + cos(pi * (epoch - 1) / epochs)) / 2 for epochs 1..=epochs. With
+    /// `--lr-cycles N`, over each of N equal cycles of epochs in turn (warm restarts).
     Cosine,
 }
 
 impl LrSchedule {
-    /// The learning rate of `epoch` (1-based) of a run of `epochs`.
-    pub fn lr(self, lr: f32, epoch: usize, epochs: usize) -> f32 {
+    /// The learning rate of `epoch` (1-based) of a run whose schedule repeats every
+    /// `cycle_epochs` epochs (the run's epochs, unless it has `--lr-cycles`).
+    pub fn lr(self, lr: f32, epoch: usize, cycle_epochs: usize) -> f32 {
         match self {
             LrSchedule::Constant => lr,
             LrSchedule::Cosine => {
-                let done = (epoch.saturating_sub(1)) as f64 / epochs.max(1) as f64;
+                let cycle_epochs = cycle_epochs.max(1);
+                let into_cycle = epoch.saturating_sub(1) % cycle_epochs;
+                let done = into_cycle as f64 / cycle_epochs as f64;
                 (lr as f64 * 0.5 * (1.0 + (std::f64::consts::PI * done).cos())) as f32
             }
         }
@@ -418,5 +422,15 @@ mod tests {
         assert!((lr(4) - 0.01 * (1.0 + (0.75 * std::f32::consts::PI).cos()) / 2.0).abs() < 1e-9);
         assert!((1..4).all(|e| lr(e + 1) < lr(e)));
         assert_eq!(LrSchedule::Constant.lr(0.01, 4, 4), 0.01);
+    }
+
+    #[test]
+    fn cosine_cycles_restart_at_the_rate_and_each_anneals_like_a_short_run() {
+        let cycled: Vec<f32> = (1..=12)
+            .map(|e| LrSchedule::Cosine.lr(0.01, e, 4))
+            .collect();
+        let short: Vec<f32> = (1..=4).map(|e| LrSchedule::Cosine.lr(0.01, e, 4)).collect();
+        assert_eq!(cycled, [short.clone(), short.clone(), short].concat());
+        assert_eq!(LrSchedule::Constant.lr(0.01, 5, 4), 0.01);
     }
 }
