@@ -276,6 +276,18 @@ pub fn refuse_ensemble(cfg: &RunConfig, out: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Refuses to start a new run in `out` when it holds one.
+fn refuse_existing_run(out: &Path) -> Result<()> {
+    if out.join(checkpoint::CONFIG_FILE).exists() {
+        return Err(Error::File {
+            path: out.into(),
+            problem: "already holds a run; pass --resume to continue it, or choose another --out"
+                .into(),
+        });
+    }
+    Ok(())
+}
+
 /// Prepares `out` for a new run (refusing to overwrite one) or loads what a resumed
 /// run continues from.
 fn open_run_dir(cfg: &RunConfig, out: &Path, resume: bool) -> Result<Option<Checkpoint>> {
@@ -287,14 +299,7 @@ fn open_run_dir(cfg: &RunConfig, out: &Path, resume: bool) -> Result<Option<Chec
     if !resume {
         std::fs::create_dir_all(out)
             .map_err(|e| cannot("cannot create the output directory", e))?;
-        if config_path.exists() {
-            return Err(Error::File {
-                path: out.into(),
-                problem:
-                    "already holds a run; pass --resume to continue it, or choose another --out"
-                        .into(),
-            });
-        }
+        refuse_existing_run(out)?;
         cfg.save(out)?;
         return Ok(None);
     }
@@ -397,6 +402,9 @@ pub fn train_run(
 ) -> Result<RunOutcome> {
     // Before any data is read.
     refuse_ensemble(cfg, out)?;
+    if !resume {
+        refuse_existing_run(out)?;
+    }
     cfg.validate()?;
     if let Some(w) = cfg.theta_warmup.filter(|w| w.epochs >= cfg.epochs) {
         log::warn!(

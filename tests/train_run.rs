@@ -377,6 +377,22 @@ fn an_existing_run_is_never_overwritten() {
         err.contains("already holds a run") && err.contains(&*dir.to_string_lossy()),
         "{err}"
     );
+    // Refused before any data is read: a run whose data folder is gone gets the same error.
+    let mnist = Task::Mnist.shape(&Default::default());
+    let unreadable = RunConfig {
+        task: Task::Mnist,
+        model: ModelConfig {
+            input_size: mnist.input,
+            classes: mnist.classes,
+            ..cfg.model
+        },
+        data_dir: Some(PathBuf::from("/no/such/mnist")),
+        ..cfg.clone()
+    };
+    let err = train_run(ctx(), &unreadable, &dir, false, &mut Quiet)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("already holds a run"), "{err}");
     let resume_error = |c: &RunConfig| {
         train_run(ctx(), c, &dir, true, &mut Quiet)
             .unwrap_err()
