@@ -27,6 +27,9 @@
 #   BUDGET        the mean decision step epoch and theta are chosen under (default 1.5)
 #   THETA         the training threshold            (default 0.85, as runs/t085)
 #   AUGMENT_DROP  train --augment-drop rate          (default: none)
+#   CYCLES        train --lr-cycles N: N cosine cycles, each ending in a snapshot of
+#                 the model (default: none); the ensemble then joins every snapshot
+#                 of every run (a snapshot ensemble) instead of the runs
 #   ENSEMBLE      1: also join all the runs (they must share their number of layers)
 #   ENSEMBLE_BUDGET  the ensemble's budget on validation (default 1.45: a margin under
 #                 1.5, as docs/results.md, "Ensembles", explains)
@@ -56,11 +59,15 @@ fi
 if [[ -n "${AUGMENT_DROP:-}" ]]; then
     extra_flags+=(--augment-drop "$AUGMENT_DROP")
 fi
+cycles=${CYCLES:-1}
+if [[ -n "${CYCLES:-}" ]]; then
+    extra_flags+=(--lr-cycles "$CYCLES")
+fi
 
 [[ -x "$bin" ]] || { echo "error: no rankcode binary at $bin (cargo build --release)" >&2; exit 1; }
 (( max_jobs >= 1 )) || { echo "error: JOBS=$max_jobs: at least one run must train at a time" >&2; exit 1; }
-if [[ "${ENSEMBLE:-0}" == 1 ]] && (( $(wc -w <<< "$models") * $(wc -w <<< "$seeds") < 2 )); then
-    echo "error: ENSEMBLE=1 joins two runs or more; MODELS and SEEDS give one" >&2
+if [[ "${ENSEMBLE:-0}" == 1 ]] && (( $(wc -w <<< "$models") * $(wc -w <<< "$seeds") * cycles < 2 )); then
+    echo "error: ENSEMBLE=1 joins two models or more; MODELS, SEEDS and CYCLES give one" >&2
     exit 1
 fi
 mkdir -p "$results"
@@ -152,11 +159,16 @@ fi
 
 if [[ "${ENSEMBLE:-0}" == 1 ]]; then
     ensemble="$results/ensemble"
-    echo "== the ensemble of ${#runs[@]} runs -> $ensemble" | tee -a "$log"
+    # The runs, or with CYCLES every snapshot of every run.
+    members=()
+    for run in "${runs[@]}"; do
+        if [[ -n "${CYCLES:-}" ]]; then members+=("$run"/snapshots/epoch-*); else members+=("$run"); fi
+    done
+    echo "== the ensemble of ${#members[@]} models -> $ensemble" | tee -a "$log"
     start=$(date +%s)
     # Made anew each time, from the runs of this call.
     rm -rf "$ensemble"
-    "$bin" ensemble "${runs[@]}" --theta "$theta" --out "$ensemble" 2>&1 | tee -a "$log"
+    "$bin" ensemble "${members[@]}" --theta "$theta" --out "$ensemble" 2>&1 | tee -a "$log"
     val=$("$bin" eval --checkpoint "$ensemble" --split val --theta-sweep "$theta_sweep" \
         --max-decision-step "$ensemble_budget" --no-full-pass --json)
     if chosen=$(json_field best_within_budget.theta <<< "$val"); then
