@@ -405,6 +405,12 @@ pub fn train_run(
     if !resume {
         refuse_existing_run(out)?;
     }
+    if out.join(checkpoint::SNAPSHOT_FILE).exists() {
+        return Err(checkpoint::file_error(
+            out,
+            "holds a snapshot that an --lr-cycles run kept, which cannot be trained;              resume the run it belongs to instead",
+        ));
+    }
     cfg.validate()?;
     if let Some(w) = cfg.theta_warmup.filter(|w| w.epochs >= cfg.epochs) {
         log::warn!(

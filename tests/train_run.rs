@@ -224,11 +224,15 @@ fn lr_cycles_restart_the_rate_and_keep_each_cycles_last_model_as_a_run() {
     assert_eq!(report.accuracy, full.epochs[3].val_accuracy);
     let interrupted = out_dir("cycles-resumed");
     train_run(ctx(), &cfg, &interrupted, false, &mut StopAfter(3)).unwrap();
+    let kept = interrupted.join(checkpoint::SNAPSHOTS_DIR);
+    assert!(!kept.join("epoch-4").exists());
+    // A snapshot cannot be trained: that would overwrite its model.
+    let err = train_run(ctx(), &cfg, &kept.join("epoch-2"), true, &mut Quiet)
+        .unwrap_err()
+        .to_string();
     assert!(
-        !interrupted
-            .join(checkpoint::SNAPSHOTS_DIR)
-            .join("epoch-4")
-            .exists()
+        err.contains("snapshot") && err.contains("cannot be trained"),
+        "{err}"
     );
     train_run(ctx(), &cfg, &interrupted, true, &mut Quiet).unwrap();
     for epoch in ["epoch-2", "epoch-4"] {
