@@ -29,7 +29,8 @@
 #   AUGMENT_DROP  train --augment-drop rate          (default: none)
 #   CYCLES        train --lr-cycles N: N cosine cycles, each ending in a snapshot of
 #                 the model (default: none); the ensemble then joins every snapshot
-#                 of every run (a snapshot ensemble) instead of the runs
+#                 of every run (a snapshot ensemble) instead of the runs; N must
+#                 divide EPOCHS (say CYCLES=3 EPOCHS=24)
 #   ENSEMBLE      1: also join all the runs (they must share their number of layers)
 #   ENSEMBLE_BUDGET  the ensemble's budget on validation (default 1.45: a margin under
 #                 1.5, as docs/results.md, "Ensembles", explains)
@@ -65,6 +66,8 @@ if [[ -n "${CYCLES:-}" ]]; then
 fi
 
 [[ -x "$bin" ]] || { echo "error: no rankcode binary at $bin (cargo build --release)" >&2; exit 1; }
+(( cycles >= 1 && epochs % cycles == 0 )) || {
+    echo "error: CYCLES=$cycles must divide EPOCHS=$epochs into equal cycles" >&2; exit 1; }
 (( max_jobs >= 1 )) || { echo "error: JOBS=$max_jobs: at least one run must train at a time" >&2; exit 1; }
 if [[ "${ENSEMBLE:-0}" == 1 ]] && (( $(wc -w <<< "$models") * $(wc -w <<< "$seeds") * cycles < 2 )); then
     echo "error: ENSEMBLE=1 joins two models or more; MODELS, SEEDS and CYCLES give one" >&2
@@ -162,7 +165,14 @@ if [[ "${ENSEMBLE:-0}" == 1 ]]; then
     # The runs, or with CYCLES every snapshot of every run.
     members=()
     for run in "${runs[@]}"; do
-        if [[ -n "${CYCLES:-}" ]]; then members+=("$run"/snapshots/epoch-*); else members+=("$run"); fi
+        if [[ -z "${CYCLES:-}" ]]; then
+            members+=("$run")
+        elif compgen -G "$run/snapshots/epoch-*" > /dev/null; then
+            members+=("$run"/snapshots/epoch-*)
+        else
+            echo "error: $run has no snapshots: it was trained without CYCLES" | tee -a "$log" >&2
+            exit 1
+        fi
     done
     echo "== the ensemble of ${#members[@]} models -> $ensemble" | tee -a "$log"
     start=$(date +%s)

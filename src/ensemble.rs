@@ -163,6 +163,7 @@ pub fn write_ensemble(runs: &[PathBuf], out: &Path, theta: Option<f32>) -> Resul
             ..first.cfg.rc
         },
         theta_warmup: None,
+        lr_cycles: None,
         select_within_budget: None,
         ensemble_of: Some(
             members

@@ -261,9 +261,10 @@ fn recurrent_block(cfg: &RunConfig, params: &[f32]) -> usize {
     }
 }
 
-/// Refuses to train an ensemble: `cfg` is one (a resumed run's settings are those
-/// saved with it), or `out` holds one.
-pub fn refuse_ensemble(cfg: &RunConfig, out: &Path) -> Result<()> {
+/// Refuses to train what cannot be trained: an ensemble (`cfg` is one, as a resumed
+/// run's settings are those saved with it, or `out` holds one), or a snapshot that a
+/// run with `--lr-cycles` kept (training it would overwrite its model).
+pub fn refuse_untrainable(cfg: &RunConfig, out: &Path) -> Result<()> {
     let holds_ensemble = out.join(checkpoint::CONFIG_FILE).exists()
         && RunConfig::load(out).is_ok_and(|saved| saved.ensemble_of.is_some());
     if cfg.ensemble_of.is_some() || holds_ensemble {
@@ -271,6 +272,13 @@ pub fn refuse_ensemble(cfg: &RunConfig, out: &Path) -> Result<()> {
             out,
             "holds an ensemble made by `rankcode ensemble`, which cannot be trained; \
              train its member runs instead",
+        ));
+    }
+    if out.join(checkpoint::SNAPSHOT_FILE).exists() {
+        return Err(checkpoint::file_error(
+            out,
+            "holds a snapshot that a run with --lr-cycles kept, which cannot be trained; \
+             resume the run it belongs to instead",
         ));
     }
     Ok(())
@@ -401,15 +409,9 @@ pub fn train_run(
     observer: &mut dyn RunObserver,
 ) -> Result<RunOutcome> {
     // Before any data is read.
-    refuse_ensemble(cfg, out)?;
+    refuse_untrainable(cfg, out)?;
     if !resume {
         refuse_existing_run(out)?;
-    }
-    if out.join(checkpoint::SNAPSHOT_FILE).exists() {
-        return Err(checkpoint::file_error(
-            out,
-            "holds a snapshot that an --lr-cycles run kept, which cannot be trained;              resume the run it belongs to instead",
-        ));
     }
     cfg.validate()?;
     if let Some(w) = cfg.theta_warmup.filter(|w| w.epochs >= cfg.epochs) {
@@ -574,14 +576,33 @@ pub fn train_run(
 /// run directory of its own under the run's [`checkpoint::SNAPSHOTS_DIR`]: the run's
 /// settings and these weights, which `eval` and `ensemble` read like any run, and the
 /// epoch's metrics line as [`checkpoint::SNAPSHOT_FILE`].
+/// The snapshot is written whole into a hidden folder beside it, then renamed into
+/// place, so that a crash never leaves a part of one that reads as a run.
 fn save_snapshot(cfg: &RunConfig, out: &Path, record: &EpochRecord, params: &[f32]) -> Result<()> {
     let dir = snapshot_dir(out, record.epoch);
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| checkpoint::file_error(&dir, format!("cannot create: {e}")))?;
-    cfg.save(&dir)?;
-    checkpoint::save_model(&dir, &cfg.model, params)?;
+    let partial = dir.with_file_name(format!(".epoch-{}.partial", record.epoch));
+    let io = |path: &Path, what: &str, e: std::io::Error| {
+        checkpoint::file_error(path, format!("cannot {what}: {e}"))
+    };
+    if partial.exists() {
+        std::fs::remove_dir_all(&partial).map_err(|e| io(&partial, "remove", e))?;
+    }
+    std::fs::create_dir_all(&partial).map_err(|e| io(&partial, "create", e))?;
+    cfg.save(&partial)?;
+    checkpoint::save_model(&partial, &cfg.model, params)?;
+    // An audio run's feature statistics, which its model reads its input with.
+    let features = out.join(checkpoint::FEATURES_FILE);
+    if features.is_file() {
+        std::fs::copy(&features, partial.join(checkpoint::FEATURES_FILE))
+            .map_err(|e| io(&features, "copy", e))?;
+    }
     let json = serde_json::to_string_pretty(record).expect("record serialises");
-    crate::files::write_atomic(&dir.join(checkpoint::SNAPSHOT_FILE), json.as_bytes())?;
+    crate::files::write_atomic(&partial.join(checkpoint::SNAPSHOT_FILE), json.as_bytes())?;
+    // A snapshot of this epoch already there is one a resumed run wrote before a crash.
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).map_err(|e| io(&dir, "replace", e))?;
+    }
+    std::fs::rename(&partial, &dir).map_err(|e| io(&dir, "create", e))?;
     log::info!(
         "epoch {} ends a learning-rate cycle: model kept in {}",
         record.epoch,
@@ -606,10 +627,17 @@ pub fn load_trained(ctx: Arc<GpuContext>, dir: &Path) -> Result<(RunConfig, Engi
 }
 
 /// The threshold a finished run selected within its step budget (`test.json`'s
-/// `val_within_budget`), if it was made with one and found one.
+/// `val_within_budget`; for a snapshot, its epoch's in `snapshot.json`), if it was
+/// made with one and found one.
 fn selected_theta(dir: &Path, cfg: &RunConfig) -> Result<Option<f32>> {
-    let path = dir.join(checkpoint::TEST_FILE);
-    if cfg.select_within_budget.is_none() || !path.is_file() {
+    let Some(path) = [checkpoint::TEST_FILE, checkpoint::SNAPSHOT_FILE]
+        .iter()
+        .map(|f| dir.join(f))
+        .find(|p| p.is_file())
+    else {
+        return Ok(None);
+    };
+    if cfg.select_within_budget.is_none() {
         return Ok(None);
     }
     let bad = |problem: String| checkpoint::file_error(&path, problem);

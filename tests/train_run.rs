@@ -187,6 +187,10 @@ fn lr_cycles_restart_the_rate_and_keep_each_cycles_last_model_as_a_run() {
     let cfg = RunConfig {
         epochs: 4,
         lr_cycles: Some(2),
+        select_within_budget: Some(StepBudget {
+            max_decision_step: 8.0,
+            theta_sweep: "0.3:0.95:14".into(),
+        }),
         ..tiny_run()
     };
     let straight = out_dir("cycles");
@@ -215,17 +219,26 @@ fn lr_cycles_restart_the_rate_and_keep_each_cycles_last_model_as_a_run() {
     .unwrap();
     assert_eq!(line, full.epochs[1]);
 
-    // A snapshot is a run that loads for inference, and a run stopped after the first
-    // cycle and resumed keeps the same snapshots, bit for bit.
-    let (_, mut engine, theta) = load_for_inference(ctx(), &epoch4, None).unwrap();
-    assert_eq!(theta, cfg.rc.theta);
+    // A snapshot is a run that loads for inference, by default at the threshold its
+    // epoch chose within the step budget.
+    let (_, _, theta) = load_for_inference(ctx(), &epoch4, None).unwrap();
+    let chosen = full.epochs[3]
+        .val_within_budget
+        .map_or(cfg.rc.theta, |p| p.theta);
+    assert_eq!(theta, chosen);
+    let (_, mut engine, _) = load_for_inference(ctx(), &epoch4, Some(cfg.rc.theta)).unwrap();
     let val = cfg.open_data(None).unwrap().load(Split::Val).unwrap();
     let report = train::evaluate(&mut engine, &val, cfg.batch, false).unwrap();
     assert_eq!(report.accuracy, full.epochs[3].val_accuracy);
+
+    // A run stopped in its second cycle and resumed keeps the same snapshots, bit for
+    // bit, and replaces the part of one that a crash left.
     let interrupted = out_dir("cycles-resumed");
     train_run(ctx(), &cfg, &interrupted, false, &mut StopAfter(3)).unwrap();
     let kept = interrupted.join(checkpoint::SNAPSHOTS_DIR);
     assert!(!kept.join("epoch-4").exists());
+    std::fs::create_dir_all(kept.join("epoch-4")).unwrap();
+    std::fs::write(kept.join("epoch-4").join(checkpoint::CONFIG_FILE), "{").unwrap();
     // A snapshot cannot be trained: that would overwrite its model.
     let err = train_run(ctx(), &cfg, &kept.join("epoch-2"), true, &mut Quiet)
         .unwrap_err()

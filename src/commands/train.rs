@@ -13,7 +13,7 @@ use rankcode::model::{
     AdamConfig, LrSchedule, ModelConfig, RcConfig, Readout, ThetaWarmup, TrainMode,
 };
 use rankcode::run::{
-    EpochRecord, RunObserver, StepBudget, config_json, refuse_ensemble, train_run,
+    EpochRecord, RunObserver, StepBudget, config_json, refuse_untrainable, train_run,
 };
 use std::io::IsTerminal;
 use std::ops::ControlFlow;
@@ -56,9 +56,10 @@ pub struct TrainArgs {
     /// each cycle with --lr-cycles).
     #[arg(long, value_enum, default_value = "constant")]
     pub lr_schedule: LrSchedule,
-    /// Split the epochs into N equal cosine cycles, each restarting at --lr (warm
-    /// restarts), and keep the model of each cycle's last epoch in
-    /// OUT/snapshots/epoch-E: snapshots that `rankcode ensemble` can join into one model.
+    /// With --lr-schedule cosine: split the epochs (N must divide them) into N equal
+    /// cosine cycles, each restarting at --lr (warm restarts), and keep the model of each
+    /// cycle's last epoch in OUT/snapshots/epoch-E: snapshots that `rankcode ensemble`
+    /// can join into one model.
     #[arg(long, value_name = "N")]
     pub lr_cycles: Option<usize>,
     /// Clip each batch's gradient to this global L2 norm before the Adam step.
@@ -391,7 +392,7 @@ impl RunObserver for Progress {
 pub fn run(args: &TrainArgs) -> Result<()> {
     let mut cfg = args.run_config();
     // Before the GPU, any data or a note on the saved settings.
-    refuse_ensemble(&cfg, &args.out)?;
+    refuse_untrainable(&cfg, &args.out)?;
     if args.resume && args.out.join(rankcode::checkpoint::CONFIG_FILE).exists() {
         // The saved settings, except what may change on resume: more epochs, another
         // readback cadence, a moved data folder.
