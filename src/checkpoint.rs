@@ -39,7 +39,7 @@ pub const FEATURES_FILE: &str = "features.json";
 /// Where a run with `--lr-cycles` keeps the model of each cycle's last epoch, as run
 /// directories of their own (`snapshots/epoch-8`, ...) that `eval` and `ensemble` read.
 pub const SNAPSHOTS_DIR: &str = "snapshots";
-/// In a snapshot directory: the metrics line of the epoch it kept.
+/// In a snapshot directory: the metrics record of the epoch it kept.
 pub const SNAPSHOT_FILE: &str = "snapshot.json";
 
 /// Everything a run is built from.

@@ -296,8 +296,8 @@ fn refuse_existing_run(out: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Prepares `out` for a new run (refusing to overwrite one) or loads what a resumed
-/// run continues from.
+/// Prepares `out` for a new run (`train_run` has refused one that holds a run) or
+/// loads what a resumed run continues from.
 fn open_run_dir(cfg: &RunConfig, out: &Path, resume: bool) -> Result<Option<Checkpoint>> {
     let cannot = |what: &str, e: std::io::Error| Error::File {
         path: out.into(),
@@ -307,7 +307,6 @@ fn open_run_dir(cfg: &RunConfig, out: &Path, resume: bool) -> Result<Option<Chec
     if !resume {
         std::fs::create_dir_all(out)
             .map_err(|e| cannot("cannot create the output directory", e))?;
-        refuse_existing_run(out)?;
         cfg.save(out)?;
         return Ok(None);
     }
@@ -575,7 +574,8 @@ pub fn train_run(
 /// Keeps the model of the epoch of `record`, the last of an `--lr-cycles` cycle, as a
 /// run directory of its own under the run's [`checkpoint::SNAPSHOTS_DIR`]: the run's
 /// settings and these weights, which `eval` and `ensemble` read like any run, and the
-/// epoch's metrics line as [`checkpoint::SNAPSHOT_FILE`].
+/// epoch's metrics record as [`checkpoint::SNAPSHOT_FILE`].
+///
 /// The snapshot is written whole into a hidden folder beside it, then renamed into
 /// place, so that a crash never leaves a part of one that reads as a run.
 fn save_snapshot(cfg: &RunConfig, out: &Path, record: &EpochRecord, params: &[f32]) -> Result<()> {
