@@ -296,6 +296,18 @@ fn refuse_existing_run(out: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The settings saved with the run in `out` that `--resume` continues, or the error
+/// that `out` holds none.
+pub fn saved_run_to_resume(out: &Path) -> Result<RunConfig> {
+    if !out.join(checkpoint::CONFIG_FILE).exists() {
+        return Err(Error::File {
+            path: out.into(),
+            problem: "holds no run to resume (no config.json); drop --resume to start one".into(),
+        });
+    }
+    RunConfig::load(out)
+}
+
 /// Prepares `out` for a new run (`train_run` has refused one that holds a run) or
 /// loads what a resumed run continues from.
 fn open_run_dir(cfg: &RunConfig, out: &Path, resume: bool) -> Result<Option<Checkpoint>> {
@@ -310,13 +322,7 @@ fn open_run_dir(cfg: &RunConfig, out: &Path, resume: bool) -> Result<Option<Chec
         cfg.save(out)?;
         return Ok(None);
     }
-    if !config_path.exists() {
-        return Err(Error::File {
-            path: out.into(),
-            problem: "holds no run to resume (no config.json); drop --resume to start one".into(),
-        });
-    }
-    let saved = RunConfig::load(out)?;
+    let saved = saved_run_to_resume(out)?;
     // The cadence changes no result, more epochs extend the run and the data may have
     // moved: all three may differ, the epochs only while the learning-rate schedule
     // does not span them.

@@ -123,7 +123,14 @@ fn missing_or_corrupted_checkpoints_name_the_file() {
         missing.to_str().unwrap(),
     ];
     assert_refused(&resume, "no run to resume");
+    // --resume takes the task from the run, so it needs no --task: the refusal is the same.
+    assert_refused(
+        &["train", "--resume", "--out", missing.to_str().unwrap()],
+        "no run to resume",
+    );
     assert!(!missing.exists(), "a refused resume creates nothing");
+    // Without --resume, --task is required.
+    assert_refused(&["train", "--out", missing.to_str().unwrap()], "--task");
 
     let dir = temp("corrupt");
     // Without a terminal, progress comes as plain lines (here after every batch but
@@ -282,8 +289,9 @@ fn resume_extends_a_finished_run_and_a_failed_start_leaves_nothing() {
     assert!(!stderr(&o).contains("ignored"), "{}", stderr(&o));
     // Flags given that a saved setting overrides are named, with both values; the
     // defaults of flags not given (here --hidden 125 and --batch 128) never are.
+    // --resume reads the task from the run: --task may be left out.
     let resume = |extra: &[&'static str]| {
-        let mut args = vec!["train", "--task", "seq-spotting", "--resume", "--out", out];
+        let mut args = vec!["train", "--resume", "--out", out];
         args.extend_from_slice(extra);
         let o = rankcode(&args);
         assert!(o.status.success(), "{args:?}: {}", stderr(&o));

@@ -13,7 +13,8 @@ use rankcode::model::{
     AdamConfig, LrSchedule, ModelConfig, RcConfig, Readout, ThetaWarmup, TrainMode,
 };
 use rankcode::run::{
-    EpochRecord, RunObserver, StepBudget, config_json, refuse_untrainable, train_run,
+    EpochRecord, RunObserver, StepBudget, config_json, refuse_untrainable, saved_run_to_resume,
+    train_run,
 };
 use std::io::IsTerminal;
 use std::ops::ControlFlow;
@@ -23,9 +24,9 @@ use std::time::Instant;
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
-    /// The task to train on.
-    #[arg(long, value_enum)]
-    pub task: Task,
+    /// The task to train on (with --resume, the run's own).
+    #[arg(long, value_enum, required_unless_present = "resume")]
+    pub task: Option<Task>,
     /// rc: loss at each sequence's first spike (rank coding); eos: loss at the last step.
     #[arg(long, value_enum, default_value = "rc")]
     pub mode: TrainMode,
@@ -219,22 +220,18 @@ impl TrainArgs {
             .collect();
     }
 
-    /// The [`data_folder`] of the task and `--data`.
-    fn data_dir(&self) -> Option<PathBuf> {
-        data_folder(self.task, self.data.as_deref())
-    }
-
-    fn run_config(&self) -> RunConfig {
-        let defaults = self.task.default_frontend();
+    /// The settings of a run of `task` from the flags.
+    fn run_config(&self, task: Task) -> RunConfig {
+        let defaults = task.default_frontend();
         let frontend = FrontendConfig {
             mel_bands: self.mel_bands,
             mfcc: self.mfcc,
             clip_ms: self.clip_ms.unwrap_or(defaults.clip_ms),
             ..defaults
         };
-        let shape = self.task.shape(&frontend);
+        let shape = task.shape(&frontend);
         RunConfig {
-            task: self.task,
+            task,
             model: ModelConfig {
                 input_size: shape.input,
                 hidden_size: self.hidden,
@@ -260,7 +257,7 @@ impl TrainArgs {
             epochs: self.epochs.unwrap_or(10),
             seed: self.seed,
             readback_every: self.readback_every.unwrap_or(1),
-            data_dir: self.data_dir(),
+            data_dir: data_folder(task, self.data.as_deref()),
             train_limit: self.train_size,
             augment_shift: self.augment_shift,
             augment_drop: self.augment_drop,
@@ -390,13 +387,21 @@ impl RunObserver for Progress {
 }
 
 pub fn run(args: &TrainArgs) -> Result<()> {
-    let mut cfg = args.run_config();
     // Before the GPU, any data or a note on the saved settings.
+    let saved = if args.resume {
+        Some(saved_run_to_resume(&args.out)?)
+    } else {
+        None
+    };
+    let task = args
+        .task
+        .or(saved.as_ref().map(|s| s.task))
+        .context("--task is required to start a run")?;
+    let mut cfg = args.run_config(task);
     refuse_untrainable(&cfg, &args.out)?;
-    if args.resume && args.out.join(rankcode::checkpoint::CONFIG_FILE).exists() {
+    if let Some(saved) = saved {
         // The saved settings, except what may change on resume: more epochs, another
         // readback cadence, a moved data folder.
-        let saved = RunConfig::load(&args.out)?;
         let ignored = ignored_on_resume(&saved, &cfg, &args.given);
         if !ignored.is_empty() {
             eprintln!(
