@@ -141,6 +141,23 @@ impl RunConfig {
             .lr(self.adam.lr, epoch, self.lr_cycle_epochs())
     }
 
+    /// How the run's learning-rate schedule spans its epochs, which then cannot be
+    /// extended ("anneals its learning rate over 24 epochs in 3 cycles"); `None` for a
+    /// constant rate, where more epochs extend the run.
+    pub fn lr_schedule_span(&self) -> Option<String> {
+        match (self.lr_schedule, self.lr_cycles) {
+            (LrSchedule::Constant, _) => None,
+            (LrSchedule::Cosine, None) => Some(format!(
+                "anneals its learning rate over {} epochs",
+                self.epochs
+            )),
+            (LrSchedule::Cosine, Some(cycles)) => Some(format!(
+                "anneals its learning rate over {} epochs in {cycles} cycles",
+                self.epochs
+            )),
+        }
+    }
+
     /// The epochs of one learning-rate cycle: the run's, or a share of them with
     /// `--lr-cycles`.
     fn lr_cycle_epochs(&self) -> usize {
@@ -596,6 +613,19 @@ mod tests {
         assert_eq!(ends, [2, 4, 6]);
         assert_eq!(cycled.lr(3), cycled.adam.lr);
         assert!(!(1..=6).any(|e| constant.ends_lr_cycle(e)));
+        assert_eq!(constant.lr_schedule_span(), None);
+        assert_eq!(
+            cycled.lr_schedule_span().unwrap(),
+            "anneals its learning rate over 6 epochs in 3 cycles"
+        );
+        let annealed = RunConfig {
+            lr_cycles: None,
+            ..cycled.clone()
+        };
+        assert_eq!(
+            annealed.lr_schedule_span().unwrap(),
+            "anneals its learning rate over 6 epochs"
+        );
         for (bad, problem) in [
             (
                 RunConfig {

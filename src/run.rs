@@ -9,7 +9,7 @@ use crate::engine::{BatchReport, Capacity, Engine, EngineConfig};
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
 use crate::model::ensemble::recurrent_blocks_hold;
-use crate::model::{LrSchedule, RcConfig, TrainMode, init_params};
+use crate::model::{RcConfig, TrainMode, init_params};
 use crate::rng::Rng;
 use crate::train::{self, EvalReport, SweepPoint};
 use serde::{Deserialize, Serialize};
@@ -342,12 +342,14 @@ fn open_run_dir(cfg: &RunConfig, out: &Path, resume: bool) -> Result<Option<Chec
             ),
         });
     }
-    if saved.lr_schedule != LrSchedule::Constant && saved.epochs != cfg.epochs {
+    if let Some(span) = saved.lr_schedule_span()
+        && saved.epochs != cfg.epochs
+    {
         return Err(Error::File {
             path: config_path,
             problem: format!(
-                "the run there anneals its learning rate over {} epochs; resume it with --epochs {}",
-                saved.epochs, saved.epochs
+                "the run there {span}; resume it with --epochs {}",
+                saved.epochs
             ),
         });
     }

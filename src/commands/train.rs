@@ -476,8 +476,12 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         bar.finish_and_clear();
     }
     if outcome.trained_now == 0 {
+        let extend = match cfg.lr_schedule_span() {
+            None => "pass a larger --epochs to extend it".to_string(),
+            Some(span) => format!("it {span}, so it cannot be extended"),
+        };
         eprintln!(
-            "note: the run in {} already has {} epochs; nothing left to train (pass a larger --epochs to extend it)",
+            "note: the run in {} already has {} epochs; nothing left to train ({extend})",
             args.out.display(),
             outcome.epochs.len()
         );
