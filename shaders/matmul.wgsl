@@ -365,11 +365,15 @@ fn row_gemm_direct(wg: vec3<u32>, lid: vec3<u32>, gathered: bool) {
         columns_at[c] = column_origin(j);
     }
     var acc: array<array<f32, 8>, 4>;
+    // The loops read the parameters from these copies: on lavapipe every buffer load
+    // in a loop is paid again at each pass, one invocation at a time.
+    let a1_width = p.a1.width;
+    let w1_k_stride = p.w1.k_stride;
     if (!gathered || block_reads(p.a1, first_row, block_rows)) {
-        for (var k = 0u; k < p.a1.width; k++) {
+        for (var k = 0u; k < a1_width; k++) {
             var w: array<f32, 8>;
             for (var c = 0u; c < COLS_PER_THREAD; c++) {
-                w[c] = weights[columns_at[c].first + k * p.w1.k_stride];
+                w[c] = weights[columns_at[c].first + k * w1_k_stride];
             }
             for (var r = 0u; r < ROWS_PER_THREAD; r++) {
                 let o = rows_at[r].first;
@@ -382,10 +386,11 @@ fn row_gemm_direct(wg: vec3<u32>, lid: vec3<u32>, gathered: bool) {
     }
     if (gathered && block_reads(p.a2, first_row, block_rows)) {
         let span = a2_span(wg.x * block_cols, block_cols);
+        let w2_k_stride = p.w2.k_stride;
         for (var k = span.x; k < span.y; k++) {
             var w: array<f32, 8>;
             for (var c = 0u; c < COLS_PER_THREAD; c++) {
-                w[c] = weights[columns_at[c].second + k * p.w2.k_stride];
+                w[c] = weights[columns_at[c].second + k * w2_k_stride];
             }
             for (var r = 0u; r < ROWS_PER_THREAD; r++) {
                 let o = rows_at[r].second;
@@ -475,23 +480,31 @@ fn grad_gemm_direct(
 ) {
     let j0 = wg.y * BLOCK + lid.y;
     let k0 = wg.x * BLOCK + lid.x;
+    // The loop reads the parameters from these copies (see row_gemm_direct).
+    let pairs = step.n_rows;
+    let rows_offset = step.rows_offset;
+    let g_src = p.a1;
+    let x_src = p.a2;
+    let g_width = g_src.width;
+    let x_width = x_src.width;
+    let ones_at = select(NONE, x_width, p.has_bias != 0u);
     var acc: array<array<f32, 8>, 4>;
-    for (var n = 0u; n < step.n_rows; n++) {
-        let entry = rows[step.rows_offset + n];
-        let g_at = operand_origin(p.a1, step_of(entry), row_of(entry));
-        let x_at = operand_origin(p.a2, step_of(entry), row_of(entry));
+    for (var n = 0u; n < pairs; n++) {
+        let entry = rows[rows_offset + n];
+        let g_at = operand_origin(g_src, step_of(entry), row_of(entry));
+        let x_at = operand_origin(x_src, step_of(entry), row_of(entry));
         // A value that reads as zero is loaded from the start of the buffer, in
         // bounds, and replaced.
         var x: array<f32, 8>;
         for (var c = 0u; c < 4u; c++) {
             let k = k0 + 8u * c;
-            let in_x = x_at != NONE && k < p.a2.width;
-            let ones = select(0.0, 1.0, p.has_bias != 0u && k == p.a2.width);
+            let in_x = x_at != NONE && k < x_width;
+            let ones = select(0.0, 1.0, k == ones_at);
             x[c] = select(ones, src2[select(0u, x_at + k, in_x)], in_x);
         }
         for (var r = 0u; r < 4u; r++) {
             let j = j0 + 8u * r;
-            let in_g = g_at != NONE && j < p.a1.width;
+            let in_g = g_at != NONE && j < g_width;
             let g = select(0.0, src1[select(0u, g_at + j, in_g)], in_g);
             for (var c = 0u; c < 4u; c++) {
                 acc[r][c] += g * x[c];
