@@ -88,10 +88,13 @@ fn readout_forward(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let h_at = p.h_base + (t * p.batch_stride + b) * p.hidden;
     var z_max = -3.0e38;
+    // Read once, outside the loops (a buffer load in a loop is paid at every pass on
+    // lavapipe).
+    let hidden = p.hidden;
     for (var c = 0u; c < p.classes; c++) {
         var z = weights[p.b_base + c];
-        let w_at = p.w_base + c * p.hidden;
-        for (var j = 0u; j < p.hidden; j++) {
+        let w_at = p.w_base + c * hidden;
+        for (var j = 0u; j < hidden; j++) {
             z += weights[w_at + j] * h_all[h_at + j];
         }
         logits[(t * p.batch_stride + b) * p.classes + c] = z;

@@ -46,7 +46,10 @@ fn sparse_gates(@builtin(global_invocation_id) gid: vec3<u32>) {
     var acc = vec4<f32>();
     let w0 = p.w_base + u * p.input;
     let gate_stride = units * p.input;
-    for (var q = offsets[at]; q < offsets[at + 1u]; q++) {
+    // Bounds and strides are read once: on lavapipe a buffer load in a loop condition
+    // is paid again at every pass.
+    let end = offsets[at + 1u];
+    for (var q = offsets[at]; q < end; q++) {
         let w = w0 + indices[q];
         let v = values[q];
         let gates = vec4<f32>(
@@ -82,9 +85,12 @@ fn sparse_weight_grad(@builtin(global_invocation_id) gid: vec3<u32>) {
         return;
     }
     var acc = vec4<f32>();
-    for (var e = col_offsets[k]; e < col_offsets[k + 1u]; e++) {
+    let end = col_offsets[k + 1u];
+    let batch_stride = p.batch_stride;
+    let cols = p.cols;
+    for (var e = col_offsets[k]; e < end; e++) {
         let pair = col_pairs[e];
-        let at = (step_of(pair) * p.batch_stride + row_of(pair)) * p.cols + u;
+        let at = (step_of(pair) * batch_stride + row_of(pair)) * cols + u;
         let d = vec4<f32>(dgates[at], dgates[at + units], dgates[at + 2u * units], dgates[at + 3u * units]);
         acc += col_values[e] * d;
     }
