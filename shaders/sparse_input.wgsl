@@ -46,8 +46,8 @@ fn sparse_gates(@builtin(global_invocation_id) gid: vec3<u32>) {
     var acc = vec4<f32>();
     let w0 = p.w_base + u * p.input;
     let gate_stride = units * p.input;
-    // Bounds and strides are read once: on lavapipe a buffer load in a loop condition
-    // is paid again at every pass.
+    // The bound is read once: on lavapipe a buffer load in a loop condition is paid
+    // again at every pass (so are sparse_weight_grad's bound and strides).
     let end = offsets[at + 1u];
     for (var q = offsets[at]; q < end; q++) {
         let w = w0 + indices[q];
