@@ -141,20 +141,53 @@ impl RunConfig {
             .lr(self.adam.lr, epoch, self.lr_cycle_epochs())
     }
 
-    /// How the run's learning-rate schedule spans its epochs, which then cannot be
-    /// extended ("anneals its learning rate over 24 epochs in 3 cycles"); `None` for a
-    /// constant rate, where more epochs extend the run.
-    pub fn lr_schedule_span(&self) -> Option<String> {
+    /// This run continued to `epochs` epochs, as a resume with `--epochs` makes it:
+    /// a run at a constant rate takes any number; one with `--lr-cycles` takes whole
+    /// cycles of its length, and its cycle count follows (so its past epochs keep their
+    /// rates and snapshots); one annealed over its epochs only its own number. The
+    /// problem, if `epochs` does not fit the schedule.
+    pub fn continued_to(&self, epochs: usize) -> std::result::Result<RunConfig, String> {
+        let cycle = self.lr_cycle_epochs();
         match (self.lr_schedule, self.lr_cycles) {
-            (LrSchedule::Constant, _) => None,
-            (LrSchedule::Cosine, None) => Some(format!(
-                "anneals its learning rate over {} epochs",
+            (LrSchedule::Constant, _) => Ok(RunConfig {
+                epochs,
+                ..self.clone()
+            }),
+            (LrSchedule::Cosine, None) if epochs == self.epochs => Ok(self.clone()),
+            (LrSchedule::Cosine, Some(_)) if epochs >= cycle && epochs.is_multiple_of(cycle) => {
+                Ok(RunConfig {
+                    epochs,
+                    lr_cycles: Some(epochs / cycle),
+                    ..self.clone()
+                })
+            }
+            (LrSchedule::Cosine, None) => Err(format!(
+                "it anneals its learning rate over {} epochs; resume it with --epochs {0}",
                 self.epochs
             )),
-            (LrSchedule::Cosine, Some(cycles)) => Some(format!(
-                "anneals its learning rate over {} epochs in {cycles} cycles",
-                self.epochs
+            (LrSchedule::Cosine, Some(_)) => Err(format!(
+                "it anneals its learning rate in cycles of {cycle} epochs; resume it with \
+                 --epochs {}, or {} to add a cycle",
+                self.epochs,
+                self.epochs + cycle
             )),
+        }
+    }
+
+    /// How a finished run takes more epochs (for the note that it has nothing left
+    /// to train).
+    pub fn how_to_extend(&self) -> String {
+        let cycle = self.lr_cycle_epochs();
+        match (self.lr_schedule, self.lr_cycles) {
+            (LrSchedule::Constant, _) => "pass a larger --epochs to extend it".into(),
+            (LrSchedule::Cosine, None) => format!(
+                "it anneals its learning rate over {} epochs, so it cannot be extended",
+                self.epochs
+            ),
+            (LrSchedule::Cosine, Some(_)) => format!(
+                "pass --epochs {} to add a cycle of {cycle} epochs",
+                self.epochs + cycle
+            ),
         }
     }
 
@@ -599,7 +632,7 @@ mod tests {
     }
 
     #[test]
-    fn lr_cycles_need_a_cosine_schedule_and_split_the_epochs_evenly() {
+    fn lr_cycles_need_a_cosine_schedule_split_the_epochs_evenly_and_extend_by_cycles() {
         let constant: RunConfig = serde_json::from_str(OLD_CONFIG).unwrap();
         assert_eq!(constant.lr_cycles, None);
         let cycled = RunConfig {
@@ -613,19 +646,35 @@ mod tests {
         assert_eq!(ends, [2, 4, 6]);
         assert_eq!(cycled.lr(3), cycled.adam.lr);
         assert!(!(1..=6).any(|e| constant.ends_lr_cycle(e)));
-        assert_eq!(constant.lr_schedule_span(), None);
+        // A cycled run continues by whole cycles; an annealed one only to its end.
+        let two_more = cycled.continued_to(10).unwrap();
+        assert_eq!((two_more.epochs, two_more.lr_cycles), (10, Some(5)));
+        assert!((1..=6).all(|e| two_more.lr(e) == cycled.lr(e)));
+        two_more.validate().unwrap();
+        assert_eq!(cycled.continued_to(6).unwrap(), cycled);
+        for epochs in [0, 1, 7] {
+            let err = cycled.continued_to(epochs).unwrap_err();
+            assert!(
+                err.contains("cycles of 2 epochs") && err.contains("8 to add"),
+                "{err}"
+            );
+        }
         assert_eq!(
-            cycled.lr_schedule_span().unwrap(),
-            "anneals its learning rate over 6 epochs in 3 cycles"
+            cycled.how_to_extend(),
+            "pass --epochs 8 to add a cycle of 2 epochs"
         );
         let annealed = RunConfig {
             lr_cycles: None,
             ..cycled.clone()
         };
-        assert_eq!(
-            annealed.lr_schedule_span().unwrap(),
-            "anneals its learning rate over 6 epochs"
+        assert_eq!(annealed.continued_to(6).unwrap(), annealed);
+        let err = annealed.continued_to(8).unwrap_err();
+        assert!(
+            err.contains("over 6 epochs; resume it with --epochs 6"),
+            "{err}"
         );
+        assert!(annealed.how_to_extend().contains("cannot be extended"));
+        assert_eq!(constant.continued_to(9).unwrap().epochs, 9);
         for (bad, problem) in [
             (
                 RunConfig {

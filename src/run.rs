@@ -296,16 +296,25 @@ fn refuse_existing_run(out: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The settings saved with the run in `out` that `--resume` continues, or the error
-/// that `out` holds none.
-pub fn saved_run_to_resume(out: &Path) -> Result<RunConfig> {
-    if !out.join(checkpoint::CONFIG_FILE).exists() {
+/// The settings saved with the run in `out` that `--resume` continues, to `epochs`
+/// epochs if given ([`RunConfig::continued_to`]), or the error that `out` holds no
+/// run or that its schedule cannot take those epochs.
+pub fn saved_run_to_resume(out: &Path, epochs: Option<usize>) -> Result<RunConfig> {
+    let config_path = out.join(checkpoint::CONFIG_FILE);
+    if !config_path.exists() {
         return Err(Error::File {
             path: out.into(),
             problem: "holds no run to resume (no config.json); drop --resume to start one".into(),
         });
     }
-    RunConfig::load(out)
+    let saved = RunConfig::load(out)?;
+    match epochs {
+        None => Ok(saved),
+        Some(epochs) => saved.continued_to(epochs).map_err(|why| Error::File {
+            path: config_path,
+            problem: format!("the run there cannot take --epochs {epochs}: {why}"),
+        }),
+    }
 }
 
 /// Prepares `out` for a new run (`train_run` has refused one that holds a run) or
@@ -322,13 +331,10 @@ fn open_run_dir(cfg: &RunConfig, out: &Path, resume: bool) -> Result<Option<Chec
         cfg.save(out)?;
         return Ok(None);
     }
-    let saved = saved_run_to_resume(out)?;
-    // The cadence changes no result, more epochs extend the run and the data may have
-    // moved: all three may differ, the epochs only while the learning-rate schedule
-    // does not span them.
+    let saved = saved_run_to_resume(out, Some(cfg.epochs))?;
+    // The cadence changes no result and the data may have moved: both may differ.
     let comparable = |c: &RunConfig| RunConfig {
         readback_every: 1,
-        epochs: 1,
         data_dir: None,
         ..c.clone()
     };
@@ -342,18 +348,8 @@ fn open_run_dir(cfg: &RunConfig, out: &Path, resume: bool) -> Result<Option<Chec
             ),
         });
     }
-    if let Some(span) = saved.lr_schedule_span()
-        && saved.epochs != cfg.epochs
-    {
-        return Err(Error::File {
-            path: config_path,
-            problem: format!(
-                "the run there {span}; resume it with --epochs {}",
-                saved.epochs
-            ),
-        });
-    }
-    if saved != *cfg {
+    // More epochs, another cadence or a moved folder: the run is saved as it goes on.
+    if RunConfig::load(out)? != *cfg {
         cfg.save(out)?;
     }
     if out.join(checkpoint::CHECKPOINT_FILE).exists() {

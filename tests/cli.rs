@@ -321,6 +321,61 @@ fn resume_extends_a_finished_run_and_a_failed_start_leaves_nothing() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[test]
+fn resume_adds_whole_cycles_to_a_cycled_run_and_refuses_to_stretch_an_annealed_one() {
+    let dir = temp("cycles");
+    let (cycled, annealed) = (dir.join("cycled"), dir.join("annealed"));
+    train_small(
+        &cycled,
+        "3",
+        "1",
+        &["--lr-schedule", "cosine", "--lr-cycles", "1"],
+    );
+    train_small(&annealed, "3", "1", &["--lr-schedule", "cosine"]);
+    let resume = |run: &std::path::Path, epochs: &str| {
+        rankcode(&[
+            "train",
+            "--resume",
+            "--out",
+            run.to_str().unwrap(),
+            "--epochs",
+            epochs,
+        ])
+    };
+    // One-epoch cycles: --epochs 2 adds one, and the run now has two.
+    let o = resume(&cycled, "2");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(cycled.join("config.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        (saved["epochs"].as_u64(), saved["lr_cycles"].as_u64()),
+        (Some(2), Some(2))
+    );
+    assert!(cycled.join("snapshots").join("epoch-2").exists());
+    let o = resume(&cycled, "2");
+    assert!(
+        stderr(&o).contains("pass --epochs 3 to add a cycle of 1 epochs"),
+        "{}",
+        stderr(&o)
+    );
+    // A single cosine schedule spans its epochs: refused before the GPU starts.
+    let before = std::fs::read(annealed.join("config.json")).unwrap();
+    assert_refused(
+        &[
+            "train",
+            "--resume",
+            "--out",
+            annealed.to_str().unwrap(),
+            "--epochs",
+            "2",
+        ],
+        "cannot take --epochs 2: it anneals its learning rate over 1 epochs; resume it with --epochs 1",
+    );
+    assert_eq!(std::fs::read(annealed.join("config.json")).unwrap(), before);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Trains a one-epoch seq-spotting run of `hidden` units and `layers` layers into `dir`,
 /// with `extra` flags; returns what it printed to stderr.
 fn train_small(dir: &std::path::Path, hidden: &str, layers: &str, extra: &[&str]) -> String {

@@ -259,8 +259,39 @@ fn lr_cycles_restart_the_rate_and_keep_each_cycles_last_model_as_a_run() {
         };
         assert!(model(&straight) == model(&interrupted), "{epoch}");
     }
+
+    // A finished run takes another cycle of the same length, and ends with the weights
+    // of a run started with three cycles.
+    let three = RunConfig {
+        epochs: 6,
+        lr_cycles: Some(3),
+        ..cfg.clone()
+    };
+    let extended = train_run(ctx(), &three, &straight, true, &mut Quiet).unwrap();
+    let started_so = out_dir("three-cycles");
+    let reference = train_run(ctx(), &three, &started_so, false, &mut Quiet).unwrap();
+    assert_eq!(
+        without_wall_times(&extended.epochs),
+        without_wall_times(&reference.epochs)
+    );
+    assert!(
+        checkpoint::load_checkpoint(&straight, &three.model)
+            .unwrap()
+            .params
+            == checkpoint::load_checkpoint(&started_so, &three.model)
+                .unwrap()
+                .params
+    );
+    assert!(
+        straight
+            .join(checkpoint::SNAPSHOTS_DIR)
+            .join("epoch-6")
+            .exists()
+    );
+    assert_eq!(RunConfig::load(&straight).unwrap(), three);
     let _ = std::fs::remove_dir_all(&straight);
     let _ = std::fs::remove_dir_all(&interrupted);
+    let _ = std::fs::remove_dir_all(&started_so);
 }
 
 #[test]

@@ -73,7 +73,9 @@ pub struct TrainArgs {
     /// Sequences per batch.
     #[arg(long, default_value_t = 128)]
     pub batch: usize,
-    /// Passes over the training data [default: 10]. With --resume, extends the run.
+    /// Passes over the training data [default: 10]. With --resume, extends the run: by
+    /// whole cycles with --lr-cycles (their count follows), never with a single cosine
+    /// schedule.
     #[arg(long)]
     pub epochs: Option<usize>,
     /// Seed of the initial weights and the batch order.
@@ -389,7 +391,7 @@ impl RunObserver for Progress {
 pub fn run(args: &TrainArgs) -> Result<()> {
     // Before the GPU, any data or a note on the saved settings.
     let saved = if args.resume {
-        Some(saved_run_to_resume(&args.out)?)
+        Some(saved_run_to_resume(&args.out, args.epochs)?)
     } else {
         None
     };
@@ -400,20 +402,18 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let mut cfg = args.run_config(task);
     refuse_untrainable(&cfg, &args.out)?;
     if let Some(saved) = saved {
-        // The saved settings, except what may change on resume: more epochs, another
-        // readback cadence, a moved data folder.
+        // The saved settings (with --epochs, as the schedule continues), except what
+        // may change on resume: another readback cadence, a moved data folder.
         let ignored = ignored_on_resume(&saved, &cfg, &args.given);
         if !ignored.is_empty() {
             eprintln!(
                 "note: --resume continues the run with the settings saved in {} (only \
-                 --epochs, --readback-every and --data apply, and --epochs only to a run with \
-                 a constant learning rate); ignored: {}",
+                 --epochs, --readback-every and --data apply); ignored: {}",
                 args.out.display(),
                 ignored.join(", ")
             );
         }
         cfg = RunConfig {
-            epochs: args.epochs.unwrap_or(saved.epochs),
             readback_every: args.readback_every.unwrap_or(saved.readback_every),
             // A moved folder, for the task the run trains.
             data_dir: args
@@ -476,14 +476,11 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         bar.finish_and_clear();
     }
     if outcome.trained_now == 0 {
-        let extend = match cfg.lr_schedule_span() {
-            None => "pass a larger --epochs to extend it".to_string(),
-            Some(span) => format!("it {span}, so it cannot be extended"),
-        };
         eprintln!(
-            "note: the run in {} already has {} epochs; nothing left to train ({extend})",
+            "note: the run in {} already has {} epochs; nothing left to train ({})",
             args.out.display(),
-            outcome.epochs.len()
+            outcome.epochs.len(),
+            cfg.how_to_extend()
         );
     }
     let test = outcome.test.expect("a completed run has a test report");
