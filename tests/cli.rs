@@ -550,3 +550,28 @@ fn an_ensemble_is_a_run_that_eval_runs_and_train_refuses() {
     assert!(!std::path::Path::new("unused").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn bench_measures_the_shape_asked_for() {
+    let o = rankcode(&[
+        "bench", "--config", "toy", "--hidden", "3", "--batch", "8", "--reps", "1", "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(out["reps"], 1);
+    let toy = &out["configs"][0];
+    assert_eq!(toy["preset"]["model"]["hidden_size"], 3);
+    assert_eq!(toy["preset"]["batch"], 8);
+    // The gate GEMM of that shape: [8 x (1 + 3)] x [(1 + 3) x 4 * 3].
+    let gemm = &toy["gemm"];
+    assert_eq!(
+        (&gemm["m"], &gemm["k"], &gemm["n"]),
+        (&8.into(), &4.into(), &12.into())
+    );
+    assert!(gemm["step_gemm_gflops"].as_f64().unwrap() > 0.0, "{gemm}");
+    let rc = &toy["rc_vs_eos"];
+    assert!(rc["rc_batch_s"].as_f64().unwrap() > 0.0, "{rc}");
+    for flag in ["--reps", "--hidden", "--batch"] {
+        assert_refused(&["bench", flag, "0"], "0 is not in 1..");
+    }
+}

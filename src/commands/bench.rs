@@ -20,9 +20,17 @@ pub struct BenchArgs {
     /// Which task shapes to measure.
     #[arg(long, value_enum, default_value = "toy")]
     pub config: BenchConfig,
+    /// Hidden units of every shape measured, instead of its own (125 for toy and mnist,
+    /// 256 for speech): to measure the model you train.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub hidden: Option<u32>,
+    /// Sequences per batch of every shape measured, instead of its own (128 for toy,
+    /// 256 for mnist and speech).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch: Option<u32>,
     /// Timed repetitions of each measurement (the median is reported).
-    #[arg(long, default_value_t = 3)]
-    pub reps: usize,
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub reps: u32,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -31,7 +39,7 @@ pub struct BenchArgs {
 #[derive(Serialize)]
 struct BenchOutput {
     adapter: String,
-    reps: usize,
+    reps: u32,
     configs: Vec<ConfigReport>,
 }
 
@@ -51,8 +59,14 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         );
     }
     let mut configs = Vec::new();
-    for preset in bench::presets().into_iter().filter(|p| wanted(p.name)) {
-        let r = bench::bench_preset(&ctx, &preset, args.reps)?;
+    for mut preset in bench::presets().into_iter().filter(|p| wanted(p.name)) {
+        if let Some(hidden) = args.hidden {
+            preset.model.hidden_size = hidden as usize;
+        }
+        if let Some(batch) = args.batch {
+            preset.batch = batch as usize;
+        }
+        let r = bench::bench_preset(&ctx, &preset, args.reps as usize)?;
         if !args.json {
             print_report(&r);
         }
