@@ -298,7 +298,8 @@ fn refuse_existing_run(out: &Path) -> Result<()> {
 
 /// The settings saved with the run in `out` that `--resume` continues, to `epochs`
 /// epochs if given ([`RunConfig::continued_to`]), or the error that `out` holds no
-/// run or that its schedule cannot take those epochs.
+/// run, holds one that cannot be trained, has trained more epochs, or has a schedule
+/// that cannot take them.
 pub fn saved_run_to_resume(out: &Path, epochs: Option<usize>) -> Result<RunConfig> {
     let config_path = out.join(checkpoint::CONFIG_FILE);
     if !config_path.exists() {
@@ -308,13 +309,23 @@ pub fn saved_run_to_resume(out: &Path, epochs: Option<usize>) -> Result<RunConfi
         });
     }
     let saved = RunConfig::load(out)?;
-    match epochs {
-        None => Ok(saved),
-        Some(epochs) => saved.continued_to(epochs).map_err(|why| Error::File {
-            path: config_path,
-            problem: format!("the run there cannot take --epochs {epochs}: {why}"),
-        }),
+    refuse_untrainable(&saved, out)?;
+    let Some(epochs) = epochs else {
+        return Ok(saved);
+    };
+    let cannot = |why: String| Error::File {
+        path: config_path.clone(),
+        problem: format!("the run there cannot take --epochs {epochs}: {why}"),
+    };
+    let trained = read_metrics(&out.join(checkpoint::METRICS_FILE), usize::MAX)?
+        .last()
+        .map_or(0, |r| r.epoch);
+    if epochs < trained {
+        return Err(cannot(format!(
+            "it has trained {trained} epochs already (see metrics.jsonl)"
+        )));
     }
+    saved.continued_to(epochs).map_err(cannot)
 }
 
 /// Prepares `out` for a new run (`train_run` has refused one that holds a run) or

@@ -373,6 +373,31 @@ fn resume_adds_whole_cycles_to_a_cycled_run_and_refuses_to_stretch_an_annealed_o
         "cannot take --epochs 2: it anneals its learning rate over 1 epochs; resume it with --epochs 1",
     );
     assert_eq!(std::fs::read(annealed.join("config.json")).unwrap(), before);
+    // Nor does a run shrink below the epochs it has trained, whatever its schedule.
+    let o = resume(&cycled, "1");
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("cannot take --epochs 1: it has trained 2 epochs already"),
+        "{}",
+        stderr(&o)
+    );
+    // Both refusals come before the GPU starts (its adapter line is never printed).
+    assert!(!stderr(&o).contains("rankcode train:"), "{}", stderr(&o));
+    let o = resume(&annealed, "2");
+    assert!(!stderr(&o).contains("rankcode train:"), "{}", stderr(&o));
+    // A snapshot is refused as one, whatever --epochs says.
+    let snapshot = cycled.join("snapshots").join("epoch-1");
+    assert_refused(
+        &[
+            "train",
+            "--resume",
+            "--out",
+            snapshot.to_str().unwrap(),
+            "--epochs",
+            "5",
+        ],
+        "holds a snapshot",
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
