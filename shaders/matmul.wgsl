@@ -74,12 +74,15 @@ struct GemmParams {
 // the reduction in chunks of 16 staged through workgroup memory.
 const BLOCK: u32 = 32u;
 const CHUNK: u32 = 16u;
-// Output rows (1, 2 or 4) and columns (4 or 8) per invocation in step_gemm and
-// dense_gemm. A pipeline made with 2 rows and 8 columns covers 16 x 64 blocks: it
+// Output rows and columns per invocation in step_gemm and dense_gemm: 1, 2 or 4 rows
+// and 4 or 8 columns in the staged form, 4 or 8 rows and 8 columns in the direct form
+// (`*_direct`). A pipeline made with 2 rows and 8 columns covers 16 x 64 blocks: it
 // wastes less work than 32 x 32 blocks when few rows are live, with as many
-// multiply-adds per invocation (16 accumulators). grad_gemm stages 32 x 32 blocks and
-// its pipeline must keep the defaults (4 and 4), which its staging and output loops
-// assume. The sums run in the same order either way, so results are bitwise identical.
+// multiply-adds per invocation (16 accumulators). grad_gemm is made with the wide
+// shape of its form: the defaults (4 and 4, 32 x 32 blocks, which the staged form's
+// staging and output loops assume), or 8 and 8 (direct). The sums run in the same
+// order either way, so results are bitwise identical.
+// The host's `GemmShape`s list the shapes used.
 override ROWS_PER_THREAD: u32 = 4u;
 override COLS_PER_THREAD: u32 = 4u;
 // Left operand [block row][chunk index], right operand [chunk index][block column].
@@ -313,8 +316,7 @@ fn row_gemm(wg: vec3<u32>, lid: vec3<u32>, gathered: bool) {
     store_block(wg, lid, gathered, &acc);
 }
 
-// Writes an invocation's outputs (rows lid.y + 8r, columns lid.x + 8c of the block),
-// with the biases and what `out` holds added as `p` says.
+// Writes an invocation's outputs (rows lid.y + 8r, columns lid.x + 8c of the block).
 fn store_block(
     wg: vec3<u32>,
     lid: vec3<u32>,
@@ -326,82 +328,195 @@ fn store_block(
     for (var r = 0u; r < ROWS_PER_THREAD; r++) {
         let b = block_row(wg.y * block_rows + lid.y + 8u * r, gathered);
         for (var c = 0u; c < COLS_PER_THREAD; c++) {
-            let j = wg.x * block_cols + lid.x + 8u * c;
-            if (b != NONE && j < p.n_out) {
-                var v = (*acc)[r][c];
-                if (p.has_bias != 0u) {
-                    v += weights[p.bias1 + j] + weights[p.bias2 + j];
-                }
-                let at = p.out_base + b * p.out_stride + j;
-                if (p.accumulate != 0u) {
-                    v += out[at];
-                }
-                out[at] = v;
-            }
+            store_output(b, wg.x * block_cols + lid.x + 8u * c, (*acc)[r][c]);
         }
     }
 }
 
+// Writes output (b, j) = v, with the biases and what `out` holds added as `p` says;
+// nothing where b is NONE or j is past the last column.
+fn store_output(b: u32, j: u32, v: f32) {
+    if (b == NONE || j >= p.n_out) {
+        return;
+    }
+    var sum = v;
+    if (p.has_bias != 0u) {
+        sum += weights[p.bias1 + j] + weights[p.bias2 + j];
+    }
+    let at = p.out_base + b * p.out_stride + j;
+    if (p.accumulate != 0u) {
+        sum += out[at];
+    }
+    out[at] = sum;
+}
+
 // The outputs of row_gemm, with each invocation reading its operands straight from
 // the storage buffers: no workgroup memory and no barriers. The faster form on CPU
-// adapters (lavapipe), where a barrier switches between the invocations' coroutines
-// and workgroup memory is no nearer than the rest. Each sum runs over k in the same
-// order and skips only zero terms, so the results are bitwise those of row_gemm.
+// adapters (lavapipe), where a barrier switches between the invocations' coroutines,
+// workgroup memory is no nearer than the rest, and every buffer load is paid lane by
+// lane at each pass of a loop: so each invocation computes a large block, ROWS_PER_THREAD
+// (4 or 8) rows by 8 columns, from 8 + ROWS_PER_THREAD loads per k, and keeps it in
+// named 4 x 4 matrices (indexed arrays live in memory there and cost a fifth more).
+// Each sum runs over k in the same order and skips only zero terms, so the results
+// are bitwise those of row_gemm.
+//
+// Rows lid.y + 8r: r = 0..3 in `top`, 4..7 in `bottom`; columns lid.x + 8c: c = 0..3
+// in `left`, 4..7 in `right`. Element (r, c) of a block is column c % 4, row r % 4 of
+// its matrix.
+struct DirectBlock {
+    top_left: mat4x4<f32>,
+    top_right: mat4x4<f32>,
+    bottom_left: mat4x4<f32>,
+    bottom_right: mat4x4<f32>,
+}
+
+// Element (r, c) of a block.
+fn direct_value(acc: DirectBlock, r: u32, c: u32) -> f32 {
+    var m = acc.top_left;
+    if (r < 4u && c >= 4u) {
+        m = acc.top_right;
+    } else if (r >= 4u && c < 4u) {
+        m = acc.bottom_left;
+    } else if (r >= 4u) {
+        m = acc.bottom_right;
+    }
+    return m[c % 4u][r % 4u];
+}
+
+// The outer product x w^T as column-major 4 x 4 matrix: column c is x * w[c].
+fn outer(x: vec4<f32>, w: vec4<f32>) -> mat4x4<f32> {
+    return mat4x4<f32>(x * w.x, x * w.y, x * w.z, x * w.w);
+}
+
+// acc(r, c) += x(r) w(c) for the block's 4 or 8 rows and 8 columns.
+fn accumulate_direct(
+    acc: ptr<function, DirectBlock>,
+    x_top: vec4<f32>,
+    x_bottom: vec4<f32>,
+    w_left: vec4<f32>,
+    w_right: vec4<f32>,
+) {
+    (*acc).top_left += outer(x_top, w_left);
+    (*acc).top_right += outer(x_top, w_right);
+    if (ROWS_PER_THREAD > 4u) {
+        (*acc).bottom_left += outer(x_bottom, w_left);
+        (*acc).bottom_right += outer(x_bottom, w_right);
+    }
+}
+
+// Four rows' elements at offset k of src1 or src2 (`second`), from the rows' starts
+// `at` (NONE rows given as 0, in bounds) and zero where `zero`.
+fn direct_rows(second: bool, at: vec4<u32>, zero: vec4<bool>, k: u32) -> vec4<f32> {
+    var x: vec4<f32>;
+    if (second) {
+        x = vec4<f32>(src2[at.x + k], src2[at.y + k], src2[at.z + k], src2[at.w + k]);
+    } else {
+        x = vec4<f32>(src1[at.x + k], src1[at.y + k], src1[at.z + k], src1[at.w + k]);
+    }
+    return select(x, vec4<f32>(0.0), zero);
+}
+
+// Four weights at offset k of the columns starting at `at`.
+fn direct_weights(at: vec4<u32>, k: u32) -> vec4<f32> {
+    return vec4<f32>(weights[at.x + k], weights[at.y + k], weights[at.z + k], weights[at.w + k]);
+}
+
+// Where four rows' part (`second`: a2, else a1) starts: each row's origin, NONE where
+// the part reads as zero.
+fn part_origins(rows: array<RowOrigin, 4>, second: bool) -> vec4<u32> {
+    if (second) {
+        return vec4<u32>(rows[0].second, rows[1].second, rows[2].second, rows[3].second);
+    }
+    return vec4<u32>(rows[0].first, rows[1].first, rows[2].first, rows[3].first);
+}
+
+// The left operand's origins of the invocation's rows first_r .. first_r + 3.
+fn direct_row_origins(row0: u32, first_r: u32, gathered: bool) -> array<RowOrigin, 4> {
+    var o: array<RowOrigin, 4>;
+    for (var r = 0u; r < 4u; r++) {
+        o[r] = row_origin(block_row(row0 + 8u * (first_r + r), gathered), gathered);
+    }
+    return o;
+}
+
+// Output columns lid.x + 8c of a block: c = 0..3 in `left`, 4..7 in `right`.
+struct DirectColumns {
+    left: vec4<u32>,
+    right: vec4<u32>,
+}
+
+// acc += the products of one part of the left operand (a1 with weights w, or a2 if
+// `second`) over k in [k_range.x, k_range.y), for the block's columns.
+fn accumulate_part(
+    acc: ptr<function, DirectBlock>,
+    second: bool,
+    top: array<RowOrigin, 4>,
+    bottom: array<RowOrigin, 4>,
+    w: Weight,
+    columns: DirectColumns,
+    k_range: vec2<u32>,
+) {
+    let w_left = vec4<u32>(w.base) + columns.left * w.j_stride;
+    let w_right = vec4<u32>(w.base) + columns.right * w.j_stride;
+    let none = vec4<u32>(NONE);
+    let top_at = part_origins(top, second);
+    let bottom_at = part_origins(bottom, second);
+    let top_zero = top_at == none;
+    let bottom_zero = bottom_at == none;
+    let top_safe = select(top_at, vec4<u32>(0u), top_zero);
+    let bottom_safe = select(bottom_at, vec4<u32>(0u), bottom_zero);
+    let k_stride = w.k_stride;
+    for (var k = k_range.x; k < k_range.y; k++) {
+        let kw = k * k_stride;
+        var x_bottom = vec4<f32>(0.0);
+        if (ROWS_PER_THREAD > 4u) {
+            x_bottom = direct_rows(second, bottom_safe, bottom_zero, k);
+        }
+        accumulate_direct(
+            acc,
+            direct_rows(second, top_safe, top_zero, k),
+            x_bottom,
+            direct_weights(w_left, kw),
+            direct_weights(w_right, kw),
+        );
+    }
+}
+
 fn row_gemm_direct(wg: vec3<u32>, lid: vec3<u32>, gathered: bool) {
     let block_rows = 8u * ROWS_PER_THREAD;
-    let block_cols = 8u * COLS_PER_THREAD;
     let first_row = wg.y * block_rows;
-    // The left operand of each row. A part that reads as zero (NONE) is loaded from
-    // the start of the buffer, in bounds, and replaced by zero.
-    var rows_at: array<RowOrigin, 4>;
-    for (var r = 0u; r < ROWS_PER_THREAD; r++) {
-        rows_at[r] = row_origin(block_row(first_row + lid.y + 8u * r, gathered), gathered);
+    let row0 = first_row + lid.y;
+    let top = direct_row_origins(row0, 0u, gathered);
+    var bottom = top;
+    if (ROWS_PER_THREAD > 4u) {
+        bottom = direct_row_origins(row0, 4u, gathered);
     }
     // The weights of each column; columns past the last read the last one's and are
     // not written.
-    var columns_at: array<ColumnOrigin, 8>;
-    for (var c = 0u; c < COLS_PER_THREAD; c++) {
-        let j = min(wg.x * block_cols + lid.x + 8u * c, p.n_out - 1u);
-        columns_at[c] = column_origin(j);
-    }
-    var acc: array<array<f32, 8>, 4>;
+    let j0 = wg.x * 64u + lid.x;
+    let last = p.n_out - 1u;
+    let columns = DirectColumns(
+        min(vec4<u32>(j0) + vec4<u32>(0u, 8u, 16u, 24u), vec4<u32>(last)),
+        min(vec4<u32>(j0) + vec4<u32>(32u, 40u, 48u, 56u), vec4<u32>(last)),
+    );
     // The loops read the parameters from these copies: on lavapipe every buffer load
     // in a loop is paid again at each pass, one invocation at a time.
-    let a1_width = p.a1.width;
-    let w1_k_stride = p.w1.k_stride;
+    let w1 = p.w1;
+    let w2 = p.w2;
+    var acc: DirectBlock;
     if (!gathered || block_reads(p.a1, first_row, block_rows)) {
-        for (var k = 0u; k < a1_width; k++) {
-            var w: array<f32, 8>;
-            for (var c = 0u; c < COLS_PER_THREAD; c++) {
-                w[c] = weights[columns_at[c].first + k * w1_k_stride];
-            }
-            for (var r = 0u; r < ROWS_PER_THREAD; r++) {
-                let o = rows_at[r].first;
-                let x = select(src1[select(o, 0u, o == NONE) + k], 0.0, o == NONE);
-                for (var c = 0u; c < COLS_PER_THREAD; c++) {
-                    acc[r][c] += x * w[c];
-                }
-            }
-        }
+        accumulate_part(&acc, false, top, bottom, w1, columns, vec2<u32>(0u, p.a1.width));
     }
     if (gathered && block_reads(p.a2, first_row, block_rows)) {
-        let span = a2_span(wg.x * block_cols, block_cols);
-        let w2_k_stride = p.w2.k_stride;
-        for (var k = span.x; k < span.y; k++) {
-            var w: array<f32, 8>;
-            for (var c = 0u; c < COLS_PER_THREAD; c++) {
-                w[c] = weights[columns_at[c].second + k * w2_k_stride];
-            }
-            for (var r = 0u; r < ROWS_PER_THREAD; r++) {
-                let o = rows_at[r].second;
-                let x = select(src2[select(o, 0u, o == NONE) + k], 0.0, o == NONE);
-                for (var c = 0u; c < COLS_PER_THREAD; c++) {
-                    acc[r][c] += x * w[c];
-                }
-            }
+        let span = a2_span(wg.x * 64u, 64u);
+        accumulate_part(&acc, true, top, bottom, w2, columns, span);
+    }
+    for (var r = 0u; r < ROWS_PER_THREAD; r++) {
+        let b = block_row(row0 + 8u * r, gathered);
+        for (var c = 0u; c < 8u; c++) {
+            store_output(b, j0 + 8u * c, direct_value(acc, r, c));
         }
     }
-    store_block(wg, lid, gathered, &acc);
 }
 
 @compute @workgroup_size(8, 8)
@@ -472,63 +587,104 @@ fn grad_gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id)
 }
 
 // grad_gemm with each invocation reading G and X straight from the buffers, as
-// row_gemm_direct does: the same sums in the same order, bitwise the same results.
+// row_gemm_direct does, in its blocks (made with ROWS_PER_THREAD 8 and
+// COLS_PER_THREAD 8: 64 x 64 outputs, 8 x 8 an invocation; the loads of a pair's
+// origins and list entry are shared by 64 multiply-adds): the same sums in the same
+// order, bitwise the same results.
 @compute @workgroup_size(8, 8)
 fn grad_gemm_direct(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(local_invocation_id) lid: vec3<u32>,
 ) {
-    let j0 = wg.y * BLOCK + lid.y;
-    let k0 = wg.x * BLOCK + lid.x;
+    let j0 = wg.y * 8u * ROWS_PER_THREAD + lid.y;
+    let k0 = wg.x * 64u + lid.x;
     // The loop reads the parameters from these copies (see row_gemm_direct).
     let pairs = step.n_rows;
     let rows_offset = step.rows_offset;
     let g_src = p.a1;
     let x_src = p.a2;
-    let g_width = g_src.width;
-    let x_width = x_src.width;
-    let ones_at = select(NONE, x_width, p.has_bias != 0u);
-    var acc: array<array<f32, 8>, 4>;
+    // Per output row j (of G) and column k (of X): whether it is in the operand, and
+    // for a column past X, its value (1 in the ones column, else 0).
+    let j_top = vec4<u32>(j0) + vec4<u32>(0u, 8u, 16u, 24u);
+    let j_bottom = j_top + vec4<u32>(32u);
+    let k_left = vec4<u32>(k0) + vec4<u32>(0u, 8u, 16u, 24u);
+    let k_right = k_left + vec4<u32>(32u);
+    let g_width = vec4<u32>(g_src.width);
+    let x_width = vec4<u32>(x_src.width);
+    let ones_at = vec4<u32>(select(NONE, x_src.width, p.has_bias != 0u));
+    let past_left = select(vec4<f32>(0.0), vec4<f32>(1.0), k_left == ones_at);
+    let past_right = select(vec4<f32>(0.0), vec4<f32>(1.0), k_right == ones_at);
+    var acc: DirectBlock;
     for (var n = 0u; n < pairs; n++) {
         let entry = rows[rows_offset + n];
         let g_at = operand_origin(g_src, step_of(entry), row_of(entry));
         let x_at = operand_origin(x_src, step_of(entry), row_of(entry));
-        // A value that reads as zero is loaded from the start of the buffer, in
-        // bounds, and replaced.
-        var x: array<f32, 8>;
-        for (var c = 0u; c < 4u; c++) {
-            let k = k0 + 8u * c;
-            let in_x = x_at != NONE && k < x_width;
-            let ones = select(0.0, 1.0, k == ones_at);
-            x[c] = select(ones, src2[select(0u, x_at + k, in_x)], in_x);
+        let g_zero = g_at == NONE;
+        let x_zero = x_at == NONE;
+        var g_bottom = vec4<f32>(0.0);
+        if (ROWS_PER_THREAD > 4u) {
+            g_bottom = grad_operand(false, g_at, g_zero, j_bottom, g_width, vec4<f32>(0.0));
         }
-        for (var r = 0u; r < 4u; r++) {
-            let j = j0 + 8u * r;
-            let in_g = g_at != NONE && j < g_width;
-            let g = select(0.0, src1[select(0u, g_at + j, in_g)], in_g);
-            for (var c = 0u; c < 4u; c++) {
-                acc[r][c] += g * x[c];
-            }
+        accumulate_direct(
+            &acc,
+            grad_operand(false, g_at, g_zero, j_top, g_width, vec4<f32>(0.0)),
+            g_bottom,
+            grad_operand(true, x_at, x_zero, k_left, x_width, past_left),
+            grad_operand(true, x_at, x_zero, k_right, x_width, past_right),
+        );
+    }
+    for (var r = 0u; r < ROWS_PER_THREAD; r++) {
+        for (var c = 0u; c < 8u; c++) {
+            store_grad_output(j0 + 8u * r, k0 + 8u * c, direct_value(acc, r, c));
         }
     }
-    store_grad_block(wg, lid, &acc);
+}
+
+// Four elements i of a pair's G (src1) or X (src2, `second`) row starting at `at`:
+// the operand's value where i < width and the row reads (not `zero`), 0 where i < width
+// and it does not, and `past` where i >= width. A value not read from the row is
+// loaded from the start of the buffer, in bounds, and replaced.
+fn grad_operand(
+    second: bool,
+    at: u32,
+    zero: bool,
+    i: vec4<u32>,
+    width: vec4<u32>,
+    past: vec4<f32>,
+) -> vec4<f32> {
+    let inside = i < width;
+    let read = inside & !vec4<bool>(zero);
+    let safe = select(vec4<u32>(0u), vec4<u32>(at) + i, read);
+    var x: vec4<f32>;
+    if (second) {
+        x = vec4<f32>(src2[safe.x], src2[safe.y], src2[safe.z], src2[safe.w]);
+    } else {
+        x = vec4<f32>(src1[safe.x], src1[safe.y], src1[safe.z], src1[safe.w]);
+    }
+    return select(select(past, vec4<f32>(0.0), inside), x, read);
 }
 
 // Writes an invocation's weight gradients (output rows lid.y + 8r, columns
-// lid.x + 8c of the 32 x 32 block), and the bias gradients from the ones column.
+// lid.x + 8c of the 32 x 32 block).
 fn store_grad_block(wg: vec3<u32>, lid: vec3<u32>, acc: ptr<function, array<array<f32, 8>, 4>>) {
     for (var r = 0u; r < 4u; r++) {
-        let j = wg.y * BLOCK + lid.y + 8u * r;
         for (var c = 0u; c < 4u; c++) {
-            let k = wg.x * BLOCK + lid.x + 8u * c;
-            if (j < p.a1.width) {
-                if (k < p.a2.width) {
-                    out[p.out_base + j * p.out_stride + k] = (*acc)[r][c];
-                } else if (p.has_bias != 0u && k == p.a2.width) {
-                    out[p.bias1 + j] = (*acc)[r][c];
-                    out[p.bias2 + j] = (*acc)[r][c];
-                }
-            }
+            let j = wg.y * BLOCK + lid.y + 8u * r;
+            store_grad_output(j, wg.x * BLOCK + lid.x + 8u * c, (*acc)[r][c]);
         }
+    }
+}
+
+// Writes weight gradient (j, k) = v, or bias gradient j from the ones column; nothing
+// outside both.
+fn store_grad_output(j: u32, k: u32, v: f32) {
+    if (j >= p.a1.width) {
+        return;
+    }
+    if (k < p.a2.width) {
+        out[p.out_base + j * p.out_stride + k] = v;
+    } else if (p.has_bias != 0u && k == p.a2.width) {
+        out[p.bias1 + j] = v;
+        out[p.bias2 + j] = v;
     }
 }

@@ -6,6 +6,7 @@ mod common;
 use common::*;
 use rankcode::data::{Batch, Dataset};
 use rankcode::engine::{BatchReport, Capacity};
+use rankcode::gpu::matmul::GemmShape;
 use rankcode::model::reference::{self, BatchOutcome};
 use rankcode::model::{ModelConfig, RcConfig, Readout, TrainMode};
 use rankcode::train::{self, SweepPoint};
@@ -343,25 +344,28 @@ fn adam_steps_follow_the_reference_and_reduce_the_loss() {
     );
 }
 
-/// The step GEMM computes at most 16 live rows in 16 x 64 blocks and more in 32 x 32
-/// blocks; a row's values must not depend on which: the same 16 rows alone (narrow
-/// blocks) and with 4 more (wide blocks) give the same bits at every step.
+/// The step GEMM computes the live rows that fit in one narrow block (16 x 64 staged,
+/// 32 x 64 direct) in narrow blocks and more in wide ones; a row's values must not
+/// depend on which: the same rows alone (narrow blocks) and with 4 more (wide blocks)
+/// give the same bits at every step.
 #[test]
 fn narrow_and_wide_gemm_blocks_give_the_same_bits() {
+    let [_, narrow_shape] = GemmShape::step_shapes(ctx().direct_gemm);
+    let (few, many) = (narrow_shape.block_rows(), narrow_shape.block_rows() + 4);
     let cfg = model(5, 23, 2, 3, Readout::Sigmoid);
     let params = random_params(&cfg, 0.5, 61);
     let (steps, input) = (6, 5);
-    let wide = random_batch(steps, 20, input, 3, 62);
+    let wide = random_batch(steps, many, input, 3, 62);
     let narrow = Batch {
-        batch: 16,
+        batch: few,
         x: (0..steps)
             .flat_map(|t| {
-                wide.x[t * 20 * input..(t * 20 + 16) * input]
+                wide.x[t * many * input..(t * many + few) * input]
                     .iter()
                     .copied()
             })
             .collect(),
-        labels: wide.labels[..16].to_vec(),
+        labels: wide.labels[..few].to_vec(),
         ..wide.clone()
     };
     let rc = RcConfig {
@@ -369,12 +373,12 @@ fn narrow_and_wide_gemm_blocks_give_the_same_bits() {
         beta: 0.0,
         mode: TrainMode::Eos,
     };
-    let cap = Capacity { batch: 20, steps };
+    let cap = Capacity { batch: many, steps };
     let mut eng = engine(cfg, rc, cap, 1, &params);
     eng.evaluate_full(&wide).unwrap();
-    let from_wide = eng.batch_logits(steps, 16).unwrap();
+    let from_wide = eng.batch_logits(steps, few).unwrap();
     eng.evaluate_full(&narrow).unwrap();
-    let from_narrow = eng.batch_logits(steps, 16).unwrap();
+    let from_narrow = eng.batch_logits(steps, few).unwrap();
     assert_eq!(bits(&from_wide), bits(&from_narrow));
 }
 
@@ -506,7 +510,7 @@ fn bad_input_is_refused_with_a_clear_error() {
 #[test]
 fn staged_and_direct_gemms_give_the_same_bits() {
     let cfg = model(37, 70, 2, 3, Readout::Softmax);
-    let (steps, rows) = (6, 45);
+    let (steps, rows) = (6, 70); // more than one wide block of either form
     let mut batch = random_batch(steps, rows, 37, 3, 201);
     let mut rng = rankcode::rng::Rng::new(202);
     for v in batch.x.iter_mut().filter(|_| rng.below(3) != 0) {

@@ -20,13 +20,7 @@ use crate::data::Batch;
 use crate::error::{Error, Result, ensure};
 use crate::gpu::GpuContext;
 use crate::gpu::kernel::groups_for;
-use crate::gpu::matmul::BLOCK as GEMM_BLOCK;
 
-/// Live rows up to which the step GEMM uses 16 x 64 instead of 32 x 32 blocks (on
-/// lavapipe, 13 rows of the toy shape's gate GEMM, [13 x 126] x [126 x 500], took
-/// 1.9 ms in 16 x 64 blocks; 17 rows in one 32-row block, 2.9-3.1 ms). Tuned on the
-/// software adapter only: on a large GPU, fewer, larger workgroups may not pay.
-const NARROW_GEMM_MAX_ROWS: usize = 16;
 use crate::gpu::structs::{AdamParams, ReadoutParams, Step};
 use crate::model::{AdamConfig, ModelConfig, ParamLayout, RcConfig, TrainMode};
 use schedule::{ReplayPlan, SparseColumns, SparseRows, loss_step_entries, still_live};
@@ -643,8 +637,12 @@ impl Engine {
         Ok((tstar, readbacks))
     }
 
-    /// Dispatches `step_gemm` over `rows` listed rows and `cols` output columns, with
-    /// 16 x 64 blocks when few rows are live (same results, less padding).
+    /// Dispatches `step_gemm` over `rows` listed rows and `cols` output columns, in
+    /// narrow blocks when the rows fit in one (same results, less padding: on
+    /// lavapipe, 13 rows of the toy shape's gate GEMM, [13 x 126] x [126 x 500], took
+    /// 1.9 ms in 16 x 64 blocks of the staged form, 17 rows in one 32-row block
+    /// 2.9-3.1 ms). Tuned on the software adapter only: on a large GPU, fewer, larger
+    /// workgroups may not pay.
     fn dispatch_step_gemm(
         &self,
         pass: &mut wgpu::ComputePass,
@@ -654,12 +652,13 @@ impl Engine {
         rows: usize,
     ) {
         let k = &self.ws.kernels;
-        let (kernel, block_rows, block_cols) = if rows <= NARROW_GEMM_MAX_ROWS {
-            use crate::gpu::matmul::{NARROW_BLOCK_COLS, NARROW_BLOCK_ROWS};
-            (&k.step_gemm_narrow, NARROW_BLOCK_ROWS, NARROW_BLOCK_COLS)
+        let [wide, narrow] = k.step_gemm_shapes;
+        let (kernel, shape) = if rows <= narrow.block_rows() {
+            (&k.step_gemm_narrow, narrow)
         } else {
-            (&k.step_gemm, GEMM_BLOCK, GEMM_BLOCK)
+            (&k.step_gemm, wide)
         };
+        let (block_rows, block_cols) = (shape.block_rows(), shape.block_cols());
         kernel.dispatch(
             pass,
             bind,
@@ -667,6 +666,29 @@ impl Engine {
             [
                 groups_for(cols, block_cols),
                 groups_for(rows, block_rows),
+                1,
+            ],
+        );
+    }
+
+    /// Dispatches `grad_gemm` over a gradient of `rows` x `cols` (the bias column
+    /// included), in the wide blocks of the step GEMM's form.
+    fn dispatch_grad_gemm(
+        &self,
+        pass: &mut wgpu::ComputePass,
+        bind: &wgpu::BindGroup,
+        slot: Option<u32>,
+        rows: usize,
+        cols: usize,
+    ) {
+        let [wide, _] = self.ws.kernels.step_gemm_shapes;
+        self.ws.kernels.grad_gemm.dispatch(
+            pass,
+            bind,
+            slot,
+            [
+                groups_for(cols, wide.block_cols()),
+                groups_for(rows, wide.block_rows()),
                 1,
             ],
         );
@@ -784,38 +806,15 @@ impl Engine {
             }
         }
         let readout_slot = Some(self.slot(slots.loss_steps()));
-        k.grad_gemm.dispatch(
-            pass,
-            &binds.grad_readout,
-            readout_slot,
-            [
-                groups_for(h + 1, GEMM_BLOCK),
-                groups_for(m.classes, GEMM_BLOCK),
-                1,
-            ],
-        );
+        self.dispatch_grad_gemm(pass, &binds.grad_readout, readout_slot, m.classes, h + 1);
         let pairs_slot = Some(self.slot(slots.all_pairs()));
         let recurrent_pairs_slot = Some(self.slot(slots.recurrent_pairs()));
         for (kk, layer) in binds.layers.iter().enumerate() {
             // With sparse input, grad_ih computes layer 0's bias column only.
             let sparse = kk == 0 && self.cfg.sparse_input;
             let input = if sparse { 0 } else { m.layer_input(kk) };
-            k.grad_gemm.dispatch(
-                pass,
-                &layer.grad_ih,
-                pairs_slot,
-                [
-                    groups_for(input + 1, GEMM_BLOCK),
-                    groups_for(4 * h, GEMM_BLOCK),
-                    1,
-                ],
-            );
-            k.grad_gemm.dispatch(
-                pass,
-                &layer.grad_hh,
-                recurrent_pairs_slot,
-                [groups_for(h, GEMM_BLOCK), groups_for(4 * h, GEMM_BLOCK), 1],
-            );
+            self.dispatch_grad_gemm(pass, &layer.grad_ih, pairs_slot, 4 * h, input + 1);
+            self.dispatch_grad_gemm(pass, &layer.grad_hh, recurrent_pairs_slot, 4 * h, h);
         }
         if let Some(bind) = &binds.sparse_weight_grad {
             let input = m.input_size as u32;

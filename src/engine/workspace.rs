@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::kernel::{Binding, Kernel, module};
-use crate::gpu::matmul;
+use crate::gpu::matmul::{self, GemmShape};
 use crate::gpu::structs::{CellParams, GemmParams, Source, SparseParams, Weight, validity};
 use crate::gpu::{GpuContext, shaders};
 use crate::model::{ModelConfig, ParamLayout};
@@ -121,9 +121,11 @@ impl Buffers {
 }
 
 pub(crate) struct Kernels {
+    /// `step_gemm` in its wide blocks, and in narrow ones for steps with few live rows.
     pub step_gemm: Kernel,
-    /// `step_gemm` with 16 x 64 blocks, for steps with few live rows.
     pub step_gemm_narrow: Kernel,
+    /// The blocks of `step_gemm` and of `step_gemm_narrow`.
+    pub step_gemm_shapes: [GemmShape; 2],
     pub grad_gemm: Kernel,
     pub cell_forward: Kernel,
     pub cell_backward: Kernel,
@@ -388,20 +390,28 @@ impl Kernels {
         } else {
             ("step_gemm", "grad_gemm")
         };
-        let step_gemm = Kernel::new(ctx, &matmul, step_entry, &matmul::BINDINGS);
-        let step_gemm_narrow = step_gemm.variant(
+        let step_gemm_shapes = GemmShape::step_shapes(ctx.direct_gemm);
+        let [wide, narrow] = step_gemm_shapes;
+        let step_gemm = Kernel::with_constants(
             ctx,
             &matmul,
             step_entry,
-            &[
-                ("ROWS_PER_THREAD", matmul::NARROW_ROWS_PER_THREAD as f64),
-                ("COLS_PER_THREAD", matmul::NARROW_COLS_PER_THREAD as f64),
-            ],
+            &matmul::BINDINGS,
+            &wide.constants(),
         );
+        let step_gemm_narrow = step_gemm.variant(ctx, &matmul, step_entry, &narrow.constants());
         Kernels {
             step_gemm,
             step_gemm_narrow,
-            grad_gemm: Kernel::new(ctx, &matmul, grad_entry, &matmul::BINDINGS),
+            step_gemm_shapes,
+            // The staged grad_gemm needs its shape, 32 x 32, the wide staged one.
+            grad_gemm: Kernel::with_constants(
+                ctx,
+                &matmul,
+                grad_entry,
+                &matmul::BINDINGS,
+                &wide.constants(),
+            ),
             cell_forward: Kernel::new(
                 ctx,
                 &cell,

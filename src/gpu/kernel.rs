@@ -36,6 +36,17 @@ impl Kernel {
         entry: &'static str,
         bindings: &[(u32, Binding)],
     ) -> Self {
+        Self::with_constants(ctx, module, entry, bindings, &[])
+    }
+
+    /// [`Kernel::new`] with pipeline-overridable `constants`.
+    pub fn with_constants(
+        ctx: &GpuContext,
+        module: &wgpu::ShaderModule,
+        entry: &'static str,
+        bindings: &[(u32, Binding)],
+        constants: &[(&str, f64)],
+    ) -> Self {
         let entries: Vec<wgpu::BindGroupLayoutEntry> = bindings
             .iter()
             .map(|&(binding, kind)| wgpu::BindGroupLayoutEntry {
@@ -62,7 +73,7 @@ impl Kernel {
                 label: Some(entry),
                 entries: &entries,
             });
-        Self::with_layout(ctx, module, entry, layout, bindings, &[])
+        Self::with_layout(ctx, module, entry, layout, bindings, constants)
     }
 
     /// The same entry point (or another with the same bindings) compiled with

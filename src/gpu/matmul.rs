@@ -8,19 +8,81 @@ use super::structs::{GemmParams, Source, Step, Weight, validity};
 use crate::error::Result;
 use wgpu::util::DeviceExt;
 
-/// Outputs per side of the block one GEMM workgroup computes (`BLOCK` in the shader).
-pub const BLOCK: usize = 32;
-/// `ROWS_PER_THREAD` and `COLS_PER_THREAD` of the narrow step GEMM variant: 16 x 64
-/// blocks (rows 1 to 4, columns 4 or 8: the sizes of the shader's arrays).
-pub const NARROW_ROWS_PER_THREAD: usize = 2;
-pub const NARROW_COLS_PER_THREAD: usize = 8;
-/// Rows and columns of one narrow block.
-pub const NARROW_BLOCK_ROWS: usize = 8 * NARROW_ROWS_PER_THREAD;
-pub const NARROW_BLOCK_COLS: usize = 8 * NARROW_COLS_PER_THREAD;
-const _: () = assert!(
-    matches!(NARROW_ROWS_PER_THREAD, 1 | 2 | 4) && matches!(NARROW_COLS_PER_THREAD, 4 | 8),
-    "the shader's per-invocation arrays hold 1 to 4 rows and 4 or 8 columns"
-);
+/// The output block of one step (or dense) GEMM workgroup: 8 x 8 invocations, each
+/// computing `rows_per_thread` x `cols_per_thread` outputs (the shader's
+/// `ROWS_PER_THREAD` and `COLS_PER_THREAD`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GemmShape {
+    pub rows_per_thread: usize,
+    pub cols_per_thread: usize,
+}
+
+impl GemmShape {
+    /// Rows of one block.
+    pub const fn block_rows(self) -> usize {
+        8 * self.rows_per_thread
+    }
+
+    /// Columns of one block.
+    pub const fn block_cols(self) -> usize {
+        8 * self.cols_per_thread
+    }
+
+    /// The pipeline constants that select this shape.
+    pub fn constants(self) -> [(&'static str, f64); 2] {
+        [
+            ("ROWS_PER_THREAD", self.rows_per_thread as f64),
+            ("COLS_PER_THREAD", self.cols_per_thread as f64),
+        ]
+    }
+
+    /// The wide shape (for many live rows) and the narrow one (for few) of the staged
+    /// form, or of the direct form (`GpuContext::direct_gemm`), whose invocations hold
+    /// larger blocks in registers.
+    pub const fn step_shapes(direct: bool) -> [GemmShape; 2] {
+        if direct {
+            [DIRECT_WIDE, DIRECT_NARROW]
+        } else {
+            [STAGED_WIDE, STAGED_NARROW]
+        }
+    }
+}
+
+const fn shape(rows_per_thread: usize, cols_per_thread: usize) -> GemmShape {
+    GemmShape {
+        rows_per_thread,
+        cols_per_thread,
+    }
+}
+
+/// 32 x 32 blocks (the shader's defaults, and the only blocks of the staged
+/// `grad_gemm`, which is made with the wide shape); 16 x 64 when few rows are live.
+const STAGED_WIDE: GemmShape = shape(4, 4);
+const STAGED_NARROW: GemmShape = shape(2, 8);
+/// 64 x 64 blocks (the direct `grad_gemm`'s too); 32 x 64 when few rows are live.
+const DIRECT_WIDE: GemmShape = shape(8, 8);
+const DIRECT_NARROW: GemmShape = shape(4, 8);
+const _: () = {
+    assert!(
+        STAGED_WIDE.rows_per_thread == 4 && STAGED_WIDE.cols_per_thread == 4,
+        "the staged grad_gemm computes 32 x 32 blocks"
+    );
+    let staged = [STAGED_WIDE, STAGED_NARROW];
+    let mut i = 0;
+    while i < 2 {
+        let s = staged[i];
+        assert!(
+            matches!(s.rows_per_thread, 1 | 2 | 4) && matches!(s.cols_per_thread, 4 | 8),
+            "the staged form's per-invocation arrays hold 1 to 4 rows and 4 or 8 columns"
+        );
+        let d = [DIRECT_WIDE, DIRECT_NARROW][i];
+        assert!(
+            matches!(d.rows_per_thread, 4 | 8) && d.cols_per_thread == 8,
+            "the direct form holds 4 or 8 rows and 8 columns"
+        );
+        i += 1;
+    }
+};
 
 /// Binding slots of every `matmul.wgsl` entry point: params, step, src1, src2,
 /// weights, rows, tstar, out.
@@ -88,11 +150,13 @@ pub fn dense_gemm_seconds(
     } else {
         "dense_gemm"
     };
-    let kernel = Kernel::new(
+    let [shape, _] = GemmShape::step_shapes(ctx.direct_gemm);
+    let kernel = Kernel::with_constants(
         ctx,
         &module(ctx, "matmul.wgsl", shaders::MATMUL),
         entry,
         &BINDINGS,
+        &shape.constants(),
     );
     let bind = kernel.bind(ctx, &[&params, &step, &a, &dummy, &w, &dummy, &dummy, &out]);
     let run = |reps: usize| -> Result<f64> {
@@ -104,7 +168,11 @@ pub fn dense_gemm_seconds(
                     &mut pass,
                     &bind,
                     Some(0),
-                    [groups_for(n, BLOCK), groups_for(m, BLOCK), 1],
+                    [
+                        groups_for(n, shape.block_cols()),
+                        groups_for(m, shape.block_rows()),
+                        1,
+                    ],
                 );
             }
         }
