@@ -1,5 +1,5 @@
-// Gathered GEMMs, 32 x 32 output blocks staged through workgroup memory; the
-// `*_direct` entry points compute the same blocks, bitwise, reading the operands
+// Gathered GEMMs, output blocks staged through workgroup memory; the `*_direct` entry
+// points compute the same outputs, bitwise, in larger blocks, reading the operands
 // straight from the buffers (for CPU adapters: `GpuContext::direct_gemm`).
 //
 // step_gemm: for each listed row b at step t and output column j,
@@ -69,9 +69,10 @@ struct GemmParams {
 @group(0) @binding(6) var<storage, read> tstar: array<u32>;
 @group(0) @binding(7) var<storage, read_write> out: array<f32>;
 
-// Each workgroup computes a 32 x 32 block of outputs with 8 x 8 invocations, each
-// holding a 4 x 4 block in registers (rows lid.y + 8r, columns lid.x + 8c), and walks
-// the reduction in chunks of 16 staged through workgroup memory.
+// In the staged form each workgroup computes a block of outputs (by default 32 x 32)
+// with 8 x 8 invocations, each holding a 4 x 4 block in registers (rows lid.y + 8r,
+// columns lid.x + 8c), and walks the reduction in chunks of 16 staged through
+// workgroup memory. grad_gemm's blocks are BLOCK x BLOCK.
 const BLOCK: u32 = 32u;
 const CHUNK: u32 = 16u;
 // Output rows and columns per invocation in step_gemm and dense_gemm: 1, 2 or 4 rows
@@ -360,6 +361,10 @@ fn store_output(b: u32, j: u32, v: f32) {
 // Each sum runs over k in the same order and skips only zero terms, so the results
 // are bitwise those of row_gemm.
 //
+// Columns of a direct block: 8 an invocation (its pipelines are made with
+// COLS_PER_THREAD 8, which the direct form does not read).
+const DIRECT_BLOCK_COLS: u32 = 64u;
+
 // Rows lid.y + 8r: r = 0..3 in `top`, 4..7 in `bottom`; columns lid.x + 8c: c = 0..3
 // in `left`, 4..7 in `right`. Element (r, c) of a block is column c % 4, row r % 4 of
 // its matrix.
@@ -493,7 +498,7 @@ fn row_gemm_direct(wg: vec3<u32>, lid: vec3<u32>, gathered: bool) {
     }
     // The weights of each column; columns past the last read the last one's and are
     // not written.
-    let j0 = wg.x * 64u + lid.x;
+    let j0 = wg.x * DIRECT_BLOCK_COLS + lid.x;
     let last = p.n_out - 1u;
     let columns = DirectColumns(
         min(vec4<u32>(j0) + vec4<u32>(0u, 8u, 16u, 24u), vec4<u32>(last)),
@@ -508,7 +513,7 @@ fn row_gemm_direct(wg: vec3<u32>, lid: vec3<u32>, gathered: bool) {
         accumulate_part(&acc, false, top, bottom, w1, columns, vec2<u32>(0u, p.a1.width));
     }
     if (gathered && block_reads(p.a2, first_row, block_rows)) {
-        let span = a2_span(wg.x * 64u, 64u);
+        let span = a2_span(wg.x * DIRECT_BLOCK_COLS, DIRECT_BLOCK_COLS);
         accumulate_part(&acc, true, top, bottom, w2, columns, span);
     }
     for (var r = 0u; r < ROWS_PER_THREAD; r++) {
@@ -597,7 +602,7 @@ fn grad_gemm_direct(
     @builtin(local_invocation_id) lid: vec3<u32>,
 ) {
     let j0 = wg.y * 8u * ROWS_PER_THREAD + lid.y;
-    let k0 = wg.x * 64u + lid.x;
+    let k0 = wg.x * DIRECT_BLOCK_COLS + lid.x;
     // The loop reads the parameters from these copies (see row_gemm_direct).
     let pairs = step.n_rows;
     let rows_offset = step.rows_offset;

@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use rankcode::data::{Batch, Dataset};
 use rankcode::engine::{BatchReport, Capacity};
-use rankcode::gpu::matmul::GemmShape;
+use rankcode::gpu::matmul::GemmShapes;
 use rankcode::model::reference::{self, BatchOutcome};
 use rankcode::model::{ModelConfig, RcConfig, Readout, TrainMode};
 use rankcode::train::{self, SweepPoint};
@@ -350,8 +350,8 @@ fn adam_steps_follow_the_reference_and_reduce_the_loss() {
 /// give the same bits at every step.
 #[test]
 fn narrow_and_wide_gemm_blocks_give_the_same_bits() {
-    let [_, narrow_shape] = GemmShape::step_shapes(ctx().direct_gemm);
-    let (few, many) = (narrow_shape.block_rows(), narrow_shape.block_rows() + 4);
+    let narrow_rows = GemmShapes::of_form(ctx().direct_gemm).narrow.block_rows();
+    let (few, many) = (narrow_rows, narrow_rows + 4);
     let cfg = model(5, 23, 2, 3, Readout::Sigmoid);
     let params = random_params(&cfg, 0.5, 61);
     let (steps, input) = (6, 5);
@@ -536,9 +536,13 @@ fn staged_and_direct_gemms_give_the_same_bits() {
         };
         let (staged, direct) = (run(false), run(true));
         let decided = &staged.0;
+        // Live rows at step t: those deciding at t or later. The forward pass starts in
+        // wide blocks and ends in narrow ones, of both forms.
+        let live = |t: usize| decided.iter().filter(|&&d| d as usize >= t).count();
+        let narrow_rows = GemmShapes::STAGED.narrow.block_rows();
         assert!(
-            decided.iter().min() < decided.iter().max(),
-            "mixed decision steps: {decided:?}"
+            (0..steps).any(|t| (1..=narrow_rows).contains(&live(t))),
+            "a step with a narrow block of either form: {decided:?}"
         );
         assert_eq!(staged.0, direct.0, "decisions, sparse {sparse_input}");
         assert_eq!(staged.1, direct.1, "logits, sparse {sparse_input}");
@@ -645,7 +649,8 @@ fn an_ensembles_zero_blocks_are_skipped_with_the_same_results() {
         })
         .collect();
     let (cfg, params) = merge(&members).unwrap();
-    let mut batch = random_batch(9, 21, 6, 3, 310);
+    // More rows than a narrow block holds: wide blocks of either form, then narrow ones.
+    let mut batch = random_batch(9, 40, 6, 3, 310);
     let mut rng = rankcode::rng::Rng::new(311);
     for v in &mut batch.x {
         *v = (rng.below(3) == 0) as u8 as f32;

@@ -652,27 +652,17 @@ impl Engine {
         rows: usize,
     ) {
         let k = &self.ws.kernels;
-        let [wide, narrow] = k.step_gemm_shapes;
-        let (kernel, shape) = if rows <= narrow.block_rows() {
-            (&k.step_gemm_narrow, narrow)
+        let shapes = k.gemm_shapes;
+        let (kernel, shape) = if rows <= shapes.narrow.block_rows() {
+            (&k.step_gemm_narrow, shapes.narrow)
         } else {
-            (&k.step_gemm, wide)
+            (&k.step_gemm, shapes.wide)
         };
-        let (block_rows, block_cols) = (shape.block_rows(), shape.block_cols());
-        kernel.dispatch(
-            pass,
-            bind,
-            slot,
-            [
-                groups_for(cols, block_cols),
-                groups_for(rows, block_rows),
-                1,
-            ],
-        );
+        kernel.dispatch(pass, bind, slot, shape.groups(rows, cols));
     }
 
     /// Dispatches `grad_gemm` over a gradient of `rows` x `cols` (the bias column
-    /// included), in the wide blocks of the step GEMM's form.
+    /// included), in the wide blocks of its form.
     fn dispatch_grad_gemm(
         &self,
         pass: &mut wgpu::ComputePass,
@@ -681,17 +671,8 @@ impl Engine {
         rows: usize,
         cols: usize,
     ) {
-        let [wide, _] = self.ws.kernels.step_gemm_shapes;
-        self.ws.kernels.grad_gemm.dispatch(
-            pass,
-            bind,
-            slot,
-            [
-                groups_for(cols, wide.block_cols()),
-                groups_for(rows, wide.block_rows()),
-                1,
-            ],
-        );
+        let groups = self.ws.kernels.gemm_shapes.wide.groups(rows, cols);
+        self.ws.kernels.grad_gemm.dispatch(pass, bind, slot, groups);
     }
 
     fn encode_forward_step(&self, pass: &mut wgpu::ComputePass, t: usize, n: usize) {

@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::kernel::{Binding, Kernel, module};
-use crate::gpu::matmul::{self, GemmShape};
+use crate::gpu::matmul::{self, GemmShapes};
 use crate::gpu::structs::{CellParams, GemmParams, Source, SparseParams, Weight, validity};
 use crate::gpu::{GpuContext, shaders};
 use crate::model::{ModelConfig, ParamLayout};
@@ -124,8 +124,8 @@ pub(crate) struct Kernels {
     /// `step_gemm` in its wide blocks, and in narrow ones for steps with few live rows.
     pub step_gemm: Kernel,
     pub step_gemm_narrow: Kernel,
-    /// The blocks of `step_gemm` and of `step_gemm_narrow`.
-    pub step_gemm_shapes: [GemmShape; 2],
+    /// The blocks of `step_gemm` (and of `grad_gemm`: `wide`) and of `step_gemm_narrow`.
+    pub gemm_shapes: GemmShapes,
     pub grad_gemm: Kernel,
     pub cell_forward: Kernel,
     pub cell_backward: Kernel,
@@ -390,8 +390,8 @@ impl Kernels {
         } else {
             ("step_gemm", "grad_gemm")
         };
-        let step_gemm_shapes = GemmShape::step_shapes(ctx.direct_gemm);
-        let [wide, narrow] = step_gemm_shapes;
+        let gemm_shapes = GemmShapes::of_form(ctx.direct_gemm);
+        let GemmShapes { wide, narrow } = gemm_shapes;
         let step_gemm = Kernel::with_constants(
             ctx,
             &matmul,
@@ -403,8 +403,7 @@ impl Kernels {
         Kernels {
             step_gemm,
             step_gemm_narrow,
-            step_gemm_shapes,
-            // The staged grad_gemm needs its shape, 32 x 32, the wide staged one.
+            gemm_shapes,
             grad_gemm: Kernel::with_constants(
                 ctx,
                 &matmul,

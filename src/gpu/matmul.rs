@@ -1,4 +1,4 @@
-//! Host side of `matmul.wgsl`: its binding layout, block size, and the plain dense
+//! Host side of `matmul.wgsl`: its binding layout, block shapes, and the plain dense
 //! GEMM used as the throughput ceiling in benchmarks.
 
 use super::GpuContext;
@@ -8,9 +8,9 @@ use super::structs::{GemmParams, Source, Step, Weight, validity};
 use crate::error::Result;
 use wgpu::util::DeviceExt;
 
-/// The output block of one step (or dense) GEMM workgroup: 8 x 8 invocations, each
-/// computing `rows_per_thread` x `cols_per_thread` outputs (the shader's
-/// `ROWS_PER_THREAD` and `COLS_PER_THREAD`).
+/// The output block of one GEMM workgroup: 8 x 8 invocations, each computing
+/// `rows_per_thread` x `cols_per_thread` outputs (the shader's `ROWS_PER_THREAD` and
+/// `COLS_PER_THREAD`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GemmShape {
     pub rows_per_thread: usize,
@@ -18,6 +18,13 @@ pub struct GemmShape {
 }
 
 impl GemmShape {
+    const fn new(rows_per_thread: usize, cols_per_thread: usize) -> Self {
+        GemmShape {
+            rows_per_thread,
+            cols_per_thread,
+        }
+    }
+
     /// Rows of one block.
     pub const fn block_rows(self) -> usize {
         8 * self.rows_per_thread
@@ -28,6 +35,15 @@ impl GemmShape {
         8 * self.cols_per_thread
     }
 
+    /// The workgroups that cover `rows` x `cols` outputs.
+    pub fn groups(self, rows: usize, cols: usize) -> [u32; 3] {
+        [
+            groups_for(cols, self.block_cols()),
+            groups_for(rows, self.block_rows()),
+            1,
+        ]
+    }
+
     /// The pipeline constants that select this shape.
     pub fn constants(self) -> [(&'static str, f64); 2] {
         [
@@ -35,53 +51,57 @@ impl GemmShape {
             ("COLS_PER_THREAD", self.cols_per_thread as f64),
         ]
     }
+}
 
-    /// The wide shape (for many live rows) and the narrow one (for few) of the staged
-    /// form, or of the direct form (`GpuContext::direct_gemm`), whose invocations hold
-    /// larger blocks in registers.
-    pub const fn step_shapes(direct: bool) -> [GemmShape; 2] {
-        if direct {
-            [DIRECT_WIDE, DIRECT_NARROW]
-        } else {
-            [STAGED_WIDE, STAGED_NARROW]
-        }
+/// The blocks of one form of the GEMMs: `wide` for the step GEMM over many live rows,
+/// the plain GEMM and the weight-gradient GEMM; `narrow` for the step GEMM while the
+/// live rows fit in one block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GemmShapes {
+    pub wide: GemmShape,
+    pub narrow: GemmShape,
+}
+
+impl GemmShapes {
+    /// The staged form: 32 x 32 blocks (the shader's defaults, and the only blocks of
+    /// its `grad_gemm`); 16 x 64 narrow.
+    pub const STAGED: GemmShapes = GemmShapes {
+        wide: GemmShape::new(4, 4),
+        narrow: GemmShape::new(2, 8),
+    };
+    /// The direct form (`GpuContext::direct_gemm`), whose invocations hold larger
+    /// blocks in registers: 64 x 64; 32 x 64 narrow.
+    pub const DIRECT: GemmShapes = GemmShapes {
+        wide: GemmShape::new(8, 8),
+        narrow: GemmShape::new(4, 8),
+    };
+
+    /// The shapes of the direct form if `direct`, else of the staged one.
+    pub const fn of_form(direct: bool) -> GemmShapes {
+        if direct { Self::DIRECT } else { Self::STAGED }
     }
 }
 
-const fn shape(rows_per_thread: usize, cols_per_thread: usize) -> GemmShape {
-    GemmShape {
-        rows_per_thread,
-        cols_per_thread,
-    }
-}
-
-/// 32 x 32 blocks (the shader's defaults, and the only blocks of the staged
-/// `grad_gemm`, which is made with the wide shape); 16 x 64 when few rows are live.
-const STAGED_WIDE: GemmShape = shape(4, 4);
-const STAGED_NARROW: GemmShape = shape(2, 8);
-/// 64 x 64 blocks (the direct `grad_gemm`'s too); 32 x 64 when few rows are live.
-const DIRECT_WIDE: GemmShape = shape(8, 8);
-const DIRECT_NARROW: GemmShape = shape(4, 8);
 const _: () = {
+    let (staged, direct) = (GemmShapes::STAGED, GemmShapes::DIRECT);
     assert!(
-        STAGED_WIDE.rows_per_thread == 4 && STAGED_WIDE.cols_per_thread == 4,
+        staged.wide.rows_per_thread == 4 && staged.wide.cols_per_thread == 4,
         "the staged grad_gemm computes 32 x 32 blocks"
     );
-    let staged = [STAGED_WIDE, STAGED_NARROW];
-    let mut i = 0;
-    while i < 2 {
-        let s = staged[i];
-        assert!(
-            matches!(s.rows_per_thread, 1 | 2 | 4) && matches!(s.cols_per_thread, 4 | 8),
-            "the staged form's per-invocation arrays hold 1 to 4 rows and 4 or 8 columns"
-        );
-        let d = [DIRECT_WIDE, DIRECT_NARROW][i];
-        assert!(
-            matches!(d.rows_per_thread, 4 | 8) && d.cols_per_thread == 8,
-            "the direct form holds 4 or 8 rows and 8 columns"
-        );
-        i += 1;
-    }
+    let n = staged.narrow;
+    assert!(
+        matches!(n.rows_per_thread, 1 | 2 | 4) && matches!(n.cols_per_thread, 4 | 8),
+        "the staged form's per-invocation arrays hold 1 to 4 rows and 4 or 8 columns"
+    );
+    let (w, n) = (direct.wide, direct.narrow);
+    assert!(
+        w.rows_per_thread == 8 && w.cols_per_thread == 8 && n.cols_per_thread == 8,
+        "the direct grad_gemm computes 64 x 64 blocks, every direct block 64 columns"
+    );
+    assert!(
+        matches!(n.rows_per_thread, 4 | 8),
+        "the direct form holds 4 or 8 rows"
+    );
 };
 
 /// Binding slots of every `matmul.wgsl` entry point: params, step, src1, src2,
@@ -150,7 +170,7 @@ pub fn dense_gemm_seconds(
     } else {
         "dense_gemm"
     };
-    let [shape, _] = GemmShape::step_shapes(ctx.direct_gemm);
+    let shape = GemmShapes::of_form(ctx.direct_gemm).wide;
     let kernel = Kernel::with_constants(
         ctx,
         &module(ctx, "matmul.wgsl", shaders::MATMUL),
@@ -164,16 +184,7 @@ pub fn dense_gemm_seconds(
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
             for _ in 0..reps {
-                kernel.dispatch(
-                    &mut pass,
-                    &bind,
-                    Some(0),
-                    [
-                        groups_for(n, shape.block_cols()),
-                        groups_for(m, shape.block_rows()),
-                        1,
-                    ],
-                );
+                kernel.dispatch(&mut pass, &bind, Some(0), shape.groups(m, n));
             }
         }
         let start = std::time::Instant::now();
