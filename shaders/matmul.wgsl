@@ -491,6 +491,16 @@ fn row_gemm_direct(wg: vec3<u32>, lid: vec3<u32>, gathered: bool) {
     let block_rows = 8u * ROWS_PER_THREAD;
     let first_row = wg.y * block_rows;
     let row0 = first_row + lid.y;
+    // An invocation whose rows are all past the list or retired writes nothing, so it
+    // stops here. The last steps of a batch often have a few live rows in a narrow
+    // block; on lavapipe the lanes of the other invocations then skip the loops.
+    var writes = false;
+    for (var r = 0u; r < ROWS_PER_THREAD; r++) {
+        writes = writes || block_row(row0 + 8u * r, gathered) != NONE;
+    }
+    if (!writes) {
+        return;
+    }
     let top = direct_row_origins(row0, 0u, gathered);
     var bottom = top;
     if (ROWS_PER_THREAD > 4u) {
