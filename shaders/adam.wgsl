@@ -1,4 +1,4 @@
-// Adam over the flat parameter, gradient and moment buffers, one invocation per element,
+// Adam over the flat parameter, gradient and moment buffers, elementwise,
 // with optional clipping of the gradient to a global L2 norm (PyTorch's clip_grad_norm_):
 //   g' = g * min(1, max_norm / (|g| + 1e-6))   (g' = g when max_norm is 0)
 //   m = b1 m + (1 - b1) g';  v = b2 v + (1 - b2) g'^2;
@@ -57,21 +57,41 @@ fn grad_sq_norm(@builtin(local_invocation_index) lid: u32) {
     }
 }
 
+// Elements each adam_step invocation updates: lid + 256 r of its workgroup's chunk,
+// for r < ELEMENTS_PER_INVOCATION. The parameters are read once for all of them (on
+// lavapipe every buffer load is paid lane by lane, and they were most of the loads).
+const ELEMENTS_PER_INVOCATION: u32 = 16u;
+
 @compute @workgroup_size(256)
-fn adam_step(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * 256u;
-    if (i >= a.count) {
-        return;
-    }
+fn adam_step(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    let first = (wg.x + wg.y * nwg.x) * 256u * ELEMENTS_PER_INVOCATION + lid;
+    let count = a.count;
+    let lr = a.lr;
+    let beta1 = a.beta1;
+    let beta2 = a.beta2;
+    let eps = a.eps;
+    let c1 = a.c1;
+    let c2 = a.c2;
+    let weight_decay = a.weight_decay;
     var scale = 1.0;
     if (a.max_norm > 0.0) {
         scale = min(1.0, a.max_norm / (sqrt(grad_norm_sq[0]) + 1e-6));
     }
-    let g = grads[i] * scale;
-    let m_new = a.beta1 * m[i] + (1.0 - a.beta1) * g;
-    let v_new = a.beta2 * v[i] + (1.0 - a.beta2) * g * g;
-    m[i] = m_new;
-    v[i] = v_new;
-    let decayed = params[i] * (1.0 - a.lr * a.weight_decay);
-    params[i] = decayed - a.lr * (m_new / a.c1) / (sqrt(v_new / a.c2) + a.eps);
+    for (var r = 0u; r < ELEMENTS_PER_INVOCATION; r++) {
+        let i = first + 256u * r;
+        if (i >= count) {
+            return;
+        }
+        let g = grads[i] * scale;
+        let m_new = beta1 * m[i] + (1.0 - beta1) * g;
+        let v_new = beta2 * v[i] + (1.0 - beta2) * g * g;
+        m[i] = m_new;
+        v[i] = v_new;
+        let decayed = params[i] * (1.0 - lr * weight_decay);
+        params[i] = decayed - lr * (m_new / c1) / (sqrt(v_new / c2) + eps);
+    }
 }

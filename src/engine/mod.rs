@@ -20,12 +20,15 @@ use crate::data::Batch;
 use crate::error::{Error, Result, ensure};
 use crate::gpu::GpuContext;
 use crate::gpu::kernel::groups_for;
-
 use crate::gpu::structs::{AdamParams, ReadoutParams, Step};
 use crate::model::{AdamConfig, ModelConfig, ParamLayout, RcConfig, TrainMode};
 use schedule::{ReplayPlan, SparseColumns, SparseRows, loss_step_entries, still_live};
 use std::sync::Arc;
 use workspace::{STATS, Workspace};
+
+/// Elements each `adam_step` invocation updates (`ELEMENTS_PER_INVOCATION` in the
+/// shader).
+const ADAM_ELEMENTS_PER_INVOCATION: usize = 16;
 
 /// Everything an engine is built from.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -827,7 +830,7 @@ impl Engine {
             k.grad_sq_norm
                 .dispatch(pass, &binds.grad_sq_norm, None, [1, 1, 1]);
         }
-        let groups = groups_for(self.layout.total, 256);
+        let groups = groups_for(self.layout.total, 256 * ADAM_ELEMENTS_PER_INVOCATION);
         let max = self.ctx.limits.max_compute_workgroups_per_dimension;
         let x = groups.min(max);
         k.adam
