@@ -10,6 +10,7 @@
 use crate::data::Batch;
 use crate::engine::{Capacity, Engine, EngineConfig};
 use crate::error::Result;
+use crate::gpu::profile::KernelProfile;
 use crate::gpu::{GpuContext, matmul};
 use crate::model::{AdamConfig, ModelConfig, ParamLayout, RcConfig, Readout, TrainMode};
 use crate::rng::Rng;
@@ -225,7 +226,12 @@ fn engine(
     k: usize,
     sparse: bool,
 ) -> Result<Engine> {
-    let cfg = EngineConfig {
+    let cfg = engine_config(p, mode, k, sparse);
+    Engine::new(ctx.clone(), cfg, &controlled_params(&p.model))
+}
+
+fn engine_config(p: &Preset, mode: TrainMode, k: usize, sparse: bool) -> EngineConfig {
+    EngineConfig {
         model: p.model,
         rc: RcConfig {
             theta: 0.95,
@@ -240,15 +246,66 @@ fn engine(
         readback_every: k,
         sparse_input: sparse,
         recurrent_block: 0,
+    }
+}
+
+/// GPU time per kind of dispatch of RC training batches.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainingBatchProfile {
+    pub batches: usize,
+    /// Wall time of the batches, seconds.
+    pub wall_s: f64,
+    pub profile: KernelProfile,
+}
+
+/// Times every dispatch of `reps` RC training batches of the controlled batch, as
+/// `train` runs them (readback every step, gradients clipped to norm 1, Adam), after
+/// one warm-up batch. The controlled parameters are restored before each batch, so
+/// that every batch decides as the controlled distribution says.
+pub fn profile_training_batch(
+    ctx: &Arc<GpuContext>,
+    p: &Preset,
+    batch: &Batch,
+    reps: usize,
+) -> Result<TrainingBatchProfile> {
+    let cfg = EngineConfig {
+        adam: AdamConfig {
+            max_grad_norm: Some(1.0),
+            ..AdamConfig::default()
+        },
+        ..engine_config(p, TrainMode::Rc, 1, p.sparse)
     };
-    Engine::new(ctx.clone(), cfg, &controlled_params(&p.model))
+    let params = controlled_params(&p.model);
+    let mut engine = Engine::new(ctx.clone(), cfg, &params)?;
+    engine.enable_profiling()?;
+    let train = |engine: &mut Engine| -> Result<()> {
+        engine.set_params(&params)?;
+        engine.train_batch(batch).map(|_| ())
+    };
+    train(&mut engine)?;
+    engine.take_profile()?;
+    let start = Instant::now();
+    for _ in 0..reps.max(1) {
+        train(&mut engine)?;
+    }
+    let wall_s = start.elapsed().as_secs_f64();
+    Ok(TrainingBatchProfile {
+        batches: reps.max(1),
+        wall_s,
+        profile: engine.take_profile()?.expect("profiling is enabled"),
+    })
 }
 
 /// Runs every measurement of one preset; `reps` timed repetitions each.
+/// The controlled batch of a preset.
+pub fn preset_batch(p: &Preset) -> Batch {
+    let decisions = decision_distribution(p.batch, p.steps, 7);
+    controlled_batch(&p.model, p.steps, &decisions, p.sparse, 8)
+}
+
 pub fn bench_preset(ctx: &Arc<GpuContext>, p: &Preset, reps: usize) -> Result<ConfigReport> {
     let m = &p.model;
-    let decisions = decision_distribution(p.batch, p.steps, 7);
-    let batch = controlled_batch(m, p.steps, &decisions, p.sparse, 8);
+    let batch = preset_batch(p);
     let mut rc = engine(ctx, p, TrainMode::Rc, 1, p.sparse)?;
     let mut eos = engine(ctx, p, TrainMode::Eos, 1, p.sparse)?;
 

@@ -8,6 +8,7 @@ use crate::data::task::Split;
 use crate::engine::{BatchReport, Capacity, Engine, EngineConfig};
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
+use crate::gpu::profile::KernelProfile;
 use crate::model::ensemble::recurrent_blocks_hold;
 use crate::model::{RcConfig, TrainMode, init_params};
 use crate::rng::Rng;
@@ -52,6 +53,39 @@ pub trait RunObserver {
     /// (as a crash would, but cleanly).
     fn on_epoch(&mut self, _record: &EpochRecord) -> ControlFlow<()> {
         ControlFlow::Continue(())
+    }
+    /// Whether to time every dispatch of the run (timestamp queries; the run fails at
+    /// the start on an adapter without them) and report it with `on_kernel_profile`.
+    fn profile_kernels(&self) -> bool {
+        false
+    }
+    /// With `profile_kernels`, twice an epoch, before `on_epoch`: the GPU time per kind of
+    /// dispatch of its training batches, then of its validation pass, with the wall
+    /// time of each.
+    fn on_kernel_profile(
+        &mut self,
+        _epoch: usize,
+        _part: RunPart,
+        _wall_s: f64,
+        _p: &KernelProfile,
+    ) {
+    }
+}
+
+/// The parts of an epoch that a kernel profile covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunPart {
+    Training,
+    Validation,
+}
+
+impl RunPart {
+    pub fn name(self) -> &'static str {
+        match self {
+            RunPart::Training => "training",
+            RunPart::Validation => "validation",
+        }
     }
 }
 
@@ -470,6 +504,9 @@ pub fn train_run(
         first_epoch = ck.epoch + 1;
         log::info!("resuming {} after epoch {}", out.display(), ck.epoch);
     }
+    if observer.profile_kernels() {
+        engine.enable_profiling()?;
+    }
     let mut records = read_metrics(&metrics_path, first_epoch - 1)?;
     // model.safetensors holds the weights of the epoch with the best validation score
     // (the first of equals): model selection on the validation split.
@@ -511,6 +548,10 @@ pub fn train_run(
             }
             other => other,
         })?;
+        if let Some(profile) = engine.take_profile()? {
+            observer.on_kernel_profile(epoch, RunPart::Training, e.wall_s, &profile);
+        }
+        let validation_start = std::time::Instant::now();
         engine.set_rc(eval_rc)?;
         let val = train::evaluate(&mut engine, &val_data, cfg.batch, false)?;
         let val_within_budget = match (budget, &budget_thetas) {
@@ -520,6 +561,10 @@ pub fn train_run(
             }
             _ => None,
         };
+        if let Some(profile) = engine.take_profile()? {
+            let wall_s = validation_start.elapsed().as_secs_f64();
+            observer.on_kernel_profile(epoch, RunPart::Validation, wall_s, &profile);
+        }
         let record = EpochRecord {
             epoch,
             train_loss: e.train_loss,

@@ -600,3 +600,72 @@ fn bench_measures_the_shape_asked_for() {
         assert_refused(&["bench", flag, "0"], "0 is not in 1..");
     }
 }
+
+#[test]
+fn profiles_time_every_kernel_in_bench_and_in_training() {
+    let o = rankcode(&[
+        "bench",
+        "--config",
+        "toy",
+        "--hidden",
+        "3",
+        "--batch",
+        "8",
+        "--reps",
+        "2",
+        "--profile",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        out.get("configs").is_none(),
+        "--profile replaces the figures"
+    );
+    let toy = &out["profiles"][0];
+    assert_eq!(toy["preset"]["model"]["hidden_size"], 3);
+    assert_eq!(toy["batches"], 2);
+    let dispatches = toy["profile"]["dispatches"].as_array().unwrap();
+    let calls = |what: &str| {
+        let d = dispatches.iter().find(|d| d["what"] == what);
+        d.unwrap_or_else(|| panic!("no {what} in {dispatches:?}"))["calls"].clone()
+    };
+    // Once a batch: the clipping norm and Adam.
+    assert_eq!(calls("gradient norm"), 2);
+    assert_eq!(calls("Adam"), 2);
+    assert!(
+        dispatches
+            .iter()
+            .all(|d| d["seconds"].as_f64().unwrap() >= 0.0)
+    );
+
+    let dir = temp("profiled-run");
+    let _ = std::fs::remove_dir_all(&dir);
+    let printed = train_small(&dir, "6", "1", &["--profile"]);
+    for part in ["training", "validation"] {
+        let heading = format!("epoch 1/1: kernels of the {part} pass: GPU time");
+        assert!(printed.contains(&heading), "{printed}");
+    }
+    let lines = std::fs::read_to_string(dir.join("kernel-profile.jsonl")).unwrap();
+    let records: Vec<serde_json::Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 2, "{lines}");
+    assert_eq!(
+        (&records[0]["part"], &records[1]["part"]),
+        (&"training".into(), &"validation".into())
+    );
+    // Validation computes no gradients.
+    let whats = |r: &serde_json::Value| -> Vec<String> {
+        let d = r["dispatches"].as_array().unwrap();
+        d.iter()
+            .map(|d| d["what"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(whats(&records[0]).contains(&"Adam".to_string()));
+    assert!(!whats(&records[1]).contains(&"Adam".to_string()));
+    assert!(whats(&records[1]).contains(&"cell".to_string()));
+    assert!(records[0]["gpu_s"].as_f64().unwrap() > 0.0);
+    let _ = std::fs::remove_dir_all(&dir);
+}

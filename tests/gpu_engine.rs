@@ -243,6 +243,83 @@ fn readback_cadence_changes_no_result_and_runs_are_bitwise_repeatable() {
     assert_ne!(p1, params, "training changed the parameters");
 }
 
+#[test]
+fn profiling_times_every_dispatch_and_changes_no_result() {
+    let cfg = model(6, 21, 2, 3, Readout::Sigmoid);
+    let batch = random_batch(12, 33, 6, 3, 71);
+    let params = random_params(&cfg, 0.6, 72);
+    let rc = RcConfig {
+        theta: mixed_theta(&cfg, &params, &batch),
+        beta: 0.1,
+        mode: TrainMode::Rc,
+    };
+    let cap = Capacity {
+        batch: 40,
+        steps: 12,
+    };
+    let train = |profile: bool| {
+        let mut eng = engine(cfg, rc, cap, 1, &params);
+        if profile {
+            eng.enable_profiling()
+                .expect("timestamp queries on the test adapter");
+        }
+        let reports: Vec<BatchReport> = (0..2).map(|_| eng.train_batch(&batch).unwrap()).collect();
+        let profile = eng.take_profile().unwrap();
+        (reports, eng.params().unwrap(), profile)
+    };
+    let (plain, plain_params, none) = train(false);
+    let (reports, profiled_params, profile) = train(true);
+    assert_eq!(none, None, "no profile unless enabled");
+    assert_eq!(reports, plain);
+    assert_eq!(bits(&profiled_params), bits(&plain_params));
+
+    let profile = profile.unwrap();
+    assert_eq!(profile.untimed, 0);
+    let calls = |what: &str| -> u64 {
+        let of = |what: &str| -> u64 {
+            let found = profile.dispatches.iter().find(|d| d.what == what);
+            found.map_or(0, |d| d.calls)
+        };
+        of(what) + of(&format!("{what} (narrow)"))
+    };
+    // With readbacks after every step, each readback ends one forward step.
+    let forward_steps: usize = reports.iter().map(|r| r.readbacks).sum();
+    let backward_steps: usize = reports
+        .iter()
+        .map(|r| *r.loss_steps.iter().max().unwrap() as usize + 1)
+        .sum();
+    assert!(
+        profile.dispatches.iter().any(|d| d.what == "gates GEMM")
+            && profile
+                .dispatches
+                .iter()
+                .any(|d| d.what == "gates GEMM (narrow)"),
+        "the batch retires rows until the narrow blocks take over: {profile:?}"
+    );
+    let layers = cfg.layers as u64;
+    assert_eq!(calls("gates GEMM"), layers * forward_steps as u64);
+    assert_eq!(calls("cell"), layers * forward_steps as u64);
+    assert_eq!(calls("readout and threshold"), forward_steps as u64);
+    assert_eq!(calls("dh GEMM"), layers * backward_steps as u64);
+    assert_eq!(calls("cell backward"), layers * backward_steps as u64);
+    for once_a_batch in ["loss and dL/dz", "readout weight gradient", "Adam"] {
+        assert_eq!(calls(once_a_batch), 2, "{once_a_batch}");
+    }
+    for once_a_layer in ["input weight gradient", "recurrent weight gradient"] {
+        assert_eq!(calls(once_a_layer), 2 * layers, "{once_a_layer}");
+    }
+    assert_eq!(calls("gradient norm"), 0, "no clipping, no norm");
+    assert!(profile.dispatches.iter().all(|d| d.seconds >= 0.0));
+    assert!(profile.total_seconds() > 0.0);
+    assert!(
+        profile
+            .dispatches
+            .windows(2)
+            .all(|w| w[0].seconds >= w[1].seconds),
+        "longest first"
+    );
+}
+
 /// Eight Adam steps on the GPU and on the CPU reference: (GPU parameters, reference
 /// parameters, GPU losses).
 fn adam_run(adam: rankcode::model::AdamConfig) -> (Vec<f32>, Vec<f64>, Vec<f64>) {

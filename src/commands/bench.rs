@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use clap::Args;
-use rankcode::bench::{self, ConfigReport};
+use rankcode::bench::{self, ConfigReport, Preset, TrainingBatchProfile};
 use rankcode::gpu::GpuContext;
 use serde::Serialize;
 use std::sync::Arc;
@@ -31,6 +31,10 @@ pub struct BenchArgs {
     /// Timed repetitions of each measurement (the median is reported).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     pub reps: u32,
+    /// Instead of the throughput figures, time every dispatch of `--reps` RC training
+    /// batches with timestamp queries and print the GPU time per kernel.
+    #[arg(long)]
+    pub profile: bool,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -40,7 +44,17 @@ pub struct BenchArgs {
 struct BenchOutput {
     adapter: String,
     reps: u32,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     configs: Vec<ConfigReport>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    profiles: Vec<PresetProfile>,
+}
+
+#[derive(Serialize)]
+struct PresetProfile {
+    preset: Preset,
+    #[serde(flatten)]
+    training_batch: TrainingBatchProfile,
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {
@@ -58,7 +72,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             args.reps
         );
     }
-    let mut configs = Vec::new();
+    let (mut configs, mut profiles) = (Vec::new(), Vec::new());
     for mut preset in bench::presets().into_iter().filter(|p| wanted(p.name)) {
         if let Some(hidden) = args.hidden {
             preset.model.hidden_size = hidden as usize;
@@ -66,7 +80,28 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         if let Some(batch) = args.batch {
             preset.batch = batch as usize;
         }
-        let r = bench::bench_preset(&ctx, &preset, args.reps as usize)?;
+        let reps = args.reps as usize;
+        if args.profile {
+            let batch = bench::preset_batch(&preset);
+            let p = bench::profile_training_batch(&ctx, &preset, &batch, reps)?;
+            if !args.json {
+                print_heading(&preset, None);
+                println!(
+                    "  every dispatch of {} RC training batches (readback every step, \
+                     clipping, Adam):",
+                    p.batches
+                );
+                for line in p.profile.table(p.wall_s).lines() {
+                    println!("  {line}");
+                }
+            }
+            profiles.push(PresetProfile {
+                preset,
+                training_batch: p,
+            });
+            continue;
+        }
+        let r = bench::bench_preset(&ctx, &preset, reps)?;
         if !args.json {
             print_report(&r);
         }
@@ -77,25 +112,33 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             adapter: ctx.adapter_summary(),
             reps: args.reps,
             configs,
+            profiles,
         };
         println!("{}", serde_json::to_string_pretty(&out)?);
     }
     Ok(())
 }
 
-fn print_report(r: &ConfigReport) {
-    let p = &r.preset;
+/// The preset's line: its shape, and the workspace's memory where measured.
+fn print_heading(p: &Preset, memory_bytes: Option<u64>) {
     let m = &p.model;
     println!(
-        "\n{}: LSTM {} -> {} -> {}, batch {}, {} steps; workspace {:.1} MiB",
+        "\n{}: LSTM {} -> {} -> {}, batch {}, {} steps{}",
         p.name,
         m.input_size,
         m.hidden_size,
         m.classes,
         p.batch,
         p.steps,
-        r.memory_bytes as f64 / (1 << 20) as f64
+        memory_bytes
+            .map(|b| format!("; workspace {:.1} MiB", b as f64 / (1 << 20) as f64))
+            .unwrap_or_default()
     );
+}
+
+fn print_report(r: &ConfigReport) {
+    let p = &r.preset;
+    print_heading(p, Some(r.memory_bytes));
     let g = &r.gemm;
     println!(
         "  step GEMM [{} x {}] x [{} x {}]: {:.2} GFLOP/s, plain GEMM {:.2} GFLOP/s ({:.0}%)",

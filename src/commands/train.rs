@@ -9,18 +9,22 @@ use rankcode::data::frontend::FrontendConfig;
 use rankcode::data::task::Task;
 use rankcode::engine::BatchReport;
 use rankcode::gpu::GpuContext;
+use rankcode::gpu::profile::KernelProfile;
 use rankcode::model::{
     AdamConfig, LrSchedule, ModelConfig, RcConfig, Readout, ThetaWarmup, TrainMode,
 };
 use rankcode::run::{
-    EpochRecord, RunObserver, StepBudget, config_json, refuse_untrainable, saved_run_to_resume,
-    train_run,
+    EpochRecord, RunObserver, RunPart, StepBudget, config_json, refuse_untrainable,
+    saved_run_to_resume, train_run,
 };
 use std::io::IsTerminal;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
+
+/// The kernel profiles of `--profile`, one JSON object a line, in the run directory.
+const PROFILE_FILE: &str = "kernel-profile.jsonl";
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
@@ -136,6 +140,11 @@ pub struct TrainArgs {
     /// Print the test evaluation as JSON at the end.
     #[arg(long)]
     pub json: bool,
+    /// Time every dispatch with timestamp queries: after each epoch, print the GPU time
+    /// per kernel of its training batches and of its validation pass, and append them
+    /// to OUT/kernel-profile.jsonl. Fails on an adapter without timestamp queries.
+    #[arg(long)]
+    pub profile: bool,
     /// The flags given on the command line (`--hidden`, ...), from clap's value sources
     /// ([`TrainArgs::record_given_flags`]): on resume, those a saved setting overrides
     /// are named as ignored.
@@ -314,6 +323,18 @@ struct Progress {
     steps: usize,
     /// The step budget of model selection, if any.
     budget: Option<f64>,
+    /// Where kernel profiles go, with `--profile`.
+    profile_file: Option<PathBuf>,
+}
+
+impl Progress {
+    /// A line above the bar, or on standard error without one.
+    fn print(&self, line: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => eprintln!("{line}"),
+        }
+    }
 }
 
 impl RunObserver for Progress {
@@ -380,12 +401,45 @@ impl RunObserver for Progress {
             e.steps_processed,
             e.wall_s
         );
-        match &self.bar {
-            Some(bar) => bar.println(line),
-            None => eprintln!("{line}"),
-        }
+        self.print(&line);
         ControlFlow::Continue(())
     }
+
+    fn profile_kernels(&self) -> bool {
+        self.profile_file.is_some()
+    }
+
+    fn on_kernel_profile(&mut self, epoch: usize, part: RunPart, wall_s: f64, p: &KernelProfile) {
+        let heading = format!(
+            "epoch {epoch}/{}: kernels of the {} pass",
+            self.epochs,
+            part.name()
+        );
+        self.print(&format!("{heading}: {}", p.table(wall_s).trim_end()));
+        let Some(path) = &self.profile_file else {
+            return;
+        };
+        let line = serde_json::json!({
+            "epoch": epoch,
+            "part": part,
+            "wall_s": wall_s,
+            "gpu_s": p.total_seconds(),
+            "dispatches": p.dispatches,
+            "untimed": p.untimed,
+        });
+        if let Err(e) = append_line(path, &line.to_string()) {
+            log::warn!("{}: cannot append the kernel profile: {e}", path.display());
+        }
+    }
+}
+
+fn append_line(path: &Path, line: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    writeln!(file, "{line}")
 }
 
 pub fn run(args: &TrainArgs) -> Result<()> {
@@ -408,7 +462,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         if !ignored.is_empty() {
             eprintln!(
                 "note: --resume continues the run with the settings saved in {} (only \
-                 --epochs, --readback-every and --data apply); ignored: {}",
+                 --epochs, --readback-every, --data and --profile apply); ignored: {}",
                 args.out.display(),
                 ignored.join(", ")
             );
@@ -469,6 +523,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             .select_within_budget
             .as_ref()
             .map(|b| b.max_decision_step),
+        profile_file: args.profile.then(|| args.out.join(PROFILE_FILE)),
     };
     let outcome = train_run(ctx, &cfg, &args.out, args.resume, &mut progress)
         .with_context(|| format!("training into {}", args.out.display()))?;

@@ -18,9 +18,10 @@ pub use workspace::Capacity;
 
 use crate::data::Batch;
 use crate::error::{Error, Result, ensure};
-use crate::gpu::GpuContext;
 use crate::gpu::kernel::groups_for;
+use crate::gpu::profile::{KernelProfile, KernelProfiler};
 use crate::gpu::structs::{AdamParams, ReadoutParams, Step};
+use crate::gpu::{GpuContext, Kernel};
 use crate::model::{AdamConfig, ModelConfig, ParamLayout, RcConfig, TrainMode};
 use schedule::{ReplayPlan, SparseColumns, SparseRows, loss_step_entries, still_live};
 use std::sync::Arc;
@@ -123,6 +124,8 @@ pub struct Engine {
     layout: ParamLayout,
     ws: Workspace,
     adam_steps: u32,
+    /// Times every dispatch, once `enable_profiling` is called.
+    profiler: Option<KernelProfiler>,
 }
 
 impl Engine {
@@ -168,9 +171,28 @@ impl Engine {
             layout,
             ws,
             adam_steps: 0,
+            profiler: None,
         };
         engine.set_params(params)?;
         Ok(engine)
+    }
+
+    /// Times every dispatch of the batches run from now on with timestamp queries
+    /// (`take_profile`). Fails on an adapter without them. The timestamps between
+    /// dispatches may cost a little time of their own.
+    pub fn enable_profiling(&mut self) -> Result<()> {
+        self.profiler = Some(KernelProfiler::new(&self.ctx)?);
+        Ok(())
+    }
+
+    /// GPU time per kind of dispatch since profiling was enabled or last taken (the
+    /// benchmark hooks' dispatches included); None unless it is enabled.
+    pub fn take_profile(&self) -> Result<Option<KernelProfile>> {
+        let Some(profiler) = &self.profiler else {
+            return Ok(None);
+        };
+        profiler.collect(&self.ctx)?;
+        Ok(Some(profiler.take()))
     }
 
     /// The settings the engine runs with.
@@ -326,10 +348,11 @@ impl Engine {
             let start = std::time::Instant::now();
             let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
             {
-                let mut pass = encoder.begin_compute_pass(&Default::default());
+                let mut pass = self.begin_pass(&mut encoder);
                 for _ in 0..reps {
                     self.dispatch_step_gemm(
                         &mut pass,
+                        ["gates GEMM", "gates GEMM (narrow)"],
                         &self.ws.binds.layers[0].gates_forward,
                         slot,
                         4 * h,
@@ -337,6 +360,7 @@ impl Engine {
                     );
                 }
             }
+            self.end_pass(&mut encoder);
             let commands = encoder.finish();
             let encoded = std::time::Instant::now();
             self.ctx.queue.submit([commands]);
@@ -360,9 +384,10 @@ impl Engine {
         for _ in 0..reps.max(1) {
             let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
             {
-                let mut pass = encoder.begin_compute_pass(&Default::default());
+                let mut pass = self.begin_pass(&mut encoder);
                 self.encode_adam(&mut pass);
             }
+            self.end_pass(&mut encoder);
             self.ctx.queue.submit([encoder.finish()]);
             self.ctx.wait()?;
         }
@@ -444,10 +469,11 @@ impl Engine {
             self.write_sparse_columns(plan);
         }
         {
-            let mut pass = encoder.begin_compute_pass(&Default::default());
-            let k = &self.ws.kernels;
-            k.loss_stats.dispatch(
+            let mut pass = self.begin_pass(&mut encoder);
+            self.dispatch(
                 &mut pass,
+                "loss and dL/dz",
+                &self.ws.kernels.loss_stats,
                 &self.ws.binds.loss_stats,
                 Some(self.slot(self.ws.slots.loss_steps())),
                 [1, 1, 1],
@@ -459,6 +485,7 @@ impl Engine {
                 self.encode_adam(&mut pass);
             }
         }
+        self.end_pass(&mut encoder);
         let b = batch.batch;
         let buf = &self.ws.buf;
         encoder.copy_buffer_to_buffer(&buf.stats, 0, &buf.staging, 0, (STATS * 4) as u64);
@@ -471,6 +498,9 @@ impl Engine {
         );
         self.ctx.queue.submit([encoder.finish()]);
         let raw: Vec<u32> = self.ctx.read_staging(&buf.staging, STATS + 2 * b)?;
+        if let Some(profiler) = &self.profiler {
+            profiler.collect(&self.ctx)?;
+        }
         let stats: Vec<f32> = raw[..STATS].iter().map(|&u| f32::from_bits(u)).collect();
         let loss = stats[0] as f64 / b as f64;
         if !loss.is_finite() {
@@ -503,6 +533,39 @@ impl Engine {
 
     fn slot(&self, slot: usize) -> u32 {
         self.ws.slots.offset(slot)
+    }
+
+    /// Begins a compute pass on `encoder`, timed if profiling; `end_pass` follows it.
+    fn begin_pass<'e>(&self, encoder: &'e mut wgpu::CommandEncoder) -> wgpu::ComputePass<'e> {
+        let mut pass = encoder.begin_compute_pass(&Default::default());
+        if let Some(profiler) = &self.profiler {
+            profiler.begin_pass(&mut pass);
+        }
+        pass
+    }
+
+    /// Resolves the timestamps of the pass that just ended on `encoder`, if profiling.
+    fn end_pass(&self, encoder: &mut wgpu::CommandEncoder) {
+        if let Some(profiler) = &self.profiler {
+            profiler.end_pass(encoder);
+        }
+    }
+
+    /// Dispatches `kernel`, timed as `what` if profiling.
+    fn dispatch(
+        &self,
+        pass: &mut wgpu::ComputePass,
+        what: &'static str,
+        kernel: &Kernel,
+        bind: &wgpu::BindGroup,
+        slot: Option<u32>,
+        groups: [u32; 3],
+    ) {
+        if kernel.dispatch(pass, bind, slot, groups)
+            && let Some(profiler) = &self.profiler
+        {
+            profiler.after_dispatch(pass, what, kernel.name);
+        }
     }
 
     /// Uploads inputs, labels and the per-batch readout settings, and marks every row undecided.
@@ -617,11 +680,12 @@ impl Engine {
             self.write_slots(self.ws.slots.forward(t), &slots);
             let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
             {
-                let mut pass = encoder.begin_compute_pass(&Default::default());
+                let mut pass = self.begin_pass(&mut encoder);
                 for s in t..end {
                     self.encode_forward_step(&mut pass, s, n);
                 }
             }
+            self.end_pass(&mut encoder);
             encoder.copy_buffer_to_buffer(
                 &self.ws.buf.tstar,
                 0,
@@ -646,9 +710,12 @@ impl Engine {
     /// 1.9 ms in 16 x 64 blocks of the staged form, 17 rows in one 32-row block
     /// 2.9-3.1 ms). Tuned on the software adapter only: on a large GPU, fewer, larger
     /// workgroups may not pay.
+    /// `what` names the wide and the narrow dispatches.
+    #[allow(clippy::too_many_arguments)]
     fn dispatch_step_gemm(
         &self,
         pass: &mut wgpu::ComputePass,
+        what: [&'static str; 2],
         bind: &wgpu::BindGroup,
         slot: Option<u32>,
         cols: usize,
@@ -656,51 +723,55 @@ impl Engine {
     ) {
         let k = &self.ws.kernels;
         let shapes = k.gemm_shapes;
-        let (kernel, shape) = if rows <= shapes.narrow.block_rows() {
-            (&k.step_gemm_narrow, shapes.narrow)
+        let (kernel, shape, what) = if rows <= shapes.narrow.block_rows() {
+            (&k.step_gemm_narrow, shapes.narrow, what[1])
         } else {
-            (&k.step_gemm, shapes.wide)
+            (&k.step_gemm, shapes.wide, what[0])
         };
-        kernel.dispatch(pass, bind, slot, shape.groups(rows, cols));
+        self.dispatch(pass, what, kernel, bind, slot, shape.groups(rows, cols));
     }
 
     /// Dispatches `grad_gemm` over a gradient of `rows` x `cols` (the bias column
     /// included), in the wide blocks of its form.
+    #[allow(clippy::too_many_arguments)]
     fn dispatch_grad_gemm(
         &self,
         pass: &mut wgpu::ComputePass,
+        what: &'static str,
         bind: &wgpu::BindGroup,
         slot: Option<u32>,
         rows: usize,
         cols: usize,
     ) {
-        let groups = self.ws.kernels.gemm_shapes.wide.groups(rows, cols);
-        self.ws.kernels.grad_gemm.dispatch(pass, bind, slot, groups);
+        let k = &self.ws.kernels;
+        let groups = k.gemm_shapes.wide.groups(rows, cols);
+        self.dispatch(pass, what, &k.grad_gemm, bind, slot, groups);
     }
 
     fn encode_forward_step(&self, pass: &mut wgpu::ComputePass, t: usize, n: usize) {
         let (k, binds) = (&self.ws.kernels, &self.ws.binds);
         let h = self.cfg.model.hidden_size;
         let slot = Some(self.slot(self.ws.slots.forward(t)));
+        let per_unit = [groups_for(h, 64), n as u32, 1];
         if let Some(sparse) = &binds.sparse_gates {
-            k.sparse_gates
-                .dispatch(pass, sparse, slot, [groups_for(h, 64), n as u32, 1]);
-        }
-        for layer in &binds.layers {
-            self.dispatch_step_gemm(pass, &layer.gates_forward, slot, 4 * h, n);
-            k.cell_forward.dispatch(
+            self.dispatch(
                 pass,
-                &layer.cell_forward,
+                "sparse input gates",
+                &k.sparse_gates,
+                sparse,
                 slot,
-                [groups_for(h, 64), n as u32, 1],
+                per_unit,
             );
         }
-        k.readout_forward.dispatch(
-            pass,
-            &binds.readout_forward,
-            slot,
-            [groups_for(n, 64), 1, 1],
-        );
+        for layer in &binds.layers {
+            let what = ["gates GEMM", "gates GEMM (narrow)"];
+            self.dispatch_step_gemm(pass, what, &layer.gates_forward, slot, 4 * h, n);
+            let bind = &layer.cell_forward;
+            self.dispatch(pass, "cell", &k.cell_forward, bind, slot, per_unit);
+        }
+        let groups = [groups_for(n, 64), 1, 1];
+        let (kernel, bind) = (&k.readout_forward, &binds.readout_forward);
+        self.dispatch(pass, "readout and threshold", kernel, bind, slot, groups);
     }
 
     /// Writes the replay lists and the pair lists of the weight gradients.
@@ -779,31 +850,39 @@ impl Engine {
         let h = m.hidden_size;
         for (t, &(_, n)) in plan.per_step.iter().enumerate().rev() {
             let slot = Some(self.slot(slots.backward(t)));
+            let per_unit = [groups_for(h, 64), n as u32, 1];
             for layer in binds.layers.iter().rev() {
-                self.dispatch_step_gemm(pass, &layer.dh_backward, slot, h, n);
-                k.cell_backward.dispatch(
+                let what = ["dh GEMM", "dh GEMM (narrow)"];
+                self.dispatch_step_gemm(pass, what, &layer.dh_backward, slot, h, n);
+                let bind = &layer.cell_backward;
+                self.dispatch(
                     pass,
-                    &layer.cell_backward,
+                    "cell backward",
+                    &k.cell_backward,
+                    bind,
                     slot,
-                    [groups_for(h, 64), n as u32, 1],
+                    per_unit,
                 );
             }
         }
         let readout_slot = Some(self.slot(slots.loss_steps()));
-        self.dispatch_grad_gemm(pass, &binds.grad_readout, readout_slot, m.classes, h + 1);
+        let (what, bind) = ("readout weight gradient", &binds.grad_readout);
+        self.dispatch_grad_gemm(pass, what, bind, readout_slot, m.classes, h + 1);
         let pairs_slot = Some(self.slot(slots.all_pairs()));
         let recurrent_pairs_slot = Some(self.slot(slots.recurrent_pairs()));
         for (kk, layer) in binds.layers.iter().enumerate() {
             // With sparse input, grad_ih computes layer 0's bias column only.
             let sparse = kk == 0 && self.cfg.sparse_input;
             let input = if sparse { 0 } else { m.layer_input(kk) };
-            self.dispatch_grad_gemm(pass, &layer.grad_ih, pairs_slot, 4 * h, input + 1);
-            self.dispatch_grad_gemm(pass, &layer.grad_hh, recurrent_pairs_slot, 4 * h, h);
+            let (what, bind) = ("input weight gradient", &layer.grad_ih);
+            self.dispatch_grad_gemm(pass, what, bind, pairs_slot, 4 * h, input + 1);
+            let (what, bind) = ("recurrent weight gradient", &layer.grad_hh);
+            self.dispatch_grad_gemm(pass, what, bind, recurrent_pairs_slot, 4 * h, h);
         }
         if let Some(bind) = &binds.sparse_weight_grad {
-            let input = m.input_size as u32;
-            k.sparse_weight_grad
-                .dispatch(pass, bind, None, [groups_for(h, 64), input, 1]);
+            let (what, kernel) = ("sparse input weight gradient", &k.sparse_weight_grad);
+            let groups = [groups_for(h, 64), m.input_size as u32, 1];
+            self.dispatch(pass, what, kernel, bind, None, groups);
         }
     }
 
@@ -827,14 +906,14 @@ impl Engine {
             .write_buffer(&self.ws.buf.adam_params, 0, bytemuck::bytes_of(&params));
         let (k, binds) = (&self.ws.kernels, &self.ws.binds);
         if a.max_grad_norm.is_some() {
-            k.grad_sq_norm
-                .dispatch(pass, &binds.grad_sq_norm, None, [1, 1, 1]);
+            let (what, bind) = ("gradient norm", &binds.grad_sq_norm);
+            self.dispatch(pass, what, &k.grad_sq_norm, bind, None, [1, 1, 1]);
         }
         let groups = groups_for(self.layout.total, 256 * ADAM_ELEMENTS_PER_INVOCATION);
         let max = self.ctx.limits.max_compute_workgroups_per_dimension;
         let x = groups.min(max);
-        k.adam
-            .dispatch(pass, &binds.adam, None, [x, groups.div_ceil(x), 1]);
+        let groups = [x, groups.div_ceil(x), 1];
+        self.dispatch(pass, "Adam", &k.adam, &binds.adam, None, groups);
     }
 
     /// Copies `count` f32 values from element `at` of `buffer` and reads them back.

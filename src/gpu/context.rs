@@ -52,7 +52,8 @@ impl GpuContext {
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("rankcode"),
-                required_features: wgpu::Features::empty(),
+                // Timestamp queries, where the adapter has them, for `--profile`.
+                required_features: adapter.features() & super::profile::FEATURES,
                 required_limits: limits.clone(),
                 ..Default::default()
             })

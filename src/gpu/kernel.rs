@@ -161,21 +161,23 @@ impl Kernel {
     }
 
     /// Records one dispatch of `groups` workgroups; `step_offset` selects the `Step`
-    /// slot for kernels that have one.
+    /// slot for kernels that have one. Returns false, recording nothing, when there
+    /// are no workgroups.
     pub fn dispatch(
         &self,
         pass: &mut wgpu::ComputePass,
         bind_group: &wgpu::BindGroup,
         step_offset: Option<u32>,
         groups: [u32; 3],
-    ) {
+    ) -> bool {
         if groups.contains(&0) {
-            return;
+            return false;
         }
         pass.set_pipeline(&self.pipeline);
         let offsets: Vec<u32> = step_offset.into_iter().collect();
         pass.set_bind_group(0, bind_group, &offsets);
         pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+        true
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod context;
 pub mod kernel;
 pub mod matmul;
+pub mod profile;
 pub mod shaders;
 pub mod structs;
 
