@@ -667,5 +667,12 @@ fn profiles_time_every_kernel_in_bench_and_in_training() {
     assert!(!whats(&records[1]).contains(&"Adam".to_string()));
     assert!(whats(&records[1]).contains(&"cell".to_string()));
     assert!(records[0]["gpu_s"].as_f64().unwrap() > 0.0);
+
+    let eval = eval_val(&dir, &["--profile"]);
+    let profiled = &eval["kernel_profile"];
+    assert!(whats(profiled).contains(&"readout and threshold".to_string()));
+    assert!(!whats(profiled).contains(&"Adam".to_string()));
+    assert!(profiled["wall_s"].as_f64().unwrap() > 0.0);
+    assert!(eval_val(&dir, &[]).get("kernel_profile").is_none());
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -6,11 +6,13 @@ use rankcode::checkpoint::{RunConfig, load_feature_spec};
 use rankcode::data::Dataset;
 use rankcode::data::task::{Split, Task};
 use rankcode::gpu::GpuContext;
+use rankcode::gpu::profile::KernelProfile;
 use rankcode::run::{load_for_inference, parse_theta_sweep};
 use rankcode::train::{self, EvalReport, SweepPoint};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Instant;
 
 /// Which data to evaluate on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -50,6 +52,11 @@ pub struct EvalArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Time every dispatch with timestamp queries and print the GPU time per kernel of
+    /// the whole evaluation (the full pass and the sweep included). Fails on an adapter
+    /// without timestamp queries.
+    #[arg(long)]
+    pub profile: bool,
 }
 
 #[derive(Serialize)]
@@ -71,6 +78,16 @@ struct EvalOutput {
     /// seq-spotting: decisions on positive sequences against the earliest possible step.
     #[serde(skip_serializing_if = "Option::is_none")]
     ideal: Option<IdealComparison>,
+    /// With --profile: the GPU time per kind of dispatch, and the wall time it is part of.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kernel_profile: Option<ProfiledWork>,
+}
+
+#[derive(Serialize)]
+struct ProfiledWork {
+    wall_s: f64,
+    #[serde(flatten)]
+    profile: KernelProfile,
 }
 
 /// Mean decision step (1-based) of the positive seq-spotting sequences against the
@@ -152,6 +169,10 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     let ctx = Arc::new(GpuContext::new()?);
     let (cfg, mut engine, _) = load_for_inference(ctx, &args.checkpoint, args.theta)?;
     let data = load_split(&args.checkpoint, &cfg, args.split, args.data.clone())?;
+    if args.profile {
+        engine.enable_profiling()?;
+    }
+    let start = Instant::now();
     let (report, sweep) = train::evaluate_and_sweep(
         &mut engine,
         &data,
@@ -159,6 +180,10 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         !args.no_full_pass,
         thetas.as_deref(),
     )?;
+    let kernel_profile = engine.take_profile()?.map(|profile| ProfiledWork {
+        wall_s: start.elapsed().as_secs_f64(),
+        profile,
+    });
     let best_within_budget = args
         .max_decision_step
         .zip(sweep.as_deref())
@@ -181,6 +206,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         sweep,
         best_within_budget,
         ideal,
+        kernel_profile,
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -256,6 +282,12 @@ pub fn run(args: &EvalArgs) -> Result<()> {
                 p.mean_decision_step
             ),
             None => println!("\n  no swept theta decides within a mean of {budget} steps"),
+        }
+    }
+    if let Some(p) = &out.kernel_profile {
+        println!("\n  kernels of the evaluation:");
+        for line in p.profile.table(p.wall_s).lines() {
+            println!("  {line}");
         }
     }
     Ok(())
