@@ -618,6 +618,13 @@ fn grad_gemm_direct(
     let rows_offset = step.rows_offset;
     let g_src = p.a1;
     let x_src = p.a2;
+    // An invocation whose outputs are all past the gradient's rows or columns writes
+    // nothing, so it stops here: a sparse layer 0's input gradient is its bias column
+    // alone, one column of each 64.
+    let columns = x_src.width + select(0u, 1u, p.has_bias != 0u);
+    if (j0 >= g_src.width || k0 >= columns) {
+        return;
+    }
     // Per output row j (of G) and column k (of X): whether it is in the operand, and
     // for a column past X, its value (1 in the ones column, else 0).
     let j_top = vec4<u32>(j0) + vec4<u32>(0u, 8u, 16u, 24u);
