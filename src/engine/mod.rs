@@ -320,9 +320,10 @@ impl Engine {
     }
 
     /// Benchmark hook: layer 0's forward gate GEMM over the first `rows` rows at step
-    /// 0, `reps` dispatches recorded in one command buffer and submitted once; the
-    /// encoding, submission and wait times, each divided by `reps` (after a warm-up).
-    /// Overwrites the scheduler state of the last batch.
+    /// 1, where it reads both the input and h_0 (at step 0, h_{-1} = 0 and the recurrent
+    /// part is skipped), `reps` dispatches recorded in one command buffer and submitted
+    /// once; the encoding, submission and wait times, each divided by `reps` (after a
+    /// warm-up). Overwrites the scheduler state of the last batch.
     pub fn time_gate_gemm(&mut self, rows: usize, reps: usize) -> Result<DispatchTiming> {
         let cap = self.cfg.capacity;
         ensure(rows > 0 && rows <= cap.batch && reps > 0, || {
@@ -335,15 +336,18 @@ impl Engine {
             0,
             bytemuck::cast_slice(&vec![cap.steps as u32; rows]),
         );
+        ensure(cap.steps > 1, || {
+            "timing the gate GEMM at step 1 needs sequences of at least 2 steps".into()
+        })?;
         let step = Step {
-            t: 0,
+            t: 1,
             n_rows: rows as u32,
             rows_offset: 0,
             steps: cap.steps as u32,
         };
-        self.write_slots(self.ws.slots.forward(0), &[step]);
+        self.write_slots(self.ws.slots.forward(1), &[step]);
         let h = self.cfg.model.hidden_size;
-        let slot = Some(self.slot(self.ws.slots.forward(0)));
+        let slot = Some(self.slot(self.ws.slots.forward(1)));
         let run = |reps: usize| -> Result<DispatchTiming> {
             let start = std::time::Instant::now();
             let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
