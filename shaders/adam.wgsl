@@ -40,7 +40,10 @@ var<workgroup> partial: array<f32, NORM_THREADS>;
 @compute @workgroup_size(NORM_THREADS)
 fn grad_sq_norm(@builtin(local_invocation_index) lid: u32) {
     var sum = 0.0;
-    for (var i = lid; i < a.count; i += NORM_THREADS) {
+    // The bound is read once: on lavapipe a buffer load in a loop condition is paid
+    // again at every pass.
+    let count = a.count;
+    for (var i = lid; i < count; i += NORM_THREADS) {
         let g = grads[i];
         sum += g * g;
     }

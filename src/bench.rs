@@ -151,6 +151,24 @@ pub struct GemmFigures {
     pub ratio: f64,
 }
 
+/// One dispatch of the forward gate GEMM over a number of live rows: what a step of a
+/// batch costs as its rows decide (a trained model's last steps run one or two rows).
+#[derive(Debug, Clone, Serialize)]
+pub struct LiveRowsFigure {
+    pub rows: usize,
+    /// Best of the rounds, milliseconds a dispatch (submit and wait).
+    pub gate_gemm_ms: f64,
+}
+
+/// 1, 2, 4, ... below `batch`, then `batch`.
+fn live_row_counts(batch: usize) -> Vec<usize> {
+    let mut counts: Vec<usize> = std::iter::successors(Some(1), |n| Some(n * 2))
+        .take_while(|&n| n < batch)
+        .collect();
+    counts.push(batch);
+    counts
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct RcVsEos {
     /// Mean of (t* + 1) of the controlled batch.
@@ -183,6 +201,9 @@ pub struct ConfigReport {
     /// GPU memory of the workspace (stored prefix included), bytes.
     pub memory_bytes: u64,
     pub gemm: GemmFigures,
+    /// The gate GEMM of the preset's own input path (sparse or dense) at step 1, by the
+    /// number of live rows.
+    pub gate_gemm_by_live_rows: Vec<LiveRowsFigure>,
     /// Full-length forward pass, sequences per second.
     pub forward_seq_per_s: f64,
     /// Forward + backward + gradients (end-of-sequence, full length), sequences per second.
@@ -201,6 +222,8 @@ pub struct ConfigReport {
 
 /// Alternating rounds of the step and plain GEMM timings; the best of each is reported.
 const GEMM_ROUNDS: usize = 5;
+/// Rounds of the gate GEMM timing at each count of live rows; the best is reported.
+const LIVE_ROWS_ROUNDS: usize = 3;
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
@@ -334,6 +357,19 @@ pub fn bench_preset(ctx: &Arc<GpuContext>, p: &Preset, reps: usize) -> Result<Co
         ratio: dense_s / step_gemm_s,
     };
 
+    let mut by_live_rows = Vec::new();
+    for rows in live_row_counts(p.batch) {
+        let mut best = f64::MAX;
+        for _ in 0..LIVE_ROWS_ROUNDS {
+            let timing = rc.time_gate_gemm(rows, gemm_reps)?;
+            best = best.min(timing.submit_s + timing.wait_s);
+        }
+        by_live_rows.push(LiveRowsFigure {
+            rows,
+            gate_gemm_ms: best * 1e3,
+        });
+    }
+
     let forward_s = median_seconds(reps, || eos.evaluate_full(&batch).map(|_| ()))?;
     // RC and end-of-sequence batches alternate, so that drift in the machine's speed
     // (large on a software adapter) hits both alike.
@@ -378,6 +414,7 @@ pub fn bench_preset(ctx: &Arc<GpuContext>, p: &Preset, reps: usize) -> Result<Co
         preset: *p,
         memory_bytes: rc.memory_bytes(),
         gemm,
+        gate_gemm_by_live_rows: by_live_rows,
         forward_seq_per_s: p.batch as f64 / forward_s,
         train_seq_per_s: p.batch as f64 / eos_s,
         adam_ms: adam_s * 1e3,
@@ -401,6 +438,13 @@ pub fn bench_preset(ctx: &Arc<GpuContext>, p: &Preset, reps: usize) -> Result<Co
 mod tests {
     use super::*;
     use crate::model::reference;
+
+    #[test]
+    fn live_row_counts_double_up_to_the_batch() {
+        assert_eq!(live_row_counts(1), [1]);
+        assert_eq!(live_row_counts(8), [1, 2, 4, 8]);
+        assert_eq!(live_row_counts(100), [1, 2, 4, 8, 16, 32, 64, 100]);
+    }
 
     #[test]
     fn controlled_model_fires_where_asked() {

@@ -594,6 +594,17 @@ fn bench_measures_the_shape_asked_for() {
         (&8.into(), &4.into(), &12.into())
     );
     assert!(gemm["step_gemm_gflops"].as_f64().unwrap() > 0.0, "{gemm}");
+    let by_rows = toy["gate_gemm_by_live_rows"].as_array().unwrap();
+    let rows: Vec<u64> = by_rows
+        .iter()
+        .map(|f| f["rows"].as_u64().unwrap())
+        .collect();
+    assert_eq!(rows, [1, 2, 4, 8]);
+    assert!(
+        by_rows
+            .iter()
+            .all(|f| f["gate_gemm_ms"].as_f64().unwrap() > 0.0)
+    );
     let rc = &toy["rc_vs_eos"];
     assert!(rc["rc_batch_s"].as_f64().unwrap() > 0.0, "{rc}");
     for flag in ["--reps", "--hidden", "--batch"] {

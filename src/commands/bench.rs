@@ -150,6 +150,15 @@ fn print_report(r: &ConfigReport) {
         g.dense_gemm_gflops,
         100.0 * g.ratio
     );
+    let by_rows: Vec<String> = r
+        .gate_gemm_by_live_rows
+        .iter()
+        .map(|f| format!("{}: {:.2}", f.rows, f.gate_gemm_ms))
+        .collect();
+    println!(
+        "  gate GEMM at step 1 by live rows (ms a dispatch): {}",
+        by_rows.join(", ")
+    );
     println!(
         "  forward {:.0} seq/s, forward+backward {:.0} seq/s (full length), Adam {:.2} ms",
         r.forward_seq_per_s, r.train_seq_per_s, r.adam_ms
