@@ -201,14 +201,15 @@ fn evaluation_matches_reference_and_full_pass_gives_eos_accuracy() {
     assert_eq!(full.steps_processed, 29 * 10);
 }
 
-#[test]
-fn readback_cadence_changes_no_result_and_runs_are_bitwise_repeatable() {
+/// A two-layer model, a batch of 33 rows that decide at mixed steps (so that rows
+/// retire until the narrow GEMM blocks take over), its parameters, settings and
+/// capacity.
+fn mixed_decisions() -> (ModelConfig, Batch, Vec<f32>, RcConfig, Capacity) {
     let cfg = model(6, 21, 2, 3, Readout::Sigmoid);
     let batch = random_batch(12, 33, 6, 3, 71);
     let params = random_params(&cfg, 0.6, 72);
-    let theta = mixed_theta(&cfg, &params, &batch);
     let rc = RcConfig {
-        theta,
+        theta: mixed_theta(&cfg, &params, &batch),
         beta: 0.1,
         mode: TrainMode::Rc,
     };
@@ -216,6 +217,12 @@ fn readback_cadence_changes_no_result_and_runs_are_bitwise_repeatable() {
         batch: 40,
         steps: 12,
     };
+    (cfg, batch, params, rc, cap)
+}
+
+#[test]
+fn readback_cadence_changes_no_result_and_runs_are_bitwise_repeatable() {
+    let (cfg, batch, params, rc, cap) = mixed_decisions();
     let train = |k: usize| {
         let mut eng = engine(cfg, rc, cap, k, &params);
         let reports: Vec<BatchReport> = (0..3).map(|_| eng.train_batch(&batch).unwrap()).collect();
@@ -245,18 +252,7 @@ fn readback_cadence_changes_no_result_and_runs_are_bitwise_repeatable() {
 
 #[test]
 fn profiling_times_every_dispatch_and_changes_no_result() {
-    let cfg = model(6, 21, 2, 3, Readout::Sigmoid);
-    let batch = random_batch(12, 33, 6, 3, 71);
-    let params = random_params(&cfg, 0.6, 72);
-    let rc = RcConfig {
-        theta: mixed_theta(&cfg, &params, &batch),
-        beta: 0.1,
-        mode: TrainMode::Rc,
-    };
-    let cap = Capacity {
-        batch: 40,
-        steps: 12,
-    };
+    let (cfg, batch, params, rc, cap) = mixed_decisions();
     let train = |profile: bool| {
         let mut eng = engine(cfg, rc, cap, 1, &params);
         if profile {
