@@ -490,12 +490,13 @@ fn accumulate_part(
 fn row_gemm_direct(wg: vec3<u32>, lid: vec3<u32>, gathered: bool) {
     let block_rows = 8u * ROWS_PER_THREAD;
     let first_row = wg.y * block_rows;
-    // The invocation's rows are consecutive, row0 + r, unlike row_gemm's lid.y + 8r:
-    // the live rows of a block come first in its list, so n of them keep
-    // ceil(n / ROWS_PER_THREAD) invocation rows busy, not min(n, 8), and each busy
-    // invocation loads its columns' weights once for all of them. On lavapipe, where
-    // the weight loads bound a block of few rows, that made the gate GEMM over 2 live
-    // rows 1.7 times as fast and over 4 rows 3.2 times.
+    // The invocation's rows are consecutive, row0 + r, unlike row_gemm's lid.y + 8r.
+    // With a readback every step (train's default) the live rows of a block come first
+    // in its list (a longer cadence leaves gaps, at no cost to the results), so n of
+    // them keep ceil(n / ROWS_PER_THREAD) invocation rows busy, not min(n, 8), and each
+    // busy invocation loads its columns' weights once for all of them. On lavapipe,
+    // where the weight loads bound a block of few rows, that made the gate GEMM over 2
+    // live rows 1.7 times as fast and over 4 rows 3.2 times.
     let row0 = first_row + lid.y * ROWS_PER_THREAD;
     // An invocation whose rows are all past the list or retired writes nothing, so it
     // stops here. The last steps of a batch often have a few live rows in a narrow

@@ -10,7 +10,7 @@
 use crate::data::Batch;
 use crate::engine::{Capacity, Engine, EngineConfig};
 use crate::error::Result;
-use crate::gpu::profile::KernelProfile;
+use crate::gpu::profile::ProfiledWork;
 use crate::gpu::{GpuContext, matmul};
 use crate::model::{AdamConfig, ModelConfig, ParamLayout, RcConfig, Readout, TrainMode};
 use crate::rng::Rng;
@@ -276,13 +276,12 @@ fn engine_config(p: &Preset, mode: TrainMode, k: usize, sparse: bool) -> EngineC
 #[derive(Debug, Clone, Serialize)]
 pub struct TrainingBatchProfile {
     pub batches: usize,
-    /// Wall time of the batches, seconds.
-    pub wall_s: f64,
-    pub profile: KernelProfile,
+    #[serde(flatten)]
+    pub work: ProfiledWork,
 }
 
 /// Times every dispatch of `reps` RC training batches of the controlled batch, as
-/// `train` runs them (readback every step, gradients clipped to norm 1, Adam), after
+/// `train --clip-grad-norm 1` runs them (readback every step, clipping, Adam), after
 /// one warm-up batch. The controlled parameters are restored before each batch, so
 /// that every batch decides as the controlled distribution says.
 pub fn profile_training_batch(
@@ -312,20 +311,20 @@ pub fn profile_training_batch(
         train(&mut engine)?;
     }
     let wall_s = start.elapsed().as_secs_f64();
+    let profile = engine.take_profile()?.expect("profiling is enabled");
     Ok(TrainingBatchProfile {
         batches: reps.max(1),
-        wall_s,
-        profile: engine.take_profile()?.expect("profiling is enabled"),
+        work: ProfiledWork::new(profile, wall_s),
     })
 }
 
-/// Runs every measurement of one preset; `reps` timed repetitions each.
 /// The controlled batch of a preset.
 pub fn preset_batch(p: &Preset) -> Batch {
     let decisions = decision_distribution(p.batch, p.steps, 7);
     controlled_batch(&p.model, p.steps, &decisions, p.sparse, 8)
 }
 
+/// Runs every measurement of one preset; `reps` timed repetitions each.
 pub fn bench_preset(ctx: &Arc<GpuContext>, p: &Preset, reps: usize) -> Result<ConfigReport> {
     let m = &p.model;
     let batch = preset_batch(p);

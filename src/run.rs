@@ -8,7 +8,7 @@ use crate::data::task::Split;
 use crate::engine::{BatchReport, Capacity, Engine, EngineConfig};
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
-use crate::gpu::profile::KernelProfile;
+use crate::gpu::profile::ProfiledWork;
 use crate::model::ensemble::recurrent_blocks_hold;
 use crate::model::{RcConfig, TrainMode, init_params};
 use crate::rng::Rng;
@@ -62,14 +62,7 @@ pub trait RunObserver {
     /// With `profile_kernels`, twice an epoch, before `on_epoch`: the GPU time per kind of
     /// dispatch of its training batches, then of its validation pass, with the wall
     /// time of each.
-    fn on_kernel_profile(
-        &mut self,
-        _epoch: usize,
-        _part: RunPart,
-        _wall_s: f64,
-        _p: &KernelProfile,
-    ) {
-    }
+    fn on_kernel_profile(&mut self, _epoch: usize, _part: RunPart, _work: &ProfiledWork) {}
 }
 
 /// The parts of an epoch that a kernel profile covers.
@@ -492,6 +485,9 @@ pub fn train_run(
     let test_data = data.load(Split::Test)?;
     // Everything that can fail on the settings fails before the run directory is touched.
     let mut engine = build_engine(ctx, cfg, &init_params(&cfg.model, cfg.seed))?;
+    if observer.profile_kernels() {
+        engine.enable_profiling()?;
+    }
     let resumed = open_run_dir(cfg, out, resume)?;
     if let Some(spec) = data.feature_spec().filter(|_| fresh_spec) {
         checkpoint::save_feature_spec(out, spec)?;
@@ -503,9 +499,6 @@ pub fn train_run(
         engine.set_optimizer_state(&ck.optimizer)?;
         first_epoch = ck.epoch + 1;
         log::info!("resuming {} after epoch {}", out.display(), ck.epoch);
-    }
-    if observer.profile_kernels() {
-        engine.enable_profiling()?;
     }
     let mut records = read_metrics(&metrics_path, first_epoch - 1)?;
     // model.safetensors holds the weights of the epoch with the best validation score
@@ -549,7 +542,8 @@ pub fn train_run(
             other => other,
         })?;
         if let Some(profile) = engine.take_profile()? {
-            observer.on_kernel_profile(epoch, RunPart::Training, e.wall_s, &profile);
+            let work = ProfiledWork::new(profile, e.wall_s);
+            observer.on_kernel_profile(epoch, RunPart::Training, &work);
         }
         let validation_start = std::time::Instant::now();
         engine.set_rc(eval_rc)?;
@@ -563,7 +557,8 @@ pub fn train_run(
         };
         if let Some(profile) = engine.take_profile()? {
             let wall_s = validation_start.elapsed().as_secs_f64();
-            observer.on_kernel_profile(epoch, RunPart::Validation, wall_s, &profile);
+            let work = ProfiledWork::new(profile, wall_s);
+            observer.on_kernel_profile(epoch, RunPart::Validation, &work);
         }
         let record = EpochRecord {
             epoch,

@@ -636,7 +636,12 @@ fn profiles_time_every_kernel_in_bench_and_in_training() {
     let toy = &out["profiles"][0];
     assert_eq!(toy["preset"]["model"]["hidden_size"], 3);
     assert_eq!(toy["batches"], 2);
-    let dispatches = toy["profile"]["dispatches"].as_array().unwrap();
+    let dispatches = toy["dispatches"].as_array().unwrap();
+    let (gpu_s, wall_s) = (
+        toy["gpu_s"].as_f64().unwrap(),
+        toy["wall_s"].as_f64().unwrap(),
+    );
+    assert!(0.0 < gpu_s && gpu_s <= wall_s, "{toy}");
     let calls = |what: &str| {
         let d = dispatches.iter().find(|d| d["what"] == what);
         d.unwrap_or_else(|| panic!("no {what} in {dispatches:?}"))["calls"].clone()

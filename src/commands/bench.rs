@@ -91,7 +91,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                      clipping, Adam):",
                     p.batches
                 );
-                for line in p.profile.table(p.wall_s).lines() {
+                for line in p.work.table().lines() {
                     println!("  {line}");
                 }
             }

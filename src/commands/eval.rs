@@ -6,7 +6,7 @@ use rankcode::checkpoint::{RunConfig, load_feature_spec};
 use rankcode::data::Dataset;
 use rankcode::data::task::{Split, Task};
 use rankcode::gpu::GpuContext;
-use rankcode::gpu::profile::KernelProfile;
+use rankcode::gpu::profile::ProfiledWork;
 use rankcode::run::{load_for_inference, parse_theta_sweep};
 use rankcode::train::{self, EvalReport, SweepPoint};
 use serde::Serialize;
@@ -81,13 +81,6 @@ struct EvalOutput {
     /// With --profile: the GPU time per kind of dispatch, and the wall time it is part of.
     #[serde(skip_serializing_if = "Option::is_none")]
     kernel_profile: Option<ProfiledWork>,
-}
-
-#[derive(Serialize)]
-struct ProfiledWork {
-    wall_s: f64,
-    #[serde(flatten)]
-    profile: KernelProfile,
 }
 
 /// Mean decision step (1-based) of the positive seq-spotting sequences against the
@@ -180,10 +173,10 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         !args.no_full_pass,
         thetas.as_deref(),
     )?;
-    let kernel_profile = engine.take_profile()?.map(|profile| ProfiledWork {
-        wall_s: start.elapsed().as_secs_f64(),
-        profile,
-    });
+    let wall_s = start.elapsed().as_secs_f64();
+    let kernel_profile = engine
+        .take_profile()?
+        .map(|profile| ProfiledWork::new(profile, wall_s));
     let best_within_budget = args
         .max_decision_step
         .zip(sweep.as_deref())
@@ -286,7 +279,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     }
     if let Some(p) = &out.kernel_profile {
         println!("\n  kernels of the evaluation:");
-        for line in p.profile.table(p.wall_s).lines() {
+        for line in p.table().lines() {
             println!("  {line}");
         }
     }

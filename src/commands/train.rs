@@ -9,7 +9,7 @@ use rankcode::data::frontend::FrontendConfig;
 use rankcode::data::task::Task;
 use rankcode::engine::BatchReport;
 use rankcode::gpu::GpuContext;
-use rankcode::gpu::profile::KernelProfile;
+use rankcode::gpu::profile::ProfiledWork;
 use rankcode::model::{
     AdamConfig, LrSchedule, ModelConfig, RcConfig, Readout, ThetaWarmup, TrainMode,
 };
@@ -25,6 +25,15 @@ use std::time::Instant;
 
 /// The kernel profiles of `--profile`, one JSON object a line, in the run directory.
 const PROFILE_FILE: &str = "kernel-profile.jsonl";
+
+/// A line of [`PROFILE_FILE`].
+#[derive(serde::Serialize)]
+struct ProfileRecord<'a> {
+    epoch: usize,
+    part: RunPart,
+    #[serde(flatten)]
+    work: &'a ProfiledWork,
+}
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
@@ -409,25 +418,19 @@ impl RunObserver for Progress {
         self.profile_file.is_some()
     }
 
-    fn on_kernel_profile(&mut self, epoch: usize, part: RunPart, wall_s: f64, p: &KernelProfile) {
+    fn on_kernel_profile(&mut self, epoch: usize, part: RunPart, work: &ProfiledWork) {
         let heading = format!(
             "epoch {epoch}/{}: kernels of the {} pass",
             self.epochs,
             part.name()
         );
-        self.print(&format!("{heading}: {}", p.table(wall_s).trim_end()));
+        self.print(&format!("{heading}: {}", work.table().trim_end()));
         let Some(path) = &self.profile_file else {
             return;
         };
-        let line = serde_json::json!({
-            "epoch": epoch,
-            "part": part,
-            "wall_s": wall_s,
-            "gpu_s": p.total_seconds(),
-            "dispatches": p.dispatches,
-            "untimed": p.untimed,
-        });
-        if let Err(e) = append_line(path, &line.to_string()) {
+        let record = ProfileRecord { epoch, part, work };
+        let line = serde_json::to_string(&record).expect("a profile serialises");
+        if let Err(e) = append_line(path, &line) {
             log::warn!("{}: cannot append the kernel profile: {e}", path.display());
         }
     }

@@ -31,6 +31,11 @@ use workspace::{STATS, Workspace};
 /// shader).
 const ADAM_ELEMENTS_PER_INVOCATION: usize = 16;
 
+/// The profile's names of the step GEMM's wide and narrow dispatches, forward and
+/// backward.
+const GATES_GEMM: [&str; 2] = ["gates GEMM", "gates GEMM (narrow)"];
+const DH_GEMM: [&str; 2] = ["dh GEMM", "dh GEMM (narrow)"];
+
 /// Everything an engine is built from.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EngineConfig {
@@ -329,6 +334,9 @@ impl Engine {
         ensure(rows > 0 && rows <= cap.batch && reps > 0, || {
             format!("cannot time {rows} rows x {reps}")
         })?;
+        ensure(cap.steps > 1, || {
+            "timing the gate GEMM at step 1 needs sequences of at least 2 steps".into()
+        })?;
         let list: Vec<u32> = (0..rows as u32).collect();
         self.write_rows(self.ws.regions.forward, &list);
         self.ctx.queue.write_buffer(
@@ -336,9 +344,6 @@ impl Engine {
             0,
             bytemuck::cast_slice(&vec![cap.steps as u32; rows]),
         );
-        ensure(cap.steps > 1, || {
-            "timing the gate GEMM at step 1 needs sequences of at least 2 steps".into()
-        })?;
         let step = Step {
             t: 1,
             n_rows: rows as u32,
@@ -356,7 +361,7 @@ impl Engine {
                 for _ in 0..reps {
                     self.dispatch_step_gemm(
                         &mut pass,
-                        ["gates GEMM", "gates GEMM (narrow)"],
+                        GATES_GEMM,
                         &self.ws.binds.layers[0].gates_forward,
                         slot,
                         4 * h,
@@ -702,6 +707,10 @@ impl Engine {
                 .ctx
                 .read_staging::<u32>(&self.ws.buf.staging, batch.batch)?;
             readbacks += 1;
+            if let Some(profiler) = self.profiler.as_ref().filter(|p| p.half_full()) {
+                // Long sequences: the readback has waited already.
+                profiler.collect(&self.ctx)?;
+            }
             live = still_live(&live, &tstar, steps as u32);
             t = end;
         }
@@ -715,7 +724,6 @@ impl Engine {
     /// 2.9-3.1 ms). Tuned on the software adapter only: on a large GPU, fewer, larger
     /// workgroups may not pay.
     /// `what` names the wide and the narrow dispatches.
-    #[allow(clippy::too_many_arguments)]
     fn dispatch_step_gemm(
         &self,
         pass: &mut wgpu::ComputePass,
@@ -737,7 +745,6 @@ impl Engine {
 
     /// Dispatches `grad_gemm` over a gradient of `rows` x `cols` (the bias column
     /// included), in the wide blocks of its form.
-    #[allow(clippy::too_many_arguments)]
     fn dispatch_grad_gemm(
         &self,
         pass: &mut wgpu::ComputePass,
@@ -768,8 +775,7 @@ impl Engine {
             );
         }
         for layer in &binds.layers {
-            let what = ["gates GEMM", "gates GEMM (narrow)"];
-            self.dispatch_step_gemm(pass, what, &layer.gates_forward, slot, 4 * h, n);
+            self.dispatch_step_gemm(pass, GATES_GEMM, &layer.gates_forward, slot, 4 * h, n);
             let bind = &layer.cell_forward;
             self.dispatch(pass, "cell", &k.cell_forward, bind, slot, per_unit);
         }
@@ -856,8 +862,7 @@ impl Engine {
             let slot = Some(self.slot(slots.backward(t)));
             let per_unit = [groups_for(h, 64), n as u32, 1];
             for layer in binds.layers.iter().rev() {
-                let what = ["dh GEMM", "dh GEMM (narrow)"];
-                self.dispatch_step_gemm(pass, what, &layer.dh_backward, slot, h, n);
+                self.dispatch_step_gemm(pass, DH_GEMM, &layer.dh_backward, slot, h, n);
                 let bind = &layer.cell_backward;
                 self.dispatch(
                     pass,

@@ -40,9 +40,35 @@ pub struct DispatchTime {
 pub struct KernelProfile {
     /// Longest total first.
     pub dispatches: Vec<DispatchTime>,
-    /// Dispatches recorded without a timestamp: past the profiler's capacity between
-    /// two collections, or past the 4096 queries of one pass.
+    /// Dispatches recorded without a time: past the profiler's capacity between two
+    /// collections, past the 4096 queries of one pass, or timed as ending before they
+    /// began.
     pub untimed: u64,
+}
+
+/// A profile with the wall time of the work it covers: the shape `--profile` writes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProfiledWork {
+    pub wall_s: f64,
+    /// Seconds of all timed dispatches.
+    pub gpu_s: f64,
+    #[serde(flatten)]
+    pub profile: KernelProfile,
+}
+
+impl ProfiledWork {
+    pub fn new(profile: KernelProfile, wall_s: f64) -> Self {
+        ProfiledWork {
+            wall_s,
+            gpu_s: profile.total_seconds(),
+            profile,
+        }
+    }
+
+    /// [`KernelProfile::table`] against the wall time.
+    pub fn table(&self) -> String {
+        self.profile.table(self.wall_s)
+    }
 }
 
 impl KernelProfile {
@@ -198,6 +224,12 @@ impl KernelProfiler {
         r.in_pass = 0;
     }
 
+    /// Whether half the results slots are in use: time to `collect` where a wait costs
+    /// little (after a readback), before dispatches go untimed.
+    pub fn half_full(&self) -> bool {
+        self.recording.borrow().used >= CAPACITY / 2
+    }
+
     /// Reads the results back (waiting for submitted work) and adds them to the totals.
     /// Every profiled pass must have ended and been submitted.
     pub fn collect(&self, ctx: &GpuContext) -> Result<()> {
@@ -218,10 +250,13 @@ impl KernelProfiler {
         let pending = std::mem::take(&mut r.pending);
         for (what, kernel, slot) in pending {
             let slot = slot as usize;
-            let ns = ticks[slot].saturating_sub(ticks[slot - 1]) as f64 * self.period_ns;
+            let Some(elapsed) = ticks[slot].checked_sub(ticks[slot - 1]) else {
+                r.untimed += 1;
+                continue;
+            };
             let total = r.totals.entry((what, kernel)).or_default();
             total.0 += 1;
-            total.1 += ns * 1e-9;
+            total.1 += elapsed as f64 * self.period_ns * 1e-9;
         }
         r.used = 0;
         Ok(())
