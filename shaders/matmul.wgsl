@@ -326,26 +326,52 @@ fn store_block(
 ) {
     let block_rows = 8u * ROWS_PER_THREAD;
     let block_cols = 8u * COLS_PER_THREAD;
+    let o = output_params();
     for (var r = 0u; r < ROWS_PER_THREAD; r++) {
         let b = block_row(wg.y * block_rows + lid.y + 8u * r, gathered);
         for (var c = 0u; c < COLS_PER_THREAD; c++) {
-            store_output(b, wg.x * block_cols + lid.x + 8u * c, (*acc)[r][c]);
+            store_output(o, b, wg.x * block_cols + lid.x + 8u * c, (*acc)[r][c]);
         }
     }
 }
 
-// Writes output (b, j) = v, with the biases and what `out` holds added as `p` says;
+// What store_output reads of `p`, read once before the store loops: on lavapipe every
+// buffer load in a loop is paid again at each pass, and these were 7 of the 11 loads
+// of each output.
+struct OutputParams {
+    n_out: u32,
+    has_bias: bool,
+    bias1: u32,
+    bias2: u32,
+    out_base: u32,
+    out_stride: u32,
+    accumulate: bool,
+}
+
+fn output_params() -> OutputParams {
+    return OutputParams(
+        p.n_out,
+        p.has_bias != 0u,
+        p.bias1,
+        p.bias2,
+        p.out_base,
+        p.out_stride,
+        p.accumulate != 0u,
+    );
+}
+
+// Writes output (b, j) = v, with the biases and what `out` holds added as `o` says;
 // nothing where b is NONE or j is past the last column.
-fn store_output(b: u32, j: u32, v: f32) {
-    if (b == NONE || j >= p.n_out) {
+fn store_output(o: OutputParams, b: u32, j: u32, v: f32) {
+    if (b == NONE || j >= o.n_out) {
         return;
     }
     var sum = v;
-    if (p.has_bias != 0u) {
-        sum += weights[p.bias1 + j] + weights[p.bias2 + j];
+    if (o.has_bias) {
+        sum += weights[o.bias1 + j] + weights[o.bias2 + j];
     }
-    let at = p.out_base + b * p.out_stride + j;
-    if (p.accumulate != 0u) {
+    let at = o.out_base + b * o.out_stride + j;
+    if (o.accumulate) {
         sum += out[at];
     }
     out[at] = sum;
@@ -533,10 +559,11 @@ fn row_gemm_direct(wg: vec3<u32>, lid: vec3<u32>, gathered: bool) {
         let span = a2_span(wg.x * DIRECT_BLOCK_COLS, DIRECT_BLOCK_COLS);
         accumulate_part(&acc, true, top, bottom, w2, columns, span);
     }
+    let o = output_params();
     for (var r = 0u; r < ROWS_PER_THREAD; r++) {
         let b = block_row(row0 + r, gathered);
         for (var c = 0u; c < 8u; c++) {
-            store_output(b, j0 + 8u * c, direct_value(acc, r, c));
+            store_output(o, b, j0 + 8u * c, direct_value(acc, r, c));
         }
     }
 }
