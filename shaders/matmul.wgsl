@@ -652,11 +652,12 @@ fn grad_gemm_direct(
     let rows_offset = step.rows_offset;
     let g_src = p.a1;
     let x_src = p.a2;
+    // Column x_src.width of X is the ones column of the bias gradients, if any.
+    let has_ones = p.has_bias != 0u;
     // An invocation whose outputs are all past the gradient's rows or columns writes
     // nothing, so it stops here: a sparse layer 0's input gradient is its bias column
     // alone, one column of each 64.
-    let columns = x_src.width + select(0u, 1u, p.has_bias != 0u);
-    if (j0 >= g_src.width || k0 >= columns) {
+    if (j0 >= g_src.width || k0 >= x_src.width + select(0u, 1u, has_ones)) {
         return;
     }
     // Per output row j (of G) and column k (of X): whether it is in the operand, and
@@ -667,7 +668,7 @@ fn grad_gemm_direct(
     let k_right = k_left + vec4<u32>(32u);
     let g_width = vec4<u32>(g_src.width);
     let x_width = vec4<u32>(x_src.width);
-    let ones_at = vec4<u32>(select(NONE, x_src.width, p.has_bias != 0u));
+    let ones_at = vec4<u32>(select(NONE, x_src.width, has_ones));
     let past_left = select(vec4<f32>(0.0), vec4<f32>(1.0), k_left == ones_at);
     let past_right = select(vec4<f32>(0.0), vec4<f32>(1.0), k_right == ones_at);
     var acc: DirectBlock;
