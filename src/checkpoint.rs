@@ -495,14 +495,8 @@ pub fn load_checkpoint(dir: &Path, model: &ModelConfig) -> Result<Checkpoint> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::files::test_dir;
     use crate::model::{Readout, init_params};
-
-    fn temp_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("rankcode-ck-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
 
     fn model(hidden: usize) -> ModelConfig {
         ModelConfig {
@@ -516,7 +510,7 @@ mod tests {
 
     #[test]
     fn checkpoint_round_trips_exactly() {
-        let dir = temp_dir("roundtrip");
+        let dir = test_dir("ck-roundtrip");
         let m = model(5);
         let params = init_params(&m, 3);
         let n = params.len();
@@ -545,7 +539,7 @@ mod tests {
 
     #[test]
     fn bad_files_get_errors_that_name_them() {
-        let dir = temp_dir("bad");
+        let dir = test_dir("ck-bad");
         let m = model(5);
         save_model(&dir, &m, &init_params(&m, 1)).unwrap();
         // Another shape.
@@ -583,7 +577,7 @@ mod tests {
 
     #[test]
     fn configs_from_before_the_training_aids_load_with_their_defaults() {
-        let dir = temp_dir("old-config");
+        let dir = test_dir("ck-old-config");
         std::fs::write(dir.join(CONFIG_FILE), OLD_CONFIG).unwrap();
         let cfg = RunConfig::load(&dir).unwrap();
         assert_eq!(cfg.lr_schedule, LrSchedule::Constant);

@@ -46,14 +46,53 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Drops the lines of the JSON-lines log at `path` whose `epoch` field is `epoch` or
+/// later, and any line that does not parse as such (a write cut short by a crash), so
+/// that a run resumed before `epoch` writes those epochs once. Returns how many lines
+/// were dropped; a missing file has none, and a file with none to drop is not rewritten.
+pub fn drop_epochs_from(path: &Path, epoch: usize) -> Result<usize> {
+    #[derive(serde::Deserialize)]
+    struct Epoch {
+        epoch: usize,
+    }
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => {
+            return Err(Error::File {
+                path: path.to_path_buf(),
+                problem: format!("cannot read: {e}"),
+            });
+        }
+    };
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|line| serde_json::from_str::<Epoch>(line).is_ok_and(|l| l.epoch < epoch))
+        .collect();
+    let dropped = text.lines().count() - kept.len();
+    if dropped > 0 {
+        let kept: String = kept.iter().map(|line| format!("{line}\n")).collect();
+        write_atomic(path, kept.as_bytes())?;
+    }
+    Ok(dropped)
+}
+
+/// A fresh, empty folder under the system's temporary folder for the test `name`.
+#[cfg(test)]
+pub(crate) fn test_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("rankcode-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn replaces_whole_files_and_leaves_no_temporary_behind() {
-        let dir = std::env::temp_dir().join(format!("rankcode-files-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = test_dir("files-atomic");
         let path = dir.join("a.json");
         write_atomic(&path, b"first").unwrap();
         write_atomic(&path, b"second").unwrap();
@@ -62,6 +101,31 @@ mod tests {
         let missing = dir.join("no-such-folder").join("b.json");
         let err = write_atomic(&missing, b"x").unwrap_err().to_string();
         assert!(err.contains("b.json"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn drops_the_lines_of_an_epoch_and_later_and_cut_lines() {
+        let dir = test_dir("files-drop-epochs");
+        let path = dir.join("log.jsonl");
+        assert_eq!(drop_epochs_from(&path, 1).unwrap(), 0, "no file, no lines");
+        let lines = [
+            r#"{"epoch":1,"part":"training"}"#,
+            r#"{"epoch":1,"part":"validation"}"#,
+            r#"{"epoch":2,"part":"training"}"#,
+            r#"{"epoch":3,"part":"training"}"#,
+            r#"{"epoch":2,"pa"#,
+        ];
+        std::fs::write(&path, lines.join("\n")).unwrap();
+        assert_eq!(drop_epochs_from(&path, 2).unwrap(), 3);
+        let kept = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(kept, format!("{}\n{}\n", lines[0], lines[1]));
+        assert_eq!(drop_epochs_from(&path, 2).unwrap(), 0);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), kept);
+        assert_eq!(drop_epochs_from(&path, 1).unwrap(), 2);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
+        let err = drop_epochs_from(&dir, 1).unwrap_err().to_string();
+        assert!(err.contains("cannot read"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -550,6 +550,7 @@ fn render_png(svg: &str) -> std::result::Result<Vec<u8>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::files::test_dir;
 
     /// Two made-up curves shaped like a threshold sweep.
     fn example_curves() -> Vec<Curve> {
@@ -569,14 +570,6 @@ mod tests {
                 vec![(20.0, 0.955), (6.0, 0.70), (10.0, 0.84), (14.0, 0.91)],
             ),
         ]
-    }
-
-    /// A fresh directory under the system temp dir, unique to this test run.
-    fn temp_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("rankcode-plot-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
     }
 
     fn parse(svg: &str) -> usvg::Tree {
@@ -739,7 +732,7 @@ mod tests {
 
     #[test]
     fn write_figure_writes_svg_and_png_of_the_requested_size() {
-        let dir = temp_dir("write");
+        let dir = test_dir("plot-write");
         let stem = dir.join("sweep.v2");
         let (svg_path, png_path) =
             write_figure(&stem, "Speed/accuracy", 20, &example_curves()).expect("write_figure");
@@ -767,7 +760,7 @@ mod tests {
     fn png_text_is_drawn_with_the_embedded_font() {
         // Two figures identical except for the text: the second has no title and its
         // labels are blanks of the same length (so the layout does not move).
-        let dir = temp_dir("text");
+        let dir = test_dir("plot-text");
         let curves = example_curves();
         let blanked: Vec<Curve> = curves
             .iter()

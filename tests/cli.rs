@@ -690,5 +690,44 @@ fn profiles_time_every_kernel_in_bench_and_in_training() {
     assert!(!whats(profiled).contains(&"Adam".to_string()));
     assert!(profiled["wall_s"].as_f64().unwrap() > 0.0);
     assert!(eval_val(&dir, &[]).get("kernel_profile").is_none());
+
+    // A run that stopped after profiling epoch 2, halfway through writing a line,
+    // and before its checkpoint: resumed, it writes epoch 2's profiles once.
+    let left = format!(
+        "{}{{\"epoch\":2,\"pa",
+        lines.replace("\"epoch\":1", "\"epoch\":2")
+    );
+    let profile_file = dir.join("kernel-profile.jsonl");
+    std::fs::write(&profile_file, format!("{lines}{left}")).unwrap();
+    let out = dir.to_str().unwrap();
+    let o = rankcode(&[
+        "train",
+        "--resume",
+        "--out",
+        out,
+        "--epochs",
+        "2",
+        "--profile",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let resumed = std::fs::read_to_string(&profile_file).unwrap();
+    let epochs_and_parts: Vec<(u64, String)> = resumed
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .map(|r| (r["epoch"].as_u64().unwrap(), r["part"].to_string()))
+        .collect();
+    let parts = ["\"training\"", "\"validation\""].map(String::from);
+    assert_eq!(
+        epochs_and_parts,
+        [1, 1, 2, 2]
+            .into_iter()
+            .zip(parts.iter().cycle().cloned())
+            .collect::<Vec<_>>(),
+        "{resumed}"
+    );
+    assert!(
+        resumed.starts_with(&lines),
+        "epoch 1's lines are kept as they were"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -334,6 +334,8 @@ struct Progress {
     budget: Option<f64>,
     /// Where kernel profiles go, with `--profile`.
     profile_file: Option<PathBuf>,
+    /// Whether the profiles a stopped run left past its checkpoint are dropped yet.
+    profile_file_trimmed: bool,
 }
 
 impl Progress {
@@ -428,6 +430,19 @@ impl RunObserver for Progress {
         let Some(path) = &self.profile_file else {
             return;
         };
+        if !self.profile_file_trimmed {
+            // A run that stopped after profiling an epoch but before its checkpoint
+            // trains that epoch again: its lines go, so each epoch has one set.
+            self.profile_file_trimmed = true;
+            match rankcode::files::drop_epochs_from(path, epoch) {
+                Ok(0) => {}
+                Ok(n) => log::info!(
+                    "{}: dropped {n} lines of epoch {epoch} and later, left by a run that stopped before its checkpoint",
+                    path.display()
+                ),
+                Err(e) => log::warn!("cannot drop the profiles of epoch {epoch} and later: {e}"),
+            }
+        }
         let record = ProfileRecord { epoch, part, work };
         let line = serde_json::to_string(&record).expect("a profile serialises");
         if let Err(e) = append_line(path, &line) {
@@ -527,6 +542,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             .as_ref()
             .map(|b| b.max_decision_step),
         profile_file: args.profile.then(|| args.out.join(PROFILE_FILE)),
+        profile_file_trimmed: false,
     };
     let outcome = train_run(ctx, &cfg, &args.out, args.resume, &mut progress)
         .with_context(|| format!("training into {}", args.out.display()))?;

@@ -375,17 +375,9 @@ pub fn load_wav(path: &Path, rate: u32) -> Result<Audio> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::files::test_dir;
     use hound::{WavSpec, WavWriter};
     use std::f64::consts::PI;
-    use std::path::PathBuf;
-
-    /// A fresh folder for this test's files.
-    fn temp_dir(test: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("rankcode-wav-{}-{test}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
 
     fn spec(channels: u16, bits: u16, format: SampleFormat) -> WavSpec {
         WavSpec {
@@ -429,7 +421,7 @@ mod tests {
 
     #[test]
     fn integer_and_float_files_scale_and_mix_down() {
-        let dir = temp_dir("formats");
+        let dir = test_dir("wav-formats");
         let cases: Vec<(&str, Audio)> = vec![
             ("i8.wav", {
                 let p = dir.join("i8.wav");
@@ -543,7 +535,7 @@ mod tests {
 
     #[test]
     fn broken_and_unsupported_files_are_refused_with_the_reason() {
-        let dir = temp_dir("broken");
+        let dir = test_dir("wav-broken");
         let good = dir.join("good.wav");
         write::<i16>(&good, spec(2, 16, SampleFormat::Int), &[1; 200]);
         let good = std::fs::read(&good).unwrap();
@@ -703,7 +695,7 @@ mod tests {
 
     #[test]
     fn load_wav_reads_and_resamples() {
-        let dir = temp_dir("load");
+        let dir = test_dir("wav-load");
         let path = dir.join("tone.wav");
         let tone = sine(440.0, 8000, 4000);
         write::<f32>(&path, spec(1, 32, SampleFormat::Float), &tone.samples);
