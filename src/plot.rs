@@ -73,17 +73,37 @@ impl Curve {
     }
 }
 
-/// SVG text of a line chart: x = mean decision step (steps, 0..=max_steps), y = accuracy (%),
+/// The x axis of a figure: mean decision step.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum StepAxis {
+    /// From 0 to the task's steps, widened only if some point lies beyond; integer ticks.
+    Task(usize),
+    /// Up to this mean decision step, from the whole step below the first point shown:
+    /// a close view of early decisions. Points beyond it are left out.
+    UpTo(f64),
+}
+
+/// SVG text of a line chart: x = mean decision step ([`StepAxis`]), y = accuracy (%),
 /// one polyline with point markers per curve, distinct colours, legend, axis labels, ticks, title.
 ///
-/// Non-finite points are skipped. The x axis is widened past `max_steps` only if some
-/// point lies beyond it; the y axis runs from a little below the lowest accuracy to
-/// 100 % (or higher, if some accuracy exceeds 1). Legend labels longer than the legend
-/// is wide are shortened with an ellipsis; the full label stays in a `<title>`.
-pub fn accuracy_vs_decision_svg(title: &str, max_steps: usize, curves: &[Curve]) -> String {
-    let sorted: Vec<Vec<(f64, f64)>> = curves.iter().map(Curve::sorted_points).collect();
+/// Non-finite points are skipped. The y axis runs from a little below the lowest
+/// accuracy shown to 100 % (or higher, if some accuracy exceeds 1). Legend labels longer
+/// than the legend is wide are shortened with an ellipsis; the full label stays in a
+/// `<title>`.
+pub fn accuracy_vs_decision_svg(title: &str, steps: StepAxis, curves: &[Curve]) -> String {
+    let shown = |&(x, _): &(f64, f64)| match steps {
+        StepAxis::Task(_) => true,
+        StepAxis::UpTo(max) => x <= max,
+    };
+    let sorted: Vec<Vec<(f64, f64)>> = curves
+        .iter()
+        .map(|c| c.sorted_points().into_iter().filter(shown).collect())
+        .collect();
     let all_points = || sorted.iter().flatten().copied();
-    let x_axis = Axis::for_steps(max_steps, all_points().map(|p| p.0));
+    let x_axis = match steps {
+        StepAxis::Task(max_steps) => Axis::for_steps(max_steps, all_points().map(|p| p.0)),
+        StepAxis::UpTo(max) => Axis::for_steps_up_to(max, all_points().map(|p| p.0)),
+    };
     let y_axis = Axis::for_accuracy(all_points().map(|p| 100.0 * p.1));
     let legend_width = legend_width(curves);
     let plot = Rect::plot_area(legend_width);
@@ -114,12 +134,12 @@ pub fn accuracy_vs_decision_svg(title: &str, max_steps: usize, curves: &[Curve])
 pub fn write_figure(
     stem: &Path,
     title: &str,
-    max_steps: usize,
+    steps: StepAxis,
     curves: &[Curve],
 ) -> Result<(PathBuf, PathBuf)> {
     let svg_path = with_suffix(stem, ".svg");
     let png_path = with_suffix(stem, ".png");
-    let svg = accuracy_vs_decision_svg(title, max_steps, curves);
+    let svg = accuracy_vs_decision_svg(title, steps, curves);
     let png = render_png(&svg).map_err(|problem| Error::File {
         path: png_path.clone(),
         problem,
@@ -147,6 +167,23 @@ impl Axis {
             min: 0.0,
             max,
             step,
+        }
+    }
+
+    /// The x axis of [`StepAxis::UpTo`]: from the whole step at or below the smallest of
+    /// `xs` (0 without any, or if that is not below `max`) to `max`, in nice steps.
+    fn for_steps_up_to(max: f64, xs: impl Iterator<Item = f64>) -> Self {
+        let data_min = xs.fold(f64::INFINITY, f64::min).floor();
+        let min = if data_min < max {
+            data_min.max(0.0)
+        } else {
+            0.0
+        };
+        let max = if max > min { max } else { min + 1.0 };
+        Axis {
+            min,
+            max,
+            step: nice_step(max - min, 8.0),
         }
     }
 
@@ -604,7 +641,7 @@ mod tests {
 
     #[test]
     fn svg_parses_back_with_usvg_at_full_size() {
-        let svg = accuracy_vs_decision_svg("Speed/accuracy", 20, &example_curves());
+        let svg = accuracy_vs_decision_svg("Speed/accuracy", StepAxis::Task(20), &example_curves());
         let tree = parse(&svg);
         assert_eq!(tree.size().to_int_size().width(), 900);
         assert_eq!(tree.size().to_int_size().height(), 600);
@@ -614,7 +651,7 @@ mod tests {
 
     #[test]
     fn svg_contains_each_label_title_and_axis_labels() {
-        let svg = accuracy_vs_decision_svg("Speed/accuracy", 20, &example_curves());
+        let svg = accuracy_vs_decision_svg("Speed/accuracy", StepAxis::Task(20), &example_curves());
         for needle in [
             "rank-coded h=64",
             "dense baseline",
@@ -631,7 +668,7 @@ mod tests {
     #[test]
     fn special_characters_are_escaped() {
         let curves = [Curve::new(r#"a<b & "c" 'd'>"#, vec![(1.0, 0.5)])];
-        let svg = accuracy_vs_decision_svg("x < y & z", 4, &curves);
+        let svg = accuracy_vs_decision_svg("x < y & z", StepAxis::Task(4), &curves);
         parse(&svg);
         assert!(svg.contains("a&lt;b &amp; &quot;c&quot; &apos;d&apos;&gt;"));
         assert!(svg.contains("x &lt; y &amp; z"));
@@ -661,7 +698,7 @@ mod tests {
             ),
         ];
         for (max_steps, curves) in cases {
-            let svg = accuracy_vs_decision_svg("t", max_steps, &curves);
+            let svg = accuracy_vs_decision_svg("t", StepAxis::Task(max_steps), &curves);
             parse(&svg);
             for bad in ["NaN", "inf"] {
                 assert!(!svg.contains(bad), "{bad} in SVG for {curves:?}");
@@ -675,7 +712,7 @@ mod tests {
 
     #[test]
     fn points_are_sorted_by_x_before_drawing() {
-        let svg = accuracy_vs_decision_svg("t", 20, &example_curves());
+        let svg = accuracy_vs_decision_svg("t", StepAxis::Task(20), &example_curves());
         for xs in polyline_xs(&svg) {
             assert!(xs.windows(2).all(|w| w[0] <= w[1]), "unsorted: {xs:?}");
         }
@@ -712,6 +749,31 @@ mod tests {
     }
 
     #[test]
+    fn a_close_view_leaves_out_later_points_and_ticks_between_steps() {
+        let curves = [Curve::new(
+            "c",
+            vec![(1.05, 0.97), (1.4, 0.98), (2.9, 0.99), (6.0, 0.5)],
+        )];
+        let svg = accuracy_vs_decision_svg("t", StepAxis::UpTo(3.0), &curves);
+        parse(&svg);
+        assert_eq!(
+            polyline_xs(&svg)[0].len(),
+            3,
+            "the point at 6 steps is left out"
+        );
+        assert!(svg.contains(">1.5</text>") && svg.contains(">3.0</text>"));
+        assert!(!svg.contains(">0.5</text>"), "the axis starts at step 1");
+        let axis = Axis::for_steps_up_to(3.0, [1.05, 2.9].into_iter());
+        assert_eq!((axis.min, axis.max, axis.step), (1.0, 3.0, 0.5));
+        // The y axis follows the points shown: none as low as 50%.
+        assert!(!svg.contains(">50</text>") && !svg.contains(">50.0</text>"));
+        for (max, xs) in [(3.0, vec![]), (0.0, vec![]), (2.0, vec![2.5])] {
+            let axis = Axis::for_steps_up_to(max, xs.into_iter());
+            assert!(axis.min < axis.max && axis.step > 0.0, "{axis:?}");
+        }
+    }
+
+    #[test]
     fn nice_steps_are_one_two_or_five_times_a_power_of_ten() {
         assert_eq!(nice_step(100.0, 10.0), 10.0);
         assert_eq!(nice_step(45.0, 6.0), 10.0);
@@ -724,7 +786,11 @@ mod tests {
     #[test]
     fn long_labels_are_shortened_in_the_legend_only() {
         let long = "a very long label that would never fit in the legend box";
-        let svg = accuracy_vs_decision_svg("t", 10, &[Curve::new(long, vec![(1.0, 0.9)])]);
+        let svg = accuracy_vs_decision_svg(
+            "t",
+            StepAxis::Task(10),
+            &[Curve::new(long, vec![(1.0, 0.9)])],
+        );
         assert!(svg.contains(&format!("<title>{long}</title>")));
         assert!(svg.contains('…'));
         assert!(legend_width(&[Curve::new(long, vec![])]) <= LEGEND_MAX_WIDTH);
@@ -734,14 +800,19 @@ mod tests {
     fn write_figure_writes_svg_and_png_of_the_requested_size() {
         let dir = test_dir("plot-write");
         let stem = dir.join("sweep.v2");
-        let (svg_path, png_path) =
-            write_figure(&stem, "Speed/accuracy", 20, &example_curves()).expect("write_figure");
+        let (svg_path, png_path) = write_figure(
+            &stem,
+            "Speed/accuracy",
+            StepAxis::Task(20),
+            &example_curves(),
+        )
+        .expect("write_figure");
         assert_eq!(svg_path, dir.join("sweep.v2.svg"));
         assert_eq!(png_path, dir.join("sweep.v2.png"));
         let svg = std::fs::read_to_string(&svg_path).unwrap();
         assert_eq!(
             svg,
-            accuracy_vs_decision_svg("Speed/accuracy", 20, &example_curves())
+            accuracy_vs_decision_svg("Speed/accuracy", StepAxis::Task(20), &example_curves())
         );
         let png = std::fs::read(&png_path).unwrap();
         assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
@@ -766,9 +837,15 @@ mod tests {
             .iter()
             .map(|c| Curve::new(" ".repeat(c.label.chars().count()), c.points.clone()))
             .collect();
-        let (_, with_text) =
-            write_figure(&dir.join("with"), "Speed/accuracy", 20, &curves).unwrap();
-        let (_, without_text) = write_figure(&dir.join("without"), "", 20, &blanked).unwrap();
+        let (_, with_text) = write_figure(
+            &dir.join("with"),
+            "Speed/accuracy",
+            StepAxis::Task(20),
+            &curves,
+        )
+        .unwrap();
+        let (_, without_text) =
+            write_figure(&dir.join("without"), "", StepAxis::Task(20), &blanked).unwrap();
         let with_text = std::fs::read(with_text).unwrap();
         let without_text = std::fs::read(without_text).unwrap();
 
@@ -790,7 +867,8 @@ mod tests {
             "rankcode-plot-{}-missing/nested",
             std::process::id()
         ));
-        let err = write_figure(&dir.join("fig"), "t", 10, &example_curves()).unwrap_err();
+        let err =
+            write_figure(&dir.join("fig"), "t", StepAxis::Task(10), &example_curves()).unwrap_err();
         let message = err.to_string();
         assert!(message.contains(&*dir.to_string_lossy()), "{message}");
         assert!(message.contains("fig.svg"), "{message}");
@@ -805,8 +883,13 @@ mod tests {
         let mut curves = example_curves();
         curves.push(Curve::new("single point", vec![(15.0, 0.8)]));
         curves.push(Curve::new("empty <curve> & co", vec![]));
-        let (svg, png) =
-            write_figure(&stem, "Speed/accuracy trade-off (toy task)", 20, &curves).unwrap();
+        let (svg, png) = write_figure(
+            &stem,
+            "Speed/accuracy trade-off (toy task)",
+            StepAxis::Task(20),
+            &curves,
+        )
+        .unwrap();
         println!("{} {}", svg.display(), png.display());
     }
 }

@@ -519,6 +519,10 @@ fn an_ensemble_is_a_run_that_eval_runs_and_train_refuses() {
         "{report}"
     );
     assert_eq!(report["sweep"].as_array().unwrap().len(), 3);
+    assert_refused(
+        &["plot", a_s, "--out", "unused", "--max-step", "0"],
+        "\"0\" is not a positive number of steps",
+    );
 
     assert_refused(
         &["ensemble", a_s, b_s, "--out", ab_s],

@@ -6,7 +6,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use rankcode::gpu::GpuContext;
 use rankcode::model::TrainMode;
-use rankcode::plot::{Curve, write_figure};
+use rankcode::plot::{Curve, StepAxis, write_figure};
 use rankcode::run::{load_for_inference, parse_theta_sweep};
 use rankcode::train;
 use std::path::PathBuf;
@@ -32,6 +32,17 @@ pub struct PlotArgs {
     /// Figure title (default: the task).
     #[arg(long)]
     pub title: Option<String>,
+    /// Show mean decision steps up to STEPS only, a close view of early decisions
+    /// (default: the whole sequence). Points beyond are left out.
+    #[arg(long, value_name = "STEPS", value_parser = parse_max_step)]
+    pub max_step: Option<f64>,
+}
+
+fn parse_max_step(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("{text:?} is not a positive number of steps")),
+    }
 }
 
 pub fn run(args: &PlotArgs) -> Result<()> {
@@ -86,7 +97,8 @@ pub fn run(args: &PlotArgs) -> Result<()> {
         .title
         .clone()
         .unwrap_or_else(|| format!("{}: accuracy against decision time", task.name()));
-    let (svg, png) = write_figure(&args.out, &title, steps, &curves)?;
+    let axis = args.max_step.map_or(StepAxis::Task(steps), StepAxis::UpTo);
+    let (svg, png) = write_figure(&args.out, &title, axis, &curves)?;
     println!("wrote {} and {}", svg.display(), png.display());
     Ok(())
 }
