@@ -48,7 +48,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Drops the lines of the JSON-lines log at `path` whose `epoch` field is `epoch` or
 /// later, and any line that does not parse as such (a write cut short by a crash), so
-/// that a run resumed before `epoch` writes those epochs once. Returns how many lines
+/// that a run resumed at `epoch` logs each epoch once. Returns how many lines
 /// were dropped; a missing file has none, and a file with none to drop is not rewritten.
 pub fn drop_epochs_from(path: &Path, epoch: usize) -> Result<usize> {
     #[derive(serde::Deserialize)]
