@@ -19,7 +19,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Train a model on a task into a run directory (checkpointed every epoch).
-    Train(commands::train::TrainArgs),
+    Train(Box<commands::train::TrainArgs>),
     /// Evaluate a trained run: accuracy, decision time, compute; threshold sweeps.
     Eval(commands::eval::EvalArgs),
     /// Recognise spoken words in WAV files with a trained audio model, at the first spike.
@@ -38,7 +38,9 @@ enum Command {
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    let matches = Cli::command().get_matches();
+    let matches = Cli::command()
+        .mut_subcommand("train", commands::train::with_task_defaults)
+        .get_matches();
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     if let (Some(Command::Train(args)), Some(train)) =
         (&mut cli.command, matches.subcommand_matches("train"))

@@ -261,6 +261,13 @@ fn resume_extends_a_finished_run_and_a_failed_start_leaves_nothing() {
         "5",
         "--train-size",
         "64",
+        // seq-spotting's recipe anneals its rate over the run's epochs, which a resumed
+        // run cannot stretch, and clips its gradients: both off, so that the run can be
+        // extended and a --clip-grad-norm on resume differs from the run's.
+        "--lr-schedule",
+        "constant",
+        "--clip-grad-norm",
+        "none",
         "--out",
         out,
     ];
@@ -288,7 +295,7 @@ fn resume_extends_a_finished_run_and_a_failed_start_leaves_nothing() {
     // The saved settings were restated: nothing is ignored, and nothing is said.
     assert!(!stderr(&o).contains("ignored"), "{}", stderr(&o));
     // Flags given that a saved setting overrides are named, with both values; the
-    // defaults of flags not given (here --hidden 125 and --batch 128) never are.
+    // defaults of flags not given (here the recipe's --hidden 64 and --batch 128) never are.
     // --resume reads the task from the run: --task may be left out.
     let resume = |extra: &[&'static str]| {
         let mut args = vec!["train", "--resume", "--out", out];
@@ -661,7 +668,8 @@ fn profiles_time_every_kernel_in_bench_and_in_training() {
 
     let dir = temp("profiled-run");
     let _ = std::fs::remove_dir_all(&dir);
-    let printed = train_small(&dir, "6", "1", &["--profile"]);
+    // A constant rate (not seq-spotting's cosine schedule), so the run can be extended.
+    let printed = train_small(&dir, "6", "1", &["--profile", "--lr-schedule", "constant"]);
     for part in ["training", "validation"] {
         let heading = format!("epoch 1/1: kernels of the {part} pass: GPU time");
         assert!(printed.contains(&heading), "{printed}");
@@ -740,5 +748,140 @@ fn profiles_time_every_kernel_in_bench_and_in_training() {
         resumed.starts_with(&lines),
         "epoch 1's lines are kept as they were"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn each_task_trains_with_its_recipe_unless_a_flag_says_otherwise() {
+    // The help text lists each recipe flag's default per task.
+    let help = String::from_utf8_lossy(&rankcode(&["train", "--help"]).stdout).into_owned();
+    for default in [
+        "256 for mnist",
+        "0.1:4 for mnist",
+        "29 for fsdd",
+        "0.3:0.99:70",
+    ] {
+        assert!(help.contains(default), "'{default}' missing from: {help}");
+    }
+
+    // A run of the task's recipe with no model flags: config.json records it all.
+    let dir = temp("recipe");
+    let o = rankcode(&[
+        "train",
+        "--task",
+        "noise-vs-signal",
+        "--train-size",
+        "64",
+        "--epochs",
+        "1",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["model"]["hidden_size"], 32);
+    assert_eq!(config["model"]["readout"], "sigmoid");
+    assert_eq!(config["rc"]["theta"].as_f64().unwrap() as f32, 0.9);
+    assert_eq!(config["adam"]["lr"].as_f64().unwrap() as f32, 3e-3);
+    assert_eq!(config["batch"], 128);
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // Flags override the recipe, and `none` turns off one of its options.
+    let dir = temp("recipe-override");
+    train_small(
+        &dir,
+        "3",
+        "1",
+        &["--clip-grad-norm", "none", "--theta", "0.9"],
+    );
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["model"]["hidden_size"], 3);
+    assert!(config["adam"]["max_grad_norm"].is_null(), "{config}");
+    assert_eq!(
+        config["lr_schedule"], "cosine",
+        "seq-spotting's own schedule"
+    );
+    assert_eq!(config["rc"]["theta"].as_f64().unwrap() as f32, 0.9);
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // Settings the recipe cannot take are refused before anything is written.
+    let out = dir.to_str().unwrap();
+    assert_refused(
+        &["train", "--task", "mnist", "--theta", "0.05", "--out", out],
+        "--theta-warmup none",
+    );
+    assert_refused(
+        &[
+            "train",
+            "--task",
+            "mnist",
+            "--mode",
+            "eos",
+            "--theta-warmup",
+            "0.1:2",
+            "--out",
+            out,
+        ],
+        "rank-coding training only",
+    );
+    assert_refused(
+        &[
+            "train",
+            "--task",
+            "noise-vs-signal",
+            "--select-theta-sweep",
+            "0.5:0.9:5",
+            "--out",
+            out,
+        ],
+        "needs a step budget",
+    );
+    assert_refused(
+        &[
+            "train",
+            "--task",
+            "mnist",
+            "--augment-shift",
+            "two",
+            "--out",
+            out,
+        ],
+        "neither a number nor 'none'",
+    );
+    assert!(!dir.exists(), "a refused start writes no run");
+}
+
+#[test]
+fn a_run_whose_threshold_is_never_reached_is_warned_while_it_trains() {
+    let dir = temp("never-fires");
+    // A threshold no output of a tiny model reaches in 3 epochs: every decision falls
+    // at the last step.
+    let o = rankcode(&[
+        "train",
+        "--task",
+        "seq-spotting",
+        "--hidden",
+        "3",
+        "--train-size",
+        "64",
+        "--batch",
+        "32",
+        "--epochs",
+        "3",
+        "--theta",
+        "0.99999",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let printed = stderr(&o);
+    assert!(
+        printed.contains("warning: after 3 epochs (almost) no validation sequence decides")
+            && printed.contains("--theta-warmup"),
+        "{printed}"
+    );
+    assert_eq!(printed.matches("warning: after").count(), 1, "{printed}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -10,12 +10,12 @@ use rankcode::data::task::Task;
 use rankcode::engine::BatchReport;
 use rankcode::gpu::GpuContext;
 use rankcode::gpu::profile::ProfiledWork;
-use rankcode::model::{
-    AdamConfig, LrSchedule, ModelConfig, RcConfig, Readout, ThetaWarmup, TrainMode,
-};
+use rankcode::learning_check::not_learning;
+use rankcode::model::{LrSchedule, Readout, ThetaWarmup, TrainMode};
+use rankcode::recipe::{Recipe, show_optional};
 use rankcode::run::{
-    EpochRecord, RunObserver, RunPart, StepBudget, config_json, refuse_untrainable,
-    saved_run_to_resume, train_run,
+    EpochRecord, RunObserver, RunPart, config_json, refuse_untrainable, saved_run_to_resume,
+    train_run,
 };
 use std::io::IsTerminal;
 use std::ops::ControlFlow;
@@ -35,60 +35,102 @@ struct ProfileRecord<'a> {
     work: &'a ProfiledWork,
 }
 
+/// A flag value that can also turn off the task's default: the value, or `none`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OrNone<T>(pub Option<T>);
+
+/// A flag's value (`none` included), or the recipe's where the flag is not given.
+fn or_recipe<T>(flag: Option<OrNone<T>>, recipe: Option<T>) -> Option<T> {
+    flag.map_or(recipe, |given| given.0)
+}
+
+/// Parses `none` or a value that `parse` reads.
+fn parse_or_none<T>(
+    spec: &str,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<OrNone<T>, String> {
+    match spec.trim() {
+        "none" => Ok(OrNone(None)),
+        value => parse(value).map(|v| OrNone(Some(v))),
+    }
+}
+
+/// Parses `none` or a number.
+fn number_or_none<T: std::str::FromStr>(spec: &str) -> Result<OrNone<T>, String> {
+    parse_or_none(spec, |v| {
+        v.parse()
+            .map_err(|_| format!("'{v}' is neither a number nor 'none'"))
+    })
+}
+
+/// Parses `none` or a theta warm-up, START:EPOCHS.
+fn warmup_or_none(spec: &str) -> Result<OrNone<ThetaWarmup>, String> {
+    parse_or_none(spec, |v| {
+        ThetaWarmup::parse(v).map_err(|e| match e {
+            rankcode::Error::InvalidConfig(why) => why,
+            other => other.to_string(),
+        })
+    })
+}
+
+/// Each setting without a flag comes from the task's recipe (`rankcode::recipe`); the
+/// help text lists them per task ([`with_task_defaults`]).
 #[derive(Args, Debug)]
 pub struct TrainArgs {
-    /// The task to train on (with --resume, the run's own).
+    /// The task to train on (with --resume, the run's own). Every setting not given
+    /// below comes from the task's recipe, the best we know for it (docs/results.md).
     #[arg(long, value_enum, required_unless_present = "resume")]
     pub task: Option<Task>,
     /// rc: loss at each sequence's first spike (rank coding); eos: loss at the last step.
     #[arg(long, value_enum, default_value = "rc")]
     pub mode: TrainMode,
     /// Spike threshold on the output scores, in (0, 1).
-    #[arg(long, default_value_t = 0.95)]
-    pub theta: f32,
+    #[arg(long)]
+    pub theta: Option<f32>,
     /// Train epoch 1 at threshold START, rising linearly to reach --theta at epoch
-    /// EPOCHS + 1 (rc mode; validation and test use --theta). Helps a model whose last
-    /// step carries a large input event (MNIST's background) learn to spike earlier.
-    #[arg(long, value_name = "START:EPOCHS", value_parser = parse_theta_warmup)]
-    pub theta_warmup: Option<ThetaWarmup>,
+    /// EPOCHS + 1 (rc mode; validation and test use --theta); `none` for no warm-up.
+    /// Helps a model whose last step carries a large input event (MNIST's background)
+    /// learn to spike earlier.
+    #[arg(long, value_name = "START:EPOCHS", value_parser = warmup_or_none)]
+    pub theta_warmup: Option<OrNone<ThetaWarmup>>,
     /// Entropy bonus at the decision step (>= 0): larger values delay spikes.
-    #[arg(long, default_value_t = 0.0)]
-    pub beta: f32,
+    #[arg(long)]
+    pub beta: Option<f32>,
     /// LSTM hidden units per layer.
-    #[arg(long, default_value_t = 125)]
-    pub hidden: usize,
+    #[arg(long)]
+    pub hidden: Option<usize>,
     /// Stacked LSTM layers.
-    #[arg(long, default_value_t = 1)]
-    pub layers: usize,
+    #[arg(long)]
+    pub layers: Option<usize>,
     /// Output units: one sigmoid per class, or a softmax.
-    #[arg(long, value_enum, default_value = "sigmoid")]
-    pub readout: Readout,
+    #[arg(long, value_enum)]
+    pub readout: Option<Readout>,
     /// Adam learning rate.
-    #[arg(long, default_value_t = 1e-3)]
-    pub lr: f32,
+    #[arg(long)]
+    pub lr: Option<f32>,
     /// constant: --lr throughout; cosine: annealed from --lr towards 0 over --epochs (over
     /// each cycle with --lr-cycles).
-    #[arg(long, value_enum, default_value = "constant")]
-    pub lr_schedule: LrSchedule,
+    #[arg(long, value_enum)]
+    pub lr_schedule: Option<LrSchedule>,
     /// With --lr-schedule cosine: split the epochs (N must divide them) into N equal
     /// cosine cycles, each restarting at --lr (warm restarts), and keep the model of each
     /// cycle's last epoch in OUT/snapshots/epoch-E: snapshots that `rankcode ensemble`
     /// can join into one model.
     #[arg(long, value_name = "N")]
     pub lr_cycles: Option<usize>,
-    /// Clip each batch's gradient to this global L2 norm before the Adam step.
-    #[arg(long, value_name = "NORM")]
-    pub clip_grad_norm: Option<f32>,
+    /// Clip each batch's gradient to this global L2 norm before the Adam step; `none`:
+    /// no clipping.
+    #[arg(long, value_name = "NORM", value_parser = number_or_none::<f32>)]
+    pub clip_grad_norm: Option<OrNone<f32>>,
     /// Decoupled weight decay (AdamW): each step first shrinks every parameter by
     /// lr * this factor. 0: plain Adam.
     #[arg(long, default_value_t = 0.0)]
     pub weight_decay: f32,
     /// Sequences per batch.
-    #[arg(long, default_value_t = 128)]
-    pub batch: usize,
-    /// Passes over the training data [default: 10]. With --resume, extends the run: by
-    /// whole cycles with --lr-cycles (their count follows), never with a single cosine
-    /// schedule.
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Passes over the training data. With --resume, extends the run: by whole cycles
+    /// with --lr-cycles (their count follows), never with a single cosine schedule.
     #[arg(long)]
     pub epochs: Option<usize>,
     /// Seed of the initial weights and the batch order.
@@ -102,30 +144,28 @@ pub struct TrainArgs {
     #[arg(long)]
     pub train_size: Option<usize>,
     /// MNIST: move each training image by a random shift of up to PIXELS each way,
-    /// drawn anew every epoch (validation and test images are not moved).
-    #[arg(long, value_name = "PIXELS")]
-    pub augment_shift: Option<usize>,
+    /// drawn anew every epoch (validation and test images are not moved); `none`: no
+    /// shifts.
+    #[arg(long, value_name = "PIXELS", value_parser = number_or_none::<usize>)]
+    pub augment_shift: Option<OrNone<usize>>,
     /// MNIST: make each pixel of a training image background (value 0) with
-    /// probability RATE, drawn anew every epoch after the shift (pixel dropout).
-    #[arg(long, value_name = "RATE")]
-    pub augment_drop: Option<f64>,
+    /// probability RATE, drawn anew every epoch after the shift (pixel dropout); `none`:
+    /// no dropout.
+    #[arg(long, value_name = "RATE", value_parser = number_or_none::<f64>)]
+    pub augment_drop: Option<OrNone<f64>>,
     /// Model selection for a decision-time budget: after every epoch, sweep the
     /// threshold on validation (--select-theta-sweep) and keep the epoch, and the
     /// threshold, most accurate there with a mean decision step (counted from 1: t* + 1)
     /// of at most STEPS; the test split is then evaluated at that threshold (test.json
     /// names it, and `eval` and `classify` default to it). Costs a rank-coded
     /// pass over the validation split at the largest swept threshold every epoch, on
-    /// top of the validation pass at --theta. Default: the epoch most accurate at --theta.
-    #[arg(long, value_name = "STEPS")]
-    pub select_max_decision_step: Option<f64>,
-    /// The thresholds --select-max-decision-step sweeps, FROM:TO:N.
-    #[arg(
-        long,
-        value_name = "FROM:TO:N",
-        default_value = "0.3:0.99:70",
-        requires = "select_max_decision_step"
-    )]
-    pub select_theta_sweep: String,
+    /// top of the validation pass at --theta. `none`: the epoch most accurate at --theta.
+    #[arg(long, value_name = "STEPS", value_parser = number_or_none::<f64>)]
+    pub select_max_decision_step: Option<OrNone<f64>>,
+    /// The thresholds a step budget (--select-max-decision-step) sweeps, FROM:TO:N
+    /// [default: 0.3:0.99:70].
+    #[arg(long, value_name = "FROM:TO:N")]
+    pub select_theta_sweep: Option<String>,
     /// Audio tasks: mel bands of the log-mel front end.
     #[arg(long, default_value_t = 40)]
     pub mel_bands: usize,
@@ -240,8 +280,47 @@ impl TrainArgs {
             .collect();
     }
 
-    /// The settings of a run of `task` from the flags.
-    fn run_config(&self, task: Task) -> RunConfig {
+    /// The settings of a run of `task` from the flags, and the task's recipe for every
+    /// setting they do not give.
+    fn run_config(&self, task: Task) -> anyhow::Result<RunConfig> {
+        let base = Recipe::for_task(task);
+        let recipe = Recipe {
+            hidden: self.hidden.unwrap_or(base.hidden),
+            layers: self.layers.unwrap_or(base.layers),
+            readout: self.readout.unwrap_or(base.readout),
+            lr: self.lr.unwrap_or(base.lr),
+            lr_schedule: self.lr_schedule.unwrap_or(base.lr_schedule),
+            clip_grad_norm: or_recipe(self.clip_grad_norm, base.clip_grad_norm),
+            theta: self.theta.unwrap_or(base.theta),
+            theta_warmup: or_recipe(self.theta_warmup, base.theta_warmup),
+            beta: self.beta.unwrap_or(base.beta),
+            batch: self.batch.unwrap_or(base.batch),
+            epochs: self.epochs.unwrap_or(base.epochs),
+            augment_shift: or_recipe(self.augment_shift, base.augment_shift),
+            augment_drop: or_recipe(self.augment_drop, base.augment_drop),
+            select_max_decision_step: or_recipe(
+                self.select_max_decision_step,
+                base.select_max_decision_step,
+            ),
+        };
+        if self.mode == TrainMode::Eos
+            && let Some(OrNone(Some(_))) = self.theta_warmup
+        {
+            anyhow::bail!("a theta warm-up applies to rank-coding training only (--mode rc)");
+        }
+        if let (TrainMode::Rc, Some(warmup), None) =
+            (self.mode, recipe.theta_warmup, self.theta_warmup)
+            && warmup.start >= recipe.theta
+        {
+            anyhow::bail!(
+                "--theta {} is not above the start of {}'s default warm-up ({}:{}): give a \
+                 lower --theta-warmup START:EPOCHS, or --theta-warmup none",
+                recipe.theta,
+                task.name(),
+                warmup.start,
+                warmup.epochs
+            );
+        }
         let defaults = task.default_frontend();
         let frontend = FrontendConfig {
             mel_bands: self.mel_bands,
@@ -249,54 +328,62 @@ impl TrainArgs {
             clip_ms: self.clip_ms.unwrap_or(defaults.clip_ms),
             ..defaults
         };
-        let shape = task.shape(&frontend);
-        RunConfig {
-            task,
-            model: ModelConfig {
-                input_size: shape.input,
-                hidden_size: self.hidden,
-                layers: self.layers,
-                classes: shape.classes,
-                readout: self.readout,
-            },
-            rc: RcConfig {
-                theta: self.theta,
-                beta: self.beta,
-                mode: self.mode,
-            },
-            adam: AdamConfig {
-                lr: self.lr,
-                max_grad_norm: self.clip_grad_norm,
-                weight_decay: self.weight_decay,
-                ..AdamConfig::default()
-            },
-            lr_schedule: self.lr_schedule,
-            lr_cycles: self.lr_cycles,
-            theta_warmup: self.theta_warmup,
-            batch: self.batch,
-            epochs: self.epochs.unwrap_or(10),
-            seed: self.seed,
-            readback_every: self.readback_every.unwrap_or(1),
-            data_dir: data_folder(task, self.data.as_deref()),
-            train_limit: self.train_size,
-            augment_shift: self.augment_shift,
-            augment_drop: self.augment_drop,
-            ensemble_of: None,
-            select_within_budget: self.select_max_decision_step.map(|max_decision_step| {
-                StepBudget {
-                    max_decision_step,
-                    theta_sweep: self.select_theta_sweep.clone(),
-                }
-            }),
-            frontend,
+        let mut cfg = recipe.run_config(task, self.mode, frontend);
+        cfg.adam.weight_decay = self.weight_decay;
+        cfg.lr_cycles = self.lr_cycles;
+        cfg.seed = self.seed;
+        cfg.readback_every = self.readback_every.unwrap_or(1);
+        cfg.data_dir = data_folder(task, self.data.as_deref());
+        cfg.train_limit = self.train_size;
+        match (&mut cfg.select_within_budget, &self.select_theta_sweep) {
+            (Some(budget), Some(sweep)) => budget.theta_sweep = sweep.clone(),
+            (None, Some(_)) => anyhow::bail!(
+                "--select-theta-sweep needs a step budget: give --select-max-decision-step \
+                 STEPS ({} has none by default)",
+                task.name()
+            ),
+            (_, None) => {}
         }
+        Ok(cfg)
     }
 }
 
-fn parse_theta_warmup(spec: &str) -> Result<ThetaWarmup, String> {
-    ThetaWarmup::parse(spec).map_err(|e| match e {
-        rankcode::Error::InvalidConfig(why) => why,
-        other => other.to_string(),
+/// Shows one setting of a recipe as its flag takes it.
+type ShowSetting = fn(&Recipe) -> String;
+
+/// The flags whose defaults come from the task's recipe, each with the setting it
+/// shows: the help text of `train` lists their values per task.
+const RECIPE_FLAGS: [(&str, ShowSetting); 14] = [
+    ("hidden", |r| r.hidden.to_string()),
+    ("layers", |r| r.layers.to_string()),
+    ("readout", |r| format!("{:?}", r.readout).to_lowercase()),
+    ("lr", |r| r.lr.to_string()),
+    ("lr_schedule", |r| {
+        format!("{:?}", r.lr_schedule).to_lowercase()
+    }),
+    ("clip_grad_norm", |r| show_optional(r.clip_grad_norm)),
+    ("theta", |r| r.theta.to_string()),
+    ("theta_warmup", |r| {
+        show_optional(r.theta_warmup.map(|w| format!("{}:{}", w.start, w.epochs)))
+    }),
+    ("beta", |r| r.beta.to_string()),
+    ("batch", |r| r.batch.to_string()),
+    ("epochs", |r| r.epochs.to_string()),
+    ("augment_shift", |r| show_optional(r.augment_shift)),
+    ("augment_drop", |r| show_optional(r.augment_drop)),
+    ("select_max_decision_step", |r| {
+        show_optional(r.select_max_decision_step)
+    }),
+];
+
+/// `train` with each recipe flag's help ending in its defaults per task, e.g.
+/// `[default: 256 for mnist; 64 for fsdd ...]`.
+pub fn with_task_defaults(train: clap::Command) -> clap::Command {
+    RECIPE_FLAGS.iter().fold(train, |command, (id, show)| {
+        command.mut_arg(*id, |arg| {
+            let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+            arg.help(format!("{help} [default: {}]", Recipe::describe(show)))
+        })
     })
 }
 
@@ -336,6 +423,10 @@ struct Progress {
     profile_file: Option<PathBuf>,
     /// Whether the profiles a stopped run left past its checkpoint are dropped yet.
     profile_file_trimmed: bool,
+    /// The run's settings, to tell from its epochs whether it learns.
+    config: RunConfig,
+    /// Whether the run was warned that it is not learning (once is enough).
+    warned_not_learning: bool,
 }
 
 impl Progress {
@@ -413,6 +504,12 @@ impl RunObserver for Progress {
             e.wall_s
         );
         self.print(&line);
+        if !self.warned_not_learning
+            && let Some(warning) = not_learning(&self.config, e)
+        {
+            self.print(&format!("warning: {warning}"));
+            self.warned_not_learning = true;
+        }
         ControlFlow::Continue(())
     }
 
@@ -471,7 +568,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         .task
         .or(saved.as_ref().map(|s| s.task))
         .context("--task is required to start a run")?;
-    let mut cfg = args.run_config(task);
+    let mut cfg = args.run_config(task)?;
     refuse_untrainable(&cfg, &args.out)?;
     if let Some(saved) = saved {
         // The saved settings (with --epochs, as the schedule continues), except what
@@ -543,6 +640,8 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             .map(|b| b.max_decision_step),
         profile_file: args.profile.then(|| args.out.join(PROFILE_FILE)),
         profile_file_trimmed: false,
+        config: cfg.clone(),
+        warned_not_learning: false,
     };
     let outcome = train_run(ctx, &cfg, &args.out, args.resume, &mut progress)
         .with_context(|| format!("training into {}", args.out.display()))?;

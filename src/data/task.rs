@@ -60,6 +60,16 @@ const TOY_SIZES: [(Split, usize, u64); 3] = [
 ];
 
 impl Task {
+    /// Every task, in the order of the command line's list.
+    pub const ALL: [Task; 6] = [
+        Task::SeqSpotting,
+        Task::NoiseVsSignal,
+        Task::Mnist,
+        Task::Fsdd,
+        Task::SpeechCommands,
+        Task::SpeechCommands12,
+    ];
+
     /// The name used on the command line and in files.
     pub fn name(self) -> &'static str {
         match self {
