@@ -25,6 +25,7 @@ use crate::files::write_atomic;
 use crate::model::{
     AdamConfig, LrSchedule, ModelConfig, ParamLayout, RcConfig, ThetaWarmup, TrainMode,
 };
+use crate::words::count;
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -162,12 +163,14 @@ impl RunConfig {
                 })
             }
             (LrSchedule::Cosine, None) => Err(format!(
-                "it anneals its learning rate over {} epochs; resume it with --epochs {0}",
+                "it anneals its learning rate over {}; resume it with --epochs {}",
+                count(self.epochs, "epoch"),
                 self.epochs
             )),
             (LrSchedule::Cosine, Some(_)) => Err(format!(
-                "it anneals its learning rate in cycles of {cycle} epochs; resume it with \
+                "it anneals its learning rate in cycles of {}; resume it with \
                  --epochs {}, or {} to add a cycle",
+                count(cycle, "epoch"),
                 self.epochs,
                 self.epochs + cycle
             )),
@@ -181,12 +184,13 @@ impl RunConfig {
         match (self.lr_schedule, self.lr_cycles) {
             (LrSchedule::Constant, _) => "pass a larger --epochs to extend it".into(),
             (LrSchedule::Cosine, None) => format!(
-                "it anneals its learning rate over {} epochs, so it cannot be extended",
-                self.epochs
+                "it anneals its learning rate over {}, so it cannot be extended",
+                count(self.epochs, "epoch")
             ),
             (LrSchedule::Cosine, Some(_)) => format!(
-                "pass --epochs {} to add a cycle of {cycle} epochs",
-                self.epochs + cycle
+                "pass --epochs {} to add a cycle of {}",
+                self.epochs + cycle,
+                count(cycle, "epoch")
             ),
         }
     }
@@ -288,8 +292,8 @@ impl RunConfig {
             })?;
             crate::error::ensure(cycles >= 1 && self.epochs.is_multiple_of(cycles), || {
                 format!(
-                    "--lr-cycles {cycles} must divide the run's {} epochs into equal cycles",
-                    self.epochs
+                    "--lr-cycles {cycles} must divide the run's {} into equal cycles",
+                    count(self.epochs, "epoch")
                 )
             })?;
         }

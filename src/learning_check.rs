@@ -30,7 +30,7 @@ pub fn not_learning(cfg: &RunConfig, record: &EpochRecord) -> Option<String> {
     }
     let steps = cfg.shape().steps as f64;
     let chance = 1.0 / cfg.model.classes as f64;
-    let after = format!("after {} epochs", record.epoch);
+    let after = format!("after {}", crate::words::count(record.epoch, "epoch"));
     if cfg.rc.mode == TrainMode::Rc && record.val_mean_decision_step >= LATE_SHARE * steps {
         let warmup = match cfg.theta_warmup {
             Some(_) => "a longer --theta-warmup",

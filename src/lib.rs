@@ -20,5 +20,6 @@ pub mod recipe;
 pub mod rng;
 pub mod run;
 pub mod train;
+pub mod words;
 
 pub use error::{Error, Result};

@@ -13,6 +13,7 @@ use crate::model::ensemble::recurrent_blocks_hold;
 use crate::model::{RcConfig, TrainMode, init_params};
 use crate::rng::Rng;
 use crate::train::{self, EvalReport, SweepPoint};
+use crate::words::count;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::ops::ControlFlow;
@@ -349,7 +350,8 @@ pub fn saved_run_to_resume(out: &Path, epochs: Option<usize>) -> Result<RunConfi
         .map_or(0, |r| r.epoch);
     if epochs < trained {
         return Err(cannot(format!(
-            "it has trained {trained} epochs already (see metrics.jsonl)"
+            "it has trained {} already (see metrics.jsonl)",
+            count(trained, "epoch")
         )));
     }
     saved.continued_to(epochs).map_err(cannot)
@@ -457,10 +459,10 @@ pub fn train_run(
     cfg.validate()?;
     if let Some(w) = cfg.theta_warmup.filter(|w| w.epochs >= cfg.epochs) {
         log::warn!(
-            "the theta warm-up reaches --theta {} at epoch {}, after the run's {} epochs",
+            "the theta warm-up reaches --theta {} at epoch {}, after the run's {}",
             cfg.rc.theta,
             w.epochs + 1,
-            cfg.epochs
+            count(cfg.epochs, "epoch")
         );
     }
     // A resumed audio run keeps the feature statistics it started with.

@@ -49,6 +49,7 @@ fn invalid_flags_are_refused_clearly() {
     };
     assert_refused(&train(&["--theta", "1.5"]), "theta");
     assert_refused(&train(&["--theta", "0"]), "theta");
+    assert_refused(&train(&["--theta", "95"]), "got 95 (did you mean 0.95?)");
     assert_refused(&train(&["--beta=-1"]), "beta");
     assert_refused(&train(&["--hidden", "0"]), "hidden size");
     assert_refused(&train(&["--batch", "0"]), "batch");
@@ -362,7 +363,7 @@ fn resume_adds_whole_cycles_to_a_cycled_run_and_refuses_to_stretch_an_annealed_o
     assert!(cycled.join("snapshots").join("epoch-2").exists());
     let o = resume(&cycled, "2");
     assert!(
-        stderr(&o).contains("pass --epochs 3 to add a cycle of 1 epochs"),
+        stderr(&o).contains("pass --epochs 3 to add a cycle of 1 epoch"),
         "{}",
         stderr(&o)
     );
@@ -377,7 +378,7 @@ fn resume_adds_whole_cycles_to_a_cycled_run_and_refuses_to_stretch_an_annealed_o
             "--epochs",
             "2",
         ],
-        "cannot take --epochs 2: it anneals its learning rate over 1 epochs; resume it with --epochs 1",
+        "cannot take --epochs 2: it anneals its learning rate over 1 epoch; resume it with --epochs 1",
     );
     assert_eq!(std::fs::read(annealed.join("config.json")).unwrap(), before);
     // Nor does a run shrink below the epochs it has trained, whatever its schedule.

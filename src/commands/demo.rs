@@ -156,8 +156,12 @@ pub fn run(args: &DemoArgs) -> Result<()> {
             ctx.adapter_summary()
         );
         println!(
-            "  LSTM 1 -> {} -> 2 sigmoid units, theta {}, beta {}, {} epochs of {} sequences",
-            args.hidden, args.theta, args.beta, args.epochs, args.train_size
+            "  LSTM 1 -> {} -> 2 sigmoid units, theta {}, beta {}, {} of {} sequences",
+            args.hidden,
+            args.theta,
+            args.beta,
+            rankcode::words::count(args.epochs, "epoch"),
+            args.train_size
         );
     }
     let rc = train_one(&ctx, args, TrainMode::Rc)?;

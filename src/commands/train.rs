@@ -650,9 +650,9 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     }
     if outcome.trained_now == 0 {
         eprintln!(
-            "note: the run in {} already has {} epochs; nothing left to train ({})",
+            "note: the run in {} already has {}; nothing left to train ({})",
             args.out.display(),
-            outcome.epochs.len(),
+            rankcode::words::count(outcome.epochs.len(), "epoch"),
             cfg.how_to_extend()
         );
     }

@@ -111,7 +111,13 @@ impl RcConfig {
     /// Checks theta is in (0, 1) and beta is finite and non-negative.
     pub fn validate(&self) -> Result<()> {
         ensure(self.theta > 0.0 && self.theta < 1.0, || {
-            format!("theta must be in (0, 1), got {}", self.theta)
+            // A percentage, as accuracies are printed: 95 for 0.95.
+            let hint = if self.theta > 1.0 && self.theta < 100.0 {
+                format!(" (did you mean {}?)", self.theta / 100.0)
+            } else {
+                String::new()
+            };
+            format!("theta must be in (0, 1), got {}{hint}", self.theta)
         })?;
         ensure(self.beta.is_finite() && self.beta >= 0.0, || {
             format!("beta must be finite and >= 0, got {}", self.beta)
