@@ -617,6 +617,36 @@ fn bench_measures_the_shape_asked_for() {
 }
 
 #[test]
+fn bench_refuses_sizes_out_of_range_before_allocating_for_them() {
+    // The controlled parameters of 100,000 hidden units alone would take 160 GB.
+    for (flag, value, message) in [
+        (
+            "--hidden",
+            "100000",
+            "hidden size must be between 1 and 16384, got 100000",
+        ),
+        (
+            "--hidden",
+            "16385",
+            "hidden size must be between 1 and 16384, got 16385",
+        ),
+        (
+            "--batch",
+            "100000",
+            "batch size must be between 1 and 65535, got 100000",
+        ),
+    ] {
+        let o = rankcode(&["bench", "--config", "toy", flag, value]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{flag} {value}: {err}");
+        assert!(
+            err.contains(&format!("the toy shape: invalid configuration: {message}")),
+            "{err}"
+        );
+    }
+}
+
+#[test]
 fn profiles_time_every_kernel_in_bench_and_in_training() {
     let o = rankcode(&[
         "bench",
