@@ -250,6 +250,16 @@ fn the_demo_runs_end_to_end() {
 }
 
 #[test]
+fn the_demo_refuses_sizes_of_zero() {
+    for flag in ["--epochs", "--train-size", "--test-size"] {
+        assert_refused(
+            &["demo", flag, "0"],
+            &format!("invalid value '0' for '{flag} <"),
+        );
+    }
+}
+
+#[test]
 fn resume_extends_a_finished_run_and_a_failed_start_leaves_nothing() {
     let dir = temp("extend");
     let out = dir.to_str().unwrap();
@@ -318,6 +328,54 @@ fn resume_extends_a_finished_run_and_a_failed_start_leaves_nothing() {
         !note.contains("--batch") && !note.contains("--train-size ("),
         "{note}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_empty_test_split_is_refused_before_training() {
+    let dir = temp("empty-split");
+    let data = dir.join("mnist");
+    std::fs::create_dir_all(&data).unwrap();
+    // Enough training images for the validation split; no test images.
+    let idx = |dims: &[u32]| -> Vec<u8> {
+        let mut b = vec![0, 0, 8, dims.len() as u8];
+        for d in dims {
+            b.extend_from_slice(&d.to_be_bytes());
+        }
+        let n: u32 = dims.iter().product();
+        b.resize(b.len() + n as usize, 0);
+        b
+    };
+    for (file, dims) in [
+        ("train-images-idx3-ubyte", &[5001, 28, 28][..]),
+        ("train-labels-idx1-ubyte", &[5001]),
+        ("t10k-images-idx3-ubyte", &[0, 28, 28]),
+        ("t10k-labels-idx1-ubyte", &[0]),
+    ] {
+        std::fs::write(data.join(file), idx(dims)).unwrap();
+    }
+    let run = dir.join("run");
+    let args = [
+        "train",
+        "--task",
+        "mnist",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+        "--train-size",
+        "1",
+        "--epochs",
+        "1",
+    ];
+    let o = rankcode(&args);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("t10k-images-idx3-ubyte: holds no images"),
+        "{err}"
+    );
+    assert!(!run.exists(), "a refused start writes no run");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
