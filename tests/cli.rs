@@ -332,6 +332,46 @@ fn resume_extends_a_finished_run_and_a_failed_start_leaves_nothing() {
 }
 
 #[test]
+fn a_resume_drops_a_cut_metrics_line_and_stale_temporary_files() {
+    let dir = temp("cut");
+    let out = dir.to_str().unwrap();
+    train_small(&dir, "5", "1", &[]);
+    // A crash cut the record of epoch 2 short, and left the temporary files of
+    // writes that never reached their rename (see files::write_atomic).
+    let metrics_path = dir.join("metrics.jsonl");
+    let whole = std::fs::read_to_string(&metrics_path).unwrap();
+    std::fs::write(
+        &metrics_path,
+        format!("{whole}{{\"epoch\":2,\"train_loss\":0.69,\"tr"),
+    )
+    .unwrap();
+    let stale = [
+        ".checkpoint.safetensors.4194305.0.tmp",
+        ".model.safetensors.4194305.1.tmp",
+    ];
+    for name in stale {
+        std::fs::write(dir.join(name), b"partial").unwrap();
+    }
+    let o = rankcode(&["train", "--resume", "--out", out, "--epochs", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let metrics = std::fs::read_to_string(&metrics_path).unwrap();
+    let epochs: Vec<u64> = metrics
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["epoch"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(epochs, [1, 2], "{metrics}");
+    assert!(metrics.starts_with(&whole), "{metrics}");
+    for name in stale {
+        assert!(!dir.join(name).exists(), "{name} is left");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn an_empty_test_split_is_refused_before_training() {
     let dir = temp("empty-split");
     let data = dir.join("mnist");
