@@ -30,6 +30,15 @@ pub struct Preset {
     pub sparse: bool,
 }
 
+impl Preset {
+    /// Checks that the shape and batch are in range, as an engine does, before
+    /// anything is allocated for them (the controlled parameters of 100,000 hidden
+    /// units would take 160 GB).
+    pub fn validate(&self) -> Result<()> {
+        engine_config(self, TrainMode::Rc, 1, self.sparse).validate()
+    }
+}
+
 fn shape(input: usize, hidden: usize, classes: usize) -> ModelConfig {
     ModelConfig {
         input_size: input,
@@ -297,6 +306,7 @@ pub fn profile_training_batch(
         },
         ..engine_config(p, TrainMode::Rc, 1, p.sparse)
     };
+    cfg.validate()?;
     let params = controlled_params(&p.model);
     let mut engine = Engine::new(ctx.clone(), cfg, &params)?;
     engine.enable_profiling()?;
@@ -326,6 +336,7 @@ pub fn preset_batch(p: &Preset) -> Batch {
 
 /// Runs every measurement of one preset; `reps` timed repetitions each.
 pub fn bench_preset(ctx: &Arc<GpuContext>, p: &Preset, reps: usize) -> Result<ConfigReport> {
+    p.validate()?;
     let m = &p.model;
     let batch = preset_batch(p);
     let mut rc = engine(ctx, p, TrainMode::Rc, 1, p.sparse)?;

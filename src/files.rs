@@ -1,6 +1,7 @@
 //! Writing files so that nothing a user made is lost on a crash.
 
 use crate::error::{Error, Result};
+use std::ffi::{OsStr, OsString};
 use std::path::Path;
 
 /// Writes `bytes` to `path` through a temporary file in the same directory (unique to
@@ -20,10 +21,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .file_name()
         .ok_or_else(|| file_error("not a file name", std::io::ErrorKind::InvalidInput.into()))?;
     let unique = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mut temp_name = std::ffi::OsString::from(".");
-    temp_name.push(name);
-    temp_name.push(format!(".{}.{unique}.tmp", std::process::id()));
-    let temp = path.with_file_name(temp_name);
+    let temp = path.with_file_name(temporary_name(name, std::process::id(), unique));
 
     let written = std::fs::File::create(&temp)
         .map_err(|e| file_error("cannot create a temporary file", e))
@@ -44,6 +42,54 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = dir.sync_all();
     }
     Ok(())
+}
+
+/// The name of [`write_atomic`]'s temporary file for the file `name`, in call
+/// `unique` of process `pid`: `.{name}.{pid}.{unique}.tmp`.
+fn temporary_name(name: &OsStr, pid: u32, unique: usize) -> OsString {
+    let mut temp = OsString::from(".");
+    temp.push(name);
+    temp.push(format!(".{pid}.{unique}.tmp"));
+    temp
+}
+
+/// True when `name` has the form of [`temporary_name`].
+fn is_temporary_name(name: &OsStr) -> bool {
+    let Some(inner) = name
+        .to_str()
+        .and_then(|n| n.strip_prefix('.'))
+        .and_then(|n| n.strip_suffix(".tmp"))
+    else {
+        return false;
+    };
+    let mut parts = inner.rsplitn(3, '.');
+    let number = |part: Option<&str>| {
+        part.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    };
+    number(parts.next()) && number(parts.next()) && parts.next().is_some_and(|n| !n.is_empty())
+}
+
+/// Removes the temporary files that [`write_atomic`] left in `dir` (not in its
+/// subfolders) when a process was killed between creating one and renaming it into
+/// place; returns how many it removed. For a folder that no other process writes to
+/// at the time: a run directory that the run resumed there owns.
+pub fn remove_stale_temporaries(dir: &Path) -> Result<usize> {
+    let fail = |path: &Path, what: &str, e: std::io::Error| Error::File {
+        path: path.to_path_buf(),
+        problem: format!("{what}: {e}"),
+    };
+    let entries = std::fs::read_dir(dir).map_err(|e| fail(dir, "cannot list", e))?;
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry.map_err(|e| fail(dir, "cannot list", e))?;
+        if is_temporary_name(&entry.file_name()) && entry.file_type().is_ok_and(|t| t.is_file()) {
+            let path = entry.path();
+            std::fs::remove_file(&path)
+                .map_err(|e| fail(&path, "cannot remove this stale temporary file", e))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 /// Drops the lines of the JSON-lines log at `path` whose `epoch` field is `epoch` or
@@ -101,6 +147,52 @@ mod tests {
         let missing = dir.join("no-such-folder").join("b.json");
         let err = write_atomic(&missing, b"x").unwrap_err().to_string();
         assert!(err.contains("b.json"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn stale_temporaries_are_removed_and_nothing_else() {
+        let dir = test_dir("files-stale");
+        // What write_atomic leaves when killed before its rename.
+        let stale = [
+            temporary_name(OsStr::new("checkpoint.safetensors"), 4021, 0),
+            temporary_name(OsStr::new("model.safetensors"), 77, 12),
+            OsString::from(".metrics.jsonl.1.2.tmp"),
+        ];
+        let kept = [
+            "checkpoint.safetensors",
+            "notes.tmp",
+            ".hidden",
+            ".model.safetensors.tmp",
+            ".model.safetensors.12.tmp",
+            ".model.safetensors.x.1.tmp",
+            "..1.2.tmp",
+            "model.safetensors.1.2.tmp",
+        ];
+        for name in stale
+            .iter()
+            .map(OsString::as_os_str)
+            .chain(kept.map(OsStr::new))
+        {
+            std::fs::write(dir.join(name), b"x").unwrap();
+        }
+        // A folder of that name is no temporary file.
+        std::fs::create_dir(dir.join(".snapshots.1.2.tmp")).unwrap();
+        assert_eq!(remove_stale_temporaries(&dir).unwrap(), 3);
+        let mut left: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        let mut expected: Vec<&str> = kept.to_vec();
+        expected.push(".snapshots.1.2.tmp");
+        expected.sort();
+        assert_eq!(left, expected);
+        assert_eq!(remove_stale_temporaries(&dir).unwrap(), 0);
+        let err = remove_stale_temporaries(&dir.join("none"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("none") && err.contains("cannot list"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

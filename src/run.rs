@@ -219,10 +219,13 @@ fn epoch_training_data<'a>(
     Ok(data)
 }
 
-fn read_metrics(path: &Path, up_to_epoch: usize) -> Result<Vec<EpochRecord>> {
+/// The whole records of `metrics.jsonl`, and the number of its last line when that
+/// line was cut short (its JSON ends before it is whole: a write that a crash
+/// stopped). Any other line that does not read is an error.
+fn read_metrics_lines(path: &Path) -> Result<(Vec<EpochRecord>, Option<usize>)> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), None)),
         Err(e) => {
             return Err(Error::File {
                 path: path.into(),
@@ -230,21 +233,54 @@ fn read_metrics(path: &Path, up_to_epoch: usize) -> Result<Vec<EpochRecord>> {
             });
         }
     };
-    let mut records = Vec::new();
-    for (i, line) in text
+    let lines: Vec<(usize, &str)> = text
         .lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
-    {
-        let r: EpochRecord = serde_json::from_str(line).map_err(|e| Error::File {
-            path: path.into(),
-            problem: format!("line {}: {e}", i + 1),
-        })?;
-        if r.epoch <= up_to_epoch {
-            records.push(r);
+        .collect();
+    let mut records = Vec::with_capacity(lines.len());
+    for (k, &(i, line)) in lines.iter().enumerate() {
+        match serde_json::from_str(line) {
+            Ok(r) => records.push(r),
+            Err(e) if e.is_eof() && k + 1 == lines.len() => return Ok((records, Some(i + 1))),
+            Err(e) => {
+                return Err(Error::File {
+                    path: path.into(),
+                    problem: format!("line {}: {e}", i + 1),
+                });
+            }
         }
     }
-    Ok(records)
+    Ok((records, None))
+}
+
+/// The records of `metrics.jsonl` of the epochs up to `up_to_epoch` (on resume, the
+/// checkpoint's). A last line cut short holds the record of the epoch after the last
+/// whole one: past `up_to_epoch`, it is dropped (with a warning) like every record
+/// there, as the resumed run trains that epoch again; up to it, it is an error.
+fn read_metrics(path: &Path, up_to_epoch: usize) -> Result<Vec<EpochRecord>> {
+    let (records, cut) = read_metrics_lines(path)?;
+    if let Some(line) = cut {
+        let epoch = records.last().map_or(1, |r| r.epoch + 1);
+        if epoch <= up_to_epoch {
+            return Err(Error::File {
+                path: path.into(),
+                problem: format!(
+                    "line {line} is cut short; it holds the record of epoch {epoch}, which the \
+                     checkpoint has trained"
+                ),
+            });
+        }
+        log::warn!(
+            "{}: line {line} was cut short; it lies past epoch {up_to_epoch}, which the run \
+             resumes after, and is dropped",
+            path.display()
+        );
+    }
+    Ok(records
+        .into_iter()
+        .filter(|r| r.epoch <= up_to_epoch)
+        .collect())
 }
 
 fn write_metrics(path: &Path, records: &[EpochRecord]) -> Result<()> {
@@ -345,7 +381,9 @@ pub fn saved_run_to_resume(out: &Path, epochs: Option<usize>) -> Result<RunConfi
         path: config_path.clone(),
         problem: format!("the run there cannot take --epochs {epochs}: {why}"),
     };
-    let trained = read_metrics(&out.join(checkpoint::METRICS_FILE), usize::MAX)?
+    // A last line cut short is no epoch trained to its end.
+    let trained = read_metrics_lines(&out.join(checkpoint::METRICS_FILE))?
+        .0
         .last()
         .map_or(0, |r| r.epoch);
     if epochs < trained {
@@ -387,6 +425,13 @@ fn open_run_dir(cfg: &RunConfig, out: &Path, resume: bool) -> Result<Option<Chec
                 differences.join("; ")
             ),
         });
+    }
+    let removed = crate::files::remove_stale_temporaries(out)?;
+    if removed > 0 {
+        log::info!(
+            "removed {removed} temporary files that an interrupted write left in {}",
+            out.display()
+        );
     }
     // More epochs, another cadence or a moved folder: the run is saved as it goes on.
     if RunConfig::load(out)? != *cfg {
@@ -825,6 +870,45 @@ mod tests {
         assert_eq!(records[0].lr, None);
         write_metrics(&path, &records).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{old}\n"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_cut_last_metrics_line_is_dropped_when_past_the_checkpoint() {
+        let dir = crate::files::test_dir("metrics-cut");
+        let path = dir.join(checkpoint::METRICS_FILE);
+        let line = |epoch: usize| {
+            format!(
+                r#"{{"epoch":{epoch},"train_loss":0.5,"train_accuracy":0.75,"val_accuracy":0.7,"val_mean_decision_step":3.5,"steps_processed":100,"wall_s":1.5}}"#
+            )
+        };
+        let whole = format!("{}\n{}\n", line(1), line(2));
+        let cut = &line(3)[..40];
+        std::fs::write(&path, format!("{whole}{cut}")).unwrap();
+        // Resumed after epoch 2 (or 1), the run trains epoch 3 again.
+        let epochs = |up_to| -> Vec<usize> {
+            let records = read_metrics(&path, up_to).unwrap();
+            records.iter().map(|r| r.epoch).collect()
+        };
+        assert_eq!(epochs(2), [1, 2]);
+        assert_eq!(epochs(1), [1]);
+        let (records, cut_line) = read_metrics_lines(&path).unwrap();
+        assert_eq!((records.len(), cut_line), (2, Some(3)));
+        // Resumed after epoch 3, the record of an epoch it keeps is lost.
+        let err = read_metrics(&path, 3).unwrap_err().to_string();
+        assert!(
+            err.contains("metrics.jsonl: line 3 is cut short") && err.contains("epoch 3"),
+            "{err}"
+        );
+        // A line cut short that is not the last, or a last line that is whole but
+        // not a record, is no crash's doing.
+        for text in [
+            format!("{}\n{cut}\n{}\n", line(1), line(2)),
+            format!("{whole}[3]\n"),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            assert!(read_metrics(&path, 1).is_err());
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -3,7 +3,7 @@
 
 use crate::data::Dataset;
 use crate::engine::{BatchReport, Engine};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::{RcConfig, TrainMode};
 use crate::rng::Rng;
 use serde::Serialize;
@@ -39,6 +39,15 @@ impl Totals {
     fn per_sequence(&self, v: f64) -> f64 {
         v / self.sequences.max(1) as f64
     }
+}
+
+/// Refuses a dataset without sequences, whose report would be of nothing (an
+/// accuracy of 0% at step 0, or NaN); `what` is what would be done with it.
+fn refuse_empty(data: &Dataset, what: &str) -> Result<()> {
+    if data.is_empty() {
+        return Err(Error::InvalidData(format!("no sequences to {what}")));
+    }
+    Ok(())
 }
 
 /// One training epoch.
@@ -100,6 +109,7 @@ pub fn train_epoch(
     rng: &mut Rng,
     mut on_batch: impl FnMut(&BatchReport),
 ) -> Result<EpochReport> {
+    refuse_empty(data, "train on")?;
     let start = Instant::now();
     let mut totals = Totals::default();
     for indices in shuffled_batches(data.len(), batch_size, rng) {
@@ -138,6 +148,7 @@ pub fn evaluate_and_sweep(
     with_eos: bool,
     thetas: Option<&[f32]>,
 ) -> Result<(EvalReport, Option<Vec<SweepPoint>>)> {
+    refuse_empty(data, "evaluate")?;
     let indices: Vec<usize> = (0..data.len()).collect();
     let start = Instant::now();
     let mut rc = Totals::default();
@@ -300,6 +311,7 @@ pub fn theta_sweep(
     batch_size: usize,
     thetas: &[f32],
 ) -> Result<Vec<SweepPoint>> {
+    refuse_empty(data, "sweep thresholds on")?;
     let Some(top) = thetas.iter().copied().reduce(f32::max) else {
         return Ok(Vec::new());
     };

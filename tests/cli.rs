@@ -251,6 +251,16 @@ fn the_demo_runs_end_to_end() {
 }
 
 #[test]
+fn the_demo_refuses_sizes_of_zero() {
+    for flag in ["--epochs", "--train-size", "--test-size"] {
+        assert_refused(
+            &["demo", flag, "0"],
+            &format!("invalid value '0' for '{flag} <"),
+        );
+    }
+}
+
+#[test]
 fn resume_extends_a_finished_run_and_a_failed_start_leaves_nothing() {
     let dir = temp("extend");
     let out = dir.to_str().unwrap();
@@ -326,6 +336,94 @@ fn resume_extends_a_finished_run_and_a_failed_start_leaves_nothing() {
         !note.contains("--batch") && !note.contains("--train-size ("),
         "{note}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_resume_drops_a_cut_metrics_line_and_stale_temporary_files() {
+    let dir = temp("cut");
+    let out = dir.to_str().unwrap();
+    train_small(&dir, "5", "1", &[]);
+    // A crash cut the record of epoch 2 short, and left the temporary files of
+    // writes that never reached their rename (see files::write_atomic).
+    let metrics_path = dir.join("metrics.jsonl");
+    let whole = std::fs::read_to_string(&metrics_path).unwrap();
+    std::fs::write(
+        &metrics_path,
+        format!("{whole}{{\"epoch\":2,\"train_loss\":0.69,\"tr"),
+    )
+    .unwrap();
+    let stale = [
+        ".checkpoint.safetensors.4194305.0.tmp",
+        ".model.safetensors.4194305.1.tmp",
+    ];
+    for name in stale {
+        std::fs::write(dir.join(name), b"partial").unwrap();
+    }
+    let o = rankcode(&["train", "--resume", "--out", out, "--epochs", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let metrics = std::fs::read_to_string(&metrics_path).unwrap();
+    let epochs: Vec<u64> = metrics
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["epoch"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(epochs, [1, 2], "{metrics}");
+    assert!(metrics.starts_with(&whole), "{metrics}");
+    for name in stale {
+        assert!(!dir.join(name).exists(), "{name} is left");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_empty_test_split_is_refused_before_training() {
+    let dir = temp("empty-split");
+    let data = dir.join("mnist");
+    std::fs::create_dir_all(&data).unwrap();
+    // Enough training images for the validation split; no test images.
+    let idx = |dims: &[u32]| -> Vec<u8> {
+        let mut b = vec![0, 0, 8, dims.len() as u8];
+        for d in dims {
+            b.extend_from_slice(&d.to_be_bytes());
+        }
+        let n: u32 = dims.iter().product();
+        b.resize(b.len() + n as usize, 0);
+        b
+    };
+    for (file, dims) in [
+        ("train-images-idx3-ubyte", &[5001, 28, 28][..]),
+        ("train-labels-idx1-ubyte", &[5001]),
+        ("t10k-images-idx3-ubyte", &[0, 28, 28]),
+        ("t10k-labels-idx1-ubyte", &[0]),
+    ] {
+        std::fs::write(data.join(file), idx(dims)).unwrap();
+    }
+    let run = dir.join("run");
+    let args = [
+        "train",
+        "--task",
+        "mnist",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+        "--train-size",
+        "1",
+        "--epochs",
+        "1",
+    ];
+    let o = rankcode(&args);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("t10k-images-idx3-ubyte: holds no images"),
+        "{err}"
+    );
+    assert!(!run.exists(), "a refused start writes no run");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -621,6 +719,36 @@ fn bench_measures_the_shape_asked_for() {
     assert!(rc["rc_batch_s"].as_f64().unwrap() > 0.0, "{rc}");
     for flag in ["--reps", "--hidden", "--batch"] {
         assert_refused(&["bench", flag, "0"], "0 is not in 1..");
+    }
+}
+
+#[test]
+fn bench_refuses_sizes_out_of_range_before_allocating_for_them() {
+    // The controlled parameters of 100,000 hidden units alone would take 160 GB.
+    for (flag, value, message) in [
+        (
+            "--hidden",
+            "100000",
+            "hidden size must be between 1 and 16384, got 100000",
+        ),
+        (
+            "--hidden",
+            "16385",
+            "hidden size must be between 1 and 16384, got 16385",
+        ),
+        (
+            "--batch",
+            "100000",
+            "batch size must be between 1 and 65535, got 100000",
+        ),
+    ] {
+        let o = rankcode(&["bench", "--config", "toy", flag, value]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{flag} {value}: {err}");
+        assert!(
+            err.contains(&format!("the toy shape: invalid configuration: {message}")),
+            "{err}"
+        );
     }
 }
 

@@ -517,6 +517,18 @@ fn bad_input_is_refused_with_a_clear_error() {
         let err = eng.train_batch(&batch).unwrap_err().to_string();
         assert!(err.contains(needle), "expected '{needle}' in: {err}");
     }
+    // An empty dataset: nothing to train on or to report on.
+    let empty = Dataset::from_sequences(Vec::new(), Vec::new(), 5, 3, 2);
+    let mut rng = rankcode::rng::Rng::new(1);
+    let refusals = [
+        train::train_epoch(&mut eng, &empty, 4, 1, &mut rng, |_| {}).map(|_| ()),
+        train::evaluate(&mut eng, &empty, 4, true).map(|_| ()),
+        train::theta_sweep(&mut eng, &empty, 4, &[0.5]).map(|_| ()),
+    ];
+    for refusal in refusals {
+        let err = refusal.unwrap_err().to_string();
+        assert!(err.contains("no sequences to"), "{err}");
+    }
     assert!(
         eng.set_params(&params[1..])
             .unwrap_err()

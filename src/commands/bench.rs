@@ -1,6 +1,6 @@
 //! `rankcode bench`: throughput, round trip and RC's realised speedup, per task shape.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
 use rankcode::bench::{self, ConfigReport, Preset, TrainingBatchProfile};
 use rankcode::gpu::GpuContext;
@@ -58,13 +58,29 @@ struct PresetProfile {
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {
-    let ctx = Arc::new(GpuContext::new()?);
     let wanted = |name: &str| match args.config {
         BenchConfig::All => true,
         BenchConfig::Toy => name == "toy",
         BenchConfig::Mnist => name == "mnist",
         BenchConfig::Speech => name == "speech",
     };
+    let mut presets: Vec<Preset> = bench::presets()
+        .into_iter()
+        .filter(|p| wanted(p.name))
+        .collect();
+    // The sizes given are checked before anything is allocated for them.
+    for preset in &mut presets {
+        if let Some(hidden) = args.hidden {
+            preset.model.hidden_size = hidden as usize;
+        }
+        if let Some(batch) = args.batch {
+            preset.batch = batch as usize;
+        }
+        preset
+            .validate()
+            .with_context(|| format!("the {} shape", preset.name))?;
+    }
+    let ctx = Arc::new(GpuContext::new()?);
     if !args.json {
         println!(
             "rankcode bench on {} ({} reps, medians)",
@@ -73,13 +89,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         );
     }
     let (mut configs, mut profiles) = (Vec::new(), Vec::new());
-    for mut preset in bench::presets().into_iter().filter(|p| wanted(p.name)) {
-        if let Some(hidden) = args.hidden {
-            preset.model.hidden_size = hidden as usize;
-        }
-        if let Some(batch) = args.batch {
-            preset.batch = batch as usize;
-        }
+    for preset in presets {
         let reps = args.reps as usize;
         if args.profile {
             let batch = bench::preset_batch(&preset);

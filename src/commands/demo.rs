@@ -18,13 +18,13 @@ use std::time::Instant;
 #[derive(Parser, Debug, Clone)]
 pub struct DemoArgs {
     /// Training epochs for each model.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, value_parser = at_least_one())]
     pub epochs: usize,
     /// Training sequences.
-    #[arg(long, default_value_t = 2048)]
+    #[arg(long, default_value_t = 2048, value_parser = at_least_one())]
     pub train_size: usize,
     /// Held-out test sequences.
-    #[arg(long, default_value_t = 2048)]
+    #[arg(long, default_value_t = 2048, value_parser = at_least_one())]
     pub test_size: usize,
     /// LSTM hidden units.
     #[arg(long, default_value_t = 32)]
@@ -47,6 +47,12 @@ pub struct DemoArgs {
     /// Print one JSON object instead of the report.
     #[arg(long)]
     pub json: bool,
+}
+
+/// A count of 1 or more: with none of them there would be nothing to train or to
+/// report on.
+fn at_least_one() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::new().range(1..)
 }
 
 impl Default for DemoArgs {

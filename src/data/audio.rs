@@ -163,10 +163,7 @@ impl FeatureExtractor {
 
     /// The clip's `frames * features` values (unnormalised).
     pub fn clip(&self, clip: &Clip) -> Result<Vec<f32>> {
-        let bytes = std::fs::read(&clip.path).map_err(|e| Error::File {
-            path: clip.path.clone(),
-            problem: format!("cannot read: {e}"),
-        })?;
+        let bytes = wav::read_wav_bytes(&clip.path)?;
         let key = self.cache_key(clip, &bytes);
         if let Some(values) = self.read_cached(&key) {
             return Ok(values);

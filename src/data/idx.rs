@@ -4,7 +4,7 @@
 //! the file.
 
 use crate::error::{Error, Result};
-use std::io::Read;
+use std::io::{BufRead, Read};
 use std::path::Path;
 
 /// Type code of unsigned bytes, the only element type MNIST uses.
@@ -24,76 +24,91 @@ fn problem(path: &Path, what: impl Into<String>) -> Error {
     }
 }
 
-/// Reads the whole file, gunzipping it when it starts with the gzip magic.
-fn read_bytes(path: &Path) -> Result<Vec<u8>> {
-    let raw = std::fs::read(path).map_err(|e| problem(path, format!("cannot read: {e}")))?;
-    if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .map_err(|e| problem(path, format!("broken gzip data: {e}")))?;
-        Ok(out)
+/// Parses IDX bytes; `path` is only used in error messages.
+pub fn parse(path: &Path, bytes: &[u8]) -> Result<IdxArray> {
+    read_from(path, bytes, "cannot read")
+}
+
+/// Reads an IDX file (raw or gzip) from disk, gunzipping it when it starts with the
+/// gzip magic. The data is read (and inflated) no further than the header says it
+/// goes, plus one byte to tell trailing data: a gzip bomb is refused after its header.
+pub fn read(path: &Path) -> Result<IdxArray> {
+    let file = std::fs::File::open(path).map_err(|e| problem(path, format!("cannot read: {e}")))?;
+    let mut file = std::io::BufReader::new(file);
+    let start = file
+        .fill_buf()
+        .map_err(|e| problem(path, format!("cannot read: {e}")))?;
+    if start.starts_with(&[0x1f, 0x8b]) {
+        read_from(path, flate2::read::GzDecoder::new(file), "broken gzip data")
     } else {
-        Ok(raw)
+        read_from(path, file, "cannot read")
     }
 }
 
-/// Parses IDX bytes; `path` is only used in error messages.
-pub fn parse(path: &Path, bytes: &[u8]) -> Result<IdxArray> {
-    if bytes.len() < 4 {
+/// Reads an IDX array from `input`: the header first, then exactly the data bytes
+/// its dimensions declare, refusing input that ends before them or goes on after
+/// them. `path` names the input in errors; a read error is reported after
+/// `read_failure` (e.g. "broken gzip data").
+fn read_from(path: &Path, mut input: impl Read, read_failure: &str) -> Result<IdxArray> {
+    let mut read_up_to = |n: usize, into: &mut Vec<u8>| {
+        input
+            .by_ref()
+            .take(n as u64)
+            .read_to_end(into)
+            .map_err(|e| problem(path, format!("{read_failure}: {e}")))
+    };
+    let mut magic = Vec::with_capacity(4);
+    read_up_to(4, &mut magic)?;
+    if magic.len() < 4 {
         return Err(problem(
             path,
-            format!("too short for an IDX header ({} bytes)", bytes.len()),
+            format!("too short for an IDX header ({} bytes)", magic.len()),
         ));
     }
-    if bytes[0] != 0 || bytes[1] != 0 {
+    if magic[0] != 0 || magic[1] != 0 {
         return Err(problem(path, "not an IDX file (bad magic number)"));
     }
-    if bytes[2] != UBYTE {
+    if magic[2] != UBYTE {
         return Err(problem(
             path,
             format!(
                 "IDX element type 0x{:02x} is not unsigned bytes (0x08)",
-                bytes[2]
+                magic[2]
             ),
         ));
     }
-    let n_dims = bytes[3] as usize;
+    let n_dims = magic[3] as usize;
     if n_dims == 0 {
         return Err(problem(path, "IDX header declares no dimensions"));
     }
-    let header = 4 + 4 * n_dims;
-    if bytes.len() < header {
+    let mut sizes = Vec::with_capacity(4 * n_dims);
+    read_up_to(4 * n_dims, &mut sizes)?;
+    if sizes.len() < 4 * n_dims {
         return Err(problem(path, "truncated IDX header"));
     }
-    let dims: Vec<usize> = (0..n_dims)
-        .map(|d| u32::from_be_bytes(bytes[4 + 4 * d..8 + 4 * d].try_into().unwrap()) as usize)
+    let dims: Vec<usize> = sizes
+        .chunks_exact(4)
+        .map(|d| u32::from_be_bytes(d.try_into().expect("4 bytes")) as usize)
         .collect();
     let expected = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
     let Some(expected) = expected else {
         return Err(problem(path, format!("IDX dimensions {dims:?} overflow")));
     };
-    let have = bytes.len() - header;
-    if have != expected {
-        let kind = if have < expected {
-            "truncated"
+    // Not allocated up front: the header is not trusted with the size.
+    let mut data = Vec::new();
+    read_up_to(expected.saturating_add(1), &mut data)?;
+    if data.len() != expected {
+        let (kind, have) = if data.len() < expected {
+            ("truncated", format!("{}", data.len()))
         } else {
-            "has trailing bytes"
+            ("has trailing bytes", "more".to_string())
         };
         return Err(problem(
             path,
             format!("{kind}: dimensions {dims:?} need {expected} data bytes, the file has {have}"),
         ));
     }
-    Ok(IdxArray {
-        dims,
-        data: bytes[header..].to_vec(),
-    })
-}
-
-/// Reads an IDX file (raw or gzip) from disk.
-pub fn read(path: &Path) -> Result<IdxArray> {
-    parse(path, &read_bytes(path)?)
+    Ok(IdxArray { dims, data })
 }
 
 /// Encodes an IDX array of unsigned bytes (for tests and tools).
@@ -181,5 +196,50 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("/no/such/file.idx"), "{err}");
+    }
+
+    #[test]
+    fn a_gzip_bomb_is_refused_without_being_inflated_whole() {
+        // A header of 10 images of 28 x 28, then 256 MiB of zeros: about 250 KiB
+        // gzipped.
+        let header = encode(&[10, 28, 28], &[]);
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(&header).unwrap();
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..256 {
+            enc.write_all(&zeros).unwrap();
+        }
+        let bomb = enc.finish().unwrap();
+        let mut rest = &bomb[..];
+        let err = read_from(
+            p(),
+            flate2::read::GzDecoder::new(&mut rest),
+            "broken gzip data",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("t.idx") && err.contains("trailing"), "{err}");
+        let read = bomb.len() - rest.len();
+        assert!(
+            read < bomb.len() / 4,
+            "{read} of the {} gzipped bytes were read",
+            bomb.len()
+        );
+        // From a file, named in the error.
+        let dir = crate::files::test_dir("idx-bomb");
+        let path = dir.join("bomb-idx3-ubyte.gz");
+        std::fs::write(&path, &bomb).unwrap();
+        let err = super::read(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("bomb-idx3-ubyte.gz") && err.contains("trailing"),
+            "{err}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        // Endless raw input stops there too.
+        let endless = Read::chain(&header[..], std::io::repeat(0));
+        let err = read_from(p(), endless, "cannot read")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("trailing"), "{err}");
     }
 }

@@ -72,6 +72,9 @@ fn read_pair(dir: &Path, prefix: &str) -> Result<ImagesAndLabels> {
             format!("expected 1 dimension (labels), found {:?}", labels.dims),
         ));
     }
+    if images.dims[0] == 0 {
+        return Err(bad(&images_path, "holds no images".into()));
+    }
     if images.dims[0] != labels.dims[0] {
         return Err(bad(
             &labels_path,
@@ -197,6 +200,13 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("not a digit")
+        );
+        // An empty test split: nothing to report on.
+        write_mnist(&dir, "t10k", &[], &[]);
+        let err = load(&dir, Split::Test).unwrap_err().to_string();
+        assert!(
+            err.contains("t10k-images-idx3-ubyte: holds no images"),
+            "{err}"
         );
         let err = load(Path::new("/nowhere"), Split::Test)
             .unwrap_err()

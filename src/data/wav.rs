@@ -6,14 +6,18 @@
 //! full scale is [-1, 1) (8-bit files store unsigned bytes, which hound already
 //! centres on zero). Float samples are taken as they are, without clipping, but
 //! NaN or infinite ones are refused. Several channels are mixed down to mono by
-//! averaging. The whole input is read into memory first, so a reader need not seek.
-//! Every error names the file (or the name given for a reader, e.g. `<stdin>`).
+//! averaging. The whole input is read into memory first, so a reader need not seek;
+//! input that does not begin as a WAV file is refused at its first bytes, and no
+//! allocation is sized by a header beyond what the input holds. Sample rates outside
+//! [`SAMPLE_RATES`] are refused. Every error names the file (or the name given for a
+//! reader, e.g. `<stdin>`).
 
 use crate::error::{Error, Result};
 use hound::{SampleFormat, WavReader};
 use rubato::audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{Fft, FixedSync, Resampler, WindowFunction};
 use std::io::{Cursor, Read};
+use std::ops::{Range, RangeInclusive};
 use std::path::Path;
 
 /// Mono audio: samples nominally in [-1, 1] at `sample_rate` Hz.
@@ -32,6 +36,14 @@ impl Audio {
 
 /// What this reader accepts, appended to format errors.
 const SUPPORTED: &str = "only integer PCM of 8, 16, 24 or 32 bits and 32-bit float are read";
+
+/// The sample rates read and resampled, in Hz. A header outside them is refused: at
+/// 1 Hz, resampling to 16 kHz would make 16,000 samples of every one read.
+pub const SAMPLE_RATES: RangeInclusive<u32> = 4_000..=384_000;
+
+/// The most bytes a RIFF file can hold: its size field is 32 bits and counts all but
+/// the 8 bytes before it. No more input than this is read.
+const MAX_RIFF_BYTES: u64 = u32::MAX as u64 + 8;
 
 /// Input frames the resampler's FFT block should at least span (rubato's default
 /// target): it sets the anti-aliasing filter's length and the resampler's delay.
@@ -53,105 +65,175 @@ fn problem(path: &Path, what: impl Into<String>) -> Error {
 /// Reads a WAV file: integer PCM of 8 to 32 bits, or 32-bit float; any channel count
 /// (mixed down to mono by averaging); errors name the file.
 pub fn read_wav_file(path: &Path) -> Result<Audio> {
-    let bytes = std::fs::read(path).map_err(|e| problem(path, format!("cannot read: {e}")))?;
-    parse_wav(&bytes, path)
+    parse_wav(&read_wav_bytes(path)?, path, false)
 }
 
 /// The same from any reader (e.g. standard input); `name` is used in errors
-/// (e.g. `<stdin>`). The reader is read to its end first.
-pub fn read_wav(mut reader: impl Read, name: &Path) -> Result<Audio> {
-    let mut bytes = Vec::new();
-    reader
-        .read_to_end(&mut bytes)
-        .map_err(|e| problem(name, format!("cannot read: {e}")))?;
-    parse_wav(&bytes, name)
+/// (e.g. `<stdin>`). The reader is read to its end first (see [`read_riff`]).
+pub fn read_wav(reader: impl Read, name: &Path) -> Result<Audio> {
+    parse_wav(&read_riff(reader, name)?, name, false)
 }
 
 /// A WAV streamed through a pipe, resampled to `rate`. Unlike a file, a stream that
 /// ends before the size its header declares is read as far as it goes (with a
 /// warning): a recorder stopped early still gives its audio.
-pub fn read_wav_stream(mut reader: impl Read, name: &Path, rate: u32) -> Result<Audio> {
+pub fn read_wav_stream(reader: impl Read, name: &Path, rate: u32) -> Result<Audio> {
+    decode_as(&read_riff(reader, name)?, name, rate, true)
+}
+
+/// The bytes of the WAV file at `path`, read as [`read_riff`] reads them: a file
+/// that does not begin as a WAV file (`/dev/zero`, say) is refused at its first bytes.
+pub fn read_wav_bytes(path: &Path) -> Result<Vec<u8>> {
+    let file = std::fs::File::open(path).map_err(|e| problem(path, format!("cannot read: {e}")))?;
+    read_riff(file, path)
+}
+
+/// The bytes of a WAV input, to its end. Input that does not begin as a RIFF/WAVE
+/// file is refused after its first 12 bytes, and no more than a RIFF file can hold
+/// ([`MAX_RIFF_BYTES`]) is read, so endless input (a device, a pipe) is never read
+/// whole.
+fn read_riff(reader: impl Read, name: &Path) -> Result<Vec<u8>> {
+    let cannot = |e: std::io::Error| problem(name, format!("cannot read: {e}"));
+    let mut reader = reader.take(MAX_RIFF_BYTES + 1);
     let mut bytes = Vec::new();
     reader
+        .by_ref()
+        .take(12)
         .read_to_end(&mut bytes)
-        .map_err(|e| problem(name, format!("cannot read: {e}")))?;
-    match with_real_sizes(&bytes, true) {
-        Some(patched) => {
-            if data_declared_past_end(&bytes) {
-                log::warn!(
-                    "{}: the stream ended before the data size its header declares; \
-                     reading what arrived",
-                    name.display()
-                );
-            }
-            decode(&patched, name, rate)
-        }
-        None => decode(&bytes, name, rate),
+        .map_err(cannot)?;
+    check_riff(&bytes, name)?;
+    reader.read_to_end(&mut bytes).map_err(cannot)?;
+    if bytes.len() as u64 > MAX_RIFF_BYTES {
+        return Err(problem(
+            name,
+            format!("longer than a RIFF file can be ({MAX_RIFF_BYTES} bytes)"),
+        ));
     }
+    Ok(bytes)
+}
+
+/// Refuses input whose first 12 bytes (all of `bytes` that there are) are not those
+/// of a RIFF/WAVE file.
+fn check_riff(bytes: &[u8], name: &Path) -> Result<()> {
+    if bytes.is_empty() {
+        return Err(problem(name, "empty file, not a WAV file"));
+    }
+    if !b"RIFF".starts_with(&bytes[..bytes.len().min(4)]) {
+        return Err(problem(name, "not a WAV file (no RIFF tag found)"));
+    }
+    if bytes.len() < 12 {
+        return Err(problem(
+            name,
+            format!(
+                "truncated WAV header (the input ends after {} bytes)",
+                bytes.len()
+            ),
+        ));
+    }
+    if &bytes[8..12] != b"WAVE" {
+        return Err(problem(name, "not a WAV file (no WAVE tag found)"));
+    }
+    Ok(())
 }
 
 /// Data sizes that writers which cannot seek back (ffmpeg, sox or arecord writing
 /// to a pipe) leave in the header: the data then runs to the end of the input.
 const PLACEHOLDER_SIZES: [usize; 2] = [0, 0xFFFF_FFFF];
 
-/// True when the data chunk declares a size that is not a placeholder and runs past
-/// the end of the input.
-fn data_declared_past_end(bytes: &[u8]) -> bool {
-    find_chunk(bytes, b"data")
-        .is_some_and(|d| !PLACEHOLDER_SIZES.contains(&d.size) && d.size > bytes.len() - d.body)
+/// Where the decoder reads a RIFF/WAVE file: its `fmt ` chunk and its data.
+#[derive(Debug)]
+struct Layout {
+    /// The body of the `fmt ` chunk.
+    fmt: Range<usize>,
+    /// Where the data chunk's body starts.
+    data: usize,
+    /// How many data bytes to read: the size the header declares or, for a
+    /// placeholder (see [`PLACEHOLDER_SIZES`]) or a stream cut short, the whole
+    /// frames the input holds.
+    data_size: usize,
+    /// True when the header declares more data than the input holds.
+    declared_past_end: bool,
 }
 
-/// The bytes with the RIFF size, and a placeholder data size (or, with `cut_short`,
-/// one that runs past the end), set from the bytes at hand, whole frames only;
-/// `None` when nothing needs changing. Anything that is not RIFF/WAVE is left to
-/// the parser to refuse.
-fn with_real_sizes(bytes: &[u8], cut_short: bool) -> Option<Vec<u8>> {
-    if bytes.len() < 12 || &bytes[0..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
-        return None;
-    }
-    let data = find_chunk(bytes, b"data")?;
-    let available = bytes.len() - data.body;
-    let placeholder = PLACEHOLDER_SIZES.contains(&data.size) && data.size != available;
-    let cut = cut_short && data.size > available;
-    if !(placeholder || cut) {
-        return None;
-    }
-    let block_align = frame_layout(bytes).map_or(1, |(align, _)| align.max(1));
-    let whole = u32::try_from(available - available % block_align).unwrap_or(u32::MAX);
-    let mut patched = bytes.to_vec();
-    let riff_size = u32::try_from(bytes.len() - 8).unwrap_or(u32::MAX);
-    patched[4..8].copy_from_slice(&riff_size.to_le_bytes());
-    patched[data.body - 4..data.body].copy_from_slice(&whole.to_le_bytes());
-    Some(patched)
-}
-
-/// Where a chunk's body starts and the size its header declares.
-struct Chunk {
-    body: usize,
-    size: usize,
-}
-
-/// The first chunk `id` of a RIFF/WAVE file, walking the chunk headers.
-fn find_chunk(bytes: &[u8], id: &[u8; 4]) -> Option<Chunk> {
-    let mut at: usize = 12;
-    while at + 8 <= bytes.len() {
-        let size = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().ok()?) as usize;
-        if &bytes[at..at + 4] == id {
-            return Some(Chunk { body: at + 8, size });
+impl Layout {
+    /// Walks the chunks of `bytes` (a RIFF/WAVE file, see [`check_riff`]) up to the
+    /// data chunk, as the RIFF rule has it: a chunk of odd size is followed by a pad
+    /// byte. A writer that left the pad byte out is read too, since a pad byte is 0
+    /// and a chunk id never starts with one. Chunks after the data are not read.
+    /// `stream` reads data declared past the end as far as it goes. The reason for a
+    /// refusal comes back as a bare message.
+    fn of(bytes: &[u8], stream: bool) -> std::result::Result<Layout, String> {
+        let mut at = 12;
+        let mut fmt: Option<Range<usize>> = None;
+        loop {
+            let Some(header) = bytes.get(at..at + 8) else {
+                return Err(format!(
+                    "truncated WAV header (no data chunk in its {} bytes)",
+                    bytes.len()
+                ));
+            };
+            let id = &header[..4];
+            let size = u32::from_le_bytes(header[4..].try_into().expect("4 bytes")) as usize;
+            let body = at + 8;
+            if id == b"data" {
+                let fmt = fmt.ok_or("malformed WAV file: no fmt chunk before the data")?;
+                let available = bytes.len() - body;
+                let placeholder = PLACEHOLDER_SIZES.contains(&size);
+                let declared_past_end = !placeholder && size > available;
+                let data_size = if placeholder || (stream && declared_past_end) {
+                    let align = frame_layout(&bytes[fmt.clone()]).map_or(1, |(a, _)| a.max(1));
+                    available - available % align
+                } else {
+                    size
+                };
+                return Ok(Layout {
+                    fmt,
+                    data: body,
+                    data_size,
+                    declared_past_end,
+                });
+            }
+            let end = body + size;
+            if end > bytes.len() {
+                return Err(format!(
+                    "truncated WAV header (its '{}' chunk declares {size} bytes, the input \
+                     ends after {})",
+                    String::from_utf8_lossy(id),
+                    bytes.len() - body
+                ));
+            }
+            if id == b"fmt " {
+                if fmt.is_some() {
+                    return Err("malformed WAV file: two fmt chunks (a WAV file has one)".into());
+                }
+                fmt = Some(body..end);
+            }
+            at = end + usize::from(size % 2 == 1 && bytes.get(end) == Some(&0));
         }
-        at = (at + 8).checked_add(size)?.checked_add(size & 1)?;
     }
-    None
+
+    /// What hound reads: a header of RIFF/WAVE, the `fmt ` chunk and a data chunk
+    /// of [`Self::data_size`] bytes, followed by the data of `bytes`.
+    fn reader<'a>(&self, bytes: &'a [u8]) -> std::io::Chain<Cursor<Vec<u8>>, &'a [u8]> {
+        let fmt = &bytes[self.fmt.clone()];
+        let as_u32 = |n: usize| u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes();
+        let mut header = Vec::with_capacity(28 + fmt.len());
+        header.extend_from_slice(b"RIFF");
+        header.extend_from_slice(&as_u32(20 + fmt.len() + self.data_size));
+        header.extend_from_slice(b"WAVEfmt ");
+        header.extend_from_slice(&as_u32(fmt.len()));
+        header.extend_from_slice(fmt);
+        header.extend_from_slice(b"data");
+        header.extend_from_slice(&as_u32(self.data_size));
+        Cursor::new(header).chain(&bytes[self.data..])
+    }
 }
 
-/// Block align and channels from the `fmt ` chunk: the bytes of one frame and how
-/// many samples share them.
-fn frame_layout(bytes: &[u8]) -> Option<(usize, usize)> {
-    let fmt = find_chunk(bytes, b"fmt ")?;
-    let field = |offset: usize| {
-        let at = fmt.body + offset;
-        bytes
-            .get(at..at + 2)
+/// Block align and channels from the body of a `fmt ` chunk: the bytes of one frame
+/// and how many samples share them.
+fn frame_layout(fmt: &[u8]) -> Option<(usize, usize)> {
+    let field = |at: usize| {
+        fmt.get(at..at + 2)
             .map(|b| usize::from(u16::from_le_bytes([b[0], b[1]])))
     };
     Some((field(12)?, field(2)?))
@@ -160,25 +242,32 @@ fn frame_layout(bytes: &[u8]) -> Option<(usize, usize)> {
 /// Decodes the bytes of a WAV file and resamples it to `rate`; every error names
 /// `name`.
 pub fn decode(bytes: &[u8], name: &Path, rate: u32) -> Result<Audio> {
-    let audio = parse_wav(bytes, name)?;
+    decode_as(bytes, name, rate, false)
+}
+
+/// [`decode`] of a file, or with `stream` of a stream (see [`read_wav_stream`]).
+fn decode_as(bytes: &[u8], name: &Path, rate: u32, stream: bool) -> Result<Audio> {
+    let audio = parse_wav(bytes, name, stream)?;
     resample_or_reason(&audio, rate).map_err(|e| problem(name, e))
 }
 
 /// Decodes the bytes of a whole WAV file; `name` is only used in errors. A
 /// placeholder data size (see [`PLACEHOLDER_SIZES`]) means "to the end"; any other
-/// size past the end is a truncated file.
-fn parse_wav(bytes: &[u8], name: &Path) -> Result<Audio> {
-    if bytes.is_empty() {
-        return Err(problem(name, "empty file, not a WAV file"));
+/// size past the end is a truncated file or, with `stream`, a stream cut short,
+/// read as far as it goes with a warning.
+fn parse_wav(bytes: &[u8], name: &Path, stream: bool) -> Result<Audio> {
+    check_riff(bytes, name)?;
+    let layout = Layout::of(bytes, stream).map_err(|e| problem(name, e))?;
+    if stream && layout.declared_past_end {
+        log::warn!(
+            "{}: the stream ended before the data size its header declares; \
+             reading what arrived",
+            name.display()
+        );
     }
-    let patched = with_real_sizes(bytes, false);
-    let bytes = patched.as_deref().unwrap_or(bytes);
-    let mut reader = WavReader::new(Cursor::new(bytes)).map_err(|e| {
+    let mut reader = WavReader::new(layout.reader(bytes)).map_err(|e| {
         let what = match e {
             hound::Error::IoError(e) => format!("truncated WAV header ({e})"),
-            hound::Error::FormatError(m @ ("no RIFF tag found" | "no WAVE tag found")) => {
-                format!("not a WAV file ({m})")
-            }
             hound::Error::FormatError(m) => format!("malformed or unsupported WAV file: {m}"),
             hound::Error::Unsupported => format!("unsupported WAV encoding: {SUPPORTED}"),
             other => format!("cannot read the WAV header: {other}"),
@@ -188,7 +277,7 @@ fn parse_wav(bytes: &[u8], name: &Path) -> Result<Audio> {
     let spec = reader.spec();
     // hound reads integer samples narrower than their container (24 bits in 4
     // bytes) from the low bits, where the standard puts them in the high ones.
-    if let Some((align, channels)) = frame_layout(bytes)
+    if let Some((align, channels)) = frame_layout(&bytes[layout.fmt.clone()])
         && channels > 0
         && spec.sample_format == SampleFormat::Int
         && align / channels * 8 != usize::from(spec.bits_per_sample)
@@ -202,18 +291,27 @@ fn parse_wav(bytes: &[u8], name: &Path) -> Result<Audio> {
             ),
         ));
     }
-    if spec.sample_rate == 0 {
-        return Err(problem(name, "the WAV header gives a sample rate of 0 Hz"));
+    if !SAMPLE_RATES.contains(&spec.sample_rate) {
+        return Err(problem(
+            name,
+            format!(
+                "the WAV header gives a sample rate of {} Hz; only rates of {} to {} Hz are read",
+                spec.sample_rate,
+                SAMPLE_RATES.start(),
+                SAMPLE_RATES.end()
+            ),
+        ));
     }
     let bits = spec.bits_per_sample;
+    let available = bytes.len() - layout.data;
     let mono = match spec.sample_format {
         SampleFormat::Int if matches!(bits, 8 | 16 | 24 | 32) => {
             let scale = 1.0 / f64::from(1u32 << (bits - 1));
-            mix_down(&mut reader, bytes.len(), name, |x: i32| {
+            mix_down(&mut reader, available, name, |x: i32| {
                 Ok(f64::from(x) * scale)
             })?
         }
-        SampleFormat::Float if bits == 32 => mix_down(&mut reader, bytes.len(), name, |x: f32| {
+        SampleFormat::Float if bits == 32 => mix_down(&mut reader, available, name, |x: f32| {
             if x.is_finite() {
                 Ok(f64::from(x))
             } else {
@@ -245,9 +343,9 @@ fn parse_wav(bytes: &[u8], name: &Path) -> Result<Audio> {
 /// Reads every sample of `reader` as `S`, converts it with `value` and averages the
 /// channels of each frame. A read failure (most often data that ends before the
 /// header says it does) is an error, never a short clip. `available` is the size of
-/// the whole input in bytes.
+/// the input from the start of the data, in bytes.
 fn mix_down<S: hound::Sample>(
-    reader: &mut WavReader<Cursor<&[u8]>>,
+    reader: &mut WavReader<impl Read>,
     available: usize,
     name: &Path,
     value: impl Fn(S) -> std::result::Result<f64, String>,
@@ -286,8 +384,9 @@ fn mix_down<S: hound::Sample>(
 /// k / rate, like input sample j at j / in_rate (rubato's `process_all` trims the
 /// resampler's output delay of half an FFT block, which is exact because the blocks
 /// are chosen of even length). The audio is taken as silent before its start and
-/// after its end. Deterministic. Refused (`InvalidConfig`) for a zero rate on either
-/// side and for rates whose greatest common divisor is so small that a minimal FFT
+/// after its end. Deterministic. Refused (`InvalidConfig`) for a rate outside
+/// [`SAMPLE_RATES`] on either side (which bounds the output at 96 samples an input
+/// sample) and for rates whose greatest common divisor is so small that a minimal FFT
 /// block would exceed 65,536 frames.
 pub fn resample(audio: &Audio, rate: u32) -> Result<Audio> {
     resample_or_reason(audio, rate).map_err(Error::InvalidConfig)
@@ -296,9 +395,11 @@ pub fn resample(audio: &Audio, rate: u32) -> Result<Audio> {
 /// [`resample`] with the reason for a refusal as a bare message.
 fn resample_or_reason(audio: &Audio, rate: u32) -> std::result::Result<Audio, String> {
     let from = audio.sample_rate;
-    if from == 0 || rate == 0 {
+    if !SAMPLE_RATES.contains(&from) || !SAMPLE_RATES.contains(&rate) {
         return Err(format!(
-            "cannot resample from {from} Hz to {rate} Hz: rates must be positive"
+            "cannot resample from {from} Hz to {rate} Hz: rates must lie between {} and {} Hz",
+            SAMPLE_RATES.start(),
+            SAMPLE_RATES.end()
         ));
     }
     if from == rate {
@@ -368,8 +469,7 @@ fn gcd(mut a: u64, mut b: u64) -> u64 {
 
 /// [`read_wav_file`] then [`resample`] to `rate` Hz; every error names the file.
 pub fn load_wav(path: &Path, rate: u32) -> Result<Audio> {
-    let bytes = std::fs::read(path).map_err(|e| problem(path, format!("cannot read: {e}")))?;
-    decode(&bytes, path, rate)
+    decode(&read_wav_bytes(path)?, path, rate)
 }
 
 #[cfg(test)]
@@ -540,6 +640,9 @@ mod tests {
         write::<i16>(&good, spec(2, 16, SampleFormat::Int), &[1; 200]);
         let good = std::fs::read(&good).unwrap();
         let ext = extensible(3, 64, 64);
+        // A second fmt chunk (of 8 kHz stereo) after one of 16 kHz mono.
+        let mut two_fmt = handmade(1, 1, 16000, 16, &[0; 4]);
+        two_fmt.splice(36..36, good[12..36].iter().copied());
         let cases: Vec<(&str, Vec<u8>, &str)> = vec![
             ("empty.wav", vec![], "empty"),
             (
@@ -566,6 +669,28 @@ mod tests {
                 "zero-rate.wav",
                 handmade(1, 1, 0, 16, &[0; 4]),
                 "sample rate of 0",
+            ),
+            // Resampled to 16 kHz, a clip at 1 Hz would be 16,000 times longer.
+            (
+                "one-hertz.wav",
+                handmade(1, 1, 1, 16, &[0; 4]),
+                "sample rate of 1 Hz; only rates of 4000 to 384000 Hz are read",
+            ),
+            (
+                "two-hertz.wav",
+                handmade(1, 1, 2, 16, &[0; 4]),
+                "sample rate of 2 Hz",
+            ),
+            (
+                "too-fast.wav",
+                handmade(1, 1, 384_001, 16, &[0; 4]),
+                "sample rate of 384001 Hz",
+            ),
+            ("two-fmt.wav", two_fmt, "two fmt chunks"),
+            (
+                "no-fmt.wav",
+                [&good[..12], &good[36..]].concat(),
+                "no fmt chunk before the data",
             ),
             (
                 "f64.wav",
@@ -606,6 +731,8 @@ mod tests {
                 err.starts_with("<stdin>: ") && err.contains(needle),
                 "{err}"
             );
+            let err = load_wav(&path, 16000).unwrap_err().to_string();
+            assert!(err.contains(file) && err.contains(needle), "{err}");
         }
         let err = read_wav_file(Path::new("/no/such/file.wav"))
             .unwrap_err()
@@ -640,6 +767,69 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("truncated"), "{err}");
+    }
+
+    /// `bytes` with `chunk` put before the chunk that starts at `at`, and the RIFF size
+    /// set to match.
+    fn with_chunk(bytes: &[u8], at: usize, chunk: &[u8]) -> Vec<u8> {
+        let mut b = bytes.to_vec();
+        b.splice(at..at, chunk.iter().copied());
+        let riff = b.len() as u32 - 8;
+        b[4..8].copy_from_slice(&riff.to_le_bytes());
+        b
+    }
+
+    #[test]
+    fn a_chunk_of_odd_size_is_followed_by_its_pad_byte() {
+        let data: Vec<u8> = (0..20u8).map(|i| i * 11).collect();
+        let plain = handmade(1, 1, 8000, 16, &data);
+        let expected = read_wav(&plain[..], Path::new("plain.wav")).unwrap();
+        // LIST/INFO of 17 bytes (as some writers leave an ISFT of "Lavf" with its
+        // terminating zero), then the pad byte; or, as some writers do, without it.
+        let list = b"LIST\x11\0\0\0INFOISFT\x05\0\0\0Lavf\0";
+        let padded = with_chunk(&plain, 36, &[&list[..], &[0]].concat());
+        let unpadded = with_chunk(&plain, 36, list);
+        for (name, bytes) in [("padded.wav", padded), ("unpadded.wav", unpadded)] {
+            let got = read_wav(&bytes[..], Path::new(name)).unwrap();
+            assert_eq!(got, expected, "{name}");
+        }
+        // 8-bit data of odd size, its pad byte, and a chunk after it.
+        let odd = handmade(1, 1, 8000, 8, &data[..7]);
+        let expected = read_wav(&odd[..], Path::new("odd.wav")).unwrap();
+        assert_eq!(expected.samples.len(), 7);
+        let after = with_chunk(&odd, odd.len(), &[&[0][..], &list[..], &[0]].concat());
+        assert_eq!(
+            read_wav(&after[..], Path::new("after.wav")).unwrap(),
+            expected
+        );
+    }
+
+    #[test]
+    fn endless_input_that_is_not_a_wav_file_is_refused_at_its_first_bytes() {
+        let name = Path::new("<stdin>");
+        for byte in [0, b'R', 0xff] {
+            let err = read_wav(std::io::repeat(byte), name)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("<stdin>: not a WAV file"), "{err}");
+            let err = read_wav_stream(std::io::repeat(byte), name, 16000)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("<stdin>: not a WAV file"), "{err}");
+        }
+        let avi = Read::chain(&b"RIFF\0\0\0\0AVI "[..], std::io::repeat(0));
+        let err = read_wav_stream(avi, name, 16000).unwrap_err().to_string();
+        assert!(err.contains("no WAVE tag"), "{err}");
+        for device in ["/dev/zero", "/dev/urandom"] {
+            let path = Path::new(device);
+            if path.exists() {
+                let err = load_wav(path, 16000).unwrap_err().to_string();
+                assert!(
+                    err.contains(device) && err.contains("not a WAV file"),
+                    "{err}"
+                );
+            }
+        }
     }
 
     fn sine(freq: f64, rate: u32, len: usize) -> Audio {
@@ -687,7 +877,7 @@ mod tests {
         let same = sine(440.0, 16000, 1234);
         assert_eq!(resample(&same, 16000).unwrap(), same);
         assert!(resample(&same, 0).is_err());
-        let err = resample(&sine(440.0, 4_000_000_007, 10), 16000)
+        let err = resample(&sine(440.0, 383_999, 10), 16000)
             .unwrap_err()
             .to_string();
         assert!(err.contains("common factor"), "{err}");

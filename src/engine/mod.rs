@@ -55,6 +55,44 @@ pub struct EngineConfig {
     pub recurrent_block: usize,
 }
 
+impl EngineConfig {
+    /// Checks every setting and size is in range, before anything is allocated for
+    /// them.
+    pub fn validate(&self) -> Result<()> {
+        self.model.validate()?;
+        self.rc.validate()?;
+        self.adam.validate()?;
+        let cap = self.capacity;
+        ensure(cap.batch > 0 && cap.batch <= schedule::MAX_ROWS, || {
+            format!(
+                "batch size must be between 1 and {}, got {}",
+                schedule::MAX_ROWS,
+                cap.batch
+            )
+        })?;
+        ensure(cap.steps > 0 && cap.steps <= schedule::MAX_STEPS, || {
+            format!(
+                "sequence length must be between 1 and {}, got {}",
+                schedule::MAX_STEPS,
+                cap.steps
+            )
+        })?;
+        ensure(self.readback_every > 0, || {
+            "the readback cadence must be at least 1 step".into()
+        })?;
+        let block = self.recurrent_block;
+        ensure(
+            block == 0 || self.model.hidden_size.is_multiple_of(block),
+            || {
+                format!(
+                    "recurrent blocks of {block} units do not tile {} units",
+                    self.model.hidden_size
+                )
+            },
+        )
+    }
+}
+
 /// Host and GPU time of a dispatch, split as wgpu's own benchmarks do.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DispatchTiming {
@@ -136,38 +174,9 @@ pub struct Engine {
 impl Engine {
     /// Builds the workspace for `cfg` and uploads `params`.
     pub fn new(ctx: Arc<GpuContext>, cfg: EngineConfig, params: &[f32]) -> Result<Self> {
-        cfg.model.validate()?;
-        cfg.rc.validate()?;
-        cfg.adam.validate()?;
-        let cap = cfg.capacity;
-        ensure(cap.batch > 0 && cap.batch <= schedule::MAX_ROWS, || {
-            format!(
-                "batch size must be between 1 and {}, got {}",
-                schedule::MAX_ROWS,
-                cap.batch
-            )
-        })?;
-        ensure(cap.steps > 0 && cap.steps <= schedule::MAX_STEPS, || {
-            format!(
-                "sequence length must be between 1 and {}, got {}",
-                schedule::MAX_STEPS,
-                cap.steps
-            )
-        })?;
-        ensure(cfg.readback_every > 0, || {
-            "the readback cadence must be at least 1 step".into()
-        })?;
+        cfg.validate()?;
         let layout = ParamLayout::new(&cfg.model);
-        let block = cfg.recurrent_block;
-        ensure(
-            block == 0 || cfg.model.hidden_size.is_multiple_of(block),
-            || {
-                format!(
-                    "recurrent blocks of {block} units do not tile {} units",
-                    cfg.model.hidden_size
-                )
-            },
-        )?;
+        let (cap, block) = (cfg.capacity, cfg.recurrent_block);
         let ws = Workspace::new(&ctx, &cfg.model, cap, cfg.sparse_input, block)?;
         let mut engine = Engine {
             sparse_rows: None,
