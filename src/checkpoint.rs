@@ -17,6 +17,7 @@
 //! `model.safetensors` and, for audio tasks, `features.json`.
 
 use crate::data::audio::FeatureSpec;
+use crate::data::fsdd::SpeakerSplit;
 use crate::data::frontend::FrontendConfig;
 use crate::data::task::{Task, TaskData, TaskShape};
 use crate::engine::OptimizerState;
@@ -92,6 +93,10 @@ pub struct RunConfig {
     /// The audio front end (used by the spoken-word tasks only).
     #[serde(default)]
     pub frontend: FrontendConfig,
+    /// FSDD: the speakers of the test and validation splits, the others training
+    /// (leave-one-speaker-out); none: the split by take, every speaker in every split.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speaker_split: Option<SpeakerSplit>,
 }
 
 /// What a checkpoint restores.
@@ -215,8 +220,12 @@ impl RunConfig {
     /// Opens the run's data; `spec` is the feature description saved with the run,
     /// if there is one (see [`Task::open`]).
     pub fn open_data(&self, spec: Option<FeatureSpec>) -> Result<TaskData> {
-        self.task
-            .open(self.data_dir.as_deref(), &self.frontend, spec)
+        self.task.open(
+            self.data_dir.as_deref(),
+            &self.frontend,
+            self.speaker_split.as_ref(),
+            spec,
+        )
     }
 
     /// Writes `config.json` into `dir`.
@@ -302,6 +311,14 @@ impl RunConfig {
         }
         if self.task.is_audio() {
             self.frontend.validate()?;
+        }
+        if let Some(split) = &self.speaker_split {
+            crate::error::ensure(self.task == Task::Fsdd, || {
+                "a split by speaker applies to FSDD only (--task fsdd)".into()
+            })?;
+            crate::error::ensure(split.test != split.val, || {
+                format!("the test and validation speakers are both {}", split.test)
+            })?;
         }
         let shape = self.shape();
         if shape.input != self.model.input_size || shape.classes != self.model.classes {

@@ -46,6 +46,8 @@ pub struct Recipe {
     pub augment_drop: Option<f64>,
     /// Model selection within this mean decision step (counted from 1) on validation.
     pub select_max_decision_step: Option<f64>,
+    /// FSDD: split by speaker (leave-one-speaker-out folds), not by take.
+    pub split_by_speaker: bool,
 }
 
 /// What the tasks share unless their recipe says otherwise.
@@ -64,6 +66,7 @@ const BASE: Recipe = Recipe {
     augment_shift: None,
     augment_drop: None,
     select_max_decision_step: None,
+    split_by_speaker: false,
 };
 
 impl Recipe {
@@ -79,12 +82,16 @@ impl Recipe {
                 epochs: 40,
                 ..BASE
             },
-            // On the Bayes-optimal frontier: 93.4% at 12.9 of 40 steps.
+            // On the Bayes-optimal frontier: 93.4% at 12.9 of 40 steps. Without a
+            // step budget the most accurate epoch at theta is an early one that has
+            // not yet learned to decide early (94.8% at 27.6 steps: 1.7 points below
+            // the frontier there).
             Task::NoiseVsSignal => Recipe {
                 hidden: 32,
                 lr: 3e-3,
                 theta: 0.9,
                 epochs: 20,
+                select_max_decision_step: Some(15.0),
                 ..BASE
             },
             // 98.3-98.5% on test at about 1.5 of 20 steps. Without the warm-up no
@@ -108,8 +115,9 @@ impl Recipe {
                 ..BASE
             },
             // Decisions within half of the 58 frames of a 0.6 s clip, chosen on
-            // validation.
+            // validation; tested on a speaker the model never heard.
             Task::Fsdd => Recipe {
+                split_by_speaker: true,
                 hidden: 64,
                 readout: Readout::Softmax,
                 lr: 3e-3,
@@ -179,6 +187,7 @@ impl Recipe {
             }),
             ensemble_of: None,
             frontend,
+            speaker_split: None,
         }
     }
 

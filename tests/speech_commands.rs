@@ -96,7 +96,7 @@ fn corpus_dir() -> Option<&'static Path> {
 #[test]
 fn the_35_word_task_labels_words_and_splits_by_the_lists() {
     let Some(dir) = corpus_dir() else { return };
-    let corpus = Task::SpeechCommands.corpus(Some(dir)).unwrap().unwrap();
+    let corpus = Task::SpeechCommands.corpus(Some(dir), None).unwrap().unwrap();
     assert_eq!(corpus.classes, WORDS_35);
     let per_split = (WORD_OF_DIGIT.len() * SPEAKERS.len()) as u32;
     assert_eq!(corpus.test.len() as u32, per_split);
@@ -114,7 +114,7 @@ fn the_35_word_task_labels_words_and_splits_by_the_lists() {
 #[test]
 fn the_12_class_task_adds_unknown_and_silence() {
     let Some(dir) = corpus_dir() else { return };
-    let corpus = Task::SpeechCommands12.corpus(Some(dir)).unwrap().unwrap();
+    let corpus = Task::SpeechCommands12.corpus(Some(dir), None).unwrap().unwrap();
     assert_eq!(corpus.classes[..2], ["_silence_", "_unknown_"]);
     assert_eq!(corpus.classes[2..], COMMANDS);
     // Silence offsets (ms) each split may use: its own part of the 12 s noise file.
@@ -140,7 +140,7 @@ fn the_12_class_task_adds_unknown_and_silence() {
     // Seeded: the same corpus twice.
     assert_eq!(
         corpus,
-        Task::SpeechCommands12.corpus(Some(dir)).unwrap().unwrap()
+        Task::SpeechCommands12.corpus(Some(dir), None).unwrap().unwrap()
     );
     // Features: 98 frames of 40 log-mel bands, normalised with training statistics.
     let frontend = FrontendConfig::default();
@@ -158,7 +158,7 @@ fn features_are_cached_by_content_and_config() {
     let Some(fsdd) = fsdd_dir() else { return };
     let cache = std::env::temp_dir().join(format!("rankcode-cache-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&cache);
-    let corpus = Task::Fsdd.corpus(Some(&fsdd)).unwrap().unwrap();
+    let corpus = Task::Fsdd.corpus(Some(&fsdd), None).unwrap().unwrap();
     let clip = &corpus.test[0];
     let cached =
         FeatureExtractor::with_cache(FrontendConfig::default(), Some(cache.clone())).unwrap();

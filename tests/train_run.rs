@@ -57,6 +57,7 @@ fn tiny_run() -> RunConfig {
         select_within_budget: None,
         ensemble_of: None,
         frontend: Default::default(),
+        speaker_split: None,
     }
 }
 

@@ -6,6 +6,7 @@ use clap::parser::ValueSource;
 use indicatif::{ProgressBar, ProgressStyle};
 use rankcode::checkpoint::RunConfig;
 use rankcode::data::frontend::FrontendConfig;
+use rankcode::data::fsdd::{self, SpeakerSplit};
 use rankcode::data::task::Task;
 use rankcode::engine::BatchReport;
 use rankcode::gpu::GpuContext;
@@ -33,6 +34,15 @@ struct ProfileRecord<'a> {
     part: RunPart,
     #[serde(flatten)]
     work: &'a ProfiledWork,
+}
+
+/// How `--split-by` splits FSDD.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SplitBy {
+    /// Speaker-disjoint splits (leave-one-speaker-out).
+    Speaker,
+    /// By take: every speaker in every split.
+    Take,
 }
 
 /// A flag value that can also turn off the task's default: the value, or `none`.
@@ -166,6 +176,15 @@ pub struct TrainArgs {
     /// [default: 0.3:0.99:70].
     #[arg(long, value_name = "FROM:TO:N")]
     pub select_theta_sweep: Option<String>,
+    /// FSDD: speaker: leave-one-speaker-out (--fold picks the test speaker; the next
+    /// speaker in name order is the validation split, the others train); take: FSDD's
+    /// convention, takes 0-4 test and 5-9 validation of every speaker [default: speaker].
+    #[arg(long, value_enum)]
+    pub split_by: Option<SplitBy>,
+    /// FSDD split by speaker: fold N tests on the N-th speaker of the data folder, in
+    /// name order [default: 1].
+    #[arg(long, value_name = "N")]
+    pub fold: Option<usize>,
     /// Audio tasks: mel bands of the log-mel front end.
     #[arg(long, default_value_t = 40)]
     pub mel_bands: usize,
@@ -202,7 +221,7 @@ pub struct TrainArgs {
 }
 
 /// The flag behind each setting of `config.json` that a resumed run keeps as saved.
-const SETTING_FLAGS: [(&str, &str); 23] = [
+const SETTING_FLAGS: [(&str, &str); 25] = [
     ("task", "--task"),
     ("rc.mode", "--mode"),
     ("rc.theta", "--theta"),
@@ -229,6 +248,8 @@ const SETTING_FLAGS: [(&str, &str); 23] = [
     ("frontend.mel_bands", "--mel-bands"),
     ("frontend.mfcc", "--mfcc"),
     ("frontend.clip_ms", "--clip-ms"),
+    ("speaker_split", "--split-by"),
+    ("speaker_split", "--fold"),
 ];
 
 /// The flags among `given` whose values differ from the settings `saved` with a run,
@@ -302,6 +323,9 @@ impl TrainArgs {
                 self.select_max_decision_step,
                 base.select_max_decision_step,
             ),
+            split_by_speaker: self
+                .split_by
+                .map_or(base.split_by_speaker, |s| s == SplitBy::Speaker),
         };
         if self.mode == TrainMode::Eos
             && let Some(OrNone(Some(_))) = self.theta_warmup
@@ -335,6 +359,7 @@ impl TrainArgs {
         cfg.readback_every = self.readback_every.unwrap_or(1);
         cfg.data_dir = data_folder(task, self.data.as_deref());
         cfg.train_limit = self.train_size;
+        cfg.speaker_split = self.speaker_split(task, &recipe, cfg.data_dir.as_deref())?;
         match (&mut cfg.select_within_budget, &self.select_theta_sweep) {
             (Some(budget), Some(sweep)) => budget.theta_sweep = sweep.clone(),
             (None, Some(_)) => anyhow::bail!(
@@ -345,6 +370,35 @@ impl TrainArgs {
             (_, None) => {}
         }
         Ok(cfg)
+    }
+}
+
+impl TrainArgs {
+    /// The speaker split of an FSDD run: fold --fold of the speakers in the data folder,
+    /// where the recipe or --split-by asks for one.
+    fn speaker_split(
+        &self,
+        task: Task,
+        recipe: &Recipe,
+        data_dir: Option<&Path>,
+    ) -> anyhow::Result<Option<SpeakerSplit>> {
+        if task != Task::Fsdd {
+            if self.split_by.is_some() || self.fold.is_some() {
+                anyhow::bail!("--split-by and --fold apply to FSDD only (--task fsdd)");
+            }
+            return Ok(None);
+        }
+        if !recipe.split_by_speaker {
+            if self.fold.is_some() {
+                anyhow::bail!("--fold picks the test speaker of a split by speaker, not by take");
+            }
+            return Ok(None);
+        }
+        let dir = data_dir.context("FSDD reads a data folder")?;
+        let speakers = fsdd::speakers(dir)?;
+        SpeakerSplit::fold(&speakers, self.fold.unwrap_or(1))
+            .map(Some)
+            .map_err(|why| anyhow::anyhow!("--fold: {why}"))
     }
 }
 

@@ -1,12 +1,19 @@
 //! The Free Spoken Digit Dataset layout: `{digit}_{speaker}_{index}.wav` files (8 kHz
 //! mono), in the folder given or in its `recordings/` subfolder.
 //!
-//! Splits: FSDD's own convention makes takes 0-4 of each speaker and digit the test
-//! set; takes 5-9 are held out here as the validation split (model selection), and
-//! takes 10 and above are the training split.
+//! Splits, two ways:
+//! - by take, FSDD's own convention: takes 0-4 of each speaker and digit are the test
+//!   set; takes 5-9 are held out here as the validation split (model selection), and
+//!   takes 10 and above are the training split. Every speaker is in every split, so
+//!   the test measures how well a model knows the voices it trained on;
+//! - by speaker ([`SpeakerSplit`]), leave-one-speaker-out: one speaker's recordings
+//!   are the test split, another's the validation split, and the other speakers'
+//!   the training split, so both the model selection and the test are on voices the
+//!   model never heard, as in Google Speech Commands.
 
 use super::audio::{Clip, Corpus, ensure_not_empty};
 use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// Classes (digits).
@@ -15,6 +22,40 @@ pub const CLASSES: usize = 10;
 const TEST_TAKES: u32 = 5;
 /// Takes below this index (and not test) are the validation split.
 const VAL_TAKES: u32 = 10;
+
+/// A speaker-disjoint split: the test speaker's recordings are the test split, the
+/// validation speaker's the validation split, and every other speaker's the training
+/// split.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpeakerSplit {
+    pub test: String,
+    pub val: String,
+}
+
+impl SpeakerSplit {
+    /// Fold `fold` (1-based) of leave-one-speaker-out over `speakers` (in name order):
+    /// speaker `fold` is the test split and the next one, cyclically, the validation
+    /// split. At least three speakers are needed, so that one is left to train on.
+    pub fn fold(speakers: &[String], fold: usize) -> std::result::Result<Self, String> {
+        let n = speakers.len();
+        if n < 3 {
+            return Err(format!(
+                "a speaker split needs at least 3 speakers (test, validation, training), \
+                 the folder has {n}"
+            ));
+        }
+        if fold == 0 || fold > n {
+            return Err(format!(
+                "fold {fold} does not exist: the folder's {n} speakers ({}) make folds 1 to {n}",
+                speakers.join(", ")
+            ));
+        }
+        Ok(SpeakerSplit {
+            test: speakers[fold - 1].clone(),
+            val: speakers[fold % n].clone(),
+        })
+    }
+}
 
 /// Digit, speaker and take of an FSDD file name, or `None` if it is not one.
 pub fn parse_name(name: &str) -> Option<(u32, &str, u32)> {
@@ -33,10 +74,11 @@ fn recordings_dir(dir: &Path) -> PathBuf {
     if sub.is_dir() { sub } else { dir.to_path_buf() }
 }
 
-/// Lists the corpus in `dir`, in a fixed order (by take, speaker, digit). WAV files whose
-/// names do not follow the FSDD pattern are an error, so a wrong folder is not
-/// silently half-read.
-pub fn corpus(dir: &Path) -> Result<Corpus> {
+/// The FSDD file names in `dir`'s recordings folder, each with its digit, speaker and
+/// take, in a fixed order (by take, speaker, digit: any prefix holds every speaker and
+/// digit alike). WAV files whose names do not follow the FSDD pattern are an error, so
+/// a wrong folder is not silently half-read.
+fn recordings(dir: &Path) -> Result<(PathBuf, Vec<(u32, String, u32, String)>)> {
     let folder = recordings_dir(dir);
     let entries = std::fs::read_dir(&folder).map_err(|e| Error::File {
         path: folder.clone(),
@@ -53,18 +95,37 @@ pub fn corpus(dir: &Path) -> Result<Corpus> {
             path: folder.join(name),
             problem: "is not named {digit}_{speaker}_{index}.wav as FSDD files are".into(),
         })?;
-        files.push((take, speaker, digit, name));
+        files.push((take, speaker.to_string(), digit, name.clone()));
     }
-    // Take-major order: any prefix (--train-size) holds every speaker and digit alike.
     files.sort();
+    Ok((folder, files))
+}
+
+/// The speakers of the recordings in `dir`, in name order.
+pub fn speakers(dir: &Path) -> Result<Vec<String>> {
+    let (_, files) = recordings(dir)?;
+    let mut speakers: Vec<String> = files.into_iter().map(|(_, s, _, _)| s).collect();
+    speakers.sort();
+    speakers.dedup();
+    Ok(speakers)
+}
+
+/// Lists the corpus in `dir`, split by take, or by speaker with `by_speaker` (see the
+/// module's documentation), each split in the order of [`recordings`].
+pub fn corpus(dir: &Path, by_speaker: Option<&SpeakerSplit>) -> Result<Corpus> {
+    let (folder, files) = recordings(dir)?;
     let (mut train, mut val, mut test) = (Vec::new(), Vec::new(), Vec::new());
-    for (take, _, digit, name) in files {
+    for (take, speaker, digit, name) in files {
         let clip = Clip::file(folder.join(name), digit);
-        match take {
-            t if t < TEST_TAKES => test.push(clip),
-            t if t < VAL_TAKES => val.push(clip),
-            _ => train.push(clip),
-        }
+        let split = match by_speaker {
+            None if take < TEST_TAKES => &mut test,
+            None if take < VAL_TAKES => &mut val,
+            None => &mut train,
+            Some(s) if speaker == s.test => &mut test,
+            Some(s) if speaker == s.val => &mut val,
+            Some(_) => &mut train,
+        };
+        split.push(clip);
     }
     let corpus = Corpus {
         classes: (0..CLASSES).map(|d| d.to_string()).collect(),
@@ -103,7 +164,7 @@ mod tests {
             eprintln!("SKIPPED: no FSDD at {}", dir.display());
             return;
         }
-        let c = corpus(&dir).unwrap();
+        let c = corpus(&dir, None).unwrap();
         // Five speakers x 10 digits x 50 takes.
         assert_eq!((c.test.len(), c.val.len(), c.train.len()), (250, 250, 2000));
         let take = |clip: &Clip| {
@@ -114,5 +175,50 @@ mod tests {
         assert!(c.test.iter().all(|clip| take(clip) < 5));
         assert!(c.val.iter().all(|clip| (5..10).contains(&take(clip))));
         assert!(c.train.iter().all(|clip| take(clip) >= 10));
+    }
+
+    #[test]
+    fn speaker_folds_leave_each_speaker_out_once() {
+        let speakers: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        let fold = |k| SpeakerSplit::fold(&speakers, k);
+        assert_eq!(fold(1).unwrap(), SpeakerSplit { test: "a".into(), val: "b".into() });
+        assert_eq!(fold(3).unwrap(), SpeakerSplit { test: "c".into(), val: "a".into() });
+        assert!(fold(0).unwrap_err().contains("folds 1 to 3"));
+        assert!(fold(4).unwrap_err().contains("folds 1 to 3"));
+        assert!(SpeakerSplit::fold(&speakers[..2], 1).unwrap_err().contains("at least 3"));
+    }
+
+    #[test]
+    fn no_speaker_is_on_two_sides_of_a_speaker_split() {
+        let dir = std::env::temp_dir().join(format!("rankcode-fsdd-speakers-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for speaker in ["ann", "bob", "cid", "dee"] {
+            for (digit, take) in [(0, 0), (3, 7), (9, 12)] {
+                std::fs::write(dir.join(format!("{digit}_{speaker}_{take}.wav")), b"").unwrap();
+            }
+        }
+        let names = speakers(&dir).unwrap();
+        assert_eq!(names, ["ann", "bob", "cid", "dee"]);
+        for k in 1..=names.len() {
+            let split = SpeakerSplit::fold(&names, k).unwrap();
+            let c = corpus(&dir, Some(&split)).unwrap();
+            let speaker_of = |clip: &Clip| {
+                let name = clip.path.file_name().unwrap().to_str().unwrap();
+                parse_name(name).unwrap().1.to_string()
+            };
+            let of = |clips: &[Clip]| {
+                let mut s: Vec<String> = clips.iter().map(speaker_of).collect();
+                s.dedup();
+                s
+            };
+            assert_eq!(of(&c.test), [split.test.clone()]);
+            assert_eq!(of(&c.val), [split.val.clone()]);
+            assert_eq!(c.train.len(), 6, "two speakers of three recordings");
+            assert!(of(&c.train).iter().all(|s| *s != split.test && *s != split.val));
+            // Every take of the held-out speakers, none lost.
+            assert_eq!(c.test.len() + c.val.len() + c.train.len(), 12);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

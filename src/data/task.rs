@@ -2,6 +2,7 @@
 //! splits and the data behind them.
 
 use super::audio::{self, Corpus, FeatureExtractor, FeatureSpec};
+use super::fsdd::SpeakerSplit;
 use super::frontend::FrontendConfig;
 use super::speech_commands::Words;
 use super::{Dataset, fsdd, mnist, speech_commands, toy};
@@ -173,13 +174,18 @@ impl Task {
         }
     }
 
-    /// The clips of an audio task's corpus; `None` for the other tasks.
-    pub fn corpus(self, data_dir: Option<&Path>) -> Result<Option<Corpus>> {
+    /// The clips of an audio task's corpus, in the task's own splits or, for FSDD,
+    /// split `by_speaker`; `None` for the other tasks.
+    pub fn corpus(
+        self,
+        data_dir: Option<&Path>,
+        by_speaker: Option<&SpeakerSplit>,
+    ) -> Result<Option<Corpus>> {
         let Some(dir) = self.data_dir(data_dir).filter(|_| self.is_audio()) else {
             return Ok(None);
         };
         Ok(Some(match self {
-            Task::Fsdd => fsdd::corpus(&dir)?,
+            Task::Fsdd => fsdd::corpus(&dir, by_speaker)?,
             Task::SpeechCommands => speech_commands::corpus(&dir, Words::All35)?,
             _ => speech_commands::corpus(&dir, Words::Commands12)?,
         }))
@@ -188,15 +194,17 @@ impl Task {
     /// Opens the task's data. For the audio tasks this lists the corpus and takes the
     /// feature statistics from `spec` (those a run was trained with, from its
     /// `features.json`), or computes them from the training split when `spec` is
-    /// `None`. `data_dir` is `--data`, if given (see [`Self::data_dir`]).
+    /// `None`. `data_dir` is `--data`, if given (see [`Self::data_dir`]); `by_speaker`
+    /// splits FSDD by speaker (see [`Self::corpus`]).
     pub fn open(
         self,
         data_dir: Option<&Path>,
         frontend: &FrontendConfig,
+        by_speaker: Option<&SpeakerSplit>,
         spec: Option<FeatureSpec>,
     ) -> Result<TaskData> {
         let dir = self.data_dir(data_dir);
-        let audio = match self.corpus(data_dir)? {
+        let audio = match self.corpus(data_dir, by_speaker)? {
             None => None,
             Some(corpus) => {
                 let dir = dir.clone().expect("an audio task reads files");
@@ -240,7 +248,7 @@ impl Task {
         data_dir: Option<&Path>,
         frontend: &FrontendConfig,
     ) -> Result<Dataset> {
-        self.open(data_dir, frontend, None)?.load(split)
+        self.open(data_dir, frontend, None, None)?.load(split)
     }
 }
 
