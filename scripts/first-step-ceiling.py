@@ -4,8 +4,9 @@
 Trains, with numpy on the CPU, exactly the function a rankcode LSTM computes at t = 0
 (zero state, so h = o * tanh(i * g); the forget gate multiplies c_{-1} = 0), stacked
 --layers deep, with a softmax readout, on the input of the first step: the pixels of
-bin 0 of DESIGN section 2 (values of 0.95 and up), or with --max-bin K the union of
-bins 0..K. Training follows runs/t085 (docs/results.md): random shifts of up to 2
+bin 0 of the temporal encoding (docs/design.md, 'Tasks'; bytes of 243 and up, values
+of 0.95 and up), or with --max-bin K the union of bins 0..K. Training follows
+runs/t085 (docs/results.md): random shifts of up to 2
 pixels, batch 128, Adam 2e-3 with a cosine schedule, gradients clipped to norm 1,
 the last 5,000 training images for validation. Without the regularisers below it is
 what `rankcode train --theta 0.1` trains (every decision at t = 0), ten times as fast

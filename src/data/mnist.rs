@@ -1,6 +1,8 @@
-//! Temporally encoded MNIST (DESIGN §2): each pixel value p in [0, 1] becomes one
-//! input event in one of 20 time bins, bin = min(19, floor((1 - p) / 0.05)), so the
-//! brightest pixels arrive at t = 0 and the background at t = 19.
+//! Temporally encoded MNIST (docs/design.md, 'Tasks'): each pixel becomes one input
+//! event of value 1.0 in one of 20 time bins; a pixel byte v goes to bin
+//! min(19, (255 - v) * 20 / 255) in integer arithmetic (the exact value of
+//! floor((1 - v/255) / 0.05)), so the brightest pixels arrive at t = 0 and the
+//! background at t = 19.
 //!
 //! Reads the standard IDX files (gzip or raw) from a folder, so Fashion-MNIST in the
 //! same format works too. Splits: train = the first 55,000 training images, val =

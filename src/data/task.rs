@@ -1,4 +1,4 @@
-//! The tasks rankcode trains on, each with its fixed protocol (DESIGN §2): shapes,
+//! The tasks rankcode trains on, each with its fixed protocol (docs/design.md, 'Tasks'): shapes,
 //! splits and the data behind them.
 
 use super::audio::{self, Corpus, FeatureExtractor, FeatureSpec};

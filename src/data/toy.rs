@@ -1,4 +1,4 @@
-//! The two toy tasks of the paper (DESIGN §2), generated from a seed.
+//! The two toy tasks of the paper (docs/design.md, 'Tasks'), generated from a seed.
 
 use super::Dataset;
 use crate::rng::Rng;

@@ -2,7 +2,7 @@
 //! truncated backward pass, written plainly, one sequence at a time. It is the oracle
 //! that every GPU kernel is tested against. It never touches the GPU.
 //!
-//! Semantics (DESIGN §1):
+//! Semantics (docs/design.md, 'The decision rule' and 'The loss'):
 //! - the decision step is the first t at which any output score reaches theta; the
 //!   predicted class is the argmax there; with no spike by T-1 the decision is forced
 //!   at T-1 and the sequence counts as not fired;
