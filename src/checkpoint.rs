@@ -17,8 +17,8 @@
 //! `model.safetensors` and, for audio tasks, `features.json`.
 
 use crate::data::audio::FeatureSpec;
-use crate::data::fsdd::SpeakerSplit;
 use crate::data::frontend::FrontendConfig;
+use crate::data::fsdd::SpeakerSplit;
 use crate::data::task::{Task, TaskData, TaskShape};
 use crate::engine::OptimizerState;
 use crate::error::{Error, Result};

@@ -93,6 +93,41 @@ pub struct EvalReport {
     pub decisions: Vec<(u32, u32)>,
 }
 
+/// Accuracy and decision time of one group of an evaluation's sequences (a speaker's).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupReport {
+    pub name: String,
+    pub sequences: usize,
+    pub accuracy: f64,
+    /// Mean of (decision step + 1), in steps.
+    pub mean_decision_step: f64,
+}
+
+/// The decisions of `report` on sequences labelled `labels`, grouped by `groups` (a
+/// name per sequence, in order; sequences without one are left out), in name order.
+pub fn by_group(
+    report: &EvalReport,
+    labels: &[u32],
+    groups: &[Option<String>],
+) -> Vec<GroupReport> {
+    let mut sums: std::collections::BTreeMap<&str, (usize, usize, usize)> = Default::default();
+    for ((&(step, class), &label), group) in report.decisions.iter().zip(labels).zip(groups) {
+        let Some(name) = group else { continue };
+        let (n, correct, steps) = sums.entry(name).or_default();
+        *n += 1;
+        *correct += (class == label) as usize;
+        *steps += step as usize + 1;
+    }
+    sums.into_iter()
+        .map(|(name, (n, correct, steps))| GroupReport {
+            name: name.to_string(),
+            sequences: n,
+            accuracy: correct as f64 / n as f64,
+            mean_decision_step: steps as f64 / n as f64,
+        })
+        .collect()
+}
+
 /// Batches of `batch_size` indices in a seeded random order (the last may be short).
 fn shuffled_batches(n: usize, batch_size: usize, rng: &mut Rng) -> Vec<Vec<usize>> {
     let mut order: Vec<usize> = (0..n).collect();

@@ -979,6 +979,24 @@ fn each_task_trains_with_its_recipe_unless_a_flag_says_otherwise() {
         ],
         "neither a number nor 'none'",
     );
+    assert_refused(
+        &["train", "--task", "mnist", "--fold", "2", "--out", out],
+        "--split-by and --fold apply to FSDD only",
+    );
+    assert_refused(
+        &[
+            "train",
+            "--task",
+            "fsdd",
+            "--split-by",
+            "take",
+            "--fold",
+            "2",
+            "--out",
+            out,
+        ],
+        "--fold picks the test speaker of a split by speaker",
+    );
     assert!(!dir.exists(), "a refused start writes no run");
 }
 

@@ -96,7 +96,10 @@ fn corpus_dir() -> Option<&'static Path> {
 #[test]
 fn the_35_word_task_labels_words_and_splits_by_the_lists() {
     let Some(dir) = corpus_dir() else { return };
-    let corpus = Task::SpeechCommands.corpus(Some(dir), None).unwrap().unwrap();
+    let corpus = Task::SpeechCommands
+        .corpus(Some(dir), None)
+        .unwrap()
+        .unwrap();
     assert_eq!(corpus.classes, WORDS_35);
     let per_split = (WORD_OF_DIGIT.len() * SPEAKERS.len()) as u32;
     assert_eq!(corpus.test.len() as u32, per_split);
@@ -114,7 +117,10 @@ fn the_35_word_task_labels_words_and_splits_by_the_lists() {
 #[test]
 fn the_12_class_task_adds_unknown_and_silence() {
     let Some(dir) = corpus_dir() else { return };
-    let corpus = Task::SpeechCommands12.corpus(Some(dir), None).unwrap().unwrap();
+    let corpus = Task::SpeechCommands12
+        .corpus(Some(dir), None)
+        .unwrap()
+        .unwrap();
     assert_eq!(corpus.classes[..2], ["_silence_", "_unknown_"]);
     assert_eq!(corpus.classes[2..], COMMANDS);
     // Silence offsets (ms) each split may use: its own part of the 12 s noise file.
@@ -140,7 +146,10 @@ fn the_12_class_task_adds_unknown_and_silence() {
     // Seeded: the same corpus twice.
     assert_eq!(
         corpus,
-        Task::SpeechCommands12.corpus(Some(dir), None).unwrap().unwrap()
+        Task::SpeechCommands12
+            .corpus(Some(dir), None)
+            .unwrap()
+            .unwrap()
     );
     // Features: 98 frames of 40 log-mel bands, normalised with training statistics.
     let frontend = FrontendConfig::default();
@@ -329,4 +338,105 @@ fn train_eval_and_classify_run_end_to_end_on_the_real_layout() {
         "{err}"
     );
     std::fs::remove_dir_all(&work).unwrap();
+}
+
+/// FSDD split by speaker, end to end: a run trained on three speakers (one of them
+/// the validation split, one the test split), then evaluated whole on a folder of two
+/// speakers it never heard, holding only takes 0-4, with accuracy per speaker.
+#[test]
+fn fsdd_trains_by_speaker_and_evaluates_a_folder_of_new_speakers() {
+    let Some(fsdd) = fsdd_dir() else { return };
+    let work = std::env::temp_dir().join(format!("rankcode-fsdd-speakers-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    let (known, new) = (work.join("known"), work.join("new"));
+    let copy = |to: &Path, speakers: &[&str], takes: std::ops::Range<u32>| {
+        std::fs::create_dir_all(to).unwrap();
+        for speaker in speakers {
+            for digit in 0..10 {
+                for take in takes.clone() {
+                    let name = format!("{digit}_{speaker}_{take}.wav");
+                    std::fs::copy(fsdd.join("recordings").join(&name), to.join(&name)).unwrap();
+                }
+            }
+        }
+    };
+    copy(&known, &["george", "jackson", "lucas"], 0..4);
+    copy(&new, &["nicolas", "yweweler"], 0..5);
+    let cache = work.join("cache");
+    let out = work.join("run");
+    let (ok, _, err) = rankcode(
+        &[
+            "train",
+            "--task",
+            "fsdd",
+            "--fold",
+            "2",
+            "--data",
+            known.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--hidden",
+            "8",
+            "--epochs",
+            "1",
+        ],
+        &cache,
+        None,
+    );
+    assert!(ok, "train failed: {err}");
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(
+        config["speaker_split"]["test"], "jackson",
+        "fold 2 of george, jackson, lucas"
+    );
+    assert_eq!(config["speaker_split"]["val"], "lucas");
+    let (ok, json, err) = rankcode(
+        &[
+            "eval",
+            "--checkpoint",
+            out.to_str().unwrap(),
+            "--data",
+            new.to_str().unwrap(),
+            "--split",
+            "all",
+            "--no-full-pass",
+            "--json",
+        ],
+        &cache,
+        None,
+    );
+    assert!(ok, "eval of new speakers failed: {err}");
+    let eval: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(eval["sequences"], 100);
+    let speakers = eval["per_speaker"].as_array().unwrap();
+    let names: Vec<&str> = speakers
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["nicolas", "yweweler"]);
+    assert!(speakers.iter().all(|s| s["sequences"] == 50));
+    let mean = speakers
+        .iter()
+        .map(|s| s["accuracy"].as_f64().unwrap())
+        .sum::<f64>()
+        / 2.0;
+    assert!(
+        (mean - eval["accuracy"].as_f64().unwrap()).abs() < 1e-9,
+        "equal groups"
+    );
+    // The other split of a folder without the run's speakers holds nothing to test.
+    let (ok, _, err) = rankcode(
+        &[
+            "eval",
+            "--checkpoint",
+            out.to_str().unwrap(),
+            "--data",
+            new.to_str().unwrap(),
+        ],
+        &cache,
+        None,
+    );
+    assert!(!ok && err.contains("holds no test recordings"), "{err}");
+    let _ = std::fs::remove_dir_all(&work);
 }

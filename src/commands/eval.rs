@@ -8,7 +8,7 @@ use rankcode::data::task::{Split, Task};
 use rankcode::gpu::GpuContext;
 use rankcode::gpu::profile::ProfiledWork;
 use rankcode::run::{load_for_inference, parse_theta_sweep};
-use rankcode::train::{self, EvalReport, SweepPoint};
+use rankcode::train::{self, EvalReport, GroupReport, SweepPoint};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -78,6 +78,9 @@ struct EvalOutput {
     /// seq-spotting: decisions on positive sequences against the earliest possible step.
     #[serde(skip_serializing_if = "Option::is_none")]
     ideal: Option<IdealComparison>,
+    /// Audio tasks: accuracy and decision time per speaker, in name order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    per_speaker: Option<Vec<GroupReport>>,
     /// With --profile: the GPU time per kind of dispatch, and the wall time it is part of.
     #[serde(skip_serializing_if = "Option::is_none")]
     kernel_profile: Option<ProfiledWork>,
@@ -117,13 +120,15 @@ fn ideal_comparison(task: Task, data: &Dataset, report: &EvalReport) -> Option<I
 }
 
 /// The data of `split` of the run in `run_dir`, from `data` if given, else where the
-/// run read it; audio features are normalised with the run's saved statistics.
+/// run read it, with the speaker of each sequence where the task's file names say it;
+/// audio features are normalised with the run's saved statistics. `all` is every
+/// split that holds data: a folder of new speakers' recordings evaluates whole.
 pub fn load_split(
     run_dir: &Path,
     cfg: &RunConfig,
     split: EvalSplit,
     data: Option<PathBuf>,
-) -> Result<Dataset> {
+) -> Result<(Dataset, Option<Vec<Option<String>>>)> {
     cfg.task.check_data_folder(data.as_deref())?;
     let cfg = RunConfig {
         data_dir: data.or(cfg.data_dir.clone()),
@@ -135,15 +140,32 @@ pub fn load_split(
         .then(|| load_feature_spec(run_dir))
         .transpose()?;
     let data = cfg.open_data(spec)?;
-    let one = |s: Split| data.load(s);
-    Ok(match split {
-        EvalSplit::Train => one(Split::Train)?,
-        EvalSplit::Val => one(Split::Val)?,
-        EvalSplit::Test => one(Split::Test)?,
-        EvalSplit::All => one(Split::Train)?
-            .concat(&one(Split::Val)?)
-            .concat(&one(Split::Test)?),
-    })
+    let splits = match split {
+        EvalSplit::Train => vec![Split::Train],
+        EvalSplit::Val => vec![Split::Val],
+        EvalSplit::Test => vec![Split::Test],
+        EvalSplit::All => [Split::Train, Split::Val, Split::Test]
+            .into_iter()
+            .filter(|&s| data.holds(s))
+            .collect(),
+    };
+    let mut loaded: Option<Dataset> = None;
+    let mut speakers: Option<Vec<Option<String>>> = None;
+    // A folder with no recordings at all: the error of its first split names it.
+    for &s in splits
+        .iter()
+        .chain(splits.is_empty().then_some(&Split::Train))
+    {
+        let part = data.load(s)?;
+        loaded = Some(match loaded {
+            None => part,
+            Some(before) => before.concat(&part),
+        });
+        if let Some(names) = data.speakers(s) {
+            speakers.get_or_insert_with(Vec::new).extend(names);
+        }
+    }
+    Ok((loaded.expect("at least one split is loaded"), speakers))
 }
 
 pub fn run(args: &EvalArgs) -> Result<()> {
@@ -161,7 +183,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         .transpose()?;
     let ctx = Arc::new(GpuContext::new()?);
     let (cfg, mut engine, _) = load_for_inference(ctx, &args.checkpoint, args.theta)?;
-    let data = load_split(&args.checkpoint, &cfg, args.split, args.data.clone())?;
+    let (data, speakers) = load_split(&args.checkpoint, &cfg, args.split, args.data.clone())?;
     if args.profile {
         engine.enable_profiling()?;
     }
@@ -182,6 +204,9 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         .zip(sweep.as_deref())
         .map(|(max_step, sweep)| train::best_within(sweep, max_step));
     let ideal = ideal_comparison(cfg.task, &data, &report);
+    let per_speaker = speakers
+        .map(|names| train::by_group(&report, &data.labels, &names))
+        .filter(|groups| !groups.is_empty());
     let mean_decision_ms = cfg.task.is_audio().then(|| {
         // Frame t ends at window + t * hop: linear, so the mean maps directly.
         let (first, second) = (
@@ -199,6 +224,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         sweep,
         best_within_budget,
         ideal,
+        per_speaker,
         kernel_profile,
     };
     if args.json {
@@ -253,6 +279,9 @@ pub fn run(args: &EvalArgs) -> Result<()> {
             100.0 * i.accuracy
         );
     }
+    if let Some(groups) = &out.per_speaker {
+        print_per_speaker(groups);
+    }
     if let Some(sweep) = &out.sweep {
         println!("\n  theta    accuracy   mean decision step   not fired");
         for p in sweep {
@@ -284,4 +313,31 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The per-speaker table of an evaluation, with the mean and the worst speaker.
+fn print_per_speaker(groups: &[GroupReport]) {
+    println!("\n  speaker          recordings   accuracy   mean decision step");
+    for g in groups {
+        println!(
+            "  {:<16} {:>10}   {:>7.2}%   {:>18.2}",
+            g.name,
+            g.sequences,
+            100.0 * g.accuracy,
+            g.mean_decision_step
+        );
+    }
+    if groups.len() > 1 {
+        let mean = groups.iter().map(|g| g.accuracy).sum::<f64>() / groups.len() as f64;
+        let worst = groups
+            .iter()
+            .min_by(|a, b| a.accuracy.total_cmp(&b.accuracy))
+            .expect("groups");
+        println!(
+            "  mean of the speakers {:.2}%; worst {} at {:.2}%",
+            100.0 * mean,
+            worst.name,
+            100.0 * worst.accuracy
+        );
+    }
 }

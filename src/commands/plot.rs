@@ -68,7 +68,7 @@ pub fn run(args: &PlotArgs) -> Result<()> {
             }
             _ => task_steps = Some((cfg.task, steps)),
         }
-        let data = load_split(dir, &cfg, args.split, args.data.clone())?;
+        let (data, _) = load_split(dir, &cfg, args.split, args.data.clone())?;
         let sweep = train::theta_sweep(&mut engine, &data, cfg.batch, &thetas)?;
         let name = dir
             .file_name()

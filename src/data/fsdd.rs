@@ -181,16 +181,33 @@ mod tests {
     fn speaker_folds_leave_each_speaker_out_once() {
         let speakers: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
         let fold = |k| SpeakerSplit::fold(&speakers, k);
-        assert_eq!(fold(1).unwrap(), SpeakerSplit { test: "a".into(), val: "b".into() });
-        assert_eq!(fold(3).unwrap(), SpeakerSplit { test: "c".into(), val: "a".into() });
+        assert_eq!(
+            fold(1).unwrap(),
+            SpeakerSplit {
+                test: "a".into(),
+                val: "b".into()
+            }
+        );
+        assert_eq!(
+            fold(3).unwrap(),
+            SpeakerSplit {
+                test: "c".into(),
+                val: "a".into()
+            }
+        );
         assert!(fold(0).unwrap_err().contains("folds 1 to 3"));
         assert!(fold(4).unwrap_err().contains("folds 1 to 3"));
-        assert!(SpeakerSplit::fold(&speakers[..2], 1).unwrap_err().contains("at least 3"));
+        assert!(
+            SpeakerSplit::fold(&speakers[..2], 1)
+                .unwrap_err()
+                .contains("at least 3")
+        );
     }
 
     #[test]
     fn no_speaker_is_on_two_sides_of_a_speaker_split() {
-        let dir = std::env::temp_dir().join(format!("rankcode-fsdd-speakers-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("rankcode-fsdd-speakers-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         for speaker in ["ann", "bob", "cid", "dee"] {
@@ -215,7 +232,11 @@ mod tests {
             assert_eq!(of(&c.test), [split.test.clone()]);
             assert_eq!(of(&c.val), [split.val.clone()]);
             assert_eq!(c.train.len(), 6, "two speakers of three recordings");
-            assert!(of(&c.train).iter().all(|s| *s != split.test && *s != split.val));
+            assert!(
+                of(&c.train)
+                    .iter()
+                    .all(|s| *s != split.test && *s != split.val)
+            );
             // Every take of the held-out speakers, none lost.
             assert_eq!(c.test.len() + c.val.len() + c.train.len(), 12);
         }

@@ -2,8 +2,8 @@
 //! splits and the data behind them.
 
 use super::audio::{self, Corpus, FeatureExtractor, FeatureSpec};
-use super::fsdd::SpeakerSplit;
 use super::frontend::FrontendConfig;
+use super::fsdd::SpeakerSplit;
 use super::speech_commands::Words;
 use super::{Dataset, fsdd, mnist, speech_commands, toy};
 use crate::error::{Error, Result};
@@ -97,6 +97,19 @@ impl Task {
                 ..FrontendConfig::default()
             },
             _ => FrontendConfig::default(),
+        }
+    }
+
+    /// The speaker of a recording of this task, from its file name: FSDD's
+    /// `{digit}_{speaker}_{take}.wav`, or Speech Commands' `{speaker}_nohash_{n}.wav`.
+    pub fn speaker_of(self, path: &Path) -> Option<String> {
+        let name = path.file_name()?.to_str()?;
+        match self {
+            Task::Fsdd => fsdd::parse_name(name).map(|(_, speaker, _)| speaker.to_string()),
+            Task::SpeechCommands | Task::SpeechCommands12 => name
+                .split_once("_nohash_")
+                .map(|(speaker, _)| speaker.to_string()),
+            _ => None,
         }
     }
 
@@ -296,6 +309,28 @@ pub struct TaskData {
 }
 
 impl TaskData {
+    /// False for a split of an audio corpus that holds no recordings (a folder of
+    /// recordings of new speakers is all training, for example).
+    pub fn holds(&self, split: Split) -> bool {
+        self.audio
+            .as_ref()
+            .is_none_or(|a| !a.corpus.split(split).is_empty())
+    }
+
+    /// The speaker of each sequence of `split` of an audio task, in order, as its
+    /// file name says (`None` where it says none, as for clips of silence); `None`
+    /// for the other tasks.
+    pub fn speakers(&self, split: Split) -> Option<Vec<Option<String>>> {
+        let audio = self.audio.as_ref()?;
+        let clips = audio.corpus.split(split);
+        Some(
+            clips
+                .iter()
+                .map(|c| self.task.speaker_of(&c.path))
+                .collect(),
+        )
+    }
+
     /// The feature description of an audio task (front end, training statistics,
     /// class names): what classifying new audio needs.
     pub fn feature_spec(&self) -> Option<&FeatureSpec> {
