@@ -74,11 +74,14 @@ fn recordings_dir(dir: &Path) -> PathBuf {
     if sub.is_dir() { sub } else { dir.to_path_buf() }
 }
 
+/// Take, speaker, digit and file name of a recording, in the order recordings sort.
+type Recording = (u32, String, u32, String);
+
 /// The FSDD file names in `dir`'s recordings folder, each with its digit, speaker and
 /// take, in a fixed order (by take, speaker, digit: any prefix holds every speaker and
 /// digit alike). WAV files whose names do not follow the FSDD pattern are an error, so
 /// a wrong folder is not silently half-read.
-fn recordings(dir: &Path) -> Result<(PathBuf, Vec<(u32, String, u32, String)>)> {
+fn recordings(dir: &Path) -> Result<(PathBuf, Vec<Recording>)> {
     let folder = recordings_dir(dir);
     let entries = std::fs::read_dir(&folder).map_err(|e| Error::File {
         path: folder.clone(),
@@ -229,8 +232,8 @@ mod tests {
                 s.dedup();
                 s
             };
-            assert_eq!(of(&c.test), [split.test.clone()]);
-            assert_eq!(of(&c.val), [split.val.clone()]);
+            assert_eq!(of(&c.test), std::slice::from_ref(&split.test));
+            assert_eq!(of(&c.val), std::slice::from_ref(&split.val));
             assert_eq!(c.train.len(), 6, "two speakers of three recordings");
             assert!(
                 of(&c.train)
