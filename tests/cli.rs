@@ -343,7 +343,8 @@ fn resume_extends_a_finished_run_and_a_failed_start_leaves_nothing() {
 fn a_resume_drops_a_cut_metrics_line_and_stale_temporary_files() {
     let dir = temp("cut");
     let out = dir.to_str().unwrap();
-    train_small(&dir, "5", "1", &[]);
+    // A constant rate (not seq-spotting's cosine schedule), so the run can be extended.
+    train_small(&dir, "5", "1", &["--lr-schedule", "constant"]);
     // A crash cut the record of epoch 2 short, and left the temporary files of
     // writes that never reached their rename (see files::write_atomic).
     let metrics_path = dir.join("metrics.jsonl");
@@ -959,7 +960,7 @@ fn each_task_trains_with_its_recipe_unless_a_flag_says_otherwise() {
         &[
             "train",
             "--task",
-            "noise-vs-signal",
+            "seq-spotting",
             "--select-theta-sweep",
             "0.5:0.9:5",
             "--out",
