@@ -17,6 +17,7 @@
 //! `model.safetensors` and, for audio tasks, `features.json`.
 
 use crate::data::audio::FeatureSpec;
+use crate::data::audio_augment::AudioAugment;
 use crate::data::frontend::FrontendConfig;
 use crate::data::fsdd::SpeakerSplit;
 use crate::data::task::{Task, TaskData, TaskShape};
@@ -97,6 +98,10 @@ pub struct RunConfig {
     /// (leave-one-speaker-out); none: the split by take, every speaker in every split.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub speaker_split: Option<SpeakerSplit>,
+    /// Audio tasks: what is drawn for each training clip every epoch (none: the clips
+    /// as they are).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub augment_audio: Option<AudioAugment>,
 }
 
 /// What a checkpoint restores.
@@ -311,6 +316,15 @@ impl RunConfig {
         }
         if self.task.is_audio() {
             self.frontend.validate()?;
+        }
+        if let Some(augment) = &self.augment_audio {
+            crate::error::ensure(self.task.is_audio(), || {
+                "audio augmentation applies to the audio tasks only (fsdd, speech-commands, \
+                 speech-commands-12)"
+                    .into()
+            })?;
+            let shape = self.shape();
+            augment.validate(shape.steps, shape.input)?;
         }
         if let Some(split) = &self.speaker_split {
             crate::error::ensure(self.task == Task::Fsdd, || {

@@ -4,6 +4,7 @@
 //! text of `train` is made from it, and a run's `config.json` records what it used.
 
 use crate::checkpoint::RunConfig;
+use crate::data::audio_augment::AudioAugment;
 use crate::data::frontend::FrontendConfig;
 use crate::data::task::Task;
 use crate::model::{
@@ -48,6 +49,8 @@ pub struct Recipe {
     pub select_max_decision_step: Option<f64>,
     /// FSDD: split by speaker (leave-one-speaker-out folds), not by take.
     pub split_by_speaker: bool,
+    /// Audio tasks: what is drawn for each training clip every epoch.
+    pub augment_audio: Option<AudioAugment>,
 }
 
 /// What the tasks share unless their recipe says otherwise.
@@ -67,6 +70,7 @@ const BASE: Recipe = Recipe {
     augment_drop: None,
     select_max_decision_step: None,
     split_by_speaker: false,
+    augment_audio: None,
 };
 
 impl Recipe {
@@ -188,6 +192,7 @@ impl Recipe {
             ensemble_of: None,
             frontend,
             speaker_split: None,
+            augment_audio: self.augment_audio,
         }
     }
 

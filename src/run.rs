@@ -4,6 +4,7 @@
 
 use crate::checkpoint::{self, Checkpoint, RunConfig};
 use crate::data::Dataset;
+use crate::data::audio_augment::AudioAugment;
 use crate::data::task::Split;
 use crate::engine::{BatchReport, Capacity, Engine, EngineConfig};
 use crate::error::{Error, Result};
@@ -201,12 +202,13 @@ fn epoch_rng(seed: u64, epoch: usize) -> Rng {
 
 /// What an epoch trains on: `train`, or a copy whose images are each moved by a random
 /// shift of up to `augment_shift` pixels, then have each pixel dropped with probability
-/// `augment_drop`. The epoch's generator draws the shifts first, then the drops, then
-/// the batch order.
+/// `augment_drop`, or whose audio clips have their `augment_audio` draws applied. The
+/// epoch's generator draws the augmentations first, then the batch order.
 fn epoch_training_data<'a>(
     train: &'a Dataset,
     augment_shift: Option<usize>,
     augment_drop: Option<f64>,
+    augment_audio: Option<&AudioAugment>,
     rng: &mut Rng,
 ) -> Result<Cow<'a, Dataset>> {
     let mut data = Cow::Borrowed(train);
@@ -215,6 +217,9 @@ fn epoch_training_data<'a>(
     }
     if let Some(rate) = augment_drop {
         data = Cow::Owned(data.with_pixels_dropped(rate, rng)?);
+    }
+    if let Some(augment) = augment_audio {
+        data = Cow::Owned(data.audio_augmented(augment, rng)?);
     }
     Ok(data)
 }
@@ -569,8 +574,13 @@ pub fn train_run(
         engine.set_learning_rate(lr)?;
         let train_rc = cfg.training_rc(epoch);
         engine.set_rc(train_rc)?;
-        let epoch_data =
-            epoch_training_data(&train_data, cfg.augment_shift, cfg.augment_drop, &mut rng)?;
+        let epoch_data = epoch_training_data(
+            &train_data,
+            cfg.augment_shift,
+            cfg.augment_drop,
+            cfg.augment_audio.as_ref(),
+            &mut rng,
+        )?;
         let batches = epoch_data.len().div_ceil(cfg.batch);
         let mut index = 0;
         let e = train::train_epoch(&mut engine, &epoch_data, cfg.batch, epoch, &mut rng, |r| {
@@ -920,18 +930,20 @@ mod tests {
             image[5] = 0;
         }
         let train = Dataset::from_event_times(times, vec![0; 50], 2, 16, 1).with_image_size(4, 4);
-        let plain = epoch_training_data(&train, None, None, &mut epoch_rng(1, 1)).unwrap();
+        let plain = epoch_training_data(&train, None, None, None, &mut epoch_rng(1, 1)).unwrap();
         assert!(matches!(plain, Cow::Borrowed(_)));
-        let moved = epoch_training_data(&train, Some(1), None, &mut epoch_rng(1, 1)).unwrap();
+        let moved = epoch_training_data(&train, Some(1), None, None, &mut epoch_rng(1, 1)).unwrap();
         let moved_images = (0..50).filter(|&n| moved.sequence(n) != train.sequence(n));
         // 8 of the 9 offsets move the image.
         assert!(moved_images.count() > 30);
-        let again = epoch_training_data(&train, Some(1), None, &mut epoch_rng(1, 1)).unwrap();
+        let again = epoch_training_data(&train, Some(1), None, None, &mut epoch_rng(1, 1)).unwrap();
         assert_eq!(again, moved);
-        let next_epoch = epoch_training_data(&train, Some(1), None, &mut epoch_rng(1, 2)).unwrap();
+        let next_epoch =
+            epoch_training_data(&train, Some(1), None, None, &mut epoch_rng(1, 2)).unwrap();
         assert_ne!(next_epoch, moved);
         // Drops come after the shifts: the moved images lose some of their bright pixels.
-        let both = epoch_training_data(&train, Some(1), Some(0.5), &mut epoch_rng(1, 1)).unwrap();
+        let both =
+            epoch_training_data(&train, Some(1), Some(0.5), None, &mut epoch_rng(1, 1)).unwrap();
         // Step 0's events of image n (the background's are at step 1).
         let has_bright = |d: &Dataset, n: usize| d.sequence(n)[..16].contains(&1.0);
         let kept = (0..50).filter(|&n| has_bright(&both, n)).count();

@@ -981,6 +981,44 @@ fn each_task_trains_with_its_recipe_unless_a_flag_says_otherwise() {
         "neither a number nor 'none'",
     );
     assert_refused(
+        &[
+            "train",
+            "--task",
+            "noise-vs-signal",
+            "--augment-warp",
+            "0.1",
+            "--out",
+            out,
+        ],
+        "audio augmentation applies to the audio tasks only",
+    );
+    assert_refused(
+        &[
+            "train",
+            "--task",
+            "fsdd",
+            "--augment-warp",
+            "0.7",
+            "--out",
+            out,
+        ],
+        "--augment-warp must be between 0 and 0.5",
+    );
+    for audio_flag in ["--mel-bands", "--mfcc", "--clip-ms"] {
+        assert_refused(
+            &[
+                "train",
+                "--task",
+                "noise-vs-signal",
+                audio_flag,
+                "20",
+                "--out",
+                out,
+            ],
+            "apply to the audio tasks only",
+        );
+    }
+    assert_refused(
         &["train", "--task", "mnist", "--fold", "2", "--out", out],
         "--split-by and --fold apply to FSDD only",
     );

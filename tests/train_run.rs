@@ -58,6 +58,7 @@ fn tiny_run() -> RunConfig {
         ensemble_of: None,
         frontend: Default::default(),
         speaker_split: None,
+        augment_audio: None,
     }
 }
 

@@ -5,6 +5,7 @@ use clap::Args;
 use clap::parser::ValueSource;
 use indicatif::{ProgressBar, ProgressStyle};
 use rankcode::checkpoint::RunConfig;
+use rankcode::data::audio_augment::AudioAugment;
 use rankcode::data::frontend::FrontendConfig;
 use rankcode::data::fsdd::{self, SpeakerSplit};
 use rankcode::data::task::Task;
@@ -185,9 +186,29 @@ pub struct TrainArgs {
     /// name order [default: 1].
     #[arg(long, value_name = "N")]
     pub fold: Option<usize>,
-    /// Audio tasks: mel bands of the log-mel front end.
-    #[arg(long, default_value_t = 40)]
-    pub mel_bands: usize,
+    /// Audio tasks: move each training clip by up to FRAMES frames either way, drawn
+    /// anew every epoch (the edge frames fill the gap); `none` or 0: no shifts.
+    #[arg(long, value_name = "FRAMES", value_parser = number_or_none::<usize>)]
+    pub augment_frames_shift: Option<OrNone<usize>>,
+    /// Audio tasks: scale each training clip's frequency axis by a factor drawn from
+    /// [1 - W, 1 + W] every epoch (vocal tract length perturbation); `none` or 0: off.
+    #[arg(long, value_name = "W", value_parser = number_or_none::<f64>)]
+    pub augment_warp: Option<OrNone<f64>>,
+    /// Audio tasks: stretch each training clip in time by a factor drawn from
+    /// [1 - R, 1 + R] every epoch; `none` or 0: off.
+    #[arg(long, value_name = "R", value_parser = number_or_none::<f64>)]
+    pub augment_tempo: Option<OrNone<f64>>,
+    /// Audio tasks: set a run of up to BANDS bands of each training clip to the mean,
+    /// drawn every epoch (SpecAugment); `none` or 0: off.
+    #[arg(long, value_name = "BANDS", value_parser = number_or_none::<usize>)]
+    pub augment_freq_mask: Option<OrNone<usize>>,
+    /// Audio tasks: set a run of up to FRAMES frames of each training clip to the mean,
+    /// drawn every epoch (SpecAugment); `none` or 0: off.
+    #[arg(long, value_name = "FRAMES", value_parser = number_or_none::<usize>)]
+    pub augment_time_mask: Option<OrNone<usize>>,
+    /// Audio tasks: mel bands of the log-mel front end [default: 40].
+    #[arg(long)]
+    pub mel_bands: Option<usize>,
     /// Audio tasks: use the first N MFCCs (of the log-mel bands) instead of log-mel.
     #[arg(long)]
     pub mfcc: Option<usize>,
@@ -221,7 +242,7 @@ pub struct TrainArgs {
 }
 
 /// The flag behind each setting of `config.json` that a resumed run keeps as saved.
-const SETTING_FLAGS: [(&str, &str); 25] = [
+const SETTING_FLAGS: [(&str, &str); 30] = [
     ("task", "--task"),
     ("rc.mode", "--mode"),
     ("rc.theta", "--theta"),
@@ -250,6 +271,11 @@ const SETTING_FLAGS: [(&str, &str); 25] = [
     ("frontend.clip_ms", "--clip-ms"),
     ("speaker_split", "--split-by"),
     ("speaker_split", "--fold"),
+    ("augment_audio.shift_frames", "--augment-frames-shift"),
+    ("augment_audio.warp", "--augment-warp"),
+    ("augment_audio.tempo", "--augment-tempo"),
+    ("augment_audio.freq_mask", "--augment-freq-mask"),
+    ("augment_audio.time_mask", "--augment-time-mask"),
 ];
 
 /// The flags among `given` whose values differ from the settings `saved` with a run,
@@ -326,6 +352,7 @@ impl TrainArgs {
             split_by_speaker: self
                 .split_by
                 .map_or(base.split_by_speaker, |s| s == SplitBy::Speaker),
+            augment_audio: self.audio_augment(base.augment_audio.unwrap_or_default()),
         };
         if self.mode == TrainMode::Eos
             && let Some(OrNone(Some(_))) = self.theta_warmup
@@ -345,9 +372,16 @@ impl TrainArgs {
                 warmup.epochs
             );
         }
+        if !task.is_audio() && (self.mel_bands, self.mfcc, self.clip_ms) != (None, None, None) {
+            anyhow::bail!(
+                "--mel-bands, --mfcc and --clip-ms apply to the audio tasks only (fsdd, \
+                 speech-commands, speech-commands-12), not {}",
+                task.name()
+            );
+        }
         let defaults = task.default_frontend();
         let frontend = FrontendConfig {
-            mel_bands: self.mel_bands,
+            mel_bands: self.mel_bands.unwrap_or(defaults.mel_bands),
             mfcc: self.mfcc,
             clip_ms: self.clip_ms.unwrap_or(defaults.clip_ms),
             ..defaults
@@ -374,6 +408,21 @@ impl TrainArgs {
 }
 
 impl TrainArgs {
+    /// The audio augmentation of the flags, each part not given as in `recipe`'s; none
+    /// when every part is off.
+    fn audio_augment(&self, recipe: AudioAugment) -> Option<AudioAugment> {
+        let part = |flag: Option<OrNone<usize>>, recipe: usize| or_recipe(flag, Some(recipe));
+        let factor = |flag: Option<OrNone<f64>>, recipe: f64| or_recipe(flag, Some(recipe));
+        let augment = AudioAugment {
+            shift_frames: part(self.augment_frames_shift, recipe.shift_frames).unwrap_or(0),
+            warp: factor(self.augment_warp, recipe.warp).unwrap_or(0.0),
+            tempo: factor(self.augment_tempo, recipe.tempo).unwrap_or(0.0),
+            freq_mask: part(self.augment_freq_mask, recipe.freq_mask).unwrap_or(0),
+            time_mask: part(self.augment_time_mask, recipe.time_mask).unwrap_or(0),
+        };
+        (augment != AudioAugment::default()).then_some(augment)
+    }
+
     /// The speaker split of an FSDD run: fold --fold of the speakers in the data folder,
     /// where the recipe or --split-by asks for one.
     fn speaker_split(

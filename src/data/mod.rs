@@ -1,6 +1,7 @@
 //! Tasks and datasets, turned into batches of host tensors. Never touches the GPU.
 
 pub mod audio;
+pub mod audio_augment;
 pub mod augment;
 pub mod frontend;
 pub mod fsdd;
@@ -114,6 +115,11 @@ impl Dataset {
     /// True when there are no sequences.
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
+    }
+
+    /// True when the sequences are stored as dense values (not as event times).
+    pub fn is_dense(&self) -> bool {
+        matches!(self.source, Source::Dense(_))
     }
 
     /// Builds a dataset from per-sequence `[T * I]` vectors.
