@@ -671,35 +671,49 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         .task
         .or(saved.as_ref().map(|s| s.task))
         .context("--task is required to start a run")?;
-    let mut cfg = args.run_config(task)?;
-    refuse_untrainable(&cfg, &args.out)?;
-    if let Some(saved) = saved {
-        // The saved settings (with --epochs, as the schedule continues), except what
-        // may change on resume: another readback cadence, a moved data folder.
-        let ignored = ignored_on_resume(&saved, &cfg, &args.given);
-        if !ignored.is_empty() {
-            eprintln!(
-                "note: --resume continues the run with the settings saved in {} (only \
-                 --epochs, --readback-every, --data and --profile apply); ignored: {}",
-                args.out.display(),
-                ignored.join(", ")
-            );
+    let from_flags = args.run_config(task);
+    let cfg = match saved {
+        None => {
+            let cfg = from_flags?;
+            refuse_untrainable(&cfg, &args.out)?;
+            cfg
         }
-        cfg = RunConfig {
-            readback_every: args.readback_every.unwrap_or(saved.readback_every),
-            // A moved folder, for the task the run trains.
-            data_dir: args
-                .data
-                .as_ref()
-                .and(data_folder(saved.task, args.data.as_deref()))
-                .or(saved.data_dir.clone()),
-            ..saved
-        };
-        log::info!(
-            "--resume: using the model and training settings saved in {}",
-            args.out.display()
-        );
-    }
+        Some(saved) => {
+            refuse_untrainable(&saved, &args.out)?;
+            // The saved settings (with --epochs, as the schedule continues), except what
+            // may change on resume: another readback cadence, a moved data folder.
+            match &from_flags {
+                Ok(now) => {
+                    let ignored = ignored_on_resume(&saved, now, &args.given);
+                    if !ignored.is_empty() {
+                        eprintln!(
+                            "note: --resume continues the run with the settings saved in {} \
+                             (only --epochs, --readback-every, --data and --profile apply); \
+                             ignored: {}",
+                            args.out.display(),
+                            ignored.join(", ")
+                        );
+                    }
+                }
+                // Flags that would not start a run of their own do not stop a resume.
+                Err(e) => log::info!("--resume: the flags given make no run ({e:#}); ignored"),
+            }
+            log::info!(
+                "--resume: using the model and training settings saved in {}",
+                args.out.display()
+            );
+            RunConfig {
+                readback_every: args.readback_every.unwrap_or(saved.readback_every),
+                // A moved folder, for the task the run trains.
+                data_dir: args
+                    .data
+                    .as_ref()
+                    .and(data_folder(saved.task, args.data.as_deref()))
+                    .or(saved.data_dir.clone()),
+                ..saved
+            }
+        }
+    };
     // The task the run trains: on resume, the saved one.
     cfg.task.check_data_folder(args.data.as_deref())?;
     cfg.validate()?;
