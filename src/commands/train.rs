@@ -6,7 +6,7 @@ use clap::parser::ValueSource;
 use indicatif::{ProgressBar, ProgressStyle};
 use rankcode::checkpoint::RunConfig;
 use rankcode::data::audio_augment::AudioAugment;
-use rankcode::data::frontend::FrontendConfig;
+use rankcode::data::frontend::{FrontendConfig, UtteranceNorm};
 use rankcode::data::fsdd::{self, SpeakerSplit};
 use rankcode::data::task::Task;
 use rankcode::engine::BatchReport;
@@ -206,6 +206,12 @@ pub struct TrainArgs {
     /// drawn every epoch (SpecAugment); `none` or 0: off.
     #[arg(long, value_name = "FRAMES", value_parser = number_or_none::<usize>)]
     pub augment_time_mask: Option<OrNone<usize>>,
+    /// Audio tasks: how each clip's own frames normalise its features before the
+    /// training split's statistics: none; causal (each frame minus the mean of the
+    /// frames up to it: no later audio); whole (each band's mean and deviation over the
+    /// clip's audio) [default: none].
+    #[arg(long, value_enum)]
+    pub utterance_norm: Option<UtteranceNorm>,
     /// Audio tasks: mel bands of the log-mel front end [default: 40].
     #[arg(long)]
     pub mel_bands: Option<usize>,
@@ -242,7 +248,7 @@ pub struct TrainArgs {
 }
 
 /// The flag behind each setting of `config.json` that a resumed run keeps as saved.
-const SETTING_FLAGS: [(&str, &str); 30] = [
+const SETTING_FLAGS: [(&str, &str); 31] = [
     ("task", "--task"),
     ("rc.mode", "--mode"),
     ("rc.theta", "--theta"),
@@ -269,6 +275,7 @@ const SETTING_FLAGS: [(&str, &str); 30] = [
     ("frontend.mel_bands", "--mel-bands"),
     ("frontend.mfcc", "--mfcc"),
     ("frontend.clip_ms", "--clip-ms"),
+    ("frontend.utterance_norm", "--utterance-norm"),
     ("speaker_split", "--split-by"),
     ("speaker_split", "--fold"),
     ("augment_audio.shift_frames", "--augment-frames-shift"),
@@ -372,10 +379,15 @@ impl TrainArgs {
                 warmup.epochs
             );
         }
-        if !task.is_audio() && (self.mel_bands, self.mfcc, self.clip_ms) != (None, None, None) {
+        if !task.is_audio()
+            && (self.mel_bands.is_some()
+                || self.mfcc.is_some()
+                || self.clip_ms.is_some()
+                || self.utterance_norm.is_some())
+        {
             anyhow::bail!(
-                "--mel-bands, --mfcc and --clip-ms apply to the audio tasks only (fsdd, \
-                 speech-commands, speech-commands-12), not {}",
+                "--mel-bands, --mfcc, --clip-ms and --utterance-norm apply to the audio tasks \
+                 only (fsdd, speech-commands, speech-commands-12), not {}",
                 task.name()
             );
         }
@@ -384,6 +396,7 @@ impl TrainArgs {
             mel_bands: self.mel_bands.unwrap_or(defaults.mel_bands),
             mfcc: self.mfcc,
             clip_ms: self.clip_ms.unwrap_or(defaults.clip_ms),
+            utterance_norm: self.utterance_norm.unwrap_or(defaults.utterance_norm),
             ..defaults
         };
         let mut cfg = recipe.run_config(task, self.mode, frontend);

@@ -63,6 +63,61 @@ pub struct FrontendConfig {
     /// Length clips are padded (with zeros at the end) or trimmed to before framing,
     /// milliseconds. Default 1000.
     pub clip_ms: u32,
+    /// How each clip's own frames normalise its features (before the training split's
+    /// statistics). Default none.
+    #[serde(skip_serializing_if = "UtteranceNorm::is_none")]
+    pub utterance_norm: UtteranceNorm,
+}
+
+/// How each clip's own frames normalise its features, before the training split's
+/// statistics: a speaker's level and channel are constant offsets of every log-mel
+/// band, which these remove.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum UtteranceNorm {
+    /// The training split's statistics only.
+    #[default]
+    None,
+    /// Each frame minus the mean of the clip's frames up to and including it (causal
+    /// mean normalisation): the features of a prefix stay a prefix of the whole
+    /// clip's, so an early decision sees no later audio.
+    Causal,
+    /// Each band minus its mean over the clip's frames of audio (not the padding),
+    /// divided by their standard deviation: normalisation over the whole utterance,
+    /// which lets an early decision see statistics of audio after it.
+    Whole,
+}
+
+impl UtteranceNorm {
+    /// True for no normalisation per clip (what configurations saved before it mean).
+    pub fn is_none(&self) -> bool {
+        *self == UtteranceNorm::None
+    }
+
+    /// Normalises `values` (frame-major, `features` a frame), whose first
+    /// `audio_frames` frames hold audio and the rest padding.
+    pub fn apply(self, values: &mut [f32], features: usize, audio_frames: usize) {
+        let frames = values.len() / features;
+        match self {
+            UtteranceNorm::None => {}
+            UtteranceNorm::Causal => {
+                let mut sum = vec![0f64; features];
+                for (t, frame) in values.chunks_mut(features).enumerate() {
+                    for (s, v) in sum.iter_mut().zip(frame.iter_mut()) {
+                        *s += *v as f64;
+                        *v = (*v as f64 - *s / (t + 1) as f64) as f32;
+                    }
+                }
+            }
+            UtteranceNorm::Whole => {
+                let n = audio_frames.clamp(1, frames.max(1));
+                let audio = &values[..n * features];
+                let norm =
+                    crate::data::audio::FeatureNorm::from_features(&[audio.to_vec()], features);
+                norm.apply(values);
+            }
+        }
+    }
 }
 
 impl Default for FrontendConfig {
@@ -76,6 +131,7 @@ impl Default for FrontendConfig {
             f_max: 0.0,
             mfcc: None,
             clip_ms: 1000,
+            utterance_norm: UtteranceNorm::None,
         }
     }
 }
@@ -354,15 +410,21 @@ impl Frontend {
 
     /// Features of `samples` (already at `config.sample_rate`), padded with zeros or
     /// trimmed to `clip_ms`: `frames() * feature_size()` values, frame-major.
+    /// Each clip's own normalisation (`utterance_norm`) applies.
     pub fn clip_features(&self, samples: &[f32]) -> Vec<f32> {
         let clip = self.config.clip_samples();
-        if samples.len() >= clip {
+        let mut values = if samples.len() >= clip {
             self.features(&samples[..clip])
         } else {
             let mut padded = samples.to_vec();
             padded.resize(clip, 0.0);
             self.features(&padded)
-        }
+        };
+        let audio_frames = self.config.frames_in(samples.len().min(clip));
+        self.config
+            .utterance_norm
+            .apply(&mut values, self.config.feature_size(), audio_frames);
+        values
     }
 
     /// Features of every whole frame in `samples`, with no padding or trimming
@@ -744,5 +806,40 @@ mod tests {
         );
         let json = serde_json::to_string(&cfg).unwrap();
         assert_eq!(serde_json::from_str::<FrontendConfig>(&json).unwrap(), cfg);
+    }
+
+    #[test]
+    fn utterance_norms_remove_a_constant_gain() {
+        // 5 frames of 2 features, the last two padding; the same clip 3 nats louder.
+        let clip: Vec<f32> = vec![1., 4., 2., 6., 6., 2., -9., -9., -9., -9.];
+        let louder: Vec<f32> = clip.iter().map(|v| v + 3.0).collect();
+        for norm in [UtteranceNorm::Causal, UtteranceNorm::Whole] {
+            let (mut a, mut b) = (clip.clone(), louder.clone());
+            norm.apply(&mut a, 2, 3);
+            norm.apply(&mut b, 2, 3);
+            for (x, y) in a.iter().zip(&b) {
+                assert!((x - y).abs() < 1e-5, "{norm:?}: {a:?} against {b:?}");
+            }
+        }
+        // Causal: frame t minus the mean of frames 0..=t; a prefix normalises alone
+        // as it does within the whole clip.
+        let mut causal = clip.clone();
+        UtteranceNorm::Causal.apply(&mut causal, 2, 3);
+        assert_eq!(&causal[..4], &[0., 0., 0.5, 1.0]);
+        let mut prefix = clip[..6].to_vec();
+        UtteranceNorm::Causal.apply(&mut prefix, 2, 3);
+        assert_eq!(prefix, causal[..6]);
+        // Whole: each feature's audio frames have mean 0 and deviation 1.
+        let mut whole = clip.clone();
+        UtteranceNorm::Whole.apply(&mut whole, 2, 3);
+        for f in 0..2 {
+            let audio: Vec<f32> = (0..3).map(|t| whole[t * 2 + f]).collect();
+            let mean = audio.iter().sum::<f32>() / 3.0;
+            let var = audio.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / 3.0;
+            assert!(mean.abs() < 1e-5 && (var - 1.0).abs() < 1e-4, "{audio:?}");
+        }
+        let mut off = clip.clone();
+        UtteranceNorm::None.apply(&mut off, 2, 3);
+        assert_eq!(off, clip);
     }
 }
