@@ -11,6 +11,7 @@
 use crate::data::Dataset;
 use crate::data::audio::FeatureSpec;
 use crate::data::frontend::Frontend;
+use crate::data::onset::speech_onset_ms;
 use crate::data::wav::Audio;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -33,6 +34,10 @@ pub struct Classification {
     pub decision_ms: f32,
     /// The recording's own length, in ms.
     pub audio_ms: f32,
+    /// Where speech starts in the recording, in ms (`data::onset`); none in silence.
+    pub onset_ms: Option<f32>,
+    /// The decision time counted from the speech onset, in ms.
+    pub decision_after_onset_ms: Option<f32>,
 }
 
 /// Classifies `recordings` (at the front end's sample rate: see
@@ -87,14 +92,18 @@ pub fn classify(
             let scores = reference::scores(readout, &z);
             let top = scores.iter().cloned().fold(f64::MIN, f64::max);
             let audio = &recordings[n];
+            let decision_ms = config.end_of_frame_ms(t);
+            let onset_ms = speech_onset_ms(&audio.samples, audio.sample_rate);
             out.push(Classification {
                 class,
                 label: spec.classes[class as usize].clone(),
                 score: scores[class as usize] as f32,
                 fired: top >= theta as f64,
                 decision_frame: t,
-                decision_ms: config.end_of_frame_ms(t),
+                decision_ms,
                 audio_ms: (audio.duration_s() * 1000.0) as f32,
+                onset_ms,
+                decision_after_onset_ms: onset_ms.map(|onset| decision_ms - onset),
             });
         }
     }

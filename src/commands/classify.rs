@@ -94,7 +94,11 @@ pub fn run(args: &ClassifyArgs) -> Result<()> {
             println!("{}", serde_json::to_string(&out)?);
         } else {
             let when = if d.fired {
-                format!("spike at {:.0} ms", d.decision_ms)
+                let after_onset = d
+                    .decision_after_onset_ms
+                    .map(|ms| format!(", {ms:.0} ms after the speech onset"))
+                    .unwrap_or_default();
+                format!("spike at {:.0} ms{after_onset}", d.decision_ms)
             } else {
                 format!(
                     "no spike: decided at the clip's end, {:.0} ms",
@@ -114,6 +118,16 @@ pub fn run(args: &ClassifyArgs) -> Result<()> {
                 d.audio_ms
             );
         }
+    }
+    let past_audio = decisions
+        .iter()
+        .filter(|d| d.decision_ms > d.audio_ms)
+        .count();
+    if past_audio > 0 && decisions.len() > 1 {
+        eprintln!(
+            "note: {past_audio} of {} decisions came after their recording's audio had ended",
+            decisions.len()
+        );
     }
     if unread > 0 {
         bail!("{unread} of {} inputs could not be read", args.files.len());

@@ -7,6 +7,7 @@ pub mod frontend;
 pub mod fsdd;
 pub mod idx;
 pub mod mnist;
+pub mod onset;
 pub mod speech_commands;
 pub mod task;
 pub mod toy;
