@@ -213,6 +213,14 @@ fn missing_or_corrupted_checkpoints_name_the_file() {
     assert_refused(&budget("NaN"), "counts steps from 1");
     let model = dir.join("model.safetensors");
     let bytes = std::fs::read(&model).unwrap();
+    // One flipped bit in the weights (the file's last byte is a tensor's).
+    let mut flipped = bytes.clone();
+    *flipped.last_mut().unwrap() ^= 0x01;
+    std::fs::write(&model, &flipped).unwrap();
+    assert_refused(
+        &["eval", "--checkpoint", dir.to_str().unwrap()],
+        "is damaged: its bytes do not match their SHA-256 checksum",
+    );
     std::fs::write(&model, &bytes[..bytes.len() - 10]).unwrap();
     assert_refused(
         &["eval", "--checkpoint", dir.to_str().unwrap()],
