@@ -430,7 +430,36 @@ fn to_safetensors(
             (name, view)
         })
         .collect();
-    safetensors::serialize(views, Some(meta)).expect("safetensors serialisation")
+    let bytes = safetensors::serialize(views, Some(meta)).expect("safetensors serialisation");
+    with_sorted_header(&bytes)
+}
+
+/// Safetensors `bytes` with the keys of their header in sorted order: the serialiser
+/// writes the metadata from a `HashMap`, in an order that changes from one call to
+/// the next, and the same weights must make the same file, byte for byte. The header
+/// is padded with spaces to a multiple of 8 bytes, as the format aligns its data.
+fn with_sorted_header(bytes: &[u8]) -> Vec<u8> {
+    let len = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
+    let header: std::collections::BTreeMap<String, serde_json::Value> =
+        serde_json::from_slice(&bytes[8..8 + len]).expect("the header just written reads");
+    let header: std::collections::BTreeMap<String, serde_json::Value> = header
+        .into_iter()
+        .map(|(key, value)| match value {
+            serde_json::Value::Object(map) => {
+                let sorted: std::collections::BTreeMap<String, serde_json::Value> =
+                    map.into_iter().collect();
+                (key, serde_json::to_value(sorted).expect("a map serialises"))
+            }
+            other => (key, other),
+        })
+        .collect();
+    let mut json = serde_json::to_vec(&header).expect("the header serialises");
+    json.resize(json.len().div_ceil(8) * 8, b' ');
+    let mut out = Vec::with_capacity(8 + json.len() + bytes.len() - 8 - len);
+    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    out.extend_from_slice(&json);
+    out.extend_from_slice(&bytes[8 + len..]);
+    out
 }
 
 /// The model's tensors under their PyTorch names.
@@ -638,6 +667,12 @@ mod tests {
         assert_eq!(load_checkpoint(&dir, &m).unwrap(), ck);
         save_model(&dir, &m, &params).unwrap();
         assert_eq!(load_model(&dir, &m).unwrap(), params);
+        // The same contents make the same file, byte for byte (metadata included).
+        let bytes = |file: &str| std::fs::read(dir.join(file)).unwrap();
+        let (model_bytes, ck_bytes) = (bytes(MODEL_FILE), bytes(CHECKPOINT_FILE));
+        save_checkpoint(&dir, &m, &ck).unwrap();
+        save_model(&dir, &m, &params).unwrap();
+        assert!(bytes(MODEL_FILE) == model_bytes && bytes(CHECKPOINT_FILE) == ck_bytes);
         let names = std::fs::read_dir(&dir)
             .unwrap()
             .map(|e| e.unwrap().file_name())
