@@ -388,6 +388,110 @@ fn a_resume_drops_a_cut_metrics_line_and_stale_temporary_files() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Rewrites the safetensors file at `path` with the same tensors and the metadata that
+/// `edit` makes of its own.
+fn rewrite_metadata(
+    path: &std::path::Path,
+    edit: impl FnOnce(&mut std::collections::HashMap<String, String>),
+) {
+    use safetensors::SafeTensors;
+    let bytes = std::fs::read(path).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
+    let mut meta = header.metadata().clone().unwrap_or_default();
+    edit(&mut meta);
+    std::fs::write(
+        path,
+        safetensors::serialize(st.tensors(), Some(meta)).unwrap(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_resume_refuses_a_checkpoint_that_disagrees_with_the_metrics() {
+    let dir = temp("disagree");
+    let out = dir.to_str().unwrap();
+    let ck_path = dir.join("checkpoint.safetensors");
+    let metrics_path = dir.join("metrics.jsonl");
+    let resume = |epochs: &str| rankcode(&["train", "--resume", "--out", out, "--epochs", epochs]);
+    // A constant rate, so that the run can be extended epoch by epoch.
+    train_small(&dir, "5", "1", &["--lr-schedule", "constant"]);
+    let ck1 = std::fs::read(&ck_path).unwrap();
+    let metrics1 = std::fs::read_to_string(&metrics_path).unwrap();
+    // The issue's case: a checkpoint of weights trained for one epoch says epoch 0 (a
+    // file from before checksums, which would have caught the edit).
+    rewrite_metadata(&ck_path, |meta| {
+        meta.retain(|k, _| !k.starts_with("sha256:"));
+        meta.insert("epoch".into(), "0".into());
+    });
+    assert_refused(
+        &["train", "--resume", "--out", out],
+        "checkpoint.safetensors: says it was written after epoch 0",
+    );
+    std::fs::write(&ck_path, &ck1).unwrap();
+    for epochs in ["2", "3"] {
+        let o = resume(epochs);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let ck3 = std::fs::read(&ck_path).unwrap();
+    // An older checkpoint than the metrics: refused.
+    std::fs::write(&ck_path, &ck1).unwrap();
+    assert_refused(
+        &["train", "--resume", "--out", out],
+        "metrics.jsonl: records 3 epochs but checkpoint.safetensors was written after epoch 1: \
+         the checkpoint is older than the metrics",
+    );
+    // Older metrics than the checkpoint: refused.
+    let metrics3 = std::fs::read_to_string(&metrics_path).unwrap();
+    std::fs::write(&ck_path, &ck3).unwrap();
+    std::fs::write(&metrics_path, &metrics1).unwrap();
+    assert_refused(
+        &["train", "--resume", "--out", out],
+        "metrics.jsonl: records 1 epoch but checkpoint.safetensors was written after epoch 3",
+    );
+    std::fs::write(&metrics_path, &metrics3).unwrap();
+    // A checkpoint whose epoch was edited by one (before checksums): its Adam steps
+    // (2 batches an epoch) tell.
+    rewrite_metadata(&ck_path, |meta| {
+        meta.retain(|k, _| !k.starts_with("sha256:"));
+        meta.insert("epoch".into(), "2".into());
+    });
+    assert_refused(
+        &["train", "--resume", "--out", out],
+        "says it was written after epoch 2, but its Adam state has taken 6 steps, not the 4",
+    );
+    // A deleted checkpoint: refused, not trained anew from epoch 1.
+    std::fs::remove_file(&ck_path).unwrap();
+    assert_refused(
+        &["train", "--resume", "--out", out],
+        "metrics.jsonl: records 3 epochs but checkpoint.safetensors is missing",
+    );
+    // A crash between writing epoch 2's record and its checkpoint: epoch 2 is trained
+    // again, and the run says so.
+    std::fs::write(&ck_path, &ck1).unwrap();
+    std::fs::write(
+        &metrics_path,
+        metrics3
+            .lines()
+            .take(2)
+            .map(|l| format!("{l}\n"))
+            .collect::<String>(),
+    )
+    .unwrap();
+    let o = resume("2");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(
+            "holds the record of epoch 2, but checkpoint.safetensors was written after epoch 1"
+        ),
+        "{}",
+        stderr(&o)
+    );
+    let metrics = std::fs::read_to_string(&metrics_path).unwrap();
+    assert_eq!(metrics.lines().count(), 2, "{metrics}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn an_empty_test_split_is_refused_before_training() {
     let dir = temp("empty-split");
