@@ -103,6 +103,34 @@ pub struct RunConfig {
     pub speaker_split: Option<SpeakerSplit>,
 }
 
+/// The settings of `config.json` (nested ones joined by dots) that every version of
+/// rankcode has written (see the first sessions' file in the tests): a file without
+/// one was damaged or edited, not written by an older version.
+pub const ALWAYS_WRITTEN: &[&str] = &[
+    "task",
+    "model",
+    "model.input_size",
+    "model.hidden_size",
+    "model.layers",
+    "model.classes",
+    "model.readout",
+    "rc",
+    "rc.theta",
+    "rc.beta",
+    "rc.mode",
+    "adam",
+    "adam.lr",
+    "adam.beta1",
+    "adam.beta2",
+    "adam.eps",
+    "batch",
+    "epochs",
+    "seed",
+    "readback_every",
+    "data_dir",
+    "train_limit",
+];
+
 /// What a checkpoint restores.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Checkpoint {
@@ -248,6 +276,39 @@ impl RunConfig {
             .map_err(|e| file_error(&path, format!("not a rankcode run configuration: {e}")))?;
         cfg.validate().map_err(|e| file_error(&path, e))?;
         Ok(cfg)
+    }
+
+    /// The settings that this version writes to `config.json` but the one in `dir`
+    /// lacks (nested ones joined by dots; a missing section counts once), each with the
+    /// value it was loaded with: serde fills them in with defaults without a word.
+    pub fn missing_settings(&self, dir: &Path) -> Result<Vec<(String, serde_json::Value)>> {
+        /// Adds the keys of `written` absent from `found`, under `name`, to `out`.
+        fn walk(
+            name: &str,
+            written: &serde_json::Value,
+            found: &serde_json::Value,
+            out: &mut Vec<(String, serde_json::Value)>,
+        ) {
+            let serde_json::Value::Object(keys) = written else {
+                return;
+            };
+            for (key, value) in keys {
+                let nested = match name {
+                    "" => key.clone(),
+                    _ => format!("{name}.{key}"),
+                };
+                match found.get(key) {
+                    Some(inner) => walk(&nested, value, inner, out),
+                    None => out.push((nested, value.clone())),
+                }
+            }
+        }
+        let path = dir.join(CONFIG_FILE);
+        let found: serde_json::Value = serde_json::from_slice(&read(&path)?)
+            .map_err(|e| file_error(&path, format!("not valid JSON: {e}")))?;
+        let mut missing = Vec::new();
+        walk("", &crate::run::config_json(self), &found, &mut missing);
+        Ok(missing)
     }
 
     /// Checks every setting, and that the model fits the task.

@@ -463,8 +463,9 @@ fn refuse_existing_run(out: &Path) -> Result<()> {
 
 /// The settings saved with the run in `out` that `--resume` continues, to `epochs`
 /// epochs if given ([`RunConfig::continued_to`]), or the error that `out` holds no
-/// run, holds one that cannot be trained, has trained more epochs, or has a schedule
-/// that cannot take them.
+/// run, holds one that cannot be trained, has a `config.json` without a setting that
+/// every version writes ([`checkpoint::ALWAYS_WRITTEN`]), has trained more epochs, or
+/// has a schedule that cannot take them.
 pub fn saved_run_to_resume(out: &Path, epochs: Option<usize>) -> Result<RunConfig> {
     let config_path = out.join(checkpoint::CONFIG_FILE);
     if !config_path.exists() {
@@ -475,6 +476,23 @@ pub fn saved_run_to_resume(out: &Path, epochs: Option<usize>) -> Result<RunConfi
     }
     let saved = RunConfig::load(out)?;
     refuse_untrainable(&saved, out)?;
+    let damaged: Vec<String> = saved
+        .missing_settings(out)?
+        .into_iter()
+        .map(|(key, _)| key)
+        .filter(|key| checkpoint::ALWAYS_WRITTEN.contains(&key.as_str()))
+        .collect();
+    if !damaged.is_empty() {
+        return Err(Error::File {
+            path: config_path,
+            problem: format!(
+                "lacks {}, which every version of rankcode writes: the file was damaged or \
+                 edited, and resuming would use defaults the run may not have had; restore \
+                 them (null for none)",
+                damaged.join(", ")
+            ),
+        });
+    }
     let Some(epochs) = epochs else {
         return Ok(saved);
     };
@@ -534,8 +552,17 @@ fn open_run_dir(cfg: &RunConfig, out: &Path, resume: bool) -> Result<Option<Chec
             out.display()
         );
     }
+    // Settings that versions before them did not write (saved_run_to_resume refused
+    // the others): the run goes on with their defaults, which config.json then states.
+    let defaulted = saved.missing_settings(out)?;
+    for (key, value) in &defaulted {
+        log::warn!(
+            "{}: has no {key} (written by an older rankcode); the run goes on with {value}",
+            config_path.display()
+        );
+    }
     // More epochs, another cadence or a moved folder: the run is saved as it goes on.
-    if RunConfig::load(out)? != *cfg {
+    if RunConfig::load(out)? != *cfg || !defaulted.is_empty() {
         cfg.save(out)?;
     }
     if out.join(checkpoint::CHECKPOINT_FILE).exists() {

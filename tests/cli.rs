@@ -493,6 +493,51 @@ fn a_resume_refuses_a_checkpoint_that_disagrees_with_the_metrics() {
 }
 
 #[test]
+fn a_resume_refuses_a_config_without_a_setting_every_version_writes_and_names_defaults() {
+    let dir = temp("defaulted");
+    let out = dir.to_str().unwrap();
+    train_small(&dir, "5", "1", &[]);
+    let config_path = dir.join("config.json");
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
+    let without = |keys: &[&str]| {
+        let mut config = saved.clone();
+        for key in keys {
+            match key.split_once('.') {
+                Some((section, inner)) => config[section].as_object_mut().unwrap().remove(inner),
+                None => config.as_object_mut().unwrap().remove(*key),
+            };
+        }
+        std::fs::write(&config_path, config.to_string()).unwrap();
+    };
+    // Without train_limit, a resume would train on all the data: refused.
+    without(&["train_limit", "data_dir", "lr_schedule"]);
+    assert_refused(
+        &["train", "--resume", "--out", out],
+        "config.json: lacks data_dir, train_limit, which every version of rankcode writes",
+    );
+    // Settings that older versions did not write: their defaults, named.
+    without(&["lr_schedule", "adam.weight_decay"]);
+    let o = rankcode(&["train", "--resume", "--out", out]);
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    for note in [
+        "has no adam.weight_decay (written by an older rankcode); the run goes on with 0.0",
+        "has no lr_schedule (written by an older rankcode); the run goes on with \"constant\"",
+    ] {
+        assert!(err.contains(note), "{err}");
+    }
+    // config.json now states them.
+    let o = rankcode(&["train", "--resume", "--out", out]);
+    assert!(
+        o.status.success() && !stderr(&o).contains("older rankcode"),
+        "{}",
+        stderr(&o)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn an_empty_test_split_is_refused_before_training() {
     let dir = temp("empty-split");
     let data = dir.join("mnist");
