@@ -13,6 +13,9 @@
 //! - `features.json` (audio tasks): the front end, the training split's feature
 //!   statistics and the class names, which classifying new audio needs.
 //!
+//! Both safetensors files carry SHA-256 checksums of their tensors and metadata,
+//! checked on every load ([`verify_checksums`]).
+//!
 //! An ensemble's directory (`rankcode ensemble`) holds only `config.json`,
 //! `model.safetensors` and, for audio tasks, `features.json`.
 
@@ -30,6 +33,7 @@ use crate::model::{
 use crate::words::count;
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -103,6 +107,34 @@ pub struct RunConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub augment_audio: Option<AudioAugment>,
 }
+
+/// The settings of `config.json` (nested ones joined by dots) that every version of
+/// rankcode has written (see the first sessions' file in the tests): a file without
+/// one was damaged or edited, not written by an older version.
+pub const ALWAYS_WRITTEN: &[&str] = &[
+    "task",
+    "model",
+    "model.input_size",
+    "model.hidden_size",
+    "model.layers",
+    "model.classes",
+    "model.readout",
+    "rc",
+    "rc.theta",
+    "rc.beta",
+    "rc.mode",
+    "adam",
+    "adam.lr",
+    "adam.beta1",
+    "adam.beta2",
+    "adam.eps",
+    "batch",
+    "epochs",
+    "seed",
+    "readback_every",
+    "data_dir",
+    "train_limit",
+];
 
 /// What a checkpoint restores.
 #[derive(Debug, Clone, PartialEq)]
@@ -251,6 +283,39 @@ impl RunConfig {
         Ok(cfg)
     }
 
+    /// The settings that this version writes to `config.json` but the one in `dir`
+    /// lacks (nested ones joined by dots; a missing section counts once), each with the
+    /// value it was loaded with: serde fills them in with defaults without a word.
+    pub fn missing_settings(&self, dir: &Path) -> Result<Vec<(String, serde_json::Value)>> {
+        /// Adds the keys of `written` absent from `found`, under `name`, to `out`.
+        fn walk(
+            name: &str,
+            written: &serde_json::Value,
+            found: &serde_json::Value,
+            out: &mut Vec<(String, serde_json::Value)>,
+        ) {
+            let serde_json::Value::Object(keys) = written else {
+                return;
+            };
+            for (key, value) in keys {
+                let nested = match name {
+                    "" => key.clone(),
+                    _ => format!("{name}.{key}"),
+                };
+                match found.get(key) {
+                    Some(inner) => walk(&nested, value, inner, out),
+                    None => out.push((nested, value.clone())),
+                }
+            }
+        }
+        let path = dir.join(CONFIG_FILE);
+        let found: serde_json::Value = serde_json::from_slice(&read(&path)?)
+            .map_err(|e| file_error(&path, format!("not valid JSON: {e}")))?;
+        let mut missing = Vec::new();
+        walk("", &crate::run::config_json(self), &found, &mut missing);
+        Ok(missing)
+    }
+
     /// Checks every setting, and that the model fits the task.
     pub fn validate(&self) -> Result<()> {
         self.model.validate()?;
@@ -388,11 +453,50 @@ fn f32_bytes(v: &[f32]) -> &[u8] {
     bytemuck::cast_slice(v)
 }
 
-/// Serialises named f32 tensors (and string metadata) to safetensors bytes.
+/// The prefix of the metadata keys that hold checksums: `sha256:NAME` holds the
+/// SHA-256 (hex) of the bytes of tensor `NAME`, and [`METADATA_CHECKSUM`] that of the
+/// file's other metadata. Files written before checksums were stored have none.
+const CHECKSUM_PREFIX: &str = "sha256:";
+/// The metadata key of the checksum of the other metadata entries (the epoch and the
+/// optimizer steps of a checkpoint), over [`metadata_bytes`].
+const METADATA_CHECKSUM: &str = "sha256:__metadata__";
+
+/// The SHA-256 of `bytes`, in hex.
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The metadata entries that are not checksums, as the bytes [`METADATA_CHECKSUM`]
+/// covers: `key=value` lines in key order.
+fn metadata_bytes(meta: &HashMap<String, String>) -> Vec<u8> {
+    let entries: std::collections::BTreeMap<&String, &String> = meta
+        .iter()
+        .filter(|(k, _)| !k.starts_with(CHECKSUM_PREFIX))
+        .collect();
+    entries
+        .iter()
+        .map(|(k, v)| format!("{k}={v}\n"))
+        .collect::<String>()
+        .into_bytes()
+}
+
+/// Serialises named f32 tensors (and string metadata) to safetensors bytes, with a
+/// checksum of every tensor and of the metadata (string metadata only: the tensors'
+/// names, types and layout stay those PyTorch loads).
 fn to_safetensors(
     tensors: Vec<(String, Vec<usize>, &[f32])>,
-    meta: HashMap<String, String>,
+    mut meta: HashMap<String, String>,
 ) -> Vec<u8> {
+    meta.insert(METADATA_CHECKSUM.into(), sha256_hex(&metadata_bytes(&meta)));
+    for (name, _, data) in &tensors {
+        meta.insert(
+            format!("{CHECKSUM_PREFIX}{name}"),
+            sha256_hex(f32_bytes(data)),
+        );
+    }
     let views: Vec<(String, TensorView)> = tensors
         .into_iter()
         .map(|(name, shape, data)| {
@@ -401,7 +505,36 @@ fn to_safetensors(
             (name, view)
         })
         .collect();
-    safetensors::serialize(views, Some(meta)).expect("safetensors serialisation")
+    let bytes = safetensors::serialize(views, Some(meta)).expect("safetensors serialisation");
+    with_sorted_header(&bytes)
+}
+
+/// Safetensors `bytes` with the keys of their header in sorted order: the serialiser
+/// writes the metadata from a `HashMap`, in an order that changes from one call to
+/// the next, and the same weights must make the same file, byte for byte. The header
+/// is padded with spaces to a multiple of 8 bytes, as the format aligns its data.
+fn with_sorted_header(bytes: &[u8]) -> Vec<u8> {
+    let len = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
+    let header: std::collections::BTreeMap<String, serde_json::Value> =
+        serde_json::from_slice(&bytes[8..8 + len]).expect("the header just written reads");
+    let header: std::collections::BTreeMap<String, serde_json::Value> = header
+        .into_iter()
+        .map(|(key, value)| match value {
+            serde_json::Value::Object(map) => {
+                let sorted: std::collections::BTreeMap<String, serde_json::Value> =
+                    map.into_iter().collect();
+                (key, serde_json::to_value(sorted).expect("a map serialises"))
+            }
+            other => (key, other),
+        })
+        .collect();
+    let mut json = serde_json::to_vec(&header).expect("the header serialises");
+    json.resize(json.len().div_ceil(8) * 8, b' ');
+    let mut out = Vec::with_capacity(8 + json.len() + bytes.len() - 8 - len);
+    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    out.extend_from_slice(&json);
+    out.extend_from_slice(&bytes[8 + len..]);
+    out
 }
 
 /// The model's tensors under their PyTorch names.
@@ -442,9 +575,58 @@ fn read_tensor(st: &SafeTensors, path: &Path, name: &str, shape: &[usize]) -> Re
         .collect())
 }
 
-fn parse_safetensors<'a>(path: &Path, bytes: &'a [u8]) -> Result<SafeTensors<'a>> {
-    SafeTensors::deserialize(bytes)
-        .map_err(|e| file_error(path, format!("not a valid safetensors file: {e}")))
+/// Parses the safetensors bytes read from `path` and checks them against the
+/// checksums in their metadata, if they have any (files written before checksums were
+/// stored have none, and are accepted as they are); returns the tensors and the
+/// metadata.
+fn parse_safetensors<'a>(
+    path: &Path,
+    bytes: &'a [u8],
+) -> Result<(SafeTensors<'a>, HashMap<String, String>)> {
+    let invalid = |e: safetensors::SafeTensorError| {
+        file_error(path, format!("not a valid safetensors file: {e}"))
+    };
+    let st = SafeTensors::deserialize(bytes).map_err(invalid)?;
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(invalid)?;
+    let meta = header.metadata().clone().unwrap_or_default();
+    verify_checksums(&st, &meta, path)?;
+    Ok((st, meta))
+}
+
+/// Checks every tensor of `st`, and the metadata, against their checksums in `meta`,
+/// when it holds any: a file with checksums must have one for every tensor and for
+/// the metadata, and all must match.
+fn verify_checksums(st: &SafeTensors, meta: &HashMap<String, String>, path: &Path) -> Result<()> {
+    if !meta.keys().any(|k| k.starts_with(CHECKSUM_PREFIX)) {
+        return Ok(());
+    }
+    let check = |what: &str, key: &str, bytes: &[u8]| -> Result<()> {
+        match meta.get(key) {
+            Some(sum) if *sum == sha256_hex(bytes) => Ok(()),
+            Some(_) => Err(file_error(
+                path,
+                format!("{what} is damaged: its bytes do not match their SHA-256 checksum"),
+            )),
+            None => Err(file_error(
+                path,
+                format!("{what} has no checksum, although the file's other parts do"),
+            )),
+        }
+    };
+    check("the metadata", METADATA_CHECKSUM, &metadata_bytes(meta))?;
+    let mut names: Vec<String> = st.names().into_iter().map(String::from).collect();
+    names.sort();
+    for name in names {
+        let tensor = st
+            .tensor(&name)
+            .map_err(|e| file_error(path, format!("tensor '{name}': {e}")))?;
+        check(
+            &format!("tensor '{name}'"),
+            &format!("{CHECKSUM_PREFIX}{name}"),
+            tensor.data(),
+        )?;
+    }
+    Ok(())
 }
 
 /// Reads every parameter tensor of `model` from the safetensors bytes at `path`.
@@ -473,7 +655,7 @@ pub fn save_model(dir: &Path, model: &ModelConfig, params: &[f32]) -> Result<()>
 pub fn load_model(dir: &Path, model: &ModelConfig) -> Result<Vec<f32>> {
     let path = dir.join(MODEL_FILE);
     let bytes = read(&path)?;
-    read_params(&parse_safetensors(&path, &bytes)?, &path, model)
+    read_params(&parse_safetensors(&path, &bytes)?.0, &path, model)
 }
 
 /// Writes the resumable checkpoint (parameters, Adam state, epoch) into `dir`.
@@ -501,13 +683,11 @@ pub fn save_checkpoint(dir: &Path, model: &ModelConfig, ck: &Checkpoint) -> Resu
 pub fn load_checkpoint(dir: &Path, model: &ModelConfig) -> Result<Checkpoint> {
     let path = dir.join(CHECKPOINT_FILE);
     let bytes = read(&path)?;
-    let st = parse_safetensors(&path, &bytes)?;
+    let (st, meta) = parse_safetensors(&path, &bytes)?;
     let params = read_params(&st, &path, model)?;
     let total = params.len();
     let m = read_tensor(&st, &path, "optimizer.adam_m", &[total])?;
     let v = read_tensor(&st, &path, "optimizer.adam_v", &[total])?;
-    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| file_error(&path, e))?;
-    let meta = header.metadata().clone().unwrap_or_default();
     let number = |key: &str| -> Result<u32> {
         meta.get(key).and_then(|v| v.parse().ok()).ok_or_else(|| {
             file_error(
@@ -562,6 +742,12 @@ mod tests {
         assert_eq!(load_checkpoint(&dir, &m).unwrap(), ck);
         save_model(&dir, &m, &params).unwrap();
         assert_eq!(load_model(&dir, &m).unwrap(), params);
+        // The same contents make the same file, byte for byte (metadata included).
+        let bytes = |file: &str| std::fs::read(dir.join(file)).unwrap();
+        let (model_bytes, ck_bytes) = (bytes(MODEL_FILE), bytes(CHECKPOINT_FILE));
+        save_checkpoint(&dir, &m, &ck).unwrap();
+        save_model(&dir, &m, &params).unwrap();
+        assert!(bytes(MODEL_FILE) == model_bytes && bytes(CHECKPOINT_FILE) == ck_bytes);
         let names = std::fs::read_dir(&dir)
             .unwrap()
             .map(|e| e.unwrap().file_name())
@@ -599,6 +785,96 @@ mod tests {
         std::fs::write(dir.join(CONFIG_FILE), b"{\"task\": 3}").unwrap();
         let err = RunConfig::load(&dir).unwrap_err().to_string();
         assert!(err.contains(CONFIG_FILE), "{err}");
+    }
+
+    /// Rewrites the safetensors file at `path` with the same tensors and the metadata
+    /// that `edit` makes of its own.
+    fn rewrite_metadata(path: &Path, edit: impl FnOnce(&mut HashMap<String, String>)) {
+        let bytes = std::fs::read(path).unwrap();
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
+        let mut meta = header.metadata().clone().unwrap_or_default();
+        edit(&mut meta);
+        std::fs::write(
+            path,
+            safetensors::serialize(st.tensors(), Some(meta)).unwrap(),
+        )
+        .unwrap();
+    }
+
+    /// Flips one bit in the data of tensor `name` of the safetensors file at `path`.
+    fn flip_bit(path: &Path, name: &str) {
+        let mut bytes = std::fs::read(path).unwrap();
+        let (header_len, header) = SafeTensors::read_metadata(&bytes).unwrap();
+        let at = 8 + header_len + header.info(name).unwrap().data_offsets.0 + 1;
+        bytes[at] ^= 0x10;
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    #[test]
+    fn damaged_tensors_and_metadata_are_refused_and_files_without_checksums_accepted() {
+        let dir = test_dir("ck-checksums");
+        let m = model(5);
+        let params = init_params(&m, 3);
+        let n = params.len();
+        let ck = Checkpoint {
+            epoch: 2,
+            params: params.clone(),
+            optimizer: OptimizerState {
+                steps: 8,
+                m: vec![0.5; n],
+                v: vec![0.25; n],
+            },
+        };
+        let write = || {
+            save_checkpoint(&dir, &m, &ck).unwrap();
+            save_model(&dir, &m, &params).unwrap();
+        };
+        let model_path = dir.join(MODEL_FILE);
+        let ck_path = dir.join(CHECKPOINT_FILE);
+        // One flipped bit in a tensor's data.
+        write();
+        let tensor = ParamLayout::new(&m).slots[1].name.clone();
+        flip_bit(&model_path, &tensor);
+        let err = load_model(&dir, &m).unwrap_err().to_string();
+        assert!(
+            err.contains(MODEL_FILE) && err.contains(&format!("tensor '{tensor}' is damaged")),
+            "{err}"
+        );
+        flip_bit(&ck_path, "optimizer.adam_v");
+        let err = load_checkpoint(&dir, &m).unwrap_err().to_string();
+        assert!(
+            err.contains(CHECKPOINT_FILE) && err.contains("tensor 'optimizer.adam_v' is damaged"),
+            "{err}"
+        );
+        // An edited epoch.
+        write();
+        rewrite_metadata(&ck_path, |meta| {
+            meta.insert("epoch".into(), "0".into());
+        });
+        let err = load_checkpoint(&dir, &m).unwrap_err().to_string();
+        assert!(
+            err.contains(CHECKPOINT_FILE) && err.contains("the metadata is damaged"),
+            "{err}"
+        );
+        // A checksum missing from a file that has others.
+        write();
+        rewrite_metadata(&model_path, |meta| {
+            meta.remove(&format!("sha256:{tensor}"));
+        });
+        let err = load_model(&dir, &m).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("tensor '{tensor}' has no checksum")),
+            "{err}"
+        );
+        // Files from before checksums: accepted as they are.
+        write();
+        for path in [&model_path, &ck_path] {
+            rewrite_metadata(path, |meta| meta.retain(|k, _| !k.starts_with("sha256:")));
+        }
+        assert_eq!(load_checkpoint(&dir, &m).unwrap(), ck);
+        assert_eq!(load_model(&dir, &m).unwrap(), params);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// A config.json as the first sessions wrote it: no front end, schedule, clip or

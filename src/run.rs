@@ -259,17 +259,21 @@ fn read_metrics_lines(path: &Path) -> Result<(Vec<EpochRecord>, Option<usize>)> 
     Ok((records, None))
 }
 
-/// The records of `metrics.jsonl` of the epochs up to `up_to_epoch` (on resume, the
-/// checkpoint's). A last line cut short holds the record of the epoch after the last
-/// whole one: past `up_to_epoch`, it is dropped (with a warning) like every record
-/// there, as the resumed run trains that epoch again; up to it, it is an error.
-fn read_metrics(path: &Path, up_to_epoch: usize) -> Result<Vec<EpochRecord>> {
-    let (records, cut) = read_metrics_lines(path)?;
+/// The records of `metrics.jsonl` in the run directory `out` that a run resumed after
+/// the epoch of its checkpoint (`None`: it has none) keeps: those up to that epoch. A
+/// last line cut short holds the record of the epoch after the last whole one: past
+/// the checkpoint's epoch, it is dropped (with a warning) like every record there, as
+/// the resumed run trains that epoch again; up to it, it is an error. The metrics and
+/// the checkpoint must agree ([`check_metrics_agree`]).
+fn read_metrics(out: &Path, checkpoint: Option<usize>) -> Result<Vec<EpochRecord>> {
+    let path = out.join(checkpoint::METRICS_FILE);
+    let up_to_epoch = checkpoint.unwrap_or(0);
+    let (records, cut) = read_metrics_lines(&path)?;
     if let Some(line) = cut {
         let epoch = records.last().map_or(1, |r| r.epoch + 1);
         if epoch <= up_to_epoch {
             return Err(Error::File {
-                path: path.into(),
+                path,
                 problem: format!(
                     "line {line} is cut short; it holds the record of epoch {epoch}, which the \
                      checkpoint has trained"
@@ -282,10 +286,107 @@ fn read_metrics(path: &Path, up_to_epoch: usize) -> Result<Vec<EpochRecord>> {
             path.display()
         );
     }
+    check_metrics_agree(out, &records, checkpoint)?;
     Ok(records
         .into_iter()
         .filter(|r| r.epoch <= up_to_epoch)
         .collect())
+}
+
+/// Checks that the whole `records` of `metrics.jsonl` in `out` are those of epochs 1,
+/// 2, ... and agree with the epoch of its checkpoint (`None`: there is none). Each
+/// epoch's record is written before its checkpoint, so the metrics hold the
+/// checkpoint's epoch, or one more when a crash came between the two writes (that
+/// record is then dropped, with a warning, and its epoch trained again). Fewer records,
+/// more, a checkpoint of epoch 0 (one is written only after an epoch), or trained
+/// epochs without a checkpoint mean that a file was replaced, deleted or edited:
+/// refused, naming both.
+fn check_metrics_agree(
+    out: &Path,
+    records: &[EpochRecord],
+    checkpoint: Option<usize>,
+) -> Result<()> {
+    let metrics = out.join(checkpoint::METRICS_FILE);
+    let refuse = |problem: String| checkpoint::file_error(&metrics, problem);
+    if let Some((i, r)) = records.iter().enumerate().find(|(i, r)| r.epoch != i + 1) {
+        return Err(refuse(format!(
+            "record {} is of epoch {}, where epoch {}'s belongs: its records are not those \
+             of epochs 1, 2, ... in order",
+            i + 1,
+            r.epoch,
+            i + 1
+        )));
+    }
+    let recorded = records.len();
+    let ck = checkpoint::CHECKPOINT_FILE;
+    match checkpoint {
+        None if recorded > 1 => Err(refuse(format!(
+            "records {} but {ck} is missing; restore it, or start the run anew in another --out",
+            count(recorded, "epoch")
+        ))),
+        None if recorded == 0 && out.join(checkpoint::MODEL_FILE).exists() => {
+            Err(checkpoint::file_error(
+                &out.join(checkpoint::MODEL_FILE),
+                format!(
+                    "holds trained weights, but {ck} is missing and metrics.jsonl records no \
+                     epoch; restore them, or start the run anew in another --out"
+                ),
+            ))
+        }
+        Some(0) => Err(checkpoint::file_error(
+            &out.join(ck),
+            format!(
+                "says it was written after epoch 0, but a checkpoint is written only after an \
+                 epoch (metrics.jsonl records {}): it was edited",
+                count(recorded, "epoch")
+            ),
+        )),
+        Some(epoch) if recorded < epoch => Err(refuse(format!(
+            "records {} but {ck} was written after epoch {epoch}: the metrics are older than \
+             the checkpoint",
+            count(recorded, "epoch")
+        ))),
+        Some(epoch) if recorded > epoch + 1 => Err(refuse(format!(
+            "records {} but {ck} was written after epoch {epoch}: the checkpoint is older than \
+             the metrics",
+            count(recorded, "epoch")
+        ))),
+        _ if recorded > checkpoint.unwrap_or(0) => {
+            let after = match checkpoint {
+                Some(epoch) => format!("{ck} was written after epoch {epoch}"),
+                None => format!("there is no {ck}"),
+            };
+            log::warn!(
+                "{}: holds the record of epoch {recorded}, but {after}: a crash came between \
+                 the two writes (or the checkpoint was replaced); the record is dropped and \
+                 epoch {recorded} trained again",
+                metrics.display()
+            );
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Checks that the Adam steps of checkpoint `ck` in `out` are those of its epochs of
+/// `batches` training batches each (one step a batch): a checkpoint whose epoch was
+/// edited, or a run whose training data changed since, is refused.
+fn check_checkpoint_steps(out: &Path, ck: &Checkpoint, batches: usize) -> Result<()> {
+    let expected = ck.epoch * batches;
+    if ck.optimizer.steps as usize == expected {
+        return Ok(());
+    }
+    Err(checkpoint::file_error(
+        &out.join(checkpoint::CHECKPOINT_FILE),
+        format!(
+            "says it was written after epoch {}, but its Adam state has taken {} steps, not \
+             the {expected} of {} of {batches} batches each: its epoch was edited, or the \
+             training data is not what the run trained on",
+            ck.epoch,
+            ck.optimizer.steps,
+            count(ck.epoch, "epoch"),
+        ),
+    ))
 }
 
 fn write_metrics(path: &Path, records: &[EpochRecord]) -> Result<()> {
@@ -367,8 +468,9 @@ fn refuse_existing_run(out: &Path) -> Result<()> {
 
 /// The settings saved with the run in `out` that `--resume` continues, to `epochs`
 /// epochs if given ([`RunConfig::continued_to`]), or the error that `out` holds no
-/// run, holds one that cannot be trained, has trained more epochs, or has a schedule
-/// that cannot take them.
+/// run, holds one that cannot be trained, has a `config.json` without a setting that
+/// every version writes ([`checkpoint::ALWAYS_WRITTEN`]), has trained more epochs, or
+/// has a schedule that cannot take them.
 pub fn saved_run_to_resume(out: &Path, epochs: Option<usize>) -> Result<RunConfig> {
     let config_path = out.join(checkpoint::CONFIG_FILE);
     if !config_path.exists() {
@@ -379,6 +481,23 @@ pub fn saved_run_to_resume(out: &Path, epochs: Option<usize>) -> Result<RunConfi
     }
     let saved = RunConfig::load(out)?;
     refuse_untrainable(&saved, out)?;
+    let damaged: Vec<String> = saved
+        .missing_settings(out)?
+        .into_iter()
+        .map(|(key, _)| key)
+        .filter(|key| checkpoint::ALWAYS_WRITTEN.contains(&key.as_str()))
+        .collect();
+    if !damaged.is_empty() {
+        return Err(Error::File {
+            path: config_path,
+            problem: format!(
+                "lacks {}, which every version of rankcode writes: the file was damaged or \
+                 edited, and resuming would use defaults the run may not have had; restore \
+                 them (null for none)",
+                damaged.join(", ")
+            ),
+        });
+    }
     let Some(epochs) = epochs else {
         return Ok(saved);
     };
@@ -438,8 +557,17 @@ fn open_run_dir(cfg: &RunConfig, out: &Path, resume: bool) -> Result<Option<Chec
             out.display()
         );
     }
+    // Settings that versions before them did not write (saved_run_to_resume refused
+    // the others): the run goes on with their defaults, which config.json then states.
+    let defaulted = saved.missing_settings(out)?;
+    for (key, value) in &defaulted {
+        log::warn!(
+            "{}: has no {key} (written by an older rankcode); the run goes on with {value}",
+            config_path.display()
+        );
+    }
     // More epochs, another cadence or a moved folder: the run is saved as it goes on.
-    if RunConfig::load(out)? != *cfg {
+    if RunConfig::load(out)? != *cfg || !defaulted.is_empty() {
         cfg.save(out)?;
     }
     if out.join(checkpoint::CHECKPOINT_FILE).exists() {
@@ -545,14 +673,19 @@ pub fn train_run(
         checkpoint::save_feature_spec(out, spec)?;
     }
     let metrics_path = out.join(checkpoint::METRICS_FILE);
+    // A new run starts afresh whatever an earlier one left there.
+    let mut records = match resume {
+        true => read_metrics(out, resumed.as_ref().map(|ck| ck.epoch))?,
+        false => Vec::new(),
+    };
     let mut first_epoch = 1;
     if let Some(ck) = &resumed {
+        check_checkpoint_steps(out, ck, train_data.len().div_ceil(cfg.batch))?;
         engine.set_params(&ck.params)?;
         engine.set_optimizer_state(&ck.optimizer)?;
         first_epoch = ck.epoch + 1;
         log::info!("resuming {} after epoch {}", out.display(), ck.epoch);
     }
-    let mut records = read_metrics(&metrics_path, first_epoch - 1)?;
     // model.safetensors holds the weights of the epoch with the best validation score
     // (the first of equals): model selection on the validation split.
     let budget = cfg.select_within_budget.as_ref();
@@ -875,7 +1008,7 @@ mod tests {
         let path = dir.join(checkpoint::METRICS_FILE);
         let old = r#"{"epoch":1,"train_loss":0.5,"train_accuracy":0.75,"val_accuracy":0.7,"val_mean_decision_step":3.5,"steps_processed":100,"wall_s":1.5}"#;
         std::fs::write(&path, format!("{old}\n")).unwrap();
-        let records = read_metrics(&path, 1).unwrap();
+        let records = read_metrics(&dir, Some(1)).unwrap();
         assert_eq!(records.len(), 1);
         assert_eq!(records[0].lr, None);
         write_metrics(&path, &records).unwrap();
@@ -897,7 +1030,7 @@ mod tests {
         std::fs::write(&path, format!("{whole}{cut}")).unwrap();
         // Resumed after epoch 2 (or 1), the run trains epoch 3 again.
         let epochs = |up_to| -> Vec<usize> {
-            let records = read_metrics(&path, up_to).unwrap();
+            let records = read_metrics(&dir, Some(up_to)).unwrap();
             records.iter().map(|r| r.epoch).collect()
         };
         assert_eq!(epochs(2), [1, 2]);
@@ -905,7 +1038,7 @@ mod tests {
         let (records, cut_line) = read_metrics_lines(&path).unwrap();
         assert_eq!((records.len(), cut_line), (2, Some(3)));
         // Resumed after epoch 3, the record of an epoch it keeps is lost.
-        let err = read_metrics(&path, 3).unwrap_err().to_string();
+        let err = read_metrics(&dir, Some(3)).unwrap_err().to_string();
         assert!(
             err.contains("metrics.jsonl: line 3 is cut short") && err.contains("epoch 3"),
             "{err}"
@@ -917,9 +1050,84 @@ mod tests {
             format!("{whole}[3]\n"),
         ] {
             std::fs::write(&path, text).unwrap();
-            assert!(read_metrics(&path, 1).is_err());
+            assert!(read_metrics(&dir, Some(1)).is_err());
         }
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn metrics_and_checkpoint_must_agree_on_the_epochs_trained() {
+        let dir = crate::files::test_dir("metrics-agree");
+        let records =
+            |n: usize| -> Vec<EpochRecord> { (1..=n).map(|e| record(e, 0.5, None)).collect() };
+        let check = |n: usize, ck: Option<usize>| {
+            check_metrics_agree(&dir, &records(n), ck).map_err(|e| e.to_string())
+        };
+        // The checkpoint's epoch, or one more record: a crash between the two writes.
+        for (n, ck) in [(0, None), (1, None), (2, Some(2)), (3, Some(2))] {
+            assert!(check(n, ck).is_ok(), "{n} records, checkpoint {ck:?}");
+        }
+        let refused = |n: usize, ck: Option<usize>, needle: &str| {
+            let err = check(n, ck).unwrap_err();
+            assert!(
+                err.contains(needle),
+                "{n} records, checkpoint {ck:?}: {err}"
+            );
+        };
+        refused(
+            3,
+            None,
+            "metrics.jsonl: records 3 epochs but checkpoint.safetensors is missing",
+        );
+        refused(
+            1,
+            Some(0),
+            "checkpoint.safetensors: says it was written after epoch 0",
+        );
+        refused(
+            4,
+            Some(2),
+            "metrics.jsonl: records 4 epochs but checkpoint.safetensors was written after \
+             epoch 2: the checkpoint is older than the metrics",
+        );
+        refused(
+            1,
+            Some(2),
+            "metrics.jsonl: records 1 epoch but checkpoint.safetensors was written after \
+             epoch 2: the metrics are older",
+        );
+        let mut skipped = records(3);
+        skipped.remove(1);
+        let err = check_metrics_agree(&dir, &skipped, Some(3))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("record 2 is of epoch 3"), "{err}");
+        // Trained weights without a checkpoint or a record.
+        std::fs::write(dir.join(checkpoint::MODEL_FILE), b"weights").unwrap();
+        refused(0, None, "model.safetensors: holds trained weights");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_checkpoint_has_taken_one_adam_step_a_batch_of_its_epochs() {
+        let ck = |epoch: usize, steps: u32| Checkpoint {
+            epoch,
+            params: Vec::new(),
+            optimizer: crate::engine::OptimizerState {
+                steps,
+                m: Vec::new(),
+                v: Vec::new(),
+            },
+        };
+        let dir = Path::new("run");
+        check_checkpoint_steps(dir, &ck(3, 12), 4).unwrap();
+        let err = check_checkpoint_steps(dir, &ck(2, 12), 4)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("checkpoint.safetensors: says it was written after epoch 2, but its Adam state has taken 12 steps, not the 8 of 2 epochs of 4 batches each"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -213,6 +213,14 @@ fn missing_or_corrupted_checkpoints_name_the_file() {
     assert_refused(&budget("NaN"), "counts steps from 1");
     let model = dir.join("model.safetensors");
     let bytes = std::fs::read(&model).unwrap();
+    // One flipped bit in the weights (the file's last byte is a tensor's).
+    let mut flipped = bytes.clone();
+    *flipped.last_mut().unwrap() ^= 0x01;
+    std::fs::write(&model, &flipped).unwrap();
+    assert_refused(
+        &["eval", "--checkpoint", dir.to_str().unwrap()],
+        "is damaged: its bytes do not match their SHA-256 checksum",
+    );
     std::fs::write(&model, &bytes[..bytes.len() - 10]).unwrap();
     assert_refused(
         &["eval", "--checkpoint", dir.to_str().unwrap()],
@@ -377,6 +385,155 @@ fn a_resume_drops_a_cut_metrics_line_and_stale_temporary_files() {
     for name in stale {
         assert!(!dir.join(name).exists(), "{name} is left");
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Rewrites the safetensors file at `path` with the same tensors and the metadata that
+/// `edit` makes of its own.
+fn rewrite_metadata(
+    path: &std::path::Path,
+    edit: impl FnOnce(&mut std::collections::HashMap<String, String>),
+) {
+    use safetensors::SafeTensors;
+    let bytes = std::fs::read(path).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
+    let mut meta = header.metadata().clone().unwrap_or_default();
+    edit(&mut meta);
+    std::fs::write(
+        path,
+        safetensors::serialize(st.tensors(), Some(meta)).unwrap(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_resume_refuses_a_checkpoint_that_disagrees_with_the_metrics() {
+    let dir = temp("disagree");
+    let out = dir.to_str().unwrap();
+    let ck_path = dir.join("checkpoint.safetensors");
+    let metrics_path = dir.join("metrics.jsonl");
+    let resume = |epochs: &str| rankcode(&["train", "--resume", "--out", out, "--epochs", epochs]);
+    // A constant rate, so that the run can be extended epoch by epoch.
+    train_small(&dir, "5", "1", &["--lr-schedule", "constant"]);
+    let ck1 = std::fs::read(&ck_path).unwrap();
+    let metrics1 = std::fs::read_to_string(&metrics_path).unwrap();
+    // The issue's case: a checkpoint of weights trained for one epoch says epoch 0 (a
+    // file from before checksums, which would have caught the edit).
+    rewrite_metadata(&ck_path, |meta| {
+        meta.retain(|k, _| !k.starts_with("sha256:"));
+        meta.insert("epoch".into(), "0".into());
+    });
+    assert_refused(
+        &["train", "--resume", "--out", out],
+        "checkpoint.safetensors: says it was written after epoch 0",
+    );
+    std::fs::write(&ck_path, &ck1).unwrap();
+    for epochs in ["2", "3"] {
+        let o = resume(epochs);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let ck3 = std::fs::read(&ck_path).unwrap();
+    // An older checkpoint than the metrics: refused.
+    std::fs::write(&ck_path, &ck1).unwrap();
+    assert_refused(
+        &["train", "--resume", "--out", out],
+        "metrics.jsonl: records 3 epochs but checkpoint.safetensors was written after epoch 1: \
+         the checkpoint is older than the metrics",
+    );
+    // Older metrics than the checkpoint: refused.
+    let metrics3 = std::fs::read_to_string(&metrics_path).unwrap();
+    std::fs::write(&ck_path, &ck3).unwrap();
+    std::fs::write(&metrics_path, &metrics1).unwrap();
+    assert_refused(
+        &["train", "--resume", "--out", out],
+        "metrics.jsonl: records 1 epoch but checkpoint.safetensors was written after epoch 3",
+    );
+    std::fs::write(&metrics_path, &metrics3).unwrap();
+    // A checkpoint whose epoch was edited by one (before checksums): its Adam steps
+    // (2 batches an epoch) tell.
+    rewrite_metadata(&ck_path, |meta| {
+        meta.retain(|k, _| !k.starts_with("sha256:"));
+        meta.insert("epoch".into(), "2".into());
+    });
+    assert_refused(
+        &["train", "--resume", "--out", out],
+        "says it was written after epoch 2, but its Adam state has taken 6 steps, not the 4",
+    );
+    // A deleted checkpoint: refused, not trained anew from epoch 1.
+    std::fs::remove_file(&ck_path).unwrap();
+    assert_refused(
+        &["train", "--resume", "--out", out],
+        "metrics.jsonl: records 3 epochs but checkpoint.safetensors is missing",
+    );
+    // A crash between writing epoch 2's record and its checkpoint: epoch 2 is trained
+    // again, and the run says so.
+    std::fs::write(&ck_path, &ck1).unwrap();
+    std::fs::write(
+        &metrics_path,
+        metrics3
+            .lines()
+            .take(2)
+            .map(|l| format!("{l}\n"))
+            .collect::<String>(),
+    )
+    .unwrap();
+    let o = resume("2");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(
+            "holds the record of epoch 2, but checkpoint.safetensors was written after epoch 1"
+        ),
+        "{}",
+        stderr(&o)
+    );
+    let metrics = std::fs::read_to_string(&metrics_path).unwrap();
+    assert_eq!(metrics.lines().count(), 2, "{metrics}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_resume_refuses_a_config_without_a_setting_every_version_writes_and_names_defaults() {
+    let dir = temp("defaulted");
+    let out = dir.to_str().unwrap();
+    train_small(&dir, "5", "1", &[]);
+    let config_path = dir.join("config.json");
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
+    let without = |keys: &[&str]| {
+        let mut config = saved.clone();
+        for key in keys {
+            match key.split_once('.') {
+                Some((section, inner)) => config[section].as_object_mut().unwrap().remove(inner),
+                None => config.as_object_mut().unwrap().remove(*key),
+            };
+        }
+        std::fs::write(&config_path, config.to_string()).unwrap();
+    };
+    // Without train_limit, a resume would train on all the data: refused.
+    without(&["train_limit", "data_dir", "lr_schedule"]);
+    assert_refused(
+        &["train", "--resume", "--out", out],
+        "config.json: lacks data_dir, train_limit, which every version of rankcode writes",
+    );
+    // Settings that older versions did not write: their defaults, named.
+    without(&["lr_schedule", "adam.weight_decay"]);
+    let o = rankcode(&["train", "--resume", "--out", out]);
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    for note in [
+        "has no adam.weight_decay (written by an older rankcode); the run goes on with 0.0",
+        "has no lr_schedule (written by an older rankcode); the run goes on with \"constant\"",
+    ] {
+        assert!(err.contains(note), "{err}");
+    }
+    // config.json now states them.
+    let o = rankcode(&["train", "--resume", "--out", out]);
+    assert!(
+        o.status.success() && !stderr(&o).contains("older rankcode"),
+        "{}",
+        stderr(&o)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
