@@ -5,7 +5,7 @@
 
 use crate::checkpoint::RunConfig;
 use crate::data::audio_augment::AudioAugment;
-use crate::data::frontend::FrontendConfig;
+use crate::data::frontend::{FrontendConfig, UtteranceNorm};
 use crate::data::task::Task;
 use crate::model::{
     AdamConfig, LrSchedule, ModelConfig, RcConfig, Readout, ThetaWarmup, TrainMode,
@@ -51,6 +51,8 @@ pub struct Recipe {
     pub split_by_speaker: bool,
     /// Audio tasks: what is drawn for each training clip every epoch.
     pub augment_audio: Option<AudioAugment>,
+    /// Audio tasks: how each clip's own frames normalise its features.
+    pub utterance_norm: UtteranceNorm,
 }
 
 /// What the tasks share unless their recipe says otherwise.
@@ -71,6 +73,7 @@ const BASE: Recipe = Recipe {
     select_max_decision_step: None,
     split_by_speaker: false,
     augment_audio: None,
+    utterance_norm: UtteranceNorm::None,
 };
 
 impl Recipe {

@@ -209,7 +209,7 @@ pub struct TrainArgs {
     /// Audio tasks: how each clip's own frames normalise its features before the
     /// training split's statistics: none; causal (each frame minus the mean of the
     /// frames up to it: no later audio); whole (each band's mean and deviation over the
-    /// clip's audio) [default: none].
+    /// clip's audio).
     #[arg(long, value_enum)]
     pub utterance_norm: Option<UtteranceNorm>,
     /// Audio tasks: mel bands of the log-mel front end [default: 40].
@@ -360,6 +360,7 @@ impl TrainArgs {
                 .split_by
                 .map_or(base.split_by_speaker, |s| s == SplitBy::Speaker),
             augment_audio: self.audio_augment(base.augment_audio.unwrap_or_default()),
+            utterance_norm: self.utterance_norm.unwrap_or(base.utterance_norm),
         };
         if self.mode == TrainMode::Eos
             && let Some(OrNone(Some(_))) = self.theta_warmup
@@ -396,7 +397,7 @@ impl TrainArgs {
             mel_bands: self.mel_bands.unwrap_or(defaults.mel_bands),
             mfcc: self.mfcc,
             clip_ms: self.clip_ms.unwrap_or(defaults.clip_ms),
-            utterance_norm: self.utterance_norm.unwrap_or(defaults.utterance_norm),
+            utterance_norm: recipe.utterance_norm,
             ..defaults
         };
         let mut cfg = recipe.run_config(task, self.mode, frontend);
@@ -469,7 +470,7 @@ type ShowSetting = fn(&Recipe) -> String;
 
 /// The flags whose defaults come from the task's recipe, each with the setting it
 /// shows: the help text of `train` lists their values per task.
-const RECIPE_FLAGS: [(&str, ShowSetting); 14] = [
+const RECIPE_FLAGS: [(&str, ShowSetting); 20] = [
     ("hidden", |r| r.hidden.to_string()),
     ("layers", |r| r.layers.to_string()),
     ("readout", |r| format!("{:?}", r.readout).to_lowercase()),
@@ -489,6 +490,24 @@ const RECIPE_FLAGS: [(&str, ShowSetting); 14] = [
     ("augment_drop", |r| show_optional(r.augment_drop)),
     ("select_max_decision_step", |r| {
         show_optional(r.select_max_decision_step)
+    }),
+    ("utterance_norm", |r| {
+        format!("{:?}", r.utterance_norm).to_lowercase()
+    }),
+    ("augment_frames_shift", |r| {
+        show_optional(r.augment_audio.map(|a| a.shift_frames).filter(|&v| v > 0))
+    }),
+    ("augment_warp", |r| {
+        show_optional(r.augment_audio.map(|a| a.warp).filter(|&v| v > 0.0))
+    }),
+    ("augment_tempo", |r| {
+        show_optional(r.augment_audio.map(|a| a.tempo).filter(|&v| v > 0.0))
+    }),
+    ("augment_freq_mask", |r| {
+        show_optional(r.augment_audio.map(|a| a.freq_mask).filter(|&v| v > 0))
+    }),
+    ("augment_time_mask", |r| {
+        show_optional(r.augment_audio.map(|a| a.time_mask).filter(|&v| v > 0))
     }),
 ];
 
