@@ -122,9 +122,12 @@ impl Recipe {
                 ..BASE
             },
             // Decisions within half of the 58 frames of a 0.6 s clip, chosen on
-            // validation; tested on a speaker the model never heard.
+            // validation; tested on a speaker the model never heard. The causal mean
+            // normalisation of each clip took leave-one-speaker-out from 39.0% to
+            // 51.2% on average (and the split by take from 97.6% to 96.0%).
             Task::Fsdd => Recipe {
                 split_by_speaker: true,
+                utterance_norm: UtteranceNorm::Causal,
                 hidden: 64,
                 readout: Readout::Softmax,
                 lr: 3e-3,
