@@ -277,9 +277,15 @@ impl RunConfig {
         if !path.is_file() {
             return Err(not_a_run(dir));
         }
-        let cfg: RunConfig = serde_json::from_slice(&read(&path)?)
-            .map_err(|e| file_error(&path, format!("not a rankcode run configuration: {e}")))?;
-        cfg.validate().map_err(|e| file_error(&path, e))?;
+        Self::from_json(&path, &read(&path)?)
+    }
+
+    /// Parses and validates the bytes of a `config.json` as [`Self::load`] does;
+    /// `path` names them in errors.
+    pub fn from_json(path: &Path, bytes: &[u8]) -> Result<Self> {
+        let cfg: RunConfig = serde_json::from_slice(bytes)
+            .map_err(|e| file_error(path, format!("not a rankcode run configuration: {e}")))?;
+        cfg.validate().map_err(|e| file_error(path, e))?;
         Ok(cfg)
     }
 
@@ -432,15 +438,21 @@ pub fn load_feature_spec(dir: &Path) -> Result<FeatureSpec> {
             "has no features.json: it is not a run of an audio task",
         ));
     }
-    let spec: FeatureSpec = serde_json::from_slice(&read(&path)?)
-        .map_err(|e| file_error(&path, format!("not a rankcode feature description: {e}")))?;
-    spec.frontend.validate().map_err(|e| file_error(&path, e))?;
+    feature_spec_from_json(&path, &read(&path)?)
+}
+
+/// Parses and checks the bytes of a `features.json` as [`load_feature_spec`] does;
+/// `path` names them in errors.
+pub fn feature_spec_from_json(path: &Path, bytes: &[u8]) -> Result<FeatureSpec> {
+    let spec: FeatureSpec = serde_json::from_slice(bytes)
+        .map_err(|e| file_error(path, format!("not a rankcode feature description: {e}")))?;
+    spec.frontend.validate().map_err(|e| file_error(path, e))?;
     let n = spec.frontend.feature_size();
     let finite = spec.norm.mean.iter().all(|m| m.is_finite())
         && spec.norm.std.iter().all(|s| s.is_finite() && *s > 0.0);
     if spec.norm.mean.len() != n || spec.norm.std.len() != n || spec.classes.is_empty() || !finite {
         return Err(file_error(
-            &path,
+            path,
             format!(
                 "its statistics are not {n} finite values (positive spreads), or it names no class"
             ),
@@ -654,8 +666,13 @@ pub fn save_model(dir: &Path, model: &ModelConfig, params: &[f32]) -> Result<()>
 /// Reads `model.safetensors` from `dir`, checking names and shapes against `model`.
 pub fn load_model(dir: &Path, model: &ModelConfig) -> Result<Vec<f32>> {
     let path = dir.join(MODEL_FILE);
-    let bytes = read(&path)?;
-    read_params(&parse_safetensors(&path, &bytes)?.0, &path, model)
+    model_from_bytes(&path, &read(&path)?, model)
+}
+
+/// The parameters of `model` from the bytes of a `model.safetensors`, checked as
+/// [`load_model`] checks them; `path` names them in errors.
+pub fn model_from_bytes(path: &Path, bytes: &[u8], model: &ModelConfig) -> Result<Vec<f32>> {
+    read_params(&parse_safetensors(path, bytes)?.0, path, model)
 }
 
 /// Writes the resumable checkpoint (parameters, Adam state, epoch) into `dir`.
@@ -682,16 +699,21 @@ pub fn save_checkpoint(dir: &Path, model: &ModelConfig, ck: &Checkpoint) -> Resu
 /// Reads the resumable checkpoint from `dir`.
 pub fn load_checkpoint(dir: &Path, model: &ModelConfig) -> Result<Checkpoint> {
     let path = dir.join(CHECKPOINT_FILE);
-    let bytes = read(&path)?;
-    let (st, meta) = parse_safetensors(&path, &bytes)?;
-    let params = read_params(&st, &path, model)?;
+    checkpoint_from_bytes(&path, &read(&path)?, model)
+}
+
+/// The checkpoint of `model` from the bytes of a `checkpoint.safetensors`, checked as
+/// [`load_checkpoint`] checks them; `path` names them in errors.
+pub fn checkpoint_from_bytes(path: &Path, bytes: &[u8], model: &ModelConfig) -> Result<Checkpoint> {
+    let (st, meta) = parse_safetensors(path, bytes)?;
+    let params = read_params(&st, path, model)?;
     let total = params.len();
-    let m = read_tensor(&st, &path, "optimizer.adam_m", &[total])?;
-    let v = read_tensor(&st, &path, "optimizer.adam_v", &[total])?;
+    let m = read_tensor(&st, path, "optimizer.adam_m", &[total])?;
+    let v = read_tensor(&st, path, "optimizer.adam_v", &[total])?;
     let number = |key: &str| -> Result<u32> {
         meta.get(key).and_then(|v| v.parse().ok()).ok_or_else(|| {
             file_error(
-                &path,
+                path,
                 format!("metadata '{key}' is missing or not a 32-bit number"),
             )
         })
@@ -1066,5 +1088,52 @@ mod tests {
         };
         let err = dropped_toy.validate().unwrap_err().to_string();
         assert!(err.contains("--task mnist"), "{err}");
+    }
+}
+
+/// The deterministic fuzz smoke tests (the short, seeded versions of `fuzz/`'s
+/// `run_config` and `safetensors` targets that run with the test suite).
+#[cfg(test)]
+mod fuzz_smoke {
+    use super::*;
+    use crate::mutate::no_panics;
+
+    /// The `config.json` of a tiny run (seq-spotting, 3 hidden units, 1 epoch).
+    const CONFIG: &[u8] = include_bytes!("../fuzz/seeds/run_config/config.json");
+
+    /// A `features.json` of 13 MFCCs and 10 classes, made by hand.
+    const FEATURES: &[u8] = include_bytes!("../fuzz/seeds/run_config/features.json");
+
+    #[test]
+    fn mutated_configs_are_read_or_refused_without_panicking() {
+        let (config, features) = (Path::new("config.json"), Path::new("features.json"));
+        assert!(feature_spec_from_json(features, FEATURES).is_ok());
+        let ok = no_panics("config.json", &[CONFIG, FEATURES], 28, 5000, |b| {
+            let spec = feature_spec_from_json(features, b).is_ok();
+            let Ok(cfg) = RunConfig::from_json(config, b) else {
+                return spec;
+            };
+            let _ = (cfg.lr(cfg.epochs), cfg.how_to_extend());
+            let _ = cfg.continued_to(cfg.epochs.saturating_add(1));
+            true
+        });
+        assert!(ok > 50, "{ok} inputs read");
+    }
+
+    #[test]
+    fn mutated_safetensors_are_read_or_refused_without_panicking() {
+        let model = RunConfig::from_json(Path::new("config.json"), CONFIG)
+            .unwrap()
+            .model;
+        let seeds: [&[u8]; 2] = [
+            include_bytes!("../fuzz/seeds/safetensors/model.safetensors"),
+            include_bytes!("../fuzz/seeds/safetensors/checkpoint.safetensors"),
+        ];
+        let path = Path::new("checkpoint.safetensors");
+        let ok = no_panics("safetensors", &seeds, 28, 5000, |b| {
+            let params = model_from_bytes(path, b, &model).is_ok();
+            checkpoint_from_bytes(path, b, &model).is_ok() || params
+        });
+        assert!(ok >= 2, "{ok} inputs read");
     }
 }

@@ -15,6 +15,8 @@ pub mod files;
 pub mod gpu;
 pub mod learning_check;
 pub mod model;
+#[cfg(test)]
+pub(crate) mod mutate;
 pub mod plot;
 pub mod recipe;
 pub mod rng;

@@ -238,6 +238,13 @@ fn read_metrics_lines(path: &Path) -> Result<(Vec<EpochRecord>, Option<usize>)> 
             });
         }
     };
+    parse_metrics_lines(path, &text)
+}
+
+/// [`read_metrics_lines`] of the text of a `metrics.jsonl`; `path` names it in errors.
+/// Public for the fuzz targets only.
+#[doc(hidden)]
+pub fn parse_metrics_lines(path: &Path, text: &str) -> Result<(Vec<EpochRecord>, Option<usize>)> {
     let lines: Vec<(usize, &str)> = text
         .lines()
         .enumerate()
@@ -300,8 +307,9 @@ fn read_metrics(out: &Path, checkpoint: Option<usize>) -> Result<Vec<EpochRecord
 /// record is then dropped, with a warning, and its epoch trained again). Fewer records,
 /// more, a checkpoint of epoch 0 (one is written only after an epoch), or trained
 /// epochs without a checkpoint mean that a file was replaced, deleted or edited:
-/// refused, naming both.
-fn check_metrics_agree(
+/// refused, naming both. Public (hidden) for the fuzz targets only.
+#[doc(hidden)]
+pub fn check_metrics_agree(
     out: &Path,
     records: &[EpochRecord],
     checkpoint: Option<usize>,
@@ -371,7 +379,8 @@ fn check_metrics_agree(
 /// Checks that the Adam steps of checkpoint `ck` in `out` are those of its epochs of
 /// `batches` training batches each (one step a batch): a checkpoint whose epoch was
 /// edited, or a run whose training data changed since, is refused.
-fn check_checkpoint_steps(out: &Path, ck: &Checkpoint, batches: usize) -> Result<()> {
+#[doc(hidden)]
+pub fn check_checkpoint_steps(out: &Path, ck: &Checkpoint, batches: usize) -> Result<()> {
     let expected = ck.epoch * batches;
     if ck.optimizer.steps as usize == expected {
         return Ok(());
@@ -1248,5 +1257,43 @@ mod tests {
     fn epoch_order_depends_on_seed_and_epoch_only() {
         assert_eq!(epoch_rng(3, 2).next_u64(), epoch_rng(3, 2).next_u64());
         assert_ne!(epoch_rng(3, 2).next_u64(), epoch_rng(3, 3).next_u64());
+    }
+}
+
+/// The deterministic fuzz smoke test (the short, seeded version of `fuzz/`'s
+/// `metrics` target that runs with the test suite).
+#[cfg(test)]
+mod fuzz_smoke {
+    use super::*;
+    use crate::mutate::no_panics;
+
+    /// Seeds: a byte for the checkpoint's epoch (255: none), then a `metrics.jsonl`
+    /// (`fuzz/seeds/metrics`).
+    const SEEDS: [&[u8]; 4] = [
+        include_bytes!("../fuzz/seeds/metrics/one-epoch"),
+        include_bytes!("../fuzz/seeds/metrics/crash-between-writes"),
+        include_bytes!("../fuzz/seeds/metrics/cut-last-line"),
+        include_bytes!("../fuzz/seeds/metrics/no-checkpoint"),
+    ];
+
+    #[test]
+    fn mutated_metrics_are_read_or_refused_without_panicking() {
+        let out = Path::new("/nonexistent/run");
+        let path = out.join(checkpoint::METRICS_FILE);
+        let ok = no_panics("metrics.jsonl", &SEEDS, 28, 5000, |b| {
+            let Some((&first, rest)) = b.split_first() else {
+                return false;
+            };
+            let Ok(text) = std::str::from_utf8(rest) else {
+                return false;
+            };
+            let checkpoint = (first != 255).then_some(usize::from(first));
+            let Ok((records, _)) = parse_metrics_lines(&path, text) else {
+                return false;
+            };
+            let _ = best_epoch(&records);
+            check_metrics_agree(out, &records, checkpoint).is_ok()
+        });
+        assert!(ok > 50, "{ok} inputs read");
     }
 }

@@ -225,3 +225,142 @@ mod tests {
         assert_eq!(loss_step_entries(&[2, 0]), vec![(2 << 16), 1]);
     }
 }
+
+/// Property tests: each function against a brute-force enumeration on small random
+/// inputs.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Loss steps of 0 to 8 rows, each in 0..=5.
+    fn loss_steps() -> impl Strategy<Value = Vec<u32>> {
+        prop::collection::vec(0u32..=5, 0..=8)
+    }
+
+    /// Every (step, row) pair a batch of loss steps `tstar` processes (t <= t*),
+    /// ordered by step, then those continuing past it before those stopping at it,
+    /// then by row: what the replay plan should list, found by sorting instead of
+    /// filtering.
+    fn brute_replay(tstar: &[u32]) -> (Vec<u32>, Vec<(usize, usize)>) {
+        let t_max = tstar.iter().copied().max().unwrap_or(0) as usize;
+        let mut pairs: Vec<(usize, bool, usize)> = Vec::new();
+        for (b, &ts) in tstar.iter().enumerate() {
+            for t in 0..=ts as usize {
+                pairs.push((t, t == ts as usize, b));
+            }
+        }
+        pairs.sort();
+        let per_step = (0..=t_max)
+            .map(|t| {
+                let start = pairs.iter().filter(|p| p.0 < t).count();
+                (start, pairs.iter().filter(|p| p.0 == t).count())
+            })
+            .collect();
+        let entries = pairs.iter().map(|&(t, _, b)| entry(t, b)).collect();
+        (entries, per_step)
+    }
+
+    /// A dense time-major batch of `steps` x `rows` x `input`, mostly zeros, with
+    /// its shape and a row capacity of at least `rows`.
+    fn dense_batch() -> impl Strategy<Value = (Vec<f32>, usize, usize, usize, usize)> {
+        (1usize..=4, 1usize..=4, 1usize..=5, 0usize..=2).prop_flat_map(
+            |(steps, rows, input, spare)| {
+                let value = prop_oneof![3 => Just(0.0f32), 1 => -4.0f32..4.0];
+                prop::collection::vec(value, steps * rows * input)
+                    .prop_map(move |x| (x, steps, rows, input, rows + spare))
+            },
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn the_replay_plan_lists_the_processed_pairs_in_order(tstar in loss_steps()) {
+            let plan = ReplayPlan::new(&tstar);
+            let (entries, per_step) = brute_replay(&tstar);
+            prop_assert_eq!(&plan.entries, &entries);
+            prop_assert_eq!(&plan.per_step, &per_step);
+            let pairs: usize = tstar.iter().map(|&t| t as usize + 1).sum();
+            prop_assert_eq!(plan.pairs(), pairs);
+        }
+
+        #[test]
+        fn live_rows_are_the_undecided_active_ones_in_their_order(
+            tstar in prop::collection::vec(0u32..=3, 1..=8),
+            picks in prop::collection::vec(any::<bool>(), 8),
+            order in Just((0u32..8).collect::<Vec<u32>>()).prop_shuffle(),
+        ) {
+            let steps = 3;
+            let active: Vec<u32> = order
+                .into_iter()
+                .filter(|&b| (b as usize) < tstar.len() && picks[b as usize])
+                .collect();
+            let live = still_live(&active, &tstar, steps);
+            // Brute force: walk the active rows and keep each undecided one.
+            let mut expected = Vec::new();
+            for i in 0..active.len() {
+                if tstar[active[i] as usize] == steps {
+                    expected.push(active[i]);
+                }
+            }
+            prop_assert_eq!(live, expected);
+        }
+
+        #[test]
+        fn sparse_rows_list_every_nonzero_of_the_batch(
+            (x, steps, rows, input, stride) in dense_batch(),
+        ) {
+            let s = SparseRows::from_dense(&x, steps, rows, input, stride);
+            prop_assert_eq!(s.offsets.len(), steps * stride + 1);
+            for t in 0..steps {
+                for b in 0..stride {
+                    let at = t * stride + b;
+                    let listed: Vec<(u32, f32)> = (s.offsets[at]..s.offsets[at + 1])
+                        .map(|i| (s.indices[i as usize], s.values[i as usize]))
+                        .collect();
+                    let expected: Vec<(u32, f32)> = (0..input)
+                        .filter(|_| b < rows)
+                        .map(|k| (k as u32, x[(t * rows + b) * input + k]))
+                        .filter(|&(_, v)| v != 0.0)
+                        .collect();
+                    prop_assert_eq!(listed, expected);
+                }
+            }
+        }
+
+        #[test]
+        fn sparse_columns_hold_the_nonzeros_of_the_processed_pairs_by_input(
+            (x, steps, rows, input, stride) in dense_batch(),
+            picks in prop::collection::vec(any::<bool>(), 16),
+            order in Just((0usize..16).collect::<Vec<usize>>()).prop_shuffle(),
+        ) {
+            // A random subset of the (step, row) pairs, in a random order.
+            let processed: Vec<u32> = order
+                .into_iter()
+                .filter(|&p| p < steps * rows && picks[p])
+                .map(|p| entry(p / rows, p % rows))
+                .collect();
+            let sparse = SparseRows::from_dense(&x, steps, rows, input, stride);
+            let cols = SparseColumns::from_rows(&sparse, &processed, stride, input);
+            // Brute force: for each input, every processed pair (in order) whose dense
+            // value there is nonzero.
+            let mut offsets = vec![0u32];
+            let mut pairs = Vec::new();
+            let mut values = Vec::new();
+            for k in 0..input {
+                for &e in &processed {
+                    let (t, b) = ((e >> 16) as usize, (e & 0xffff) as usize);
+                    let v = x[(t * rows + b) * input + k];
+                    if v != 0.0 {
+                        pairs.push(e);
+                        values.push(v);
+                    }
+                }
+                offsets.push(pairs.len() as u32);
+            }
+            prop_assert_eq!(cols.offsets, offsets);
+            prop_assert_eq!(cols.pairs, pairs);
+            prop_assert_eq!(cols.values, values);
+        }
+    }
+}
