@@ -140,7 +140,7 @@ pub fn load_split(
         .then(|| load_feature_spec(run_dir))
         .transpose()?;
     let data = cfg.open_data(spec)?;
-    let splits = match split {
+    let mut splits: Vec<Split> = match split {
         EvalSplit::Train => vec![Split::Train],
         EvalSplit::Val => vec![Split::Val],
         EvalSplit::Test => vec![Split::Test],
@@ -149,13 +149,13 @@ pub fn load_split(
             .filter(|&s| data.holds(s))
             .collect(),
     };
+    if splits.is_empty() {
+        // A folder with no recordings at all: the error of its first split names it.
+        splits.push(Split::Train);
+    }
     let mut loaded: Option<Dataset> = None;
     let mut speakers: Option<Vec<Option<String>>> = None;
-    // A folder with no recordings at all: the error of its first split names it.
-    for &s in splits
-        .iter()
-        .chain(splits.is_empty().then_some(&Split::Train))
-    {
+    for s in splits {
         let part = data.load(s)?;
         loaded = Some(match loaded {
             None => part,

@@ -425,14 +425,16 @@ impl TrainArgs {
     /// The audio augmentation of the flags, each part not given as in `recipe`'s; none
     /// when every part is off.
     fn audio_augment(&self, recipe: AudioAugment) -> Option<AudioAugment> {
-        let part = |flag: Option<OrNone<usize>>, recipe: usize| or_recipe(flag, Some(recipe));
-        let factor = |flag: Option<OrNone<f64>>, recipe: f64| or_recipe(flag, Some(recipe));
+        /// A part's flag (`none`: 0, off), or the recipe's part where it is not given.
+        fn part<T: Default>(flag: Option<OrNone<T>>, recipe: T) -> T {
+            flag.map_or(recipe, |given| given.0.unwrap_or_default())
+        }
         let augment = AudioAugment {
-            shift_frames: part(self.augment_frames_shift, recipe.shift_frames).unwrap_or(0),
-            warp: factor(self.augment_warp, recipe.warp).unwrap_or(0.0),
-            tempo: factor(self.augment_tempo, recipe.tempo).unwrap_or(0.0),
-            freq_mask: part(self.augment_freq_mask, recipe.freq_mask).unwrap_or(0),
-            time_mask: part(self.augment_time_mask, recipe.time_mask).unwrap_or(0),
+            shift_frames: part(self.augment_frames_shift, recipe.shift_frames),
+            warp: part(self.augment_warp, recipe.warp),
+            tempo: part(self.augment_tempo, recipe.tempo),
+            freq_mask: part(self.augment_freq_mask, recipe.freq_mask),
+            time_mask: part(self.augment_time_mask, recipe.time_mask),
         };
         (augment != AudioAugment::default()).then_some(augment)
     }
