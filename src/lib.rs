@@ -4,6 +4,7 @@
 //! rank-coded forward pass, truncated backward pass and Adam by driving the kernels
 //! of [`gpu`], and [`model::reference`] is the plain f64 CPU oracle for all of it.
 
+pub mod bayes;
 pub mod bench;
 pub mod checkpoint;
 pub mod classify;

@@ -60,6 +60,16 @@ const TOY_SIZES: [(Split, usize, u64); 3] = [
     (Split::Test, 4096, 303),
 ];
 
+/// The size and seed of a split of the generated toy tasks.
+pub fn toy_split(split: Split) -> (usize, u64) {
+    let (_, n, seed) = TOY_SIZES
+        .iter()
+        .copied()
+        .find(|s| s.0 == split)
+        .expect("every split is listed");
+    (n, seed)
+}
+
 impl Task {
     /// Every task, in the order of the command line's list.
     pub const ALL: [Task; 6] = [
@@ -340,11 +350,7 @@ impl TaskData {
     /// Loads (or generates) one split.
     pub fn load(&self, split: Split) -> Result<Dataset> {
         let task = self.task;
-        let (_, n, seed) = TOY_SIZES
-            .iter()
-            .copied()
-            .find(|s| s.0 == split)
-            .expect("every split is listed");
+        let (n, seed) = toy_split(split);
         let dir = || self.data_dir.clone().unwrap_or_default();
         let data = match (task, &self.audio) {
             (Task::SeqSpotting, _) => toy::seq_spotting(n, seed),

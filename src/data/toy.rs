@@ -9,6 +9,10 @@ pub const SPOTTING_STEPS: usize = 25;
 pub const SPOTTING_RUN: usize = 5;
 /// Steps of a noise-vs-signal sequence.
 pub const NOISE_STEPS: usize = 40;
+/// The signal of a noise-vs-signal sequence: +/- this at every step.
+pub const NOISE_SIGNAL: f64 = 0.05;
+/// The range of a noise-vs-signal sequence's noise standard deviation, drawn uniformly.
+pub const NOISE_STD_RANGE: (f64, f64) = (0.05, 0.25);
 
 /// seq-spotting: 25 random bits; label 1 iff the sequence holds a run of 5 identical bits.
 pub fn seq_spotting(n: usize, seed: u64) -> Dataset {
@@ -49,8 +53,9 @@ pub fn spotting_ideal_steps(data: &super::Dataset) -> Vec<Option<usize>> {
         .collect()
 }
 
-/// noise-vs-signal: x_t = s * 0.05 + noise, s = +1 (label 1) or -1 (label 0),
-/// noise Gaussian with a std drawn per sequence from U(0.05, 0.25).
+/// noise-vs-signal: x_t = s * [`NOISE_SIGNAL`] + noise, s = +1 (label 1) or -1
+/// (label 0), noise Gaussian with a std drawn per sequence uniformly from
+/// [`NOISE_STD_RANGE`].
 pub fn noise_vs_signal(n: usize, seed: u64) -> Dataset {
     let mut rng = Rng::new(seed);
     let mut seqs = Vec::with_capacity(n);
@@ -58,10 +63,10 @@ pub fn noise_vs_signal(n: usize, seed: u64) -> Dataset {
     for _ in 0..n {
         let label = rng.bit() as u32;
         let s = if label == 1 { 1.0 } else { -1.0 };
-        let std = rng.uniform_in(0.05, 0.25);
+        let std = rng.uniform_in(NOISE_STD_RANGE.0, NOISE_STD_RANGE.1);
         seqs.push(
             (0..NOISE_STEPS)
-                .map(|_| (s * 0.05 + std * rng.normal()) as f32)
+                .map(|_| (s * NOISE_SIGNAL + std * rng.normal()) as f32)
                 .collect(),
         );
         labels.push(label);
