@@ -12,6 +12,9 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
+mod text;
+pub use text::accuracy_vs_decision_text;
+
 /// Width of the figure in pixels (SVG user units and PNG pixels alike).
 const WIDTH: f64 = 900.0;
 /// Height of the figure in pixels.
@@ -19,7 +22,7 @@ const HEIGHT: f64 = 600.0;
 /// The one font family used for all text; it is the embedded font.
 const FONT_FAMILY: &str = "DejaVu Sans";
 /// The embedded font file.
-static FONT_BYTES: &[u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
+static FONT_BYTES: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 
 /// Distinct line colours (the Tableau 10 palette), used in turn.
 const PALETTE: [&str; 10] = [
