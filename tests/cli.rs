@@ -239,28 +239,48 @@ fn missing_or_corrupted_checkpoints_name_the_file() {
 
 #[test]
 fn the_demo_runs_end_to_end() {
+    let dir = temp("demo");
+    let figure = dir.join("figure");
     let o = rankcode(&[
         "demo",
         "--epochs",
         "1",
         "--train-size",
         "256",
+        "--val-size",
+        "256",
         "--test-size",
         "256",
+        "--figure",
+        figure.to_str().unwrap(),
         "--json",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for policy in ["rc", "eos", "bayes"] {
+        let budgets = json[policy]["sweeps"]["budgets"].as_array().unwrap();
+        assert_eq!(budgets.len(), 4, "{json}");
+        let test = json[policy]["sweeps"]["test"].as_array().unwrap();
+        for point in test {
+            let acc = point["accuracy"].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&acc), "{json}");
+        }
+    }
     for mode in ["rc", "eos"] {
         let acc = json[mode]["test"]["accuracy"].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&acc), "{json}");
     }
     assert!(json["adapter"].as_str().is_some_and(|a| !a.is_empty()));
+    assert!(json["verdict"].as_str().unwrap().contains("of the steps"));
+    for suffix in ["svg", "png"] {
+        assert!(dir.join(format!("figure.{suffix}")).is_file(), "{json}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn the_demo_refuses_sizes_of_zero() {
-    for flag in ["--epochs", "--train-size", "--test-size"] {
+    for flag in ["--epochs", "--train-size", "--val-size", "--test-size"] {
         assert_refused(
             &["demo", flag, "0"],
             &format!("invalid value '0' for '{flag} <"),
