@@ -335,7 +335,14 @@ pub fn preset_batch(p: &Preset) -> Batch {
 }
 
 /// Runs every measurement of one preset; `reps` timed repetitions each.
-pub fn bench_preset(ctx: &Arc<GpuContext>, p: &Preset, reps: usize) -> Result<ConfigReport> {
+/// `progress` hears the name of each part of the measurement as it starts (on a
+/// software adapter the larger presets take minutes).
+pub fn bench_preset(
+    ctx: &Arc<GpuContext>,
+    p: &Preset,
+    reps: usize,
+    progress: &mut dyn FnMut(&str),
+) -> Result<ConfigReport> {
     p.validate()?;
     let m = &p.model;
     let batch = preset_batch(p);
@@ -349,6 +356,7 @@ pub fn bench_preset(ctx: &Arc<GpuContext>, p: &Preset, reps: usize) -> Result<Co
     // recurrent part), submit and wait, as the plain GEMM's: the best of GEMM_ROUNDS
     // alternating timings of each, the least disturbed run of a kernel on a shared
     // machine, taken under the same conditions for both.
+    progress("GEMM timings");
     let mut dense = engine(ctx, p, TrainMode::Eos, 1, false)?;
     dense.evaluate_full(&batch)?;
     let (mut step_gemm_s, mut dense_s) = (f64::MAX, f64::MAX);
@@ -367,6 +375,7 @@ pub fn bench_preset(ctx: &Arc<GpuContext>, p: &Preset, reps: usize) -> Result<Co
         ratio: dense_s / step_gemm_s,
     };
 
+    progress("gate GEMM by live rows");
     let mut by_live_rows = Vec::new();
     for rows in live_row_counts(p.batch) {
         let mut best = f64::MAX;
@@ -380,11 +389,16 @@ pub fn bench_preset(ctx: &Arc<GpuContext>, p: &Preset, reps: usize) -> Result<Co
         });
     }
 
+    progress("forward passes");
     let forward_s = median_seconds(reps, || eos.evaluate_full(&batch).map(|_| ()))?;
     // RC and end-of-sequence batches alternate, so that drift in the machine's speed
     // (large on a software adapter) hits both alike.
     let (mut rc_times, mut eos_times) = (Vec::new(), Vec::new());
-    for _ in 0..reps.max(5) {
+    let pairs = reps.max(5);
+    for pair in 1..=pairs {
+        progress(&format!(
+            "RC and end-of-sequence training batches, pair {pair} of {pairs}"
+        ));
         rc_times.push(median_seconds(1, || {
             rc.compute_gradients(&batch).map(|_| ())
         })?);
@@ -407,6 +421,7 @@ pub fn bench_preset(ctx: &Arc<GpuContext>, p: &Preset, reps: usize) -> Result<Co
 
     let mut cadence = Vec::new();
     for k in [1, 2, 4, 8] {
+        progress(&format!("readback every {k} steps"));
         let mut e = engine(ctx, p, TrainMode::Rc, k, p.sparse)?;
         let readbacks = e.compute_gradients(&batch)?.readbacks;
         let s = median_seconds(reps, || e.compute_gradients(&batch).map(|_| ()))?;
@@ -417,6 +432,7 @@ pub fn bench_preset(ctx: &Arc<GpuContext>, p: &Preset, reps: usize) -> Result<Co
         });
     }
 
+    progress("round trip and Adam");
     let round_trip = rc.time_round_trip(reps.max(10))?;
     let step = forward_s / p.steps as f64;
     let adam_s = eos.time_adam(reps.max(10))?;

@@ -6,6 +6,7 @@ use rankcode::bench::{self, ConfigReport, Preset, TrainingBatchProfile};
 use rankcode::gpu::GpuContext;
 use serde::Serialize;
 use std::sync::Arc;
+use std::time::Instant;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum BenchConfig {
@@ -111,7 +112,14 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             });
             continue;
         }
-        let r = bench::bench_preset(&ctx, &preset, reps)?;
+        let start = Instant::now();
+        let name = preset.name;
+        let r = bench::bench_preset(&ctx, &preset, reps, &mut |part| {
+            eprintln!(
+                "  [{name}, {:>4.0} s] {part}",
+                start.elapsed().as_secs_f64()
+            );
+        })?;
         if !args.json {
             print_report(&r);
         }
