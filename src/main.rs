@@ -37,6 +37,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    quiet_device_select_layer();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let matches = Cli::command()
         .mut_subcommand("train", commands::train::with_task_defaults)
@@ -68,5 +69,19 @@ fn run(cli: Cli) -> Result<()> {
         Some(Command::Bench(args)) => commands::bench::run(&args),
         Some(Command::Demo(args)) => commands::demo::run(&args),
         Some(Command::Info) => commands::info::run(),
+    }
+}
+
+/// Mesa's device-select Vulkan layer looks for a Wayland display and, on a machine
+/// without a session (CI, a container, ssh), prints "error: XDG_RUNTIME_DIR is invalid
+/// or not set in the environment." four times before anything else. rankcode picks its
+/// adapter itself, so there the layer is switched off (`NODEVICE_SELECT=1`, Mesa's own
+/// switch), unless the user has set it either way.
+fn quiet_device_select_layer() {
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none()
+        && std::env::var_os("NODEVICE_SELECT").is_none()
+    {
+        // SAFETY: the first thing main does, before any other thread exists.
+        unsafe { std::env::set_var("NODEVICE_SELECT", "1") };
     }
 }
