@@ -130,6 +130,20 @@ pub fn load_split(
     data: Option<PathBuf>,
 ) -> Result<(Dataset, Option<Vec<Option<String>>>)> {
     cfg.task.check_data_folder(data.as_deref())?;
+    // The folder config.json records is where the run was trained, made absolute: on
+    // another machine (a shipped model, a copied run) it need not exist.
+    if data.is_none()
+        && let Some(recorded) = &cfg.data_dir
+        && !recorded.exists()
+    {
+        anyhow::bail!(
+            "{}: the run was trained on data in {}, which does not exist here; \
+             give the {} data folder with --data DIR",
+            run_dir.join(rankcode::checkpoint::CONFIG_FILE).display(),
+            recorded.display(),
+            cfg.task.name()
+        );
+    }
     let cfg = RunConfig {
         data_dir: data.or(cfg.data_dir.clone()),
         ..cfg.clone()
