@@ -112,6 +112,13 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             });
             continue;
         }
+        if ctx.is_software() && preset.name == "speech" && !args.json {
+            eprintln!(
+                "  The speech shape (batch {}, {} steps, hidden {}) takes 10 minutes or more on a \
+                 2-core software adapter; --batch 32 gives a quicker look.",
+                preset.batch, preset.steps, preset.model.hidden_size
+            );
+        }
         let start = Instant::now();
         let name = preset.name;
         let r = bench::bench_preset(&ctx, &preset, reps, &mut |part| {

@@ -36,6 +36,24 @@ pub struct PlotArgs {
     /// (default: the whole sequence). Points beyond are left out.
     #[arg(long, value_name = "STEPS", value_parser = parse_max_step)]
     pub max_step: Option<f64>,
+    /// A published accuracy without a decision time, drawn as a dashed line: LABEL=PERCENT,
+    /// e.g. "S4NN (SNN)=97.4". Repeat for more.
+    #[arg(long, value_name = "LABEL=PERCENT", value_parser = parse_reference)]
+    pub reference: Vec<(String, f64)>,
+}
+
+fn parse_reference(text: &str) -> Result<(String, f64), String> {
+    let (label, percent) = text
+        .rsplit_once('=')
+        .ok_or_else(|| format!("{text:?} is not LABEL=PERCENT"))?;
+    match percent.trim().parse::<f64>() {
+        Ok(p) if (0.0..=100.0).contains(&p) && !label.trim().is_empty() => {
+            Ok((label.trim().to_string(), p))
+        }
+        _ => Err(format!(
+            "{text:?} is not LABEL=PERCENT with a label and a percentage from 0 to 100"
+        )),
+    }
 }
 
 fn parse_max_step(text: &str) -> Result<f64, String> {
@@ -84,13 +102,16 @@ pub fn run(args: &PlotArgs) -> Result<()> {
             None => format!("{name} ({mode}-trained)"),
         };
         eprintln!("{label}: {} points", sweep.len());
-        curves.push(Curve {
+        curves.push(Curve::new(
             label,
-            points: sweep
+            sweep
                 .iter()
                 .map(|p| (p.mean_decision_step, p.accuracy))
                 .collect(),
-        });
+        ));
+    }
+    for (label, percent) in &args.reference {
+        curves.push(Curve::reference(label.clone(), percent / 100.0));
     }
     let (task, steps) = task_steps.expect("at least one checkpoint");
     let title = args

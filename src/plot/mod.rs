@@ -47,11 +47,15 @@ const LEGEND_SAMPLE: f64 = 28.0;
 /// Generous estimate of the advance of one DejaVu Sans character, in ems.
 const CHAR_EM: f64 = 0.64;
 
-/// One curve: points (mean decision step, accuracy in \[0, 1\]) from a threshold sweep.
+/// One curve: points (mean decision step, accuracy in \[0, 1\]) from a threshold sweep,
+/// or a reference accuracy with no decision time.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Curve {
     pub label: String,
     pub points: Vec<(f64, f64)>,
+    /// A published accuracy whose decision time is not known: drawn as a dashed line
+    /// across the plot at its one point's accuracy, without markers.
+    pub reference: bool,
 }
 
 impl Curve {
@@ -60,6 +64,16 @@ impl Curve {
         Curve {
             label: label.into(),
             points,
+            reference: false,
+        }
+    }
+
+    /// A reference line at `accuracy` (in \[0, 1\]).
+    pub fn reference(label: impl Into<String>, accuracy: f64) -> Self {
+        Curve {
+            label: label.into(),
+            points: vec![(0.0, accuracy)],
+            reference: true,
         }
     }
 
@@ -103,9 +117,17 @@ pub fn accuracy_vs_decision_svg(title: &str, steps: StepAxis, curves: &[Curve]) 
         .map(|c| c.sorted_points().into_iter().filter(shown).collect())
         .collect();
     let all_points = || sorted.iter().flatten().copied();
+    // A reference line's one point has no decision time: it spans whatever x shows.
+    let timed_points = || {
+        curves
+            .iter()
+            .zip(&sorted)
+            .filter(|(c, _)| !c.reference)
+            .flat_map(|(_, points)| points.iter().copied())
+    };
     let x_axis = match steps {
-        StepAxis::Task(max_steps) => Axis::for_steps(max_steps, all_points().map(|p| p.0)),
-        StepAxis::UpTo(max) => Axis::for_steps_up_to(max, all_points().map(|p| p.0)),
+        StepAxis::Task(max_steps) => Axis::for_steps(max_steps, timed_points().map(|p| p.0)),
+        StepAxis::UpTo(max) => Axis::for_steps_up_to(max, timed_points().map(|p| p.0)),
     };
     let y_axis = Axis::for_accuracy(all_points().map(|p| 100.0 * p.1));
     let legend_width = legend_width(curves);
@@ -117,6 +139,13 @@ pub fn accuracy_vs_decision_svg(title: &str, steps: StepAxis, curves: &[Curve]) 
     svg_grid_and_ticks(&mut svg, &plot, &x_axis, &y_axis);
     svg_axis_labels(&mut svg, &plot);
     for (i, (curve, points)) in curves.iter().zip(&sorted).enumerate() {
+        if curve.reference {
+            for &(_, accuracy) in points {
+                let y = y_axis.y_pixel(100.0 * accuracy, &plot);
+                svg_reference(&mut svg, i, &curve.label, plot.left, plot.right, y);
+            }
+            continue;
+        }
         let pixels: Vec<(f64, f64)> = points
             .iter()
             .map(|&(x, y)| (x_axis.x_pixel(x, &plot), y_axis.y_pixel(100.0 * y, &plot)))
@@ -474,6 +503,25 @@ fn svg_curve(svg: &mut String, index: usize, label: &str, pixels: &[(f64, f64)])
     svg.push_str("</g>\n");
 }
 
+/// Reference `index`: a dashed line from `left` to `right` at height `y`, with the
+/// full label as a `<title>` tooltip.
+fn svg_reference(svg: &mut String, index: usize, label: &str, left: f64, right: f64, y: f64) {
+    let _ = writeln!(
+        svg,
+        r#"<g><title>{}</title>{}</g>"#,
+        escape_xml(label),
+        dashed_line(index, left, right, y)
+    );
+}
+
+/// The dashed line of reference `index`.
+fn dashed_line(index: usize, left: f64, right: f64, y: f64) -> String {
+    let colour = PALETTE[index % PALETTE.len()];
+    format!(
+        r#"<line x1="{left:.2}" y1="{y:.2}" x2="{right:.2}" y2="{y:.2}" stroke="{colour}" stroke-width="1.5" stroke-dasharray="6 4"/>"#
+    )
+}
+
 /// A point marker for curve `index` centred on (x, y). The shape cycles through
 /// circle, square, diamond and triangle so curves differ even without colour.
 fn marker(index: usize, x: f64, y: f64) -> String {
@@ -531,12 +579,19 @@ fn svg_legend(svg: &mut String, plot: &Rect, width: f64, curves: &[Curve]) {
         let y = plot.top + 6.0 + row * (i as f64 + 0.5);
         let x0 = left + 12.0;
         let colour = PALETTE[i % PALETTE.len()];
+        let sample = if curve.reference {
+            dashed_line(i, x0, x0 + LEGEND_SAMPLE, y)
+        } else {
+            format!(
+                r#"<line x1="{x0:.2}" y1="{y:.2}" x2="{:.2}" y2="{y:.2}" stroke="{colour}" stroke-width="2"/>{}"#,
+                x0 + LEGEND_SAMPLE,
+                marker(i, x0 + LEGEND_SAMPLE / 2.0, y)
+            )
+        };
         let _ = writeln!(
             svg,
-            r##"<g><title>{}</title><line x1="{x0:.2}" y1="{y:.2}" x2="{:.2}" y2="{y:.2}" stroke="{colour}" stroke-width="2"/>{}<text x="{:.2}" y="{:.2}" font-size="{LEGEND_FONT}" fill="#222">{}</text></g>"##,
+            r##"<g><title>{}</title>{sample}<text x="{:.2}" y="{:.2}" font-size="{LEGEND_FONT}" fill="#222">{}</text></g>"##,
             escape_xml(&curve.label),
-            x0 + LEGEND_SAMPLE,
-            marker(i, x0 + LEGEND_SAMPLE / 2.0, y),
             left + legend_text_offset(),
             y + 4.5,
             escape_xml(&legend_label(&curve.label))
@@ -774,6 +829,29 @@ mod tests {
             let axis = Axis::for_steps_up_to(max, xs.into_iter());
             assert!(axis.min < axis.max && axis.step > 0.0, "{axis:?}");
         }
+    }
+
+    #[test]
+    fn a_reference_is_a_dashed_line_across_the_plot_that_leaves_the_x_axis_alone() {
+        let curves = [
+            Curve::new("c", vec![(1.05, 0.97), (1.4, 0.98), (2.9, 0.99)]),
+            Curve::reference("S4NN (SNN)", 0.974),
+        ];
+        let svg = accuracy_vs_decision_svg("t", StepAxis::UpTo(3.0), &curves);
+        parse(&svg);
+        assert!(!svg.contains(">0.5</text>"), "the axis still starts at step 1");
+        assert_eq!(polyline_xs(&svg).len(), 1, "no polyline for the reference");
+        // One dashed line in the plot and one in the legend, none for the curve.
+        assert_eq!(svg.matches("stroke-dasharray").count(), 2, "{svg}");
+        assert!(svg.contains("<title>S4NN (SNN)</title>"));
+        let plot = Rect::plot_area(legend_width(&curves));
+        let x = |v: f64| format!(r#"x1="{:.2}""#, v);
+        let line = svg.split("<title>S4NN (SNN)</title>").nth(1).unwrap();
+        assert!(line.starts_with(&format!("<line {}", x(plot.left))), "{line}");
+        // The y axis reaches down to a reference below every point.
+        let low = Curve::reference("low", 0.9);
+        let svg = accuracy_vs_decision_svg("t", StepAxis::Task(20), &[curves[0].clone(), low]);
+        assert!(svg.contains(">90</text>") || svg.contains(">90.0</text>"), "{svg}");
     }
 
     #[test]

@@ -14,7 +14,7 @@ const LABEL_WIDTH: usize = 5;
 /// A text plot of `curves` (x: mean decision step from 0 to `steps`, y: accuracy),
 /// each drawn with its letter from `marks`; a cell that two curves share shows `*`.
 /// The y axis runs from the lowest accuracy shown, rounded down to 5%, to 100%. A
-/// legend line names the letters.
+/// legend line names the letters. Reference lines are left out.
 pub fn accuracy_vs_decision_text(curves: &[Curve], marks: &[char], steps: usize) -> String {
     assert_eq!(curves.len(), marks.len(), "one mark per curve");
     let points: Vec<Vec<(f64, f64)>> = curves
@@ -22,7 +22,7 @@ pub fn accuracy_vs_decision_text(curves: &[Curve], marks: &[char], steps: usize)
         .map(|c| {
             c.sorted_points()
                 .into_iter()
-                .filter(|&(x, _)| x <= steps as f64)
+                .filter(|&(x, _)| x <= steps as f64 && !c.reference)
                 .collect()
         })
         .collect();
