@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Leave-one-speaker-out on FSDD: trains one run per fold (fold K tests on the K-th
-# speaker of the folder in name order, validates on the next, trains on the others;
+# speaker of the folder in name order, validates on the next (or, with --speaker-val
+# train-takes, on takes 0-4 of the others), trains on the others;
 # docs/design.md, "Tasks"), each with the FSDD recipe and any extra flags given, then
 # prints one line per fold (the test speaker's accuracy and mean decision time) and
 # the mean and the worst speaker; the same table goes to $OUT/summary.tsv. A fold
@@ -35,7 +36,8 @@ for k in folds:
     cfg = json.load(open(f"{out}/fold-{k}/config.json"))
     test = json.load(open(f"{out}/fold-{k}/test.json"))
     split = cfg["speaker_split"]
-    rows.append((k, split["test"], split["val"], test["accuracy"], test["mean_decision_step"],
+    val = split["val"] or "takes 0-4 of the others"
+    rows.append((k, split["test"], val, test["accuracy"], test["mean_decision_step"],
                  test["mean_decision_fraction"], test["not_fired"], test.get("eos_accuracy")))
 lines = ["fold\ttest speaker\tval speaker\taccuracy\tmean decision step\tfraction of frames\tnot fired\taccuracy at T-1"]
 for r in rows:

@@ -401,7 +401,7 @@ impl RunConfig {
             crate::error::ensure(self.task == Task::Fsdd, || {
                 "a split by speaker applies to FSDD only (--task fsdd)".into()
             })?;
-            crate::error::ensure(split.test != split.val, || {
+            crate::error::ensure(split.val.as_ref() != Some(&split.test), || {
                 format!("the test and validation speakers are both {}", split.test)
             })?;
         }

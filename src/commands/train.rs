@@ -46,6 +46,16 @@ pub enum SplitBy {
     Take,
 }
 
+/// Where `--speaker-val` takes the validation split of FSDD split by speaker from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum SpeakerVal {
+    /// The speaker after the test speaker: a voice the model never trains on.
+    #[default]
+    NextSpeaker,
+    /// Takes 0-4 of the training speakers: one more voice to train on.
+    TrainTakes,
+}
+
 /// A flag value that can also turn off the task's default: the value, or `none`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct OrNone<T>(pub Option<T>);
@@ -186,6 +196,12 @@ pub struct TrainArgs {
     /// name order [default: 1].
     #[arg(long, value_name = "N")]
     pub fold: Option<usize>,
+    /// FSDD split by speaker: where the validation split comes from. next-speaker: the
+    /// speaker after the test speaker, a voice the model never trains on; train-takes:
+    /// takes 0-4 of the training speakers, so one more voice trains [default:
+    /// next-speaker].
+    #[arg(long, value_enum, value_name = "FROM")]
+    pub speaker_val: Option<SpeakerVal>,
     /// Audio tasks: move each training clip by up to FRAMES frames either way, drawn
     /// anew every epoch (the edge frames fill the gap); `none` or 0: no shifts.
     #[arg(long, value_name = "FRAMES", value_parser = number_or_none::<usize>)]
@@ -248,7 +264,7 @@ pub struct TrainArgs {
 }
 
 /// The flag behind each setting of `config.json` that a resumed run keeps as saved.
-const SETTING_FLAGS: [(&str, &str); 31] = [
+const SETTING_FLAGS: [(&str, &str); 32] = [
     ("task", "--task"),
     ("rc.mode", "--mode"),
     ("rc.theta", "--theta"),
@@ -278,6 +294,7 @@ const SETTING_FLAGS: [(&str, &str); 31] = [
     ("frontend.utterance_norm", "--utterance-norm"),
     ("speaker_split", "--split-by"),
     ("speaker_split", "--fold"),
+    ("speaker_split", "--speaker-val"),
     ("augment_audio.shift_frames", "--augment-frames-shift"),
     ("augment_audio.warp", "--augment-warp"),
     ("augment_audio.tempo", "--augment-tempo"),
@@ -448,20 +465,23 @@ impl TrainArgs {
         data_dir: Option<&Path>,
     ) -> anyhow::Result<Option<SpeakerSplit>> {
         if task != Task::Fsdd {
-            if self.split_by.is_some() || self.fold.is_some() {
-                anyhow::bail!("--split-by and --fold apply to FSDD only (--task fsdd)");
+            if self.split_by.is_some() || self.fold.is_some() || self.speaker_val.is_some() {
+                anyhow::bail!(
+                    "--split-by, --fold and --speaker-val apply to FSDD only (--task fsdd)"
+                );
             }
             return Ok(None);
         }
         if !recipe.split_by_speaker {
-            if self.fold.is_some() {
-                anyhow::bail!("--fold picks the test speaker of a split by speaker, not by take");
+            if self.fold.is_some() || self.speaker_val.is_some() {
+                anyhow::bail!("--fold and --speaker-val shape a split by speaker, not by take");
             }
             return Ok(None);
         }
         let dir = data_dir.context("FSDD reads a data folder")?;
         let speakers = fsdd::speakers(dir)?;
-        SpeakerSplit::fold(&speakers, self.fold.unwrap_or(1))
+        let val_speaker = self.speaker_val.unwrap_or_default() == SpeakerVal::NextSpeaker;
+        SpeakerSplit::fold(&speakers, self.fold.unwrap_or(1), val_speaker)
             .map(Some)
             .map_err(|why| anyhow::anyhow!("--fold: {why}"))
     }

@@ -9,7 +9,9 @@
 //! - by speaker ([`SpeakerSplit`]), leave-one-speaker-out: one speaker's recordings
 //!   are the test split, another's the validation split, and the other speakers'
 //!   the training split, so both the model selection and the test are on voices the
-//!   model never heard, as in Google Speech Commands.
+//!   model never heard, as in Google Speech Commands. Or, with no validation speaker,
+//!   the validation split is takes 0-4 of the training speakers: one more voice to
+//!   train on, but model selection on voices the model knows.
 
 use super::audio::{Clip, Corpus, ensure_not_empty};
 use crate::error::{Error, Result};
@@ -25,23 +27,33 @@ const VAL_TAKES: u32 = 10;
 
 /// A speaker-disjoint split: the test speaker's recordings are the test split, the
 /// validation speaker's the validation split, and every other speaker's the training
-/// split.
+/// split. Without a validation speaker, takes 0-4 of every other speaker are the
+/// validation split and their other takes the training split.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SpeakerSplit {
     pub test: String,
-    pub val: String,
+    pub val: Option<String>,
 }
 
 impl SpeakerSplit {
     /// Fold `fold` (1-based) of leave-one-speaker-out over `speakers` (in name order):
-    /// speaker `fold` is the test split and the next one, cyclically, the validation
-    /// split. At least three speakers are needed, so that one is left to train on.
-    pub fn fold(speakers: &[String], fold: usize) -> std::result::Result<Self, String> {
+    /// speaker `fold` is the test split and, with `val_speaker`, the next one,
+    /// cyclically, the validation split. A speaker must be left to train on.
+    pub fn fold(
+        speakers: &[String],
+        fold: usize,
+        val_speaker: bool,
+    ) -> std::result::Result<Self, String> {
         let n = speakers.len();
-        if n < 3 {
+        let least = if val_speaker { 3 } else { 2 };
+        if n < least {
+            let sides = if val_speaker {
+                "test, validation, training"
+            } else {
+                "test, training"
+            };
             return Err(format!(
-                "a speaker split needs at least 3 speakers (test, validation, training), \
-                 the folder has {n}"
+                "a speaker split needs at least {least} speakers ({sides}), the folder has {n}"
             ));
         }
         if fold == 0 || fold > n {
@@ -52,7 +64,7 @@ impl SpeakerSplit {
         }
         Ok(SpeakerSplit {
             test: speakers[fold - 1].clone(),
-            val: speakers[fold % n].clone(),
+            val: val_speaker.then(|| speakers[fold % n].clone()),
         })
     }
 }
@@ -125,7 +137,8 @@ pub fn corpus(dir: &Path, by_speaker: Option<&SpeakerSplit>) -> Result<Corpus> {
             None if take < VAL_TAKES => &mut val,
             None => &mut train,
             Some(s) if speaker == s.test => &mut test,
-            Some(s) if speaker == s.val => &mut val,
+            Some(s) if s.val.as_ref() == Some(&speaker) => &mut val,
+            Some(s) if s.val.is_none() && take < TEST_TAKES => &mut val,
             Some(_) => &mut train,
         };
         split.push(clip);
@@ -183,25 +196,32 @@ mod tests {
     #[test]
     fn speaker_folds_leave_each_speaker_out_once() {
         let speakers: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
-        let fold = |k| SpeakerSplit::fold(&speakers, k);
+        let fold = |k| SpeakerSplit::fold(&speakers, k, true);
         assert_eq!(
             fold(1).unwrap(),
             SpeakerSplit {
                 test: "a".into(),
-                val: "b".into()
+                val: Some("b".into())
             }
         );
         assert_eq!(
             fold(3).unwrap(),
             SpeakerSplit {
                 test: "c".into(),
-                val: "a".into()
+                val: Some("a".into())
+            }
+        );
+        assert_eq!(
+            SpeakerSplit::fold(&speakers[..2], 2, false).unwrap(),
+            SpeakerSplit {
+                test: "b".into(),
+                val: None
             }
         );
         assert!(fold(0).unwrap_err().contains("folds 1 to 3"));
         assert!(fold(4).unwrap_err().contains("folds 1 to 3"));
         assert!(
-            SpeakerSplit::fold(&speakers[..2], 1)
+            SpeakerSplit::fold(&speakers[..2], 1, true)
                 .unwrap_err()
                 .contains("at least 3")
         );
@@ -221,11 +241,16 @@ mod tests {
         let names = speakers(&dir).unwrap();
         assert_eq!(names, ["ann", "bob", "cid", "dee"]);
         for k in 1..=names.len() {
-            let split = SpeakerSplit::fold(&names, k).unwrap();
+            let split = SpeakerSplit::fold(&names, k, true).unwrap();
+            let val = split.val.clone().unwrap();
             let c = corpus(&dir, Some(&split)).unwrap();
             let speaker_of = |clip: &Clip| {
                 let name = clip.path.file_name().unwrap().to_str().unwrap();
                 parse_name(name).unwrap().1.to_string()
+            };
+            let take = |clip: &Clip| {
+                let name = clip.path.file_name().unwrap().to_str().unwrap();
+                parse_name(name).unwrap().2
             };
             let of = |clips: &[Clip]| {
                 let mut s: Vec<String> = clips.iter().map(speaker_of).collect();
@@ -233,15 +258,22 @@ mod tests {
                 s
             };
             assert_eq!(of(&c.test), std::slice::from_ref(&split.test));
-            assert_eq!(of(&c.val), std::slice::from_ref(&split.val));
+            assert_eq!(of(&c.val), std::slice::from_ref(&val));
             assert_eq!(c.train.len(), 6, "two speakers of three recordings");
-            assert!(
-                of(&c.train)
-                    .iter()
-                    .all(|s| *s != split.test && *s != split.val)
-            );
+            assert!(of(&c.train).iter().all(|s| *s != split.test && *s != val));
             // Every take of the held-out speakers, none lost.
             assert_eq!(c.test.len() + c.val.len() + c.train.len(), 12);
+            // Without a validation speaker: takes 0-4 of the three others validate.
+            let split = SpeakerSplit::fold(&names, k, false).unwrap();
+            let c = corpus(&dir, Some(&split)).unwrap();
+            assert_eq!(of(&c.test), std::slice::from_ref(&split.test));
+            assert_eq!((c.val.len(), c.train.len()), (3, 6));
+            assert!(c.val.iter().all(|clip| take(clip) < 5));
+            assert!(c.train.iter().all(|clip| take(clip) >= 5));
+            let mut voices: Vec<String> = c.train.iter().map(speaker_of).collect();
+            voices.sort();
+            voices.dedup();
+            assert_eq!(voices.len(), 3, "{voices:?}");
         }
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -839,7 +839,10 @@ mod tests {
         ];
         let svg = accuracy_vs_decision_svg("t", StepAxis::UpTo(3.0), &curves);
         parse(&svg);
-        assert!(!svg.contains(">0.5</text>"), "the axis still starts at step 1");
+        assert!(
+            !svg.contains(">0.5</text>"),
+            "the axis still starts at step 1"
+        );
         assert_eq!(polyline_xs(&svg).len(), 1, "no polyline for the reference");
         // One dashed line in the plot and one in the legend, none for the curve.
         assert_eq!(svg.matches("stroke-dasharray").count(), 2, "{svg}");
@@ -847,11 +850,17 @@ mod tests {
         let plot = Rect::plot_area(legend_width(&curves));
         let x = |v: f64| format!(r#"x1="{:.2}""#, v);
         let line = svg.split("<title>S4NN (SNN)</title>").nth(1).unwrap();
-        assert!(line.starts_with(&format!("<line {}", x(plot.left))), "{line}");
+        assert!(
+            line.starts_with(&format!("<line {}", x(plot.left))),
+            "{line}"
+        );
         // The y axis reaches down to a reference below every point.
         let low = Curve::reference("low", 0.9);
         let svg = accuracy_vs_decision_svg("t", StepAxis::Task(20), &[curves[0].clone(), low]);
-        assert!(svg.contains(">90</text>") || svg.contains(">90.0</text>"), "{svg}");
+        assert!(
+            svg.contains(">90</text>") || svg.contains(">90.0</text>"),
+            "{svg}"
+        );
     }
 
     #[test]
