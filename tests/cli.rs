@@ -1195,10 +1195,12 @@ fn each_task_trains_with_its_recipe_unless_a_flag_says_otherwise() {
             "apply to the audio tasks only",
         );
     }
-    assert_refused(
-        &["train", "--task", "mnist", "--fold", "2", "--out", out],
-        "--split-by and --fold apply to FSDD only",
-    );
+    for (flag, value) in [("--fold", "2"), ("--speaker-val", "train-takes")] {
+        assert_refused(
+            &["train", "--task", "mnist", flag, value, "--out", out],
+            "--split-by, --fold and --speaker-val apply to FSDD only",
+        );
+    }
     assert_refused(
         &[
             "train",
@@ -1211,7 +1213,7 @@ fn each_task_trains_with_its_recipe_unless_a_flag_says_otherwise() {
             "--out",
             out,
         ],
-        "--fold picks the test speaker of a split by speaker",
+        "--fold and --speaker-val shape a split by speaker, not by take",
     );
     assert!(!dir.exists(), "a refused start writes no run");
 }
