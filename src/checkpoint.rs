@@ -145,13 +145,6 @@ pub struct Checkpoint {
     pub optimizer: OptimizerState,
 }
 
-pub(crate) fn file_error(path: &Path, problem: impl std::fmt::Display) -> Error {
-    Error::File {
-        path: path.to_path_buf(),
-        problem: problem.to_string(),
-    }
-}
-
 /// The error for a path that holds no run.
 fn not_a_run(dir: &Path) -> Error {
     let what = if !dir.exists() {
@@ -161,11 +154,11 @@ fn not_a_run(dir: &Path) -> Error {
     } else {
         "is not a rankcode run directory (it has no config.json)"
     };
-    file_error(dir, what)
+    Error::file(dir, what)
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| file_error(path, format!("cannot read: {e}")))
+    std::fs::read(path).map_err(|e| Error::file_caused(path, "cannot read", e))
 }
 
 impl RunConfig {
@@ -284,8 +277,9 @@ impl RunConfig {
     /// `path` names them in errors.
     pub fn from_json(path: &Path, bytes: &[u8]) -> Result<Self> {
         let cfg: RunConfig = serde_json::from_slice(bytes)
-            .map_err(|e| file_error(path, format!("not a rankcode run configuration: {e}")))?;
-        cfg.validate().map_err(|e| file_error(path, e))?;
+            .map_err(|e| Error::file_caused(path, "not a rankcode run configuration", e))?;
+        cfg.validate()
+            .map_err(|e| Error::file_caused(path, "", e))?;
         Ok(cfg)
     }
 
@@ -316,7 +310,7 @@ impl RunConfig {
         }
         let path = dir.join(CONFIG_FILE);
         let found: serde_json::Value = serde_json::from_slice(&read(&path)?)
-            .map_err(|e| file_error(&path, format!("not valid JSON: {e}")))?;
+            .map_err(|e| Error::file_caused(&path, "not valid JSON", e))?;
         let mut missing = Vec::new();
         walk("", &crate::run::config_json(self), &found, &mut missing);
         Ok(missing)
@@ -433,7 +427,7 @@ pub fn load_feature_spec(dir: &Path) -> Result<FeatureSpec> {
         return Err(not_a_run(dir));
     }
     if !path.is_file() {
-        return Err(file_error(
+        return Err(Error::file(
             dir,
             "has no features.json: it is not a run of an audio task",
         ));
@@ -445,13 +439,15 @@ pub fn load_feature_spec(dir: &Path) -> Result<FeatureSpec> {
 /// `path` names them in errors.
 pub fn feature_spec_from_json(path: &Path, bytes: &[u8]) -> Result<FeatureSpec> {
     let spec: FeatureSpec = serde_json::from_slice(bytes)
-        .map_err(|e| file_error(path, format!("not a rankcode feature description: {e}")))?;
-    spec.frontend.validate().map_err(|e| file_error(path, e))?;
+        .map_err(|e| Error::file_caused(path, "not a rankcode feature description", e))?;
+    spec.frontend
+        .validate()
+        .map_err(|e| Error::file_caused(path, "", e))?;
     let n = spec.frontend.feature_size();
     let finite = spec.norm.mean.iter().all(|m| m.is_finite())
         && spec.norm.std.iter().all(|s| s.is_finite() && *s > 0.0);
     if spec.norm.mean.len() != n || spec.norm.std.len() != n || spec.classes.is_empty() || !finite {
-        return Err(file_error(
+        return Err(Error::file(
             path,
             format!(
                 "its statistics are not {n} finite values (positive spreads), or it names no class"
@@ -557,15 +553,15 @@ fn named_params<'a>(
 fn read_tensor(st: &SafeTensors, path: &Path, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
     let t = st
         .tensor(name)
-        .map_err(|_| file_error(path, format!("has no tensor '{name}'")))?;
+        .map_err(|_| Error::file(path, format!("has no tensor '{name}'")))?;
     if t.dtype() != Dtype::F32 {
-        return Err(file_error(
+        return Err(Error::file(
             path,
             format!("tensor '{name}' is {:?}, expected F32", t.dtype()),
         ));
     }
     if t.shape() != shape {
-        return Err(file_error(
+        return Err(Error::file(
             path,
             format!(
                 "tensor '{name}' has shape {:?}, the model needs {shape:?}",
@@ -588,7 +584,7 @@ fn parse_safetensors<'a>(
     bytes: &'a [u8],
 ) -> Result<(SafeTensors<'a>, HashMap<String, String>)> {
     let invalid = |e: safetensors::SafeTensorError| {
-        file_error(path, format!("not a valid safetensors file: {e}"))
+        Error::file_caused(path, "not a valid safetensors file", e)
     };
     let st = SafeTensors::deserialize(bytes).map_err(invalid)?;
     let (_, header) = SafeTensors::read_metadata(bytes).map_err(invalid)?;
@@ -607,11 +603,11 @@ fn verify_checksums(st: &SafeTensors, meta: &HashMap<String, String>, path: &Pat
     let check = |what: &str, key: &str, bytes: &[u8]| -> Result<()> {
         match meta.get(key) {
             Some(sum) if *sum == sha256_hex(bytes) => Ok(()),
-            Some(_) => Err(file_error(
+            Some(_) => Err(Error::file(
                 path,
                 format!("{what} is damaged: its bytes do not match their SHA-256 checksum"),
             )),
-            None => Err(file_error(
+            None => Err(Error::file(
                 path,
                 format!("{what} has no checksum, although the file's other parts do"),
             )),
@@ -623,7 +619,7 @@ fn verify_checksums(st: &SafeTensors, meta: &HashMap<String, String>, path: &Pat
     for name in names {
         let tensor = st
             .tensor(&name)
-            .map_err(|e| file_error(path, format!("tensor '{name}': {e}")))?;
+            .map_err(|e| Error::file_caused(path, format!("tensor '{name}'"), e))?;
         check(
             &format!("tensor '{name}'"),
             &format!("{CHECKSUM_PREFIX}{name}"),
@@ -641,7 +637,7 @@ fn read_params(st: &SafeTensors, path: &Path, model: &ModelConfig) -> Result<Vec
         params[slot.range()].copy_from_slice(&read_tensor(st, path, &slot.name, &slot.shape)?);
     }
     if params.iter().any(|v| !v.is_finite()) {
-        return Err(file_error(path, "holds NaN or infinite parameters"));
+        return Err(Error::file(path, "holds NaN or infinite parameters"));
     }
     Ok(params)
 }
@@ -704,7 +700,7 @@ pub fn checkpoint_from_bytes(path: &Path, bytes: &[u8], model: &ModelConfig) -> 
     let v = read_tensor(&st, path, "optimizer.adam_v", &[total])?;
     let number = |key: &str| -> Result<u32> {
         meta.get(key).and_then(|v| v.parse().ok()).ok_or_else(|| {
-            file_error(
+            Error::file(
                 path,
                 format!("metadata '{key}' is missing or not a 32-bit number"),
             )

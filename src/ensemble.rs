@@ -6,7 +6,7 @@
 //! in `ensemble_of`), `model.safetensors` and, for audio tasks, `features.json`. It has
 //! no training state, and `train` refuses it.
 
-use crate::checkpoint::{self, RunConfig, file_error};
+use crate::checkpoint::{self, RunConfig};
 use crate::data::audio::FeatureSpec;
 use crate::error::{Error, Result};
 use crate::model::ensemble::{MemberModel, merge, mismatch};
@@ -34,7 +34,7 @@ impl MemberRun {
     fn load(dir: &Path) -> Result<Self> {
         let cfg = RunConfig::load(dir)?;
         if cfg.ensemble_of.is_some() {
-            return Err(file_error(
+            return Err(Error::file(
                 dir,
                 "is itself an ensemble: list its runs instead, so that each weighs the same",
             ));
@@ -48,7 +48,7 @@ impl MemberRun {
                 dir.display()
             );
         }
-        let dir = std::fs::canonicalize(dir).map_err(|e| file_error(dir, e))?;
+        let dir = std::fs::canonicalize(dir).map_err(|e| Error::file_caused(dir, "", e))?;
         Ok(MemberRun { dir, cfg, params })
     }
 
@@ -104,7 +104,7 @@ pub fn write_ensemble(runs: &[PathBuf], out: &Path, theta: Option<f32>) -> Resul
         )));
     }
     if out.is_file() {
-        return Err(file_error(
+        return Err(Error::file(
             out,
             "is a file; choose a new directory as --out",
         ));
@@ -112,7 +112,7 @@ pub fn write_ensemble(runs: &[PathBuf], out: &Path, theta: Option<f32>) -> Resul
     if out.exists() {
         let empty = std::fs::read_dir(out).map(|mut entries| entries.next().is_none());
         if !matches!(empty, Ok(true)) {
-            return Err(file_error(
+            return Err(Error::file(
                 out,
                 "exists and is not an empty directory; choose a new --out",
             ));
@@ -137,7 +137,7 @@ pub fn write_ensemble(runs: &[PathBuf], out: &Path, theta: Option<f32>) -> Resul
     };
     for (member, given) in members.iter().zip(runs).skip(1) {
         if let Some(why) = member.mismatch(first, features.as_ref())? {
-            return Err(file_error(
+            return Err(Error::file(
                 given,
                 format!("cannot join an ensemble with {}: {why}", runs[0].display()),
             ));
@@ -178,7 +178,7 @@ pub fn write_ensemble(runs: &[PathBuf], out: &Path, theta: Option<f32>) -> Resul
     };
     cfg.validate()?;
     std::fs::create_dir_all(out)
-        .map_err(|e| file_error(out, format!("cannot create the output directory: {e}")))?;
+        .map_err(|e| Error::file_caused(out, "cannot create the output directory", e))?;
     checkpoint::save_model(out, &cfg.model, &params)?;
     if let Some(features) = &features {
         checkpoint::save_feature_spec(out, features)?;

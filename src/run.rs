@@ -231,12 +231,7 @@ fn read_metrics_lines(path: &Path) -> Result<(Vec<EpochRecord>, Option<usize>)> 
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), None)),
-        Err(e) => {
-            return Err(Error::File {
-                path: path.into(),
-                problem: format!("cannot read: {e}"),
-            });
-        }
+        Err(e) => return Err(Error::file_caused(path, "cannot read", e)),
     };
     parse_metrics_lines(path, &text)
 }
@@ -255,12 +250,7 @@ pub fn parse_metrics_lines(path: &Path, text: &str) -> Result<(Vec<EpochRecord>,
         match serde_json::from_str(line) {
             Ok(r) => records.push(r),
             Err(e) if e.is_eof() && k + 1 == lines.len() => return Ok((records, Some(i + 1))),
-            Err(e) => {
-                return Err(Error::File {
-                    path: path.into(),
-                    problem: format!("line {}: {e}", i + 1),
-                });
-            }
+            Err(e) => return Err(Error::file_caused(path, format!("line {}", i + 1), e)),
         }
     }
     Ok((records, None))
@@ -279,13 +269,13 @@ fn read_metrics(out: &Path, checkpoint: Option<usize>) -> Result<Vec<EpochRecord
     if let Some(line) = cut {
         let epoch = records.last().map_or(1, |r| r.epoch + 1);
         if epoch <= up_to_epoch {
-            return Err(Error::File {
+            return Err(Error::file(
                 path,
-                problem: format!(
+                format!(
                     "line {line} is cut short; it holds the record of epoch {epoch}, which the \
                      checkpoint has trained"
                 ),
-            });
+            ));
         }
         log::warn!(
             "{}: line {line} was cut short; it lies past epoch {up_to_epoch}, which the run \
@@ -315,7 +305,7 @@ pub fn check_metrics_agree(
     checkpoint: Option<usize>,
 ) -> Result<()> {
     let metrics = out.join(checkpoint::METRICS_FILE);
-    let refuse = |problem: String| checkpoint::file_error(&metrics, problem);
+    let refuse = |problem: String| Error::file(&metrics, problem);
     if let Some((i, r)) = records.iter().enumerate().find(|(i, r)| r.epoch != i + 1) {
         return Err(refuse(format!(
             "record {} is of epoch {}, where epoch {}'s belongs: its records are not those \
@@ -332,16 +322,14 @@ pub fn check_metrics_agree(
             "records {} but {ck} is missing; restore it, or start the run anew in another --out",
             count(recorded, "epoch")
         ))),
-        None if recorded == 0 && out.join(checkpoint::MODEL_FILE).exists() => {
-            Err(checkpoint::file_error(
-                &out.join(checkpoint::MODEL_FILE),
-                format!(
-                    "holds trained weights, but {ck} is missing and metrics.jsonl records no \
+        None if recorded == 0 && out.join(checkpoint::MODEL_FILE).exists() => Err(Error::file(
+            &out.join(checkpoint::MODEL_FILE),
+            format!(
+                "holds trained weights, but {ck} is missing and metrics.jsonl records no \
                      epoch; restore them, or start the run anew in another --out"
-                ),
-            ))
-        }
-        Some(0) => Err(checkpoint::file_error(
+            ),
+        )),
+        Some(0) => Err(Error::file(
             &out.join(ck),
             format!(
                 "says it was written after epoch 0, but a checkpoint is written only after an \
@@ -385,7 +373,7 @@ pub fn check_checkpoint_steps(out: &Path, ck: &Checkpoint, batches: usize) -> Re
     if ck.optimizer.steps as usize == expected {
         return Ok(());
     }
-    Err(checkpoint::file_error(
+    Err(Error::file(
         &out.join(checkpoint::CHECKPOINT_FILE),
         format!(
             "says it was written after epoch {}, but its Adam state has taken {} steps, not \
@@ -447,14 +435,14 @@ pub fn refuse_untrainable(cfg: &RunConfig, out: &Path) -> Result<()> {
     let holds_ensemble = out.join(checkpoint::CONFIG_FILE).exists()
         && RunConfig::load(out).is_ok_and(|saved| saved.ensemble_of.is_some());
     if cfg.ensemble_of.is_some() || holds_ensemble {
-        return Err(checkpoint::file_error(
+        return Err(Error::file(
             out,
             "holds an ensemble made by `rankcode ensemble`, which cannot be trained; \
              train its member runs instead",
         ));
     }
     if out.join(checkpoint::SNAPSHOT_FILE).exists() {
-        return Err(checkpoint::file_error(
+        return Err(Error::file(
             out,
             "holds a snapshot that a run with --lr-cycles kept, which cannot be trained; \
              resume the run it belongs to instead",
@@ -466,11 +454,10 @@ pub fn refuse_untrainable(cfg: &RunConfig, out: &Path) -> Result<()> {
 /// Refuses to start a new run in `out` when it holds one.
 fn refuse_existing_run(out: &Path) -> Result<()> {
     if out.join(checkpoint::CONFIG_FILE).exists() {
-        return Err(Error::File {
-            path: out.into(),
-            problem: "already holds a run; pass --resume to continue it, or choose another --out"
-                .into(),
-        });
+        return Err(Error::file(
+            out,
+            "already holds a run; pass --resume to continue it, or choose another --out",
+        ));
     }
     Ok(())
 }
@@ -483,10 +470,10 @@ fn refuse_existing_run(out: &Path) -> Result<()> {
 pub fn saved_run_to_resume(out: &Path, epochs: Option<usize>) -> Result<RunConfig> {
     let config_path = out.join(checkpoint::CONFIG_FILE);
     if !config_path.exists() {
-        return Err(Error::File {
-            path: out.into(),
-            problem: "holds no run to resume (no config.json); drop --resume to start one".into(),
-        });
+        return Err(Error::file(
+            out,
+            "holds no run to resume (no config.json); drop --resume to start one",
+        ));
     }
     let saved = RunConfig::load(out)?;
     refuse_untrainable(&saved, out)?;
@@ -497,22 +484,24 @@ pub fn saved_run_to_resume(out: &Path, epochs: Option<usize>) -> Result<RunConfi
         .filter(|key| checkpoint::ALWAYS_WRITTEN.contains(&key.as_str()))
         .collect();
     if !damaged.is_empty() {
-        return Err(Error::File {
-            path: config_path,
-            problem: format!(
+        return Err(Error::file(
+            config_path,
+            format!(
                 "lacks {}, which every version of rankcode writes: the file was damaged or \
                  edited, and resuming would use defaults the run may not have had; restore \
                  them (null for none)",
                 damaged.join(", ")
             ),
-        });
+        ));
     }
     let Some(epochs) = epochs else {
         return Ok(saved);
     };
-    let cannot = |why: String| Error::File {
-        path: config_path.clone(),
-        problem: format!("the run there cannot take --epochs {epochs}: {why}"),
+    let cannot = |why: String| {
+        Error::file(
+            &config_path,
+            format!("the run there cannot take --epochs {epochs}: {why}"),
+        )
     };
     // A last line cut short is no epoch trained to its end.
     let trained = read_metrics_lines(&out.join(checkpoint::METRICS_FILE))?
@@ -531,10 +520,7 @@ pub fn saved_run_to_resume(out: &Path, epochs: Option<usize>) -> Result<RunConfi
 /// Prepares `out` for a new run (`train_run` has refused one that holds a run) or
 /// loads what a resumed run continues from.
 fn open_run_dir(cfg: &RunConfig, out: &Path, resume: bool) -> Result<Option<Checkpoint>> {
-    let cannot = |what: &str, e: std::io::Error| Error::File {
-        path: out.into(),
-        problem: format!("{what}: {e}"),
-    };
+    let cannot = |what: &str, e: std::io::Error| Error::file_caused(out, what, e);
     let config_path = out.join(checkpoint::CONFIG_FILE);
     if !resume {
         std::fs::create_dir_all(out)
@@ -551,13 +537,13 @@ fn open_run_dir(cfg: &RunConfig, out: &Path, resume: bool) -> Result<Option<Chec
     };
     let differences = setting_differences(&comparable(&saved), &comparable(cfg));
     if !differences.is_empty() {
-        return Err(Error::File {
-            path: config_path,
-            problem: format!(
+        return Err(Error::file(
+            config_path,
+            format!(
                 "the run there was made with other settings ({}); resume it with the same settings",
                 differences.join("; ")
             ),
-        });
+        ));
     }
     let removed = crate::files::remove_stale_temporaries(out)?;
     if removed > 0 {
@@ -836,7 +822,7 @@ fn save_snapshot(cfg: &RunConfig, out: &Path, record: &EpochRecord, params: &[f3
     let dir = snapshot_dir(out, record.epoch);
     let partial = dir.with_file_name(format!(".epoch-{}.partial", record.epoch));
     let io = |path: &Path, what: &str, e: std::io::Error| {
-        checkpoint::file_error(path, format!("cannot {what}: {e}"))
+        Error::file_caused(path, format!("cannot {what}"), e)
     };
     if partial.exists() {
         std::fs::remove_dir_all(&partial).map_err(|e| io(&partial, "remove", e))?;
@@ -894,15 +880,15 @@ fn selected_theta(dir: &Path, cfg: &RunConfig) -> Result<Option<f32>> {
     if cfg.select_within_budget.is_none() {
         return Ok(None);
     }
-    let bad = |problem: String| checkpoint::file_error(&path, problem);
-    let text = std::fs::read_to_string(&path).map_err(|e| bad(format!("cannot read: {e}")))?;
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| Error::file_caused(&path, "cannot read", e))?;
     let report: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| bad(format!("not valid JSON: {e}")))?;
+        serde_json::from_str(&text).map_err(|e| Error::file_caused(&path, "not valid JSON", e))?;
     match &report["val_within_budget"] {
         serde_json::Value::Null => Ok(None),
         point => match point["theta"].as_f64() {
             Some(theta) => Ok(Some(theta as f32)),
-            None => Err(bad("val_within_budget has no numeric theta".into())),
+            None => Err(Error::file(path, "val_within_budget has no numeric theta")),
         },
     }
 }

@@ -67,7 +67,7 @@ pub fn run(args: &ClassifyArgs) -> Result<()> {
                 files.push(file);
                 recordings.push(audio);
             }
-            Err(e) => eprintln!("error: {e}"),
+            Err(e) => eprintln!("error: {}", rankcode::error::full_message(&e)),
         }
     }
     let unread = args.files.len() - files.len();

@@ -305,10 +305,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         bayes.sweeps.curve("Bayes-optimal policy"),
     ];
     if let Some(dir) = args.figure.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| rankcode::Error::File {
-            path: dir.to_path_buf(),
-            problem: e.to_string(),
-        })?;
+        std::fs::create_dir_all(dir).map_err(|e| rankcode::Error::file_caused(dir, "", e))?;
     }
     let (svg, png) = plot::write_figure(
         &args.figure,

@@ -674,7 +674,10 @@ impl RunObserver for Progress {
                     "{}: dropped {n} lines of epoch {epoch} and later, left by a run that stopped before its checkpoint",
                     path.display()
                 ),
-                Err(e) => log::warn!("cannot drop the profiles of epoch {epoch} and later: {e}"),
+                Err(e) => log::warn!(
+                    "cannot drop the profiles of epoch {epoch} and later: {}",
+                    rankcode::error::full_message(&e)
+                ),
             }
         }
         let record = ProfileRecord { epoch, part, work };

@@ -239,12 +239,10 @@ impl Task {
                     }
                     None => {
                         if corpus.train.is_empty() {
-                            return Err(Error::File {
-                                path: dir,
-                                problem: "holds no training recordings to take feature \
-                                          statistics from"
-                                    .into(),
-                            });
+                            return Err(Error::file(
+                                dir,
+                                "holds no training recordings to take feature statistics from",
+                            ));
                         }
                         audio::feature_spec(&corpus, &extractor)?
                     }
@@ -290,14 +288,14 @@ fn check_spec(
         ));
     }
     if spec.classes != corpus.classes {
-        return Err(Error::File {
-            path: dir.to_path_buf(),
-            problem: format!(
+        return Err(Error::file(
+            dir,
+            format!(
                 "its classes ({}) are not the ones the run was trained on ({})",
                 corpus.classes.join(", "),
                 spec.classes.join(", ")
             ),
-        });
+        ));
     }
     Ok(())
 }
@@ -359,10 +357,10 @@ impl TaskData {
             (_, Some(a)) => {
                 let clips = a.corpus.split(split);
                 if clips.is_empty() {
-                    return Err(Error::File {
-                        path: dir(),
-                        problem: format!("holds no {split:?} recordings").to_lowercase(),
-                    });
+                    return Err(Error::file(
+                        dir(),
+                        format!("holds no {split:?} recordings").to_lowercase(),
+                    ));
                 }
                 audio::dataset(clips, &a.extractor, &a.spec.norm, a.corpus.classes.len())?
             }
@@ -370,9 +368,9 @@ impl TaskData {
         };
         let shape = task.shape(&self.frontend);
         if (data.steps, data.input, data.classes) != (shape.steps, shape.input, shape.classes) {
-            return Err(Error::File {
-                path: dir(),
-                problem: format!(
+            return Err(Error::file(
+                dir(),
+                format!(
                     "holds sequences of {} steps x {} inputs, {} classes; the {} task needs {} x {}, {} classes",
                     data.steps,
                     data.input,
@@ -382,7 +380,7 @@ impl TaskData {
                     shape.input,
                     shape.classes
                 ),
-            });
+            ));
         }
         Ok(data)
     }
