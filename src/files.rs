@@ -1,8 +1,14 @@
-//! Writing files so that nothing a user made is lost on a crash.
+//! Reading files with errors that name them, and writing them so that nothing a user
+//! made is lost on a crash.
 
 use crate::error::{Error, Result};
 use std::ffi::{OsStr, OsString};
 use std::path::Path;
+
+/// The bytes of the file at `path`, or an error that names it.
+pub fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Error::file_caused(path, "cannot read", e))
+}
 
 /// Writes `bytes` to `path` through a temporary file in the same directory (unique to
 /// this process and call, so concurrent writers never share one), fsynced before a

@@ -10,7 +10,6 @@ pub mod checkpoint;
 pub mod classify;
 pub mod data;
 pub mod engine;
-pub mod ensemble;
 pub mod error;
 pub mod files;
 pub mod gpu;

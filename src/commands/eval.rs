@@ -2,13 +2,15 @@
 
 use anyhow::Result;
 use clap::Args;
-use rankcode::checkpoint::{RunConfig, load_feature_spec};
 use rankcode::data::Dataset;
 use rankcode::data::task::{Split, Task};
 use rankcode::gpu::GpuContext;
 use rankcode::gpu::profile::ProfiledWork;
-use rankcode::run::{load_for_inference, parse_theta_sweep};
-use rankcode::train::{self, EvalReport, GroupReport, SweepPoint};
+use rankcode::run::RunConfig;
+use rankcode::run::directory::CONFIG_FILE;
+use rankcode::run::features::load_feature_spec;
+use rankcode::run::inference::load_for_inference;
+use rankcode::train::{self, EvalReport, GroupReport, SweepPoint, parse_theta_sweep};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -139,7 +141,7 @@ pub fn load_split(
         anyhow::bail!(
             "{}: the run was trained on data in {}, which does not exist here; \
              give the {} data folder with --data DIR",
-            run_dir.join(rankcode::checkpoint::CONFIG_FILE).display(),
+            run_dir.join(CONFIG_FILE).display(),
             recorded.display(),
             cfg.task.name()
         );

@@ -7,8 +7,8 @@ use clap::Args;
 use rankcode::gpu::GpuContext;
 use rankcode::model::TrainMode;
 use rankcode::plot::{Curve, StepAxis, write_figure};
-use rankcode::run::{load_for_inference, parse_theta_sweep};
-use rankcode::train;
+use rankcode::run::inference::load_for_inference;
+use rankcode::train::{self, parse_theta_sweep};
 use std::path::PathBuf;
 use std::sync::Arc;
 

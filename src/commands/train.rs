@@ -4,7 +4,6 @@ use anyhow::{Context, Result};
 use clap::Args;
 use clap::parser::ValueSource;
 use indicatif::{ProgressBar, ProgressStyle};
-use rankcode::checkpoint::RunConfig;
 use rankcode::data::audio_augment::AudioAugment;
 use rankcode::data::frontend::{FrontendConfig, UtteranceNorm};
 use rankcode::data::fsdd::{self, SpeakerSplit};
@@ -15,10 +14,9 @@ use rankcode::gpu::profile::ProfiledWork;
 use rankcode::learning_check::not_learning;
 use rankcode::model::{LrSchedule, Readout, ThetaWarmup, TrainMode};
 use rankcode::recipe::{Recipe, show_optional};
-use rankcode::run::{
-    EpochRecord, RunObserver, RunPart, config_json, refuse_untrainable, saved_run_to_resume,
-    train_run,
-};
+use rankcode::run::config::config_json;
+use rankcode::run::resume::{refuse_untrainable, saved_run_to_resume};
+use rankcode::run::{EpochRecord, RunConfig, RunObserver, RunPart, train_run};
 use std::io::IsTerminal;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};

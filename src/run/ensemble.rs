@@ -6,22 +6,15 @@
 //! in `ensemble_of`), `model.safetensors` and, for audio tasks, `features.json`. It has
 //! no training state, and `train` refuses it.
 
-use crate::checkpoint::{self, RunConfig};
+use super::config::{EnsembleMember, RunConfig};
+use super::directory::{SNAPSHOT_FILE, TEST_FILE};
+use super::features::{load_feature_spec, save_feature_spec};
+use super::inference::default_theta;
+use crate::checkpoint;
 use crate::data::audio::FeatureSpec;
 use crate::error::{Error, Result};
 use crate::model::ensemble::{MemberModel, merge, mismatch};
-use crate::run::default_theta;
-use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-
-/// One run of an ensemble, as `config.json` records it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EnsembleMember {
-    /// The run directory (absolute).
-    pub run: PathBuf,
-    /// Its LSTM units per layer: the block of the ensemble's units that are its.
-    pub hidden_size: usize,
-}
 
 /// A member run as read from its directory.
 struct MemberRun {
@@ -40,7 +33,7 @@ impl MemberRun {
             ));
         }
         let params = checkpoint::load_model(dir, &cfg.model)?;
-        let finished = [checkpoint::TEST_FILE, checkpoint::SNAPSHOT_FILE];
+        let finished = [TEST_FILE, SNAPSHOT_FILE];
         if !finished.iter().any(|f| dir.join(f).is_file()) {
             log::warn!(
                 "{} has no test.json: its training has not finished, and its model.safetensors \
@@ -81,7 +74,7 @@ impl MemberRun {
             return Ok(Some("its audio front end differs".into()));
         }
         if let Some(features) = features
-            && checkpoint::load_feature_spec(&self.dir)? != *features
+            && load_feature_spec(&self.dir)? != *features
         {
             return Ok(Some(
                 "its features.json differs (feature statistics or class names): \
@@ -132,7 +125,7 @@ pub fn write_ensemble(runs: &[PathBuf], out: &Path, theta: Option<f32>) -> Resul
     }
     let first = &members[0];
     let features = match first.cfg.task.is_audio() {
-        true => Some(checkpoint::load_feature_spec(&first.dir)?),
+        true => Some(load_feature_spec(&first.dir)?),
         false => None,
     };
     for (member, given) in members.iter().zip(runs).skip(1) {
@@ -181,7 +174,7 @@ pub fn write_ensemble(runs: &[PathBuf], out: &Path, theta: Option<f32>) -> Resul
         .map_err(|e| Error::file_caused(out, "cannot create the output directory", e))?;
     checkpoint::save_model(out, &cfg.model, &params)?;
     if let Some(features) = &features {
-        checkpoint::save_feature_spec(out, features)?;
+        save_feature_spec(out, features)?;
     }
     // The configuration goes last: it is what makes the directory a run.
     cfg.save(out)?;
