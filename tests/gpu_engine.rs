@@ -6,10 +6,10 @@ mod common;
 use common::*;
 use rankcode::data::{Batch, Dataset};
 use rankcode::engine::{BatchReport, Capacity};
+use rankcode::epoch::{self, SweepPoint};
 use rankcode::gpu::matmul::GemmShapes;
 use rankcode::model::reference::{self, BatchOutcome};
 use rankcode::model::{ModelConfig, RcConfig, Readout, TrainMode};
-use rankcode::train::{self, SweepPoint};
 
 /// Checks everything the GPU reports for a batch against the reference.
 fn assert_matches_reference(gpu: &BatchReport, cpu: &BatchOutcome, batch: &Batch) {
@@ -521,9 +521,9 @@ fn bad_input_is_refused_with_a_clear_error() {
     let empty = Dataset::from_sequences(Vec::new(), Vec::new(), 5, 3, 2);
     let mut rng = rankcode::rng::Rng::new(1);
     let refusals = [
-        train::train_epoch(&mut eng, &empty, 4, 1, &mut rng, |_| {}).map(|_| ()),
-        train::evaluate(&mut eng, &empty, 4, true).map(|_| ()),
-        train::theta_sweep(&mut eng, &empty, 4, &[0.5]).map(|_| ()),
+        epoch::train_epoch(&mut eng, &empty, 4, 1, &mut rng, |_| {}).map(|_| ()),
+        epoch::evaluate(&mut eng, &empty, 4, true).map(|_| ()),
+        epoch::theta_sweep(&mut eng, &empty, 4, &[0.5]).map(|_| ()),
     ];
     for refusal in refusals {
         let err = refusal.unwrap_err().to_string();
@@ -705,11 +705,11 @@ fn threshold_sweeps_match_the_reference_at_every_threshold() {
         };
         let cap = Capacity { batch: 16, steps };
         let mut eng = engine(cfg, rc, cap, k, &params);
-        let sweep = train::theta_sweep(&mut eng, &data, 16, &thetas).unwrap();
+        let sweep = epoch::theta_sweep(&mut eng, &data, 16, &thetas).unwrap();
         assert_eq!(eng.config().rc, rc, "the engine's threshold is restored");
         // The same sweep read from the full pass (eval with the accuracy at T-1).
         let (_, from_full_pass) =
-            train::evaluate_and_sweep(&mut eng, &data, 16, true, Some(&thetas)).unwrap();
+            epoch::evaluate_and_sweep(&mut eng, &data, 16, true, Some(&thetas)).unwrap();
         assert_eq!(from_full_pass.as_ref(), Some(&sweep), "{readout:?}");
         for (point, &theta) in sweep.iter().zip(&thetas) {
             let cpu = reference::run_batch(&cfg, &RcConfig { theta, ..rc }, &params, &all, false);

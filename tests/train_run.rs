@@ -6,13 +6,13 @@ use common::ctx;
 use rankcode::checkpoint;
 use rankcode::data::task::Split;
 use rankcode::data::task::Task;
+use rankcode::epoch;
 use rankcode::model::{
     AdamConfig, LrSchedule, ModelConfig, RcConfig, Readout, ThetaWarmup, TrainMode,
 };
 use rankcode::run::directory;
 use rankcode::run::inference::load_for_inference;
 use rankcode::run::{EpochRecord, Quiet, RunConfig, RunObserver, StepBudget, train_run};
-use rankcode::train;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 
@@ -231,7 +231,7 @@ fn lr_cycles_restart_the_rate_and_keep_each_cycles_last_model_as_a_run() {
     assert_eq!(theta, chosen);
     let (_, mut engine, _) = load_for_inference(ctx(), &epoch4, Some(cfg.rc.theta)).unwrap();
     let val = cfg.open_data(None).unwrap().load(Split::Val).unwrap();
-    let report = train::evaluate(&mut engine, &val, cfg.batch, false).unwrap();
+    let report = epoch::evaluate(&mut engine, &val, cfg.batch, false).unwrap();
     assert_eq!(report.accuracy, full.epochs[3].val_accuracy);
 
     // A run stopped in its second cycle and resumed keeps the same snapshots, bit for
@@ -336,13 +336,13 @@ fn a_step_budget_selects_the_epoch_and_threshold_most_accurate_within_it() {
     let (_, mut engine, theta) = load_for_inference(ctx(), &dir, Some(point.theta)).unwrap();
     let data = cfg.open_data(None).unwrap();
     let val_data = data.load(Split::Val).unwrap();
-    let sweep = train::theta_sweep(&mut engine, &val_data, cfg.batch, &thetas).unwrap();
+    let sweep = epoch::theta_sweep(&mut engine, &val_data, cfg.batch, &thetas).unwrap();
     assert!(
         sweep.iter().any(|p| p.mean_decision_step > 8.0),
         "the budget binds: {sweep:?}"
     );
-    assert_eq!(train::best_within(&sweep, 8.0), Some(point));
-    let val = train::evaluate(&mut engine, &val_data, cfg.batch, false).unwrap();
+    assert_eq!(epoch::best_within(&sweep, 8.0), Some(point));
+    let val = epoch::evaluate(&mut engine, &val_data, cfg.batch, false).unwrap();
     assert_eq!(
         (val.accuracy, val.mean_decision_step),
         (point.accuracy, point.mean_decision_step)
@@ -352,7 +352,7 @@ fn a_step_budget_selects_the_epoch_and_threshold_most_accurate_within_it() {
         (test.model_epoch, test.val_within_budget, test.report.theta),
         (Some(chosen.epoch), Some(point), theta)
     );
-    let again = train::evaluate(
+    let again = epoch::evaluate(
         &mut engine,
         &data.load(Split::Test).unwrap(),
         cfg.batch,

@@ -3,8 +3,8 @@
 //! 'Resuming').
 
 use super::directory::{CHECKPOINT_FILE, METRICS_FILE, MODEL_FILE};
+use crate::epoch::SweepPoint;
 use crate::error::{Error, Result};
-use crate::train::SweepPoint;
 use crate::words::count;
 use serde::{Deserialize, Serialize};
 use std::path::Path;

@@ -2,7 +2,7 @@
 //! and everything that reads or writes a run's folder.
 //!
 //! [`train_run`] builds the engine for a [`RunConfig`], trains epoch by epoch
-//! ([`crate::train`]) with a validation pass after each, checkpoints atomically after
+//! ([`crate::epoch`]) with a validation pass after each, checkpoints atomically after
 //! every epoch, resumes from the last checkpoint, and evaluates the test split at the
 //! end. The parts, one job each:
 //!
@@ -36,12 +36,12 @@ use crate::data::Dataset;
 use crate::data::audio_augment::AudioAugment;
 use crate::data::task::Split;
 use crate::engine::BatchReport;
+use crate::epoch::{self, EvalReport, SweepPoint};
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
 use crate::gpu::profile::ProfiledWork;
 use crate::model::{RcConfig, TrainMode, init_params};
 use crate::rng::Rng;
-use crate::train::{self, EvalReport, SweepPoint};
 use crate::words::count;
 use directory::{FEATURES_FILE, METRICS_FILE, TEST_FILE};
 use features::{load_feature_spec, save_feature_spec};
@@ -254,7 +254,7 @@ pub fn train_run(
         )?;
         let batches = epoch_data.len().div_ceil(cfg.batch);
         let mut index = 0;
-        let e = train::train_epoch(&mut engine, &epoch_data, cfg.batch, epoch, &mut rng, |r| {
+        let e = epoch::train_epoch(&mut engine, &epoch_data, cfg.batch, epoch, &mut rng, |r| {
             index += 1;
             observer.on_batch(epoch, index, batches, r);
         })
@@ -275,11 +275,11 @@ pub fn train_run(
         }
         let validation_start = std::time::Instant::now();
         engine.set_rc(eval_rc)?;
-        let val = train::evaluate(&mut engine, &val_data, cfg.batch, false)?;
+        let val = epoch::evaluate(&mut engine, &val_data, cfg.batch, false)?;
         let val_within_budget = match (budget, &budget_thetas) {
             (Some(b), Some(thetas)) => {
-                let sweep = train::theta_sweep(&mut engine, &val_data, cfg.batch, thetas)?;
-                train::best_within(&sweep, b.max_decision_step)
+                let sweep = epoch::theta_sweep(&mut engine, &val_data, cfg.batch, thetas)?;
+                epoch::best_within(&sweep, b.max_decision_step)
             }
             _ => None,
         };
@@ -346,7 +346,7 @@ pub fn train_run(
             .as_ref()
             .map(|b| b.max_decision_step),
         val_within_budget: best.as_ref().and_then(|b| b.val_within_budget),
-        report: train::evaluate(&mut engine, &test_data, cfg.batch, true)?,
+        report: epoch::evaluate(&mut engine, &test_data, cfg.batch, true)?,
     };
     let json = serde_json::to_string_pretty(&test).expect("report serialises");
     crate::files::write_atomic(&out.join(TEST_FILE), json.as_bytes())?;

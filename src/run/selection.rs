@@ -6,8 +6,8 @@
 
 use super::directory::{SNAPSHOT_FILE, TEST_FILE};
 use super::metrics::EpochRecord;
+use crate::epoch::parse_theta_sweep;
 use crate::error::{Error, Result};
-use crate::train::parse_theta_sweep;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 

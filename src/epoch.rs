@@ -1,5 +1,7 @@
-//! Epoch loops over a dataset: training with shuffled batches, and evaluation
-//! with the rank-coding decision rule. Aggregates the per-batch GPU reports.
+//! Passes over a dataset: a training epoch with shuffled batches, and evaluation with
+//! the rank-coding decision rule, at one threshold or a sweep of them (FROM:TO:N,
+//! [`parse_theta_sweep`]). Aggregates the per-batch GPU reports. A whole training run
+//! around the epochs is [`crate::run`].
 
 use crate::data::Dataset;
 use crate::engine::{BatchReport, Engine};
