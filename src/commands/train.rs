@@ -1,5 +1,6 @@
 //! `rankcode train`: trains a model on a task into a run directory.
 
+use super::choice::choice;
 use anyhow::{Context, Result};
 use clap::Args;
 use clap::parser::ValueSource;
@@ -88,10 +89,10 @@ fn warmup_or_none(spec: &str) -> Result<OrNone<ThetaWarmup>, String> {
 pub struct TrainArgs {
     /// The task to train on (with --resume, the run's own). Every setting not given
     /// below comes from the task's recipe, the best we know for it (docs/results.md).
-    #[arg(long, value_enum, required_unless_present = "resume")]
+    #[arg(long, value_parser = choice::<Task>(), required_unless_present = "resume")]
     pub task: Option<Task>,
     /// rc: loss at each sequence's first spike (rank coding); eos: loss at the last step.
-    #[arg(long, value_enum, default_value = "rc")]
+    #[arg(long, value_parser = choice::<TrainMode>(), default_value = TrainMode::default().name())]
     pub mode: TrainMode,
     /// Spike threshold on the output scores, in (0, 1).
     #[arg(long)]
@@ -112,14 +113,14 @@ pub struct TrainArgs {
     #[arg(long)]
     pub layers: Option<usize>,
     /// Output units: one sigmoid per class, or a softmax.
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = choice::<Readout>())]
     pub readout: Option<Readout>,
     /// Adam learning rate.
     #[arg(long)]
     pub lr: Option<f32>,
     /// constant: --lr throughout; cosine: annealed from --lr towards 0 over --epochs (over
     /// each cycle with --lr-cycles).
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = choice::<LrSchedule>())]
     pub lr_schedule: Option<LrSchedule>,
     /// With --lr-schedule cosine: split the epochs (N must divide them) into N equal
     /// cosine cycles, each restarting at --lr (warm restarts), and keep the model of each
@@ -208,7 +209,7 @@ pub struct TrainArgs {
     /// training split's statistics: none; causal (each frame minus the mean of the
     /// frames up to it: no later audio); whole (each band's mean and deviation over the
     /// clip's audio).
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = choice::<UtteranceNorm>())]
     pub utterance_norm: Option<UtteranceNorm>,
     /// Audio tasks: mel bands of the log-mel front end [default: 40].
     #[arg(long)]
@@ -473,11 +474,9 @@ type ShowSetting = fn(&Recipe) -> String;
 const RECIPE_FLAGS: [(&str, ShowSetting); 20] = [
     ("hidden", |r| r.hidden.to_string()),
     ("layers", |r| r.layers.to_string()),
-    ("readout", |r| format!("{:?}", r.readout).to_lowercase()),
+    ("readout", |r| r.readout.name().into()),
     ("lr", |r| r.lr.to_string()),
-    ("lr_schedule", |r| {
-        format!("{:?}", r.lr_schedule).to_lowercase()
-    }),
+    ("lr_schedule", |r| r.lr_schedule.name().into()),
     ("clip_grad_norm", |r| show_optional(r.clip_grad_norm)),
     ("theta", |r| r.theta.to_string()),
     ("theta_warmup", |r| {
@@ -491,9 +490,7 @@ const RECIPE_FLAGS: [(&str, ShowSetting); 20] = [
     ("select_max_decision_step", |r| {
         show_optional(r.select_max_decision_step)
     }),
-    ("utterance_norm", |r| {
-        format!("{:?}", r.utterance_norm).to_lowercase()
-    }),
+    ("utterance_norm", |r| r.utterance_norm.name().into()),
     ("augment_frames_shift", |r| {
         show_optional(r.augment_audio.map(|a| a.shift_frames).filter(|&v| v > 0))
     }),

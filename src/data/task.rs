@@ -15,28 +15,21 @@ pub const DATA_ENV: &str = "RANKCODE_DATA";
 /// Where the data sets are when neither `--data` nor the variable says otherwise.
 pub const DEFAULT_DATA_ROOT: &str = "../shared/datasets";
 
-/// A task by name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+/// A task by name ([`Task::about`] says what each is).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Task {
-    /// 25 random bits; label 1 iff they hold a run of 5 identical bits.
     SeqSpotting,
-    /// 40 steps of a weak +-0.05 signal in Gaussian noise of random strength.
     NoiseVsSignal,
-    /// Temporally encoded MNIST digits: 784 pixel events in 20 time bins.
     Mnist,
-    /// Free Spoken Digit Dataset: spoken digits 0-9, as front-end frames of 0.6 s clips.
     Fsdd,
-    /// Google Speech Commands, the 35 words of v0.02, as front-end frames of 1 s clips.
     SpeechCommands,
-    /// Google Speech Commands, the standard 12 classes: ten commands, _unknown_, _silence_.
-    #[value(name = "speech-commands-12")]
     #[serde(rename = "speech-commands-12")]
     SpeechCommands12,
 }
 
 /// A part of a task's data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Split {
     Train,
@@ -90,6 +83,27 @@ impl Task {
             Task::Fsdd => "fsdd",
             Task::SpeechCommands => "speech-commands",
             Task::SpeechCommands12 => "speech-commands-12",
+        }
+    }
+
+    /// What the task is, in a line.
+    pub fn about(self) -> &'static str {
+        match self {
+            Task::SeqSpotting => "25 random bits; label 1 iff they hold a run of 5 identical bits",
+            Task::NoiseVsSignal => {
+                "40 steps of a weak +-0.05 signal in Gaussian noise of random strength"
+            }
+            Task::Mnist => "Temporally encoded MNIST digits: 784 pixel events in 20 time bins",
+            Task::Fsdd => {
+                "Free Spoken Digit Dataset: spoken digits 0-9, as front-end frames of 0.6 s clips"
+            }
+            Task::SpeechCommands => {
+                "Google Speech Commands, the 35 words of v0.02, as front-end frames of 1 s clips"
+            }
+            Task::SpeechCommands12 => {
+                "Google Speech Commands, the standard 12 classes: ten commands, _unknown_, \
+                 _silence_"
+            }
         }
     }
 

@@ -66,8 +66,8 @@ impl MemberRun {
         if cfg.rc.mode != first_cfg.rc.mode {
             return Ok(Some(format!(
                 "it was trained with --mode {}, not {}; members must share the mode",
-                format!("{:?}", cfg.rc.mode).to_lowercase(),
-                format!("{:?}", first_cfg.rc.mode).to_lowercase()
+                cfg.rc.mode.name(),
+                first_cfg.rc.mode.name()
             )));
         }
         if cfg.frontend != first_cfg.frontend {
