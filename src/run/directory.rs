@@ -26,11 +26,8 @@ use crate::error::Error;
 use std::path::Path;
 
 pub const CONFIG_FILE: &str = "config.json";
-
 pub const METRICS_FILE: &str = "metrics.jsonl";
-
 pub const TEST_FILE: &str = "test.json";
-
 pub const FEATURES_FILE: &str = "features.json";
 
 /// Where a run with `--lr-cycles` keeps the model of each cycle's last epoch, as run
@@ -41,7 +38,7 @@ pub const SNAPSHOTS_DIR: &str = "snapshots";
 pub const SNAPSHOT_FILE: &str = "snapshot.json";
 
 /// The error for a path that holds no run.
-pub(crate) fn not_a_run(dir: &Path) -> Error {
+pub(super) fn not_a_run(dir: &Path) -> Error {
     let what = if !dir.exists() {
         "does not exist"
     } else if !dir.is_dir() {
