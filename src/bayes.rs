@@ -9,7 +9,7 @@
 
 use crate::data::Dataset;
 use crate::data::toy::{NOISE_SIGNAL, NOISE_STD_RANGE};
-use crate::train::SweepPoint;
+use crate::epoch::SweepPoint;
 
 /// Points of the grid over the noise level's prior.
 const NOISE_GRID: usize = 200;

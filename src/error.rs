@@ -3,6 +3,9 @@
 
 use std::path::PathBuf;
 
+/// The error underneath another: an io error, a parser's, or one of this library's.
+pub type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Errors at the library boundary. The binary wraps them in `anyhow` for context.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -24,12 +27,68 @@ pub enum Error {
     /// The device refused a request or reported an error.
     #[error("GPU device error: {0}")]
     Device(String),
-    /// A file could not be read or written, or its contents are malformed.
-    #[error("{path}: {problem}")]
-    File { path: PathBuf, problem: String },
+    /// A file could not be read or written, or its contents are malformed. Made with
+    /// [`Error::file`] or [`Error::file_caused`]. The message is `path: problem` (the
+    /// path alone when `problem` is empty); the `source` under it, when there is one,
+    /// is not part of it: a chain of causes printed in full (`{:#}` of an
+    /// `anyhow::Error`, or [`full_message`]) shows its message after a colon.
+    #[error("{}", file_message(path, problem))]
+    File {
+        path: PathBuf,
+        problem: String,
+        #[source]
+        source: Option<Source>,
+    },
     /// Training diverged.
     #[error("non-finite loss at {0}")]
     NonFinite(String),
+}
+
+impl Error {
+    /// A problem with the file or folder at `path`, in words.
+    pub fn file(path: impl Into<PathBuf>, problem: impl Into<String>) -> Self {
+        Error::File {
+            path: path.into(),
+            problem: problem.into(),
+            source: None,
+        }
+    }
+
+    /// A problem with the file or folder at `path` that `source` caused: the message
+    /// says `problem` (empty: nothing more than the source says), and a full chain of
+    /// causes adds `source`'s after a colon.
+    pub fn file_caused(
+        path: impl Into<PathBuf>,
+        problem: impl Into<String>,
+        source: impl Into<Source>,
+    ) -> Self {
+        Error::File {
+            path: path.into(),
+            problem: problem.into(),
+            source: Some(source.into()),
+        }
+    }
+}
+
+/// The message of an [`Error::File`].
+fn file_message(path: &std::path::Path, problem: &str) -> String {
+    match problem {
+        "" => path.display().to_string(),
+        _ => format!("{}: {problem}", path.display()),
+    }
+}
+
+/// The message of `error` followed by those of the errors under it, each after a
+/// colon: what the binary prints for an error.
+pub fn full_message(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        message.push_str(": ");
+        message.push_str(&e.to_string());
+        cause = e.source();
+    }
+    message
 }
 
 /// Shorthand for results of this library.

@@ -1,8 +1,14 @@
-//! Writing files so that nothing a user made is lost on a crash.
+//! Reading files with errors that name them, and writing them so that nothing a user
+//! made is lost on a crash.
 
 use crate::error::{Error, Result};
 use std::ffi::{OsStr, OsString};
 use std::path::Path;
+
+/// The bytes of the file at `path`, or an error that names it.
+pub fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Error::file_caused(path, "cannot read", e))
+}
 
 /// Writes `bytes` to `path` through a temporary file in the same directory (unique to
 /// this process and call, so concurrent writers never share one), fsynced before a
@@ -13,10 +19,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::sync::atomic::{AtomicUsize, Ordering};
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
-    let file_error = |what: &str, e: std::io::Error| Error::File {
-        path: path.to_path_buf(),
-        problem: format!("{what}: {e}"),
-    };
+    let file_error = |what: &str, e: std::io::Error| Error::file_caused(path, what, e);
     let name = path
         .file_name()
         .ok_or_else(|| file_error("not a file name", std::io::ErrorKind::InvalidInput.into()))?;
@@ -74,10 +77,7 @@ fn is_temporary_name(name: &OsStr) -> bool {
 /// place; returns how many it removed. For a folder that no other process writes to
 /// at the time: a run directory that the run resumed there owns.
 pub fn remove_stale_temporaries(dir: &Path) -> Result<usize> {
-    let fail = |path: &Path, what: &str, e: std::io::Error| Error::File {
-        path: path.to_path_buf(),
-        problem: format!("{what}: {e}"),
-    };
+    let fail = |path: &Path, what: &str, e: std::io::Error| Error::file_caused(path, what, e);
     let entries = std::fs::read_dir(dir).map_err(|e| fail(dir, "cannot list", e))?;
     let mut removed = 0;
     for entry in entries {
@@ -104,12 +104,7 @@ pub fn drop_epochs_from(path: &Path, epoch: usize) -> Result<usize> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => {
-            return Err(Error::File {
-                path: path.to_path_buf(),
-                problem: format!("cannot read: {e}"),
-            });
-        }
+        Err(e) => return Err(Error::file_caused(path, "cannot read", e)),
     };
     let kept: Vec<&str> = text
         .lines()

@@ -3,9 +3,8 @@
 //! so the run trains as end-of-sequence training), or validation accuracy sits at
 //! chance. `train` prints the warning once, while the run goes on.
 
-use crate::checkpoint::RunConfig;
 use crate::model::TrainMode;
-use crate::run::EpochRecord;
+use crate::run::{EpochRecord, RunConfig};
 
 /// The first epoch at which a run of `epochs` epochs is judged: the first fifth of a
 /// run, and at least 3 epochs, may still decide late while the model learns (FSDD's

@@ -10,7 +10,7 @@ pub mod checkpoint;
 pub mod classify;
 pub mod data;
 pub mod engine;
-pub mod ensemble;
+pub mod epoch;
 pub mod error;
 pub mod files;
 pub mod gpu;
@@ -22,7 +22,6 @@ pub mod plot;
 pub mod recipe;
 pub mod rng;
 pub mod run;
-pub mod train;
 pub mod words;
 
 pub use error::{Error, Result};

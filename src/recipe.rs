@@ -3,14 +3,13 @@
 //! (docs/results.md, "Default runs"). This table is the one place they live: the help
 //! text of `train` is made from it, and a run's `config.json` records what it used.
 
-use crate::checkpoint::RunConfig;
 use crate::data::audio_augment::AudioAugment;
 use crate::data::frontend::{FrontendConfig, UtteranceNorm};
 use crate::data::task::Task;
 use crate::model::{
     AdamConfig, LrSchedule, ModelConfig, RcConfig, Readout, ThetaWarmup, TrainMode,
 };
-use crate::run::StepBudget;
+use crate::run::{RunConfig, StepBudget};
 
 /// The thresholds model selection within a step budget sweeps on validation after
 /// every epoch, FROM:TO:N.

@@ -10,11 +10,11 @@ mod common;
 use common::ctx;
 use rankcode::data::task::{Split, Task};
 use rankcode::engine::{Capacity, Engine, EngineConfig};
+use rankcode::epoch;
 use rankcode::model::{
     AdamConfig, ModelConfig, RcConfig, Readout, ThetaWarmup, TrainMode, init_params,
 };
 use rankcode::rng::Rng;
-use rankcode::train;
 
 /// Test accuracy the run must reach (it reaches about 0.81 on lavapipe; chance is 0.1).
 const ACCURACY_BAR: f64 = 0.70;
@@ -76,14 +76,14 @@ fn a_short_mnist_run_clears_the_bar() {
     };
     for epoch in 1..=6 {
         engine.set_rc(warmup.training_rc(rc, epoch)).unwrap();
-        let e = train::train_epoch(&mut engine, &train_data, 64, epoch, &mut rng, |_| {}).unwrap();
+        let e = epoch::train_epoch(&mut engine, &train_data, 64, epoch, &mut rng, |_| {}).unwrap();
         eprintln!(
             "epoch {epoch}: train accuracy {:.3}, {} steps, {:.1}s",
             e.train_accuracy, e.steps_processed, e.wall_s
         );
     }
     engine.set_rc(rc).unwrap();
-    let report = train::evaluate(&mut engine, &test, 64, true).unwrap();
+    let report = epoch::evaluate(&mut engine, &test, 64, true).unwrap();
     eprintln!(
         "test accuracy {:.3} at mean decision step {:.2}/20, accuracy at T-1 {:.3}",
         report.accuracy,

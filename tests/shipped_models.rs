@@ -8,9 +8,12 @@
 //! `../shared/datasets/mnist`: the shipped model must reproduce its `test.json`. When
 //! the files are missing it fails under CI (CI=true) and is skipped loudly elsewhere.
 
-use rankcode::checkpoint::{self, RunConfig, load_feature_spec};
+use rankcode::checkpoint;
 use rankcode::data::task::Task;
 use rankcode::model::{ParamLayout, Readout};
+use rankcode::run::RunConfig;
+use rankcode::run::directory;
+use rankcode::run::features::load_feature_spec;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::SystemTime;
@@ -66,7 +69,7 @@ fn moved_copy(name: &str) -> PathBuf {
         let e = e.unwrap();
         std::fs::copy(e.path(), dir.join(e.file_name())).unwrap();
     }
-    let path = dir.join(checkpoint::CONFIG_FILE);
+    let path = dir.join(directory::CONFIG_FILE);
     let mut cfg: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     cfg["data_dir"] = format!("/no/such/datasets/{name}").into();
@@ -75,7 +78,7 @@ fn moved_copy(name: &str) -> PathBuf {
 }
 
 fn test_record(dir: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(dir.join(checkpoint::TEST_FILE)).unwrap();
+    let text = std::fs::read_to_string(dir.join(directory::TEST_FILE)).unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
@@ -123,11 +126,14 @@ fn the_shipped_models_load_and_agree_with_their_records() {
         assert_eq!(params.len(), ParamLayout::new(&cfg.model).total, "{name}");
         assert!(params.iter().all(|p| p.is_finite()), "{name}");
         // A model to run, not a run to resume: no Adam state (three times the weights).
-        assert!(!dir.join(checkpoint::CHECKPOINT_FILE).exists(), "{name}");
+        assert!(!dir.join(directory::CHECKPOINT_FILE).exists(), "{name}");
         // eval and classify default to the threshold chosen on validation.
         let record = test_record(&dir);
         let chosen = record["val_within_budget"]["theta"].as_f64().unwrap() as f32;
-        assert_eq!(rankcode::run::default_theta(&dir, &cfg).unwrap(), chosen);
+        assert_eq!(
+            rankcode::run::inference::default_theta(&dir, &cfg).unwrap(),
+            chosen
+        );
         assert_eq!(record["theta"].as_f64().unwrap() as f32, chosen);
     }
     let mnist = RunConfig::load(&shipped("mnist")).unwrap();

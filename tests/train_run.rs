@@ -3,14 +3,16 @@
 mod common;
 
 use common::ctx;
-use rankcode::checkpoint::{self, RunConfig};
+use rankcode::checkpoint;
 use rankcode::data::task::Split;
 use rankcode::data::task::Task;
+use rankcode::epoch;
 use rankcode::model::{
     AdamConfig, LrSchedule, ModelConfig, RcConfig, Readout, ThetaWarmup, TrainMode,
 };
-use rankcode::run::{EpochRecord, Quiet, RunObserver, StepBudget, load_for_inference, train_run};
-use rankcode::train;
+use rankcode::run::directory;
+use rankcode::run::inference::load_for_inference;
+use rankcode::run::{EpochRecord, Quiet, RunConfig, RunObserver, StepBudget, train_run};
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 
@@ -137,11 +139,11 @@ fn a_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one() {
     let part = train_run(ctx(), &cfg, &interrupted, false, &mut StopAfter(2)).unwrap();
     assert_eq!(part.epochs.len(), 2);
     assert!(part.test.is_none());
-    assert!(!interrupted.join(checkpoint::TEST_FILE).exists());
+    assert!(!interrupted.join(directory::TEST_FILE).exists());
     let resumed = train_run(ctx(), &cfg, &interrupted, true, &mut Quiet).unwrap();
     assert_eq!(resumed.epochs.len(), 3);
 
-    let model = |dir: &PathBuf| std::fs::read(dir.join(checkpoint::MODEL_FILE)).unwrap();
+    let model = |dir: &PathBuf| std::fs::read(dir.join(directory::MODEL_FILE)).unwrap();
     assert!(
         model(&straight) == model(&interrupted),
         "same best weights, bit for bit"
@@ -155,9 +157,9 @@ fn a_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one() {
         without_wall_times(&full.epochs),
         without_wall_times(&resumed.epochs)
     );
-    let lines = std::fs::read_to_string(interrupted.join(checkpoint::METRICS_FILE)).unwrap();
+    let lines = std::fs::read_to_string(interrupted.join(directory::METRICS_FILE)).unwrap();
     assert_eq!(lines.lines().count(), 3);
-    assert!(interrupted.join(checkpoint::TEST_FILE).exists());
+    assert!(interrupted.join(directory::TEST_FILE).exists());
     assert_eq!(RunConfig::load(&interrupted).unwrap(), cfg);
 
     // model.safetensors holds the epoch with the best validation accuracy (the first
@@ -202,7 +204,7 @@ fn lr_cycles_restart_the_rate_and_keep_each_cycles_last_model_as_a_run() {
         lrs[0] == cfg.adam.lr as f64 && lrs[2] == lrs[0] && lrs[1] < lrs[0] && lrs[3] == lrs[1],
         "two cosine cycles of two epochs: {lrs:?}"
     );
-    let snapshots = straight.join(checkpoint::SNAPSHOTS_DIR);
+    let snapshots = straight.join(directory::SNAPSHOTS_DIR);
     let mut kept: Vec<String> = std::fs::read_dir(&snapshots)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -215,8 +217,7 @@ fn lr_cycles_restart_the_rate_and_keep_each_cycles_last_model_as_a_run() {
     let epoch4 = snapshots.join("epoch-4");
     assert!(checkpoint::load_model(&epoch4, &cfg.model).unwrap() == last.params);
     let line: EpochRecord = serde_json::from_str(
-        &std::fs::read_to_string(snapshots.join("epoch-2").join(checkpoint::SNAPSHOT_FILE))
-            .unwrap(),
+        &std::fs::read_to_string(snapshots.join("epoch-2").join(directory::SNAPSHOT_FILE)).unwrap(),
     )
     .unwrap();
     assert_eq!(line, full.epochs[1]);
@@ -230,17 +231,17 @@ fn lr_cycles_restart_the_rate_and_keep_each_cycles_last_model_as_a_run() {
     assert_eq!(theta, chosen);
     let (_, mut engine, _) = load_for_inference(ctx(), &epoch4, Some(cfg.rc.theta)).unwrap();
     let val = cfg.open_data(None).unwrap().load(Split::Val).unwrap();
-    let report = train::evaluate(&mut engine, &val, cfg.batch, false).unwrap();
+    let report = epoch::evaluate(&mut engine, &val, cfg.batch, false).unwrap();
     assert_eq!(report.accuracy, full.epochs[3].val_accuracy);
 
     // A run stopped in its second cycle and resumed keeps the same snapshots, bit for
     // bit, and replaces the part of one that a crash left.
     let interrupted = out_dir("cycles-resumed");
     train_run(ctx(), &cfg, &interrupted, false, &mut StopAfter(3)).unwrap();
-    let kept = interrupted.join(checkpoint::SNAPSHOTS_DIR);
+    let kept = interrupted.join(directory::SNAPSHOTS_DIR);
     assert!(!kept.join("epoch-4").exists());
     std::fs::create_dir_all(kept.join("epoch-4")).unwrap();
-    std::fs::write(kept.join("epoch-4").join(checkpoint::CONFIG_FILE), "{").unwrap();
+    std::fs::write(kept.join("epoch-4").join(directory::CONFIG_FILE), "{").unwrap();
     // A snapshot cannot be trained: that would overwrite its model.
     let err = train_run(ctx(), &cfg, &kept.join("epoch-2"), true, &mut Quiet)
         .unwrap_err()
@@ -253,9 +254,9 @@ fn lr_cycles_restart_the_rate_and_keep_each_cycles_last_model_as_a_run() {
     for epoch in ["epoch-2", "epoch-4"] {
         let model = |run: &PathBuf| {
             std::fs::read(
-                run.join(checkpoint::SNAPSHOTS_DIR)
+                run.join(directory::SNAPSHOTS_DIR)
                     .join(epoch)
-                    .join(checkpoint::MODEL_FILE),
+                    .join(directory::MODEL_FILE),
             )
             .unwrap()
         };
@@ -286,7 +287,7 @@ fn lr_cycles_restart_the_rate_and_keep_each_cycles_last_model_as_a_run() {
     );
     assert!(
         straight
-            .join(checkpoint::SNAPSHOTS_DIR)
+            .join(directory::SNAPSHOTS_DIR)
             .join("epoch-6")
             .exists()
     );
@@ -335,13 +336,13 @@ fn a_step_budget_selects_the_epoch_and_threshold_most_accurate_within_it() {
     let (_, mut engine, theta) = load_for_inference(ctx(), &dir, Some(point.theta)).unwrap();
     let data = cfg.open_data(None).unwrap();
     let val_data = data.load(Split::Val).unwrap();
-    let sweep = train::theta_sweep(&mut engine, &val_data, cfg.batch, &thetas).unwrap();
+    let sweep = epoch::theta_sweep(&mut engine, &val_data, cfg.batch, &thetas).unwrap();
     assert!(
         sweep.iter().any(|p| p.mean_decision_step > 8.0),
         "the budget binds: {sweep:?}"
     );
-    assert_eq!(train::best_within(&sweep, 8.0), Some(point));
-    let val = train::evaluate(&mut engine, &val_data, cfg.batch, false).unwrap();
+    assert_eq!(epoch::best_within(&sweep, 8.0), Some(point));
+    let val = epoch::evaluate(&mut engine, &val_data, cfg.batch, false).unwrap();
     assert_eq!(
         (val.accuracy, val.mean_decision_step),
         (point.accuracy, point.mean_decision_step)
@@ -351,7 +352,7 @@ fn a_step_budget_selects_the_epoch_and_threshold_most_accurate_within_it() {
         (test.model_epoch, test.val_within_budget, test.report.theta),
         (Some(chosen.epoch), Some(point), theta)
     );
-    let again = train::evaluate(
+    let again = epoch::evaluate(
         &mut engine,
         &data.load(Split::Test).unwrap(),
         cfg.batch,
@@ -363,7 +364,7 @@ fn a_step_budget_selects_the_epoch_and_threshold_most_accurate_within_it() {
         (again.accuracy, again.mean_decision_step)
     );
     let saved: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join(checkpoint::TEST_FILE)).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(dir.join(directory::TEST_FILE)).unwrap()).unwrap();
     assert_eq!(saved["theta"].as_f64().unwrap() as f32, point.theta);
     assert_eq!(saved["model_epoch"].as_u64(), Some(chosen.epoch as u64));
     assert_eq!(
@@ -396,9 +397,9 @@ fn a_step_budget_selects_the_epoch_and_threshold_most_accurate_within_it() {
         (test.model_epoch, test.val_within_budget)
     );
     assert_eq!(resumed_test.report.accuracy, test.report.accuracy);
-    let model = |d: &PathBuf| std::fs::read(d.join(checkpoint::MODEL_FILE)).unwrap();
+    let model = |d: &PathBuf| std::fs::read(d.join(directory::MODEL_FILE)).unwrap();
     assert!(model(&dir) == model(&interrupted));
-    std::fs::write(dir.join(checkpoint::TEST_FILE), "{ truncated").unwrap();
+    std::fs::write(dir.join(directory::TEST_FILE), "{ truncated").unwrap();
     let err = load_for_inference(ctx(), &dir, None)
         .err()
         .unwrap()
@@ -419,7 +420,7 @@ fn an_existing_run_is_never_overwritten() {
     };
     let dir = out_dir("existing");
     train_run(ctx(), &cfg, &dir, false, &mut Quiet).unwrap();
-    let before = std::fs::read(dir.join(checkpoint::MODEL_FILE)).unwrap();
+    let before = std::fs::read(dir.join(directory::MODEL_FILE)).unwrap();
     let err = train_run(ctx(), &cfg, &dir, false, &mut Quiet)
         .unwrap_err()
         .to_string();
@@ -470,7 +471,7 @@ fn an_existing_run_is_never_overwritten() {
         "{err}"
     );
     assert_eq!(
-        std::fs::read(dir.join(checkpoint::MODEL_FILE)).unwrap(),
+        std::fs::read(dir.join(directory::MODEL_FILE)).unwrap(),
         before
     );
     // A moved data folder is no other setting: the run resumes (with nothing left to
@@ -503,7 +504,7 @@ fn an_ensemble_is_refused_before_its_data_is_read() {
     let cfg = RunConfig {
         task: Task::Mnist,
         data_dir: Some(PathBuf::from("/no/such/mnist")),
-        ensemble_of: Some(vec![rankcode::ensemble::EnsembleMember {
+        ensemble_of: Some(vec![rankcode::run::EnsembleMember {
             run: PathBuf::from("/no/such/run"),
             hidden_size: 9,
         }]),

@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rankcode::run::{check_metrics_agree, parse_metrics_lines};
+use rankcode::run::metrics::{check_metrics_agree, parse_metrics_lines};
 use std::path::Path;
 
 fuzz_target!(|data: &[u8]| {

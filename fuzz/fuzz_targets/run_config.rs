@@ -5,7 +5,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rankcode::checkpoint::{RunConfig, feature_spec_from_json};
+use rankcode::run::RunConfig;
+use rankcode::run::features::feature_spec_from_json;
 use std::path::Path;
 
 fuzz_target!(|data: &[u8]| {

@@ -6,7 +6,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rankcode::checkpoint::{RunConfig, checkpoint_from_bytes, model_from_bytes};
+use rankcode::checkpoint::{checkpoint_from_bytes, model_from_bytes};
+use rankcode::run::RunConfig;
 use std::path::Path;
 use std::sync::LazyLock;
 
@@ -23,6 +24,6 @@ fuzz_target!(|data: &[u8]| {
     let model = &CONFIG.model;
     let _ = model_from_bytes(Path::new("model.safetensors"), data, model);
     if let Ok(ck) = checkpoint_from_bytes(Path::new("checkpoint.safetensors"), data, model) {
-        let _ = rankcode::run::check_checkpoint_steps(Path::new("/nonexistent"), &ck, 2);
+        let _ = rankcode::run::resume::check_checkpoint_steps(Path::new("/nonexistent"), &ck, 2);
     }
 });

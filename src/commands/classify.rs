@@ -3,11 +3,12 @@
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use rankcode::checkpoint::{FEATURES_FILE, load_feature_spec};
 use rankcode::classify::{Classification, classify};
 use rankcode::data::wav::{self, Audio};
 use rankcode::gpu::GpuContext;
-use rankcode::run::load_for_inference;
+use rankcode::run::directory::FEATURES_FILE;
+use rankcode::run::features::load_feature_spec;
+use rankcode::run::inference::load_for_inference;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -67,7 +68,7 @@ pub fn run(args: &ClassifyArgs) -> Result<()> {
                 files.push(file);
                 recordings.push(audio);
             }
-            Err(e) => eprintln!("error: {e}"),
+            Err(e) => eprintln!("error: {}", rankcode::error::full_message(&e)),
         }
     }
     let unread = args.files.len() - files.len();

@@ -12,11 +12,11 @@ use rankcode::data::Dataset;
 use rankcode::data::task::{Split, toy_split};
 use rankcode::data::toy;
 use rankcode::engine::{Capacity, Engine, EngineConfig};
+use rankcode::epoch::{self, EvalReport, SweepPoint};
 use rankcode::gpu::GpuContext;
 use rankcode::model::{AdamConfig, ModelConfig, RcConfig, Readout, TrainMode, init_params};
 use rankcode::plot::{self, Curve, StepAxis};
 use rankcode::rng::Rng;
-use rankcode::train::{self, EvalReport, SweepPoint};
 use serde::Serialize;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -109,7 +109,7 @@ impl Sweeps {
         let budgets = budgets
             .iter()
             .map(|&budget| {
-                let chosen = train::best_within(&val, budget)?;
+                let chosen = epoch::best_within(&val, budget)?;
                 let test = *test.iter().find(|p| p.theta == chosen.theta)?;
                 Some(AtBudget {
                     budget,
@@ -219,7 +219,7 @@ fn train_one(
     let start = Instant::now();
     let mut steps = 0;
     for epoch in 1..=args.epochs {
-        let e = train::train_epoch(
+        let e = epoch::train_epoch(
             &mut engine,
             &train_data,
             args.batch,
@@ -249,10 +249,10 @@ fn train_one(
         mode: TrainMode::Rc,
         ..rc
     })?;
-    let test = train::evaluate(&mut engine, &held_out.test, args.batch, true)?;
+    let test = epoch::evaluate(&mut engine, &held_out.test, args.batch, true)?;
     let thetas = sweep_thetas();
-    let val_sweep = train::theta_sweep(&mut engine, &held_out.val, args.batch, &thetas)?;
-    let test_sweep = train::theta_sweep(&mut engine, &held_out.test, args.batch, &thetas)?;
+    let val_sweep = epoch::theta_sweep(&mut engine, &held_out.val, args.batch, &thetas)?;
+    let test_sweep = epoch::theta_sweep(&mut engine, &held_out.test, args.batch, &thetas)?;
     Ok(ModelResult {
         mode,
         train_wall_s,
@@ -305,10 +305,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         bayes.sweeps.curve("Bayes-optimal policy"),
     ];
     if let Some(dir) = args.figure.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| rankcode::Error::File {
-            path: dir.to_path_buf(),
-            problem: e.to_string(),
-        })?;
+        std::fs::create_dir_all(dir).map_err(|e| rankcode::Error::file_caused(dir, "", e))?;
     }
     let (svg, png) = plot::write_figure(
         &args.figure,

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use clap::Args;
-use rankcode::ensemble::write_ensemble;
+use rankcode::run::ensemble::write_ensemble;
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]

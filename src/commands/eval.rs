@@ -2,13 +2,15 @@
 
 use anyhow::Result;
 use clap::Args;
-use rankcode::checkpoint::{RunConfig, load_feature_spec};
 use rankcode::data::Dataset;
 use rankcode::data::task::{Split, Task};
+use rankcode::epoch::{self, EvalReport, GroupReport, SweepPoint, parse_theta_sweep};
 use rankcode::gpu::GpuContext;
 use rankcode::gpu::profile::ProfiledWork;
-use rankcode::run::{load_for_inference, parse_theta_sweep};
-use rankcode::train::{self, EvalReport, GroupReport, SweepPoint};
+use rankcode::run::RunConfig;
+use rankcode::run::directory::CONFIG_FILE;
+use rankcode::run::features::load_feature_spec;
+use rankcode::run::inference::load_for_inference;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -139,7 +141,7 @@ pub fn load_split(
         anyhow::bail!(
             "{}: the run was trained on data in {}, which does not exist here; \
              give the {} data folder with --data DIR",
-            run_dir.join(rankcode::checkpoint::CONFIG_FILE).display(),
+            run_dir.join(CONFIG_FILE).display(),
             recorded.display(),
             cfg.task.name()
         );
@@ -202,7 +204,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         engine.enable_profiling()?;
     }
     let start = Instant::now();
-    let (report, sweep) = train::evaluate_and_sweep(
+    let (report, sweep) = epoch::evaluate_and_sweep(
         &mut engine,
         &data,
         cfg.batch,
@@ -216,10 +218,10 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     let best_within_budget = args
         .max_decision_step
         .zip(sweep.as_deref())
-        .map(|(max_step, sweep)| train::best_within(sweep, max_step));
+        .map(|(max_step, sweep)| epoch::best_within(sweep, max_step));
     let ideal = ideal_comparison(cfg.task, &data, &report);
     let per_speaker = speakers
-        .map(|names| train::by_group(&report, &data.labels, &names))
+        .map(|names| epoch::by_group(&report, &data.labels, &names))
         .filter(|groups| !groups.is_empty());
     let mean_decision_ms = cfg.task.is_audio().then(|| {
         // Frame t ends at window + t * hop: linear, so the mean maps directly.

@@ -1,6 +1,7 @@
 //! One module per command: parse, call the library, print.
 
 pub mod bench;
+pub mod choice;
 pub mod classify;
 pub mod demo;
 pub mod ensemble;

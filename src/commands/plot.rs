@@ -4,11 +4,11 @@
 use super::eval::{EvalSplit, load_split};
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use rankcode::epoch::{self, parse_theta_sweep};
 use rankcode::gpu::GpuContext;
 use rankcode::model::TrainMode;
 use rankcode::plot::{Curve, StepAxis, write_figure};
-use rankcode::run::{load_for_inference, parse_theta_sweep};
-use rankcode::train;
+use rankcode::run::inference::load_for_inference;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -87,7 +87,7 @@ pub fn run(args: &PlotArgs) -> Result<()> {
             _ => task_steps = Some((cfg.task, steps)),
         }
         let (data, _) = load_split(dir, &cfg, args.split, args.data.clone())?;
-        let sweep = train::theta_sweep(&mut engine, &data, cfg.batch, &thetas)?;
+        let sweep = epoch::theta_sweep(&mut engine, &data, cfg.batch, &thetas)?;
         let name = dir
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())

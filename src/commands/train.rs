@@ -1,10 +1,10 @@
 //! `rankcode train`: trains a model on a task into a run directory.
 
+use super::choice::choice;
 use anyhow::{Context, Result};
 use clap::Args;
 use clap::parser::ValueSource;
 use indicatif::{ProgressBar, ProgressStyle};
-use rankcode::checkpoint::RunConfig;
 use rankcode::data::audio_augment::AudioAugment;
 use rankcode::data::frontend::{FrontendConfig, UtteranceNorm};
 use rankcode::data::fsdd::{self, SpeakerSplit};
@@ -15,10 +15,9 @@ use rankcode::gpu::profile::ProfiledWork;
 use rankcode::learning_check::not_learning;
 use rankcode::model::{LrSchedule, Readout, ThetaWarmup, TrainMode};
 use rankcode::recipe::{Recipe, show_optional};
-use rankcode::run::{
-    EpochRecord, RunObserver, RunPart, config_json, refuse_untrainable, saved_run_to_resume,
-    train_run,
-};
+use rankcode::run::config::config_json;
+use rankcode::run::resume::{refuse_untrainable, saved_run_to_resume};
+use rankcode::run::{EpochRecord, RunConfig, RunObserver, RunPart, train_run};
 use std::io::IsTerminal;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -100,10 +99,10 @@ fn warmup_or_none(spec: &str) -> Result<OrNone<ThetaWarmup>, String> {
 pub struct TrainArgs {
     /// The task to train on (with --resume, the run's own). Every setting not given
     /// below comes from the task's recipe, the best we know for it (docs/results.md).
-    #[arg(long, value_enum, required_unless_present = "resume")]
+    #[arg(long, value_parser = choice::<Task>(), required_unless_present = "resume")]
     pub task: Option<Task>,
     /// rc: loss at each sequence's first spike (rank coding); eos: loss at the last step.
-    #[arg(long, value_enum, default_value = "rc")]
+    #[arg(long, value_parser = choice::<TrainMode>(), default_value = TrainMode::default().name())]
     pub mode: TrainMode,
     /// Spike threshold on the output scores, in (0, 1).
     #[arg(long)]
@@ -124,14 +123,14 @@ pub struct TrainArgs {
     #[arg(long)]
     pub layers: Option<usize>,
     /// Output units: one sigmoid per class, or a softmax.
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = choice::<Readout>())]
     pub readout: Option<Readout>,
     /// Adam learning rate.
     #[arg(long)]
     pub lr: Option<f32>,
     /// constant: --lr throughout; cosine: annealed from --lr towards 0 over --epochs (over
     /// each cycle with --lr-cycles).
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = choice::<LrSchedule>())]
     pub lr_schedule: Option<LrSchedule>,
     /// With --lr-schedule cosine: split the epochs (N must divide them) into N equal
     /// cosine cycles, each restarting at --lr (warm restarts), and keep the model of each
@@ -226,7 +225,7 @@ pub struct TrainArgs {
     /// training split's statistics: none; causal (each frame minus the mean of the
     /// frames up to it: no later audio); whole (each band's mean and deviation over the
     /// clip's audio).
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = choice::<UtteranceNorm>())]
     pub utterance_norm: Option<UtteranceNorm>,
     /// Audio tasks: mel bands of the log-mel front end [default: 40].
     #[arg(long)]
@@ -495,11 +494,9 @@ type ShowSetting = fn(&Recipe) -> String;
 const RECIPE_FLAGS: [(&str, ShowSetting); 20] = [
     ("hidden", |r| r.hidden.to_string()),
     ("layers", |r| r.layers.to_string()),
-    ("readout", |r| format!("{:?}", r.readout).to_lowercase()),
+    ("readout", |r| r.readout.name().into()),
     ("lr", |r| r.lr.to_string()),
-    ("lr_schedule", |r| {
-        format!("{:?}", r.lr_schedule).to_lowercase()
-    }),
+    ("lr_schedule", |r| r.lr_schedule.name().into()),
     ("clip_grad_norm", |r| show_optional(r.clip_grad_norm)),
     ("theta", |r| r.theta.to_string()),
     ("theta_warmup", |r| {
@@ -513,9 +510,7 @@ const RECIPE_FLAGS: [(&str, ShowSetting); 20] = [
     ("select_max_decision_step", |r| {
         show_optional(r.select_max_decision_step)
     }),
-    ("utterance_norm", |r| {
-        format!("{:?}", r.utterance_norm).to_lowercase()
-    }),
+    ("utterance_norm", |r| r.utterance_norm.name().into()),
     ("augment_frames_shift", |r| {
         show_optional(r.augment_audio.map(|a| a.shift_frames).filter(|&v| v > 0))
     }),
@@ -694,7 +689,10 @@ impl RunObserver for Progress {
                     "{}: dropped {n} lines of epoch {epoch} and later, left by a run that stopped before its checkpoint",
                     path.display()
                 ),
-                Err(e) => log::warn!("cannot drop the profiles of epoch {epoch} and later: {e}"),
+                Err(e) => log::warn!(
+                    "cannot drop the profiles of epoch {epoch} and later: {}",
+                    rankcode::error::full_message(&e)
+                ),
             }
         }
         let record = ProfileRecord { epoch, part, work };

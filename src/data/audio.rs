@@ -174,10 +174,10 @@ impl FeatureExtractor {
             (clip.offset_ms as usize * config.sample_rate as usize / 1000).min(audio.samples.len());
         let values = self.frontend.clip_features(&audio.samples[start..]);
         if values.iter().any(|v| !v.is_finite()) {
-            return Err(Error::File {
-                path: clip.path.clone(),
-                problem: "its features are not finite (samples far outside [-1, 1]?)".into(),
-            });
+            return Err(Error::file(
+                &clip.path,
+                "its features are not finite (samples far outside [-1, 1]?)",
+            ));
         }
         self.write_cached(&key, &values);
         Ok(values)
@@ -250,7 +250,10 @@ impl FeatureExtractor {
             .parent()
             .map_or(Ok(()), std::fs::create_dir_all)
             .map_err(|e| e.to_string())
-            .and_then(|_| crate::files::write_atomic(&path, &bytes).map_err(|e| e.to_string()));
+            .and_then(|_| {
+                crate::files::write_atomic(&path, &bytes)
+                    .map_err(|e| crate::error::full_message(&e))
+            });
         static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
         if let Err(e) = written
             && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed)
@@ -305,10 +308,10 @@ pub fn dataset(
 /// that is needed and empty is refused when it is loaded.)
 pub fn ensure_not_empty(corpus: &Corpus, dir: &Path, layout: &str) -> Result<()> {
     if corpus.train.is_empty() && corpus.val.is_empty() && corpus.test.is_empty() {
-        return Err(Error::File {
-            path: dir.to_path_buf(),
-            problem: format!("holds no recordings in the {layout} layout"),
-        });
+        return Err(Error::file(
+            dir,
+            format!("holds no recordings in the {layout} layout"),
+        ));
     }
     Ok(())
 }

@@ -71,24 +71,50 @@ pub struct FrontendConfig {
 
 /// How each clip's own frames normalise its features, before the training split's
 /// statistics: a speaker's level and channel are constant offsets of every log-mel
-/// band, which these remove.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+/// band, which these remove ([`UtteranceNorm::about`] says how each does).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum UtteranceNorm {
-    /// The training split's statistics only.
     #[default]
     None,
-    /// Each frame minus the mean of the clip's frames up to and including it (causal
-    /// mean normalisation): the features of a prefix stay a prefix of the whole
-    /// clip's, so an early decision sees no later audio.
     Causal,
-    /// Each band minus its mean over the clip's frames of audio (not the padding),
-    /// divided by their standard deviation: normalisation over the whole utterance,
-    /// which lets an early decision see statistics of audio after it.
     Whole,
 }
 
 impl UtteranceNorm {
+    /// Every normalisation.
+    pub const ALL: [UtteranceNorm; 3] = [
+        UtteranceNorm::None,
+        UtteranceNorm::Causal,
+        UtteranceNorm::Whole,
+    ];
+
+    /// The name on the command line and in `config.json`.
+    pub fn name(self) -> &'static str {
+        match self {
+            UtteranceNorm::None => "none",
+            UtteranceNorm::Causal => "causal",
+            UtteranceNorm::Whole => "whole",
+        }
+    }
+
+    /// What the normalisation does, in a line.
+    pub fn about(self) -> &'static str {
+        match self {
+            UtteranceNorm::None => "The training split's statistics only",
+            UtteranceNorm::Causal => {
+                "Each frame minus the mean of the clip's frames up to and including it (causal \
+                 mean normalisation): the features of a prefix stay a prefix of the whole \
+                 clip's, so an early decision sees no later audio"
+            }
+            UtteranceNorm::Whole => {
+                "Each band minus its mean over the clip's frames of audio (not the padding), \
+                 divided by their standard deviation: normalisation over the whole utterance, \
+                 which lets an early decision see statistics of audio after it"
+            }
+        }
+    }
+
     /// True for no normalisation per clip (what configurations saved before it mean).
     pub fn is_none(&self) -> bool {
         *self == UtteranceNorm::None

@@ -95,10 +95,8 @@ type Recording = (u32, String, u32, String);
 /// a wrong folder is not silently half-read.
 fn recordings(dir: &Path) -> Result<(PathBuf, Vec<Recording>)> {
     let folder = recordings_dir(dir);
-    let entries = std::fs::read_dir(&folder).map_err(|e| Error::File {
-        path: folder.clone(),
-        problem: format!("cannot list the FSDD recordings: {e}"),
-    })?;
+    let entries = std::fs::read_dir(&folder)
+        .map_err(|e| Error::file_caused(&folder, "cannot list the FSDD recordings", e))?;
     let names: Vec<String> = entries
         .filter_map(|e| e.ok())
         .filter_map(|e| e.file_name().into_string().ok())
@@ -106,9 +104,11 @@ fn recordings(dir: &Path) -> Result<(PathBuf, Vec<Recording>)> {
         .collect();
     let mut files = Vec::with_capacity(names.len());
     for name in &names {
-        let (digit, speaker, take) = parse_name(name).ok_or_else(|| Error::File {
-            path: folder.join(name),
-            problem: "is not named {digit}_{speaker}_{index}.wav as FSDD files are".into(),
+        let (digit, speaker, take) = parse_name(name).ok_or_else(|| {
+            Error::file(
+                folder.join(name),
+                "is not named {digit}_{speaker}_{index}.wav as FSDD files are",
+            )
         })?;
         files.push((take, speaker.to_string(), digit, name.clone()));
     }

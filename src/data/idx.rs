@@ -17,13 +17,6 @@ pub struct IdxArray {
     pub data: Vec<u8>,
 }
 
-fn problem(path: &Path, what: impl Into<String>) -> Error {
-    Error::File {
-        path: path.to_path_buf(),
-        problem: what.into(),
-    }
-}
-
 /// Parses IDX bytes; `path` is only used in error messages.
 pub fn parse(path: &Path, bytes: &[u8]) -> Result<IdxArray> {
     read_from(path, bytes, "cannot read")
@@ -33,7 +26,7 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<IdxArray> {
 /// gzip magic. The data is read (and inflated) no further than the header says it
 /// goes, plus one byte to tell trailing data: a gzip bomb is refused after its header.
 pub fn read(path: &Path) -> Result<IdxArray> {
-    let file = std::fs::File::open(path).map_err(|e| problem(path, format!("cannot read: {e}")))?;
+    let file = std::fs::File::open(path).map_err(|e| Error::file_caused(path, "cannot read", e))?;
     read_buffered(path, std::io::BufReader::new(file))
 }
 
@@ -43,7 +36,7 @@ pub fn read(path: &Path) -> Result<IdxArray> {
 pub fn read_buffered(path: &Path, mut input: impl BufRead) -> Result<IdxArray> {
     let start = input
         .fill_buf()
-        .map_err(|e| problem(path, format!("cannot read: {e}")))?;
+        .map_err(|e| Error::file_caused(path, "cannot read", e))?;
     if start.starts_with(&[0x1f, 0x8b]) {
         read_from(
             path,
@@ -65,21 +58,21 @@ fn read_from(path: &Path, mut input: impl Read, read_failure: &str) -> Result<Id
             .by_ref()
             .take(n as u64)
             .read_to_end(into)
-            .map_err(|e| problem(path, format!("{read_failure}: {e}")))
+            .map_err(|e| Error::file_caused(path, read_failure, e))
     };
     let mut magic = Vec::with_capacity(4);
     read_up_to(4, &mut magic)?;
     if magic.len() < 4 {
-        return Err(problem(
+        return Err(Error::file(
             path,
             format!("too short for an IDX header ({} bytes)", magic.len()),
         ));
     }
     if magic[0] != 0 || magic[1] != 0 {
-        return Err(problem(path, "not an IDX file (bad magic number)"));
+        return Err(Error::file(path, "not an IDX file (bad magic number)"));
     }
     if magic[2] != UBYTE {
-        return Err(problem(
+        return Err(Error::file(
             path,
             format!(
                 "IDX element type 0x{:02x} is not unsigned bytes (0x08)",
@@ -89,12 +82,12 @@ fn read_from(path: &Path, mut input: impl Read, read_failure: &str) -> Result<Id
     }
     let n_dims = magic[3] as usize;
     if n_dims == 0 {
-        return Err(problem(path, "IDX header declares no dimensions"));
+        return Err(Error::file(path, "IDX header declares no dimensions"));
     }
     let mut sizes = Vec::with_capacity(4 * n_dims);
     read_up_to(4 * n_dims, &mut sizes)?;
     if sizes.len() < 4 * n_dims {
-        return Err(problem(path, "truncated IDX header"));
+        return Err(Error::file(path, "truncated IDX header"));
     }
     let dims: Vec<usize> = sizes
         .chunks_exact(4)
@@ -102,7 +95,10 @@ fn read_from(path: &Path, mut input: impl Read, read_failure: &str) -> Result<Id
         .collect();
     let expected = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
     let Some(expected) = expected else {
-        return Err(problem(path, format!("IDX dimensions {dims:?} overflow")));
+        return Err(Error::file(
+            path,
+            format!("IDX dimensions {dims:?} overflow"),
+        ));
     };
     // Not allocated up front: the header is not trusted with the size.
     let mut data = Vec::new();
@@ -113,7 +109,7 @@ fn read_from(path: &Path, mut input: impl Read, read_failure: &str) -> Result<Id
         } else {
             ("has trailing bytes", "more".to_string())
         };
-        return Err(problem(
+        return Err(Error::file(
             path,
             format!("{kind}: dimensions {dims:?} need {expected} data bytes, the file has {have}"),
         ));

@@ -34,10 +34,10 @@ fn find(dir: &Path, stem: &str) -> Result<PathBuf> {
             return Ok(path);
         }
     }
-    Err(Error::File {
-        path: dir.join(stem),
-        problem: format!("missing (looked for {stem} and {stem}.gz; is --data an MNIST folder?)"),
-    })
+    Err(Error::file(
+        dir.join(stem),
+        format!("missing (looked for {stem} and {stem}.gz; is --data an MNIST folder?)"),
+    ))
 }
 
 /// The contents of an image file and its label file.
@@ -55,12 +55,8 @@ fn read_pair(dir: &Path, prefix: &str) -> Result<ImagesAndLabels> {
     let labels_path = find(dir, &format!("{prefix}-labels-idx1-ubyte"))?;
     let images = idx::read(&images_path)?;
     let labels = idx::read(&labels_path)?;
-    let bad = |path: &Path, problem: String| Error::File {
-        path: path.to_path_buf(),
-        problem,
-    };
     if images.dims.len() != 3 {
-        return Err(bad(
+        return Err(Error::file(
             &images_path,
             format!(
                 "expected 3 dimensions (images, rows, columns), found {:?}",
@@ -69,16 +65,16 @@ fn read_pair(dir: &Path, prefix: &str) -> Result<ImagesAndLabels> {
         ));
     }
     if labels.dims.len() != 1 {
-        return Err(bad(
+        return Err(Error::file(
             &labels_path,
             format!("expected 1 dimension (labels), found {:?}", labels.dims),
         ));
     }
     if images.dims[0] == 0 {
-        return Err(bad(&images_path, "holds no images".into()));
+        return Err(Error::file(&images_path, "holds no images"));
     }
     if images.dims[0] != labels.dims[0] {
-        return Err(bad(
+        return Err(Error::file(
             &labels_path,
             format!(
                 "holds {} labels for {} images in {}",
@@ -89,7 +85,10 @@ fn read_pair(dir: &Path, prefix: &str) -> Result<ImagesAndLabels> {
         ));
     }
     if let Some(l) = labels.data.iter().find(|&&l| l as usize >= CLASSES) {
-        return Err(bad(&labels_path, format!("label {l} is not a digit 0-9")));
+        return Err(Error::file(
+            &labels_path,
+            format!("label {l} is not a digit 0-9"),
+        ));
     }
     Ok(ImagesAndLabels {
         image_size: (images.dims[1], images.dims[2]),
@@ -117,13 +116,13 @@ pub fn load(dir: &Path, split: Split) -> Result<Dataset> {
     Ok(match split {
         Split::Test => all,
         _ if n <= VAL_SIZE => {
-            return Err(Error::File {
-                path: dir.to_path_buf(),
-                problem: format!(
+            return Err(Error::file(
+                dir,
+                format!(
                     "the training set has {n} images; at least {} are needed",
                     VAL_SIZE + 1
                 ),
-            });
+            ));
         }
         Split::Train => all.slice(0..n - VAL_SIZE),
         Split::Val => all.slice(n - VAL_SIZE..n),

@@ -72,9 +72,11 @@ impl Words {
 /// Reads a split list into the set of `word/file.wav` entries it names.
 fn read_list(dir: &Path, name: &str) -> Result<HashSet<String>> {
     let path = dir.join(name);
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::File {
-        path: path.clone(),
-        problem: format!("cannot read the split list ({e}); is --data a Speech Commands folder?"),
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        Error::file(
+            &path,
+            format!("cannot read the split list ({e}); is --data a Speech Commands folder?"),
+        )
     })?;
     Ok(text
         .lines()
@@ -85,10 +87,7 @@ fn read_list(dir: &Path, name: &str) -> Result<HashSet<String>> {
 
 /// Sorted names of the entries of `dir` that `keep` accepts.
 fn sorted_entries(dir: &Path, keep: impl Fn(&Path) -> bool) -> Result<Vec<String>> {
-    let entries = std::fs::read_dir(dir).map_err(|e| Error::File {
-        path: dir.to_path_buf(),
-        problem: format!("cannot list: {e}"),
-    })?;
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::file_caused(dir, "cannot list", e))?;
     let mut names: Vec<String> = entries
         .filter_map(|e| e.ok())
         .filter(|e| keep(&e.path()))
@@ -108,12 +107,11 @@ fn word_clips(dir: &Path, words: Words) -> Result<Vec<(String, String, PathBuf)>
             continue;
         }
         if words == Words::All35 && !WORDS_35.contains(&word.as_str()) {
-            return Err(Error::File {
-                path: dir.join(&word),
-                problem: "is not one of the 35 Speech Commands words (the 12-class task \
-                          counts any other word as _unknown_)"
-                    .into(),
-            });
+            return Err(Error::file(
+                dir.join(&word),
+                "is not one of the 35 Speech Commands words (the 12-class task \
+                 counts any other word as _unknown_)",
+            ));
         }
         for file in sorted_entries(&dir.join(&word), |p| {
             p.extension().is_some_and(|e| e == "wav")
@@ -144,19 +142,19 @@ fn silence_clips(
     }
     let noise_dir = dir.join(NOISE_DIR);
     let files = sorted_entries(&noise_dir, |p| p.extension().is_some_and(|e| e == "wav")).map_err(
-        |_| Error::File {
-            path: noise_dir.clone(),
-            problem: "is missing: the 12-class task cuts its _silence_ clips from it".into(),
+        |_| {
+            Error::file(
+                &noise_dir,
+                "is missing: the 12-class task cuts its _silence_ clips from it",
+            )
         },
     )?;
     // Lengths from the headers (the clips are decoded later).
     let mut sources = Vec::new();
     for file in files {
         let path = noise_dir.join(file);
-        let reader = hound::WavReader::open(&path).map_err(|e| Error::File {
-            path: path.clone(),
-            problem: format!("cannot read as WAV: {e}"),
-        })?;
+        let reader = hound::WavReader::open(&path)
+            .map_err(|e| Error::file_caused(&path, "cannot read as WAV", e))?;
         let spec = reader.spec();
         let ms = reader.duration() as f64 * 1000.0 / spec.sample_rate.max(1) as f64;
         let (from, to) = NOISE_PARTS[split];
@@ -166,13 +164,12 @@ fn silence_clips(
         }
     }
     if sources.is_empty() {
-        return Err(Error::File {
-            path: noise_dir,
-            problem: "holds no noise recording of 10 s or more: each split cuts its 1 s \
-                      _silence_ clips from its own part of every file (train the first 80%, \
-                      validation the next 10%, test the last 10%)"
-                .into(),
-        });
+        return Err(Error::file(
+            noise_dir,
+            "holds no noise recording of 10 s or more: each split cuts its 1 s _silence_ \
+             clips from its own part of every file (train the first 80%, validation the \
+             next 10%, test the last 10%)",
+        ));
     }
     Ok((0..count)
         .map(|_| {

@@ -15,28 +15,21 @@ pub const DATA_ENV: &str = "RANKCODE_DATA";
 /// Where the data sets are when neither `--data` nor the variable says otherwise.
 pub const DEFAULT_DATA_ROOT: &str = "../shared/datasets";
 
-/// A task by name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+/// A task by name ([`Task::about`] says what each is).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Task {
-    /// 25 random bits; label 1 iff they hold a run of 5 identical bits.
     SeqSpotting,
-    /// 40 steps of a weak +-0.05 signal in Gaussian noise of random strength.
     NoiseVsSignal,
-    /// Temporally encoded MNIST digits: 784 pixel events in 20 time bins.
     Mnist,
-    /// Free Spoken Digit Dataset: spoken digits 0-9, as front-end frames of 0.6 s clips.
     Fsdd,
-    /// Google Speech Commands, the 35 words of v0.02, as front-end frames of 1 s clips.
     SpeechCommands,
-    /// Google Speech Commands, the standard 12 classes: ten commands, _unknown_, _silence_.
-    #[value(name = "speech-commands-12")]
     #[serde(rename = "speech-commands-12")]
     SpeechCommands12,
 }
 
 /// A part of a task's data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Split {
     Train,
@@ -90,6 +83,27 @@ impl Task {
             Task::Fsdd => "fsdd",
             Task::SpeechCommands => "speech-commands",
             Task::SpeechCommands12 => "speech-commands-12",
+        }
+    }
+
+    /// What the task is, in a line.
+    pub fn about(self) -> &'static str {
+        match self {
+            Task::SeqSpotting => "25 random bits; label 1 iff they hold a run of 5 identical bits",
+            Task::NoiseVsSignal => {
+                "40 steps of a weak +-0.05 signal in Gaussian noise of random strength"
+            }
+            Task::Mnist => "Temporally encoded MNIST digits: 784 pixel events in 20 time bins",
+            Task::Fsdd => {
+                "Free Spoken Digit Dataset: spoken digits 0-9, as front-end frames of 0.6 s clips"
+            }
+            Task::SpeechCommands => {
+                "Google Speech Commands, the 35 words of v0.02, as front-end frames of 1 s clips"
+            }
+            Task::SpeechCommands12 => {
+                "Google Speech Commands, the standard 12 classes: ten commands, _unknown_, \
+                 _silence_"
+            }
         }
     }
 
@@ -239,12 +253,10 @@ impl Task {
                     }
                     None => {
                         if corpus.train.is_empty() {
-                            return Err(Error::File {
-                                path: dir,
-                                problem: "holds no training recordings to take feature \
-                                          statistics from"
-                                    .into(),
-                            });
+                            return Err(Error::file(
+                                dir,
+                                "holds no training recordings to take feature statistics from",
+                            ));
                         }
                         audio::feature_spec(&corpus, &extractor)?
                     }
@@ -290,14 +302,14 @@ fn check_spec(
         ));
     }
     if spec.classes != corpus.classes {
-        return Err(Error::File {
-            path: dir.to_path_buf(),
-            problem: format!(
+        return Err(Error::file(
+            dir,
+            format!(
                 "its classes ({}) are not the ones the run was trained on ({})",
                 corpus.classes.join(", "),
                 spec.classes.join(", ")
             ),
-        });
+        ));
     }
     Ok(())
 }
@@ -359,10 +371,10 @@ impl TaskData {
             (_, Some(a)) => {
                 let clips = a.corpus.split(split);
                 if clips.is_empty() {
-                    return Err(Error::File {
-                        path: dir(),
-                        problem: format!("holds no {split:?} recordings").to_lowercase(),
-                    });
+                    return Err(Error::file(
+                        dir(),
+                        format!("holds no {split:?} recordings").to_lowercase(),
+                    ));
                 }
                 audio::dataset(clips, &a.extractor, &a.spec.norm, a.corpus.classes.len())?
             }
@@ -370,9 +382,9 @@ impl TaskData {
         };
         let shape = task.shape(&self.frontend);
         if (data.steps, data.input, data.classes) != (shape.steps, shape.input, shape.classes) {
-            return Err(Error::File {
-                path: dir(),
-                problem: format!(
+            return Err(Error::file(
+                dir(),
+                format!(
                     "holds sequences of {} steps x {} inputs, {} classes; the {} task needs {} x {}, {} classes",
                     data.steps,
                     data.input,
@@ -382,7 +394,7 @@ impl TaskData {
                     shape.input,
                     shape.classes
                 ),
-            });
+            ));
         }
         Ok(data)
     }

@@ -55,13 +55,6 @@ const RESAMPLE_BLOCK_TARGET: u64 = 256;
 /// of 441 and 160 frames.
 const MAX_RESAMPLE_BLOCK: u64 = 1 << 16;
 
-fn problem(path: &Path, what: impl Into<String>) -> Error {
-    Error::File {
-        path: path.to_path_buf(),
-        problem: what.into(),
-    }
-}
-
 /// Reads a WAV file: integer PCM of 8 to 32 bits, or 32-bit float; any channel count
 /// (mixed down to mono by averaging); errors name the file.
 pub fn read_wav_file(path: &Path) -> Result<Audio> {
@@ -84,7 +77,7 @@ pub fn read_wav_stream(reader: impl Read, name: &Path, rate: u32) -> Result<Audi
 /// The bytes of the WAV file at `path`, read as [`read_riff`] reads them: a file
 /// that does not begin as a WAV file (`/dev/zero`, say) is refused at its first bytes.
 pub fn read_wav_bytes(path: &Path) -> Result<Vec<u8>> {
-    let file = std::fs::File::open(path).map_err(|e| problem(path, format!("cannot read: {e}")))?;
+    let file = std::fs::File::open(path).map_err(|e| Error::file_caused(path, "cannot read", e))?;
     read_riff(file, path)
 }
 
@@ -93,7 +86,7 @@ pub fn read_wav_bytes(path: &Path) -> Result<Vec<u8>> {
 /// ([`MAX_RIFF_BYTES`]) is read, so endless input (a device, a pipe) is never read
 /// whole.
 fn read_riff(reader: impl Read, name: &Path) -> Result<Vec<u8>> {
-    let cannot = |e: std::io::Error| problem(name, format!("cannot read: {e}"));
+    let cannot = |e: std::io::Error| Error::file_caused(name, "cannot read", e);
     let mut reader = reader.take(MAX_RIFF_BYTES + 1);
     let mut bytes = Vec::new();
     reader
@@ -104,7 +97,7 @@ fn read_riff(reader: impl Read, name: &Path) -> Result<Vec<u8>> {
     check_riff(&bytes, name)?;
     reader.read_to_end(&mut bytes).map_err(cannot)?;
     if bytes.len() as u64 > MAX_RIFF_BYTES {
-        return Err(problem(
+        return Err(Error::file(
             name,
             format!("longer than a RIFF file can be ({MAX_RIFF_BYTES} bytes)"),
         ));
@@ -116,13 +109,13 @@ fn read_riff(reader: impl Read, name: &Path) -> Result<Vec<u8>> {
 /// of a RIFF/WAVE file.
 fn check_riff(bytes: &[u8], name: &Path) -> Result<()> {
     if bytes.is_empty() {
-        return Err(problem(name, "empty file, not a WAV file"));
+        return Err(Error::file(name, "empty file, not a WAV file"));
     }
     if !b"RIFF".starts_with(&bytes[..bytes.len().min(4)]) {
-        return Err(problem(name, "not a WAV file (no RIFF tag found)"));
+        return Err(Error::file(name, "not a WAV file (no RIFF tag found)"));
     }
     if bytes.len() < 12 {
-        return Err(problem(
+        return Err(Error::file(
             name,
             format!(
                 "truncated WAV header (the input ends after {} bytes)",
@@ -131,7 +124,7 @@ fn check_riff(bytes: &[u8], name: &Path) -> Result<()> {
         ));
     }
     if &bytes[8..12] != b"WAVE" {
-        return Err(problem(name, "not a WAV file (no WAVE tag found)"));
+        return Err(Error::file(name, "not a WAV file (no WAVE tag found)"));
     }
     Ok(())
 }
@@ -248,7 +241,7 @@ pub fn decode(bytes: &[u8], name: &Path, rate: u32) -> Result<Audio> {
 /// [`decode`] of a file, or with `stream` of a stream (see [`read_wav_stream`]).
 fn decode_as(bytes: &[u8], name: &Path, rate: u32, stream: bool) -> Result<Audio> {
     let audio = parse_wav(bytes, name, stream)?;
-    resample_or_reason(&audio, rate).map_err(|e| problem(name, e))
+    resample_or_reason(&audio, rate).map_err(|e| Error::file(name, e))
 }
 
 /// Decodes the bytes of a whole WAV file; `name` is only used in errors. A
@@ -257,7 +250,7 @@ fn decode_as(bytes: &[u8], name: &Path, rate: u32, stream: bool) -> Result<Audio
 /// read as far as it goes with a warning.
 fn parse_wav(bytes: &[u8], name: &Path, stream: bool) -> Result<Audio> {
     check_riff(bytes, name)?;
-    let layout = Layout::of(bytes, stream).map_err(|e| problem(name, e))?;
+    let layout = Layout::of(bytes, stream).map_err(|e| Error::file(name, e))?;
     if stream && layout.declared_past_end {
         log::warn!(
             "{}: the stream ended before the data size its header declares; \
@@ -265,14 +258,15 @@ fn parse_wav(bytes: &[u8], name: &Path, stream: bool) -> Result<Audio> {
             name.display()
         );
     }
-    let mut reader = WavReader::new(layout.reader(bytes)).map_err(|e| {
-        let what = match e {
-            hound::Error::IoError(e) => format!("truncated WAV header ({e})"),
-            hound::Error::FormatError(m) => format!("malformed or unsupported WAV file: {m}"),
-            hound::Error::Unsupported => format!("unsupported WAV encoding: {SUPPORTED}"),
-            other => format!("cannot read the WAV header: {other}"),
-        };
-        problem(name, what)
+    let mut reader = WavReader::new(layout.reader(bytes)).map_err(|e| match e {
+        hound::Error::IoError(e) => Error::file(name, format!("truncated WAV header ({e})")),
+        hound::Error::FormatError(m) => {
+            Error::file(name, format!("malformed or unsupported WAV file: {m}"))
+        }
+        hound::Error::Unsupported => {
+            Error::file(name, format!("unsupported WAV encoding: {SUPPORTED}"))
+        }
+        other => Error::file_caused(name, "cannot read the WAV header", other),
     })?;
     let spec = reader.spec();
     // hound reads integer samples narrower than their container (24 bits in 4
@@ -282,7 +276,7 @@ fn parse_wav(bytes: &[u8], name: &Path, stream: bool) -> Result<Audio> {
         && spec.sample_format == SampleFormat::Int
         && align / channels * 8 != usize::from(spec.bits_per_sample)
     {
-        return Err(problem(
+        return Err(Error::file(
             name,
             format!(
                 "{}-bit samples in {}-byte containers: {SUPPORTED}",
@@ -292,7 +286,7 @@ fn parse_wav(bytes: &[u8], name: &Path, stream: bool) -> Result<Audio> {
         ));
     }
     if !SAMPLE_RATES.contains(&spec.sample_rate) {
-        return Err(problem(
+        return Err(Error::file(
             name,
             format!(
                 "the WAV header gives a sample rate of {} Hz; only rates of {} to {} Hz are read",
@@ -319,20 +313,20 @@ fn parse_wav(bytes: &[u8], name: &Path, stream: bool) -> Result<Audio> {
             }
         })?,
         SampleFormat::Int => {
-            return Err(problem(
+            return Err(Error::file(
                 name,
                 format!("{bits}-bit integer PCM: {SUPPORTED}"),
             ));
         }
         SampleFormat::Float => {
-            return Err(problem(
+            return Err(Error::file(
                 name,
                 format!("{bits}-bit float samples: {SUPPORTED}"),
             ));
         }
     };
     if mono.is_empty() {
-        return Err(problem(name, "the WAV file holds no samples"));
+        return Err(Error::file(name, "the WAV file holds no samples"));
     }
     Ok(Audio {
         samples: mono,
@@ -358,16 +352,22 @@ fn mix_down<S: hound::Sample>(
     let mut sum = 0.0;
     for (read, sample) in reader.samples::<S>().enumerate() {
         let x = match sample {
-            Ok(x) => value(x).map_err(|e| problem(name, e))?,
+            Ok(x) => value(x).map_err(|e| Error::file(name, e))?,
             Err(hound::Error::IoError(_)) => {
-                return Err(problem(
+                return Err(Error::file(
                     name,
                     format!(
                         "truncated: the header declares {declared} samples but the data ends after {read}"
                     ),
                 ));
             }
-            Err(e) => return Err(problem(name, format!("cannot decode sample {read}: {e}"))),
+            Err(e) => {
+                return Err(Error::file_caused(
+                    name,
+                    format!("cannot decode sample {read}"),
+                    e,
+                ));
+            }
         };
         sum += x;
         if (read + 1) % channels == 0 {

@@ -7,18 +7,38 @@ use serde::{Deserialize, Serialize};
 /// Beyond this a single weight matrix no longer fits a GPU buffer binding.
 pub const MAX_DIM: usize = 1 << 14;
 
-/// How the C output units turn logits into scores.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
+/// How the C output units turn logits into scores ([`Readout::about`] says how each
+/// does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Readout {
-    /// One sigmoid unit per class, loss BCE summed over units (the authors' choice).
     #[default]
     Sigmoid,
-    /// Softmax over the units, loss cross-entropy on the logits.
     Softmax,
 }
 
 impl Readout {
+    /// Every readout.
+    pub const ALL: [Readout; 2] = [Readout::Sigmoid, Readout::Softmax];
+
+    /// The name on the command line and in `config.json`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Readout::Sigmoid => "sigmoid",
+            Readout::Softmax => "softmax",
+        }
+    }
+
+    /// What the readout is, in a line.
+    pub fn about(self) -> &'static str {
+        match self {
+            Readout::Sigmoid => {
+                "One sigmoid unit per class, loss BCE summed over units (the authors' choice)"
+            }
+            Readout::Softmax => "Softmax over the units, loss cross-entropy on the logits",
+        }
+    }
+
     /// The value written into shader uniforms.
     pub fn shader_code(self) -> u32 {
         match self {
@@ -28,16 +48,37 @@ impl Readout {
     }
 }
 
-/// Where the training loss is taken.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
+/// Where the training loss is taken ([`TrainMode::about`] says where for each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum TrainMode {
-    /// Rank coding: loss at each sequence's decision step t*, BPTT from t* only,
-    /// and no step after t* is computed.
     #[default]
     Rc,
-    /// End of sequence: loss at T-1 for every sequence, full BPTT.
     Eos,
+}
+
+impl TrainMode {
+    /// Every mode.
+    pub const ALL: [TrainMode; 2] = [TrainMode::Rc, TrainMode::Eos];
+
+    /// The name on the command line and in `config.json`.
+    pub fn name(self) -> &'static str {
+        match self {
+            TrainMode::Rc => "rc",
+            TrainMode::Eos => "eos",
+        }
+    }
+
+    /// What the mode does, in a line.
+    pub fn about(self) -> &'static str {
+        match self {
+            TrainMode::Rc => {
+                "Rank coding: loss at each sequence's decision step t*, BPTT from t* only, \
+                 and no step after t* is computed"
+            }
+            TrainMode::Eos => "End of sequence: loss at T-1 for every sequence, full BPTT",
+        }
+    }
 }
 
 /// The shape of the network: stacked LSTM layers and a linear readout.
@@ -203,20 +244,40 @@ impl AdamConfig {
     }
 }
 
-/// How the learning rate changes over a run's epochs.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+/// How the learning rate changes over a run's epochs ([`LrSchedule::about`] says how
+/// for each).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LrSchedule {
-    /// The same rate throughout.
     #[default]
     Constant,
-    /// Cosine annealing from the rate towards 0 over the run's epochs:
-    /// lr * (1 + cos(pi * (epoch - 1) / epochs)) / 2 for epochs 1..=epochs. With
-    /// `--lr-cycles N`, over each of N equal cycles of epochs in turn (warm restarts).
     Cosine,
 }
 
 impl LrSchedule {
+    /// Every schedule.
+    pub const ALL: [LrSchedule; 2] = [LrSchedule::Constant, LrSchedule::Cosine];
+
+    /// The name on the command line and in `config.json`.
+    pub fn name(self) -> &'static str {
+        match self {
+            LrSchedule::Constant => "constant",
+            LrSchedule::Cosine => "cosine",
+        }
+    }
+
+    /// What the schedule does, in a line.
+    pub fn about(self) -> &'static str {
+        match self {
+            LrSchedule::Constant => "The same rate throughout",
+            LrSchedule::Cosine => {
+                "Cosine annealing from the rate towards 0 over the run's epochs: \
+                 lr * (1 + cos(pi * (epoch - 1) / epochs)) / 2 for epochs 1..=epochs. With \
+                 `--lr-cycles N`, over each of N equal cycles of epochs in turn (warm restarts)"
+            }
+        }
+    }
+
     /// The learning rate of `epoch` (1-based) of a run whose schedule repeats every
     /// `cycle_epochs` epochs (the run's epochs, unless it has `--lr-cycles`).
     pub fn lr(self, lr: f32, epoch: usize, cycle_epochs: usize) -> f32 {

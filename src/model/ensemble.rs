@@ -24,7 +24,7 @@ pub struct MemberModel<'a> {
 /// Why `other` cannot join an ensemble with `first`, if it cannot: members must agree on
 /// the input size, the depth, the classes and the readout (not on the width).
 pub fn mismatch(first: &ModelConfig, other: &ModelConfig) -> Option<String> {
-    let readout = |m: &ModelConfig| format!("{:?}", m.readout).to_lowercase();
+    let readout = |m: &ModelConfig| m.readout.name();
     let differences: Vec<String> = [
         ("input size", other.input_size, first.input_size),
         ("layers", other.layers, first.layers),

@@ -172,10 +172,7 @@ pub fn write_figure(
     let svg_path = with_suffix(stem, ".svg");
     let png_path = with_suffix(stem, ".png");
     let svg = accuracy_vs_decision_svg(title, steps, curves);
-    let png = render_png(&svg).map_err(|problem| Error::File {
-        path: png_path.clone(),
-        problem,
-    })?;
+    let png = render_png(&svg).map_err(|problem| Error::file(&png_path, problem))?;
     crate::files::write_atomic(&svg_path, svg.as_bytes())?;
     crate::files::write_atomic(&png_path, &png)?;
     Ok((svg_path, png_path))

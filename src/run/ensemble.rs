@@ -6,22 +6,15 @@
 //! in `ensemble_of`), `model.safetensors` and, for audio tasks, `features.json`. It has
 //! no training state, and `train` refuses it.
 
-use crate::checkpoint::{self, RunConfig, file_error};
+use super::config::{EnsembleMember, RunConfig};
+use super::directory::{SNAPSHOT_FILE, TEST_FILE};
+use super::features::{load_feature_spec, save_feature_spec};
+use super::inference::default_theta;
+use crate::checkpoint;
 use crate::data::audio::FeatureSpec;
 use crate::error::{Error, Result};
 use crate::model::ensemble::{MemberModel, merge, mismatch};
-use crate::run::default_theta;
-use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-
-/// One run of an ensemble, as `config.json` records it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EnsembleMember {
-    /// The run directory (absolute).
-    pub run: PathBuf,
-    /// Its LSTM units per layer: the block of the ensemble's units that are its.
-    pub hidden_size: usize,
-}
 
 /// A member run as read from its directory.
 struct MemberRun {
@@ -34,13 +27,13 @@ impl MemberRun {
     fn load(dir: &Path) -> Result<Self> {
         let cfg = RunConfig::load(dir)?;
         if cfg.ensemble_of.is_some() {
-            return Err(file_error(
+            return Err(Error::file(
                 dir,
                 "is itself an ensemble: list its runs instead, so that each weighs the same",
             ));
         }
         let params = checkpoint::load_model(dir, &cfg.model)?;
-        let finished = [checkpoint::TEST_FILE, checkpoint::SNAPSHOT_FILE];
+        let finished = [TEST_FILE, SNAPSHOT_FILE];
         if !finished.iter().any(|f| dir.join(f).is_file()) {
             log::warn!(
                 "{} has no test.json: its training has not finished, and its model.safetensors \
@@ -48,7 +41,7 @@ impl MemberRun {
                 dir.display()
             );
         }
-        let dir = std::fs::canonicalize(dir).map_err(|e| file_error(dir, e))?;
+        let dir = std::fs::canonicalize(dir).map_err(|e| Error::file_caused(dir, "", e))?;
         Ok(MemberRun { dir, cfg, params })
     }
 
@@ -73,15 +66,15 @@ impl MemberRun {
         if cfg.rc.mode != first_cfg.rc.mode {
             return Ok(Some(format!(
                 "it was trained with --mode {}, not {}; members must share the mode",
-                format!("{:?}", cfg.rc.mode).to_lowercase(),
-                format!("{:?}", first_cfg.rc.mode).to_lowercase()
+                cfg.rc.mode.name(),
+                first_cfg.rc.mode.name()
             )));
         }
         if cfg.frontend != first_cfg.frontend {
             return Ok(Some("its audio front end differs".into()));
         }
         if let Some(features) = features
-            && checkpoint::load_feature_spec(&self.dir)? != *features
+            && load_feature_spec(&self.dir)? != *features
         {
             return Ok(Some(
                 "its features.json differs (feature statistics or class names): \
@@ -104,7 +97,7 @@ pub fn write_ensemble(runs: &[PathBuf], out: &Path, theta: Option<f32>) -> Resul
         )));
     }
     if out.is_file() {
-        return Err(file_error(
+        return Err(Error::file(
             out,
             "is a file; choose a new directory as --out",
         ));
@@ -112,7 +105,7 @@ pub fn write_ensemble(runs: &[PathBuf], out: &Path, theta: Option<f32>) -> Resul
     if out.exists() {
         let empty = std::fs::read_dir(out).map(|mut entries| entries.next().is_none());
         if !matches!(empty, Ok(true)) {
-            return Err(file_error(
+            return Err(Error::file(
                 out,
                 "exists and is not an empty directory; choose a new --out",
             ));
@@ -132,12 +125,12 @@ pub fn write_ensemble(runs: &[PathBuf], out: &Path, theta: Option<f32>) -> Resul
     }
     let first = &members[0];
     let features = match first.cfg.task.is_audio() {
-        true => Some(checkpoint::load_feature_spec(&first.dir)?),
+        true => Some(load_feature_spec(&first.dir)?),
         false => None,
     };
     for (member, given) in members.iter().zip(runs).skip(1) {
         if let Some(why) = member.mismatch(first, features.as_ref())? {
-            return Err(file_error(
+            return Err(Error::file(
                 given,
                 format!("cannot join an ensemble with {}: {why}", runs[0].display()),
             ));
@@ -178,10 +171,10 @@ pub fn write_ensemble(runs: &[PathBuf], out: &Path, theta: Option<f32>) -> Resul
     };
     cfg.validate()?;
     std::fs::create_dir_all(out)
-        .map_err(|e| file_error(out, format!("cannot create the output directory: {e}")))?;
+        .map_err(|e| Error::file_caused(out, "cannot create the output directory", e))?;
     checkpoint::save_model(out, &cfg.model, &params)?;
     if let Some(features) = &features {
-        checkpoint::save_feature_spec(out, features)?;
+        save_feature_spec(out, features)?;
     }
     // The configuration goes last: it is what makes the directory a run.
     cfg.save(out)?;

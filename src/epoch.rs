@@ -1,5 +1,7 @@
-//! Epoch loops over a dataset: training with shuffled batches, and evaluation
-//! with the rank-coding decision rule. Aggregates the per-batch GPU reports.
+//! Passes over a dataset: a training epoch with shuffled batches, and evaluation with
+//! the rank-coding decision rule, at one threshold or a sweep of them (FROM:TO:N,
+//! [`parse_theta_sweep`]). Aggregates the per-batch GPU reports. A whole training run
+//! around the epochs is [`crate::run`].
 
 use crate::data::Dataset;
 use crate::engine::{BatchReport, Engine};
@@ -375,6 +377,53 @@ pub fn theta_sweep(
     Ok(scores.points(thetas))
 }
 
+/// Evenly spaced thresholds from a `FROM:TO:N` specification (both ends included).
+pub fn parse_theta_sweep(spec: &str) -> Result<Vec<f32>> {
+    let bad = |why: &str| {
+        Error::InvalidConfig(format!(
+            "theta sweep '{spec}': {why} (expected FROM:TO:N, e.g. 0.5:0.99:20)"
+        ))
+    };
+    let parts: Vec<&str> = spec.split(':').collect();
+    if parts.len() != 3 {
+        return Err(bad("three fields needed"));
+    }
+    let from: f32 = parts[0]
+        .trim()
+        .parse()
+        .map_err(|_| bad("FROM is not a number"))?;
+    let to: f32 = parts[1]
+        .trim()
+        .parse()
+        .map_err(|_| bad("TO is not a number"))?;
+    let n: usize = parts[2]
+        .trim()
+        .parse()
+        .map_err(|_| bad("N is not a whole number"))?;
+    // In f64, rounded to 6 decimals, so that the thresholds print as typed (0.8925,
+    // not 0.89250004); the checks apply to the rounded ends.
+    let round = |t: f64| (t * 1e6).round() / 1e6;
+    let (from, to) = (round(from as f64), round(to as f64));
+    if !(from > 0.0 && to < 1.0 && from <= to) {
+        return Err(bad(
+            "thresholds must satisfy 0 < FROM <= TO < 1, to 6 decimals",
+        ));
+    }
+    if n == 0 || n > 10_000 || (n == 1 && from != to) {
+        return Err(bad("N must be between 1 and 10000 (1 only when FROM = TO)"));
+    }
+    Ok((0..n)
+        .map(|i| {
+            if n == 1 {
+                from
+            } else {
+                from + (to - from) * i as f64 / (n - 1) as f64
+            }
+        })
+        .map(|t| round(t) as f32)
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -455,5 +504,30 @@ mod tests {
         let mut all: Vec<usize> = batches.concat();
         all.sort();
         assert_eq!(all, (0..10).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn theta_sweeps_parse_and_bad_ones_are_refused() {
+        assert_eq!(parse_theta_sweep("0.5:0.9:3").unwrap(), vec![0.5, 0.7, 0.9]);
+        assert_eq!(parse_theta_sweep("0.8:0.8:1").unwrap(), vec![0.8]);
+        for bad in [
+            "0.5:0.9",
+            "0:0.9:3",
+            "0.5:1:3",
+            "0.9:0.5:3",
+            "0.5:0.9:0",
+            "a:0.9:3",
+            "0.5:0.9:1",
+            "0.3:0.9999996:5",
+            "0.0000004:0.5:5",
+        ] {
+            assert!(
+                parse_theta_sweep(bad)
+                    .unwrap_err()
+                    .to_string()
+                    .contains("theta sweep"),
+                "{bad}"
+            );
+        }
     }
 }
