@@ -70,10 +70,10 @@ impl GemmShapes {
         narrow: GemmShape::new(2, 8),
     };
     /// The direct form (`GpuContext::direct_gemm`), whose invocations hold larger
-    /// blocks in registers: 64 x 64; 32 x 64 narrow.
+    /// blocks in registers: 128 x 128; 32 x 128 narrow.
     pub const DIRECT: GemmShapes = GemmShapes {
-        wide: GemmShape::new(8, 8),
-        narrow: GemmShape::new(4, 8),
+        wide: GemmShape::new(16, 16),
+        narrow: GemmShape::new(4, 16),
     };
 
     /// The shapes of the direct form if `direct`, else of the staged one.
@@ -95,12 +95,12 @@ const _: () = {
     );
     let (w, n) = (direct.wide, direct.narrow);
     assert!(
-        w.rows_per_thread == 8 && w.cols_per_thread == 8 && n.cols_per_thread == 8,
-        "the direct grad_gemm computes 64 x 64 blocks, every direct block 64 columns"
+        w.rows_per_thread == 16 && w.cols_per_thread == 16 && n.cols_per_thread == 16,
+        "the direct grad_gemm computes 128 x 128 blocks, every direct block 128 columns"
     );
     assert!(
-        matches!(n.rows_per_thread, 4 | 8),
-        "the direct form holds 4 or 8 rows"
+        matches!(n.rows_per_thread, 4 | 8 | 16),
+        "the direct form holds 4, 8 or 16 rows"
     );
 };
 
