@@ -76,12 +76,12 @@ struct GemmParams {
 const BLOCK: u32 = 32u;
 const CHUNK: u32 = 16u;
 // Output rows and columns per invocation in step_gemm and dense_gemm: 1, 2 or 4 rows
-// and 4 or 8 columns in the staged form, 4 or 8 rows and 8 columns in the direct form
-// (`*_direct`). A pipeline made with 2 rows and 8 columns covers 16 x 64 blocks: it
+// and 4 or 8 columns in the staged form, 4, 8 or 16 rows and 16 columns in the direct
+// form (`*_direct`). A pipeline made with 2 rows and 8 columns covers 16 x 64 blocks: it
 // wastes less work than 32 x 32 blocks when few rows are live, with as many
 // multiply-adds per invocation (16 accumulators). grad_gemm is made with the wide
 // shape of its form: the defaults (4 and 4, 32 x 32 blocks, which the staged form's
-// staging and output loops assume), or 8 and 8 (direct). The sums run in the same
+// staging and output loops assume), or 16 and 16 (direct). The sums run in the same
 // order either way, so results are bitwise identical.
 // The host's `GemmShape`s list the shapes used.
 override ROWS_PER_THREAD: u32 = 4u;
@@ -382,36 +382,58 @@ fn store_output(o: OutputParams, b: u32, j: u32, v: f32) {
 // adapters (lavapipe), where a barrier switches between the invocations' coroutines,
 // workgroup memory is no nearer than the rest, and every buffer load is paid lane by
 // lane at each pass of a loop: so each invocation computes a large block, ROWS_PER_THREAD
-// (4 or 8) rows by 8 columns, from 8 + ROWS_PER_THREAD loads per k, and keeps it in
-// named 4 x 4 matrices (indexed arrays live in memory there and cost a fifth more).
+// (4, 8 or 16) rows by 16 columns, from 16 + ROWS_PER_THREAD loads per k, and keeps it
+// in named 4 x 4 matrices (indexed arrays live in memory there and cost a fifth more
+// at 4 x 8, three to five times as much at 16 x 16 and more).
 // Each sum runs over k in the same order and skips only zero terms, so the results
 // are bitwise those of row_gemm.
 //
-// Columns of a direct block: 8 an invocation (its pipelines are made with
-// COLS_PER_THREAD 8, which the direct form does not read).
-const DIRECT_BLOCK_COLS: u32 = 64u;
+// Columns of a direct block: 16 an invocation (its pipelines are made with
+// COLS_PER_THREAD 16, which the direct form does not read).
+const DIRECT_BLOCK_COLS: u32 = 128u;
 
-// An invocation's rows r (which rows of the output they are is up to the kernel):
-// r = 0..3 in `top`, 4..7 in `bottom`; its columns lid.x + 8c: c = 0..3 in `left`, 4..7
-// in `right`. Element (r, c) of a block is column c % 4, row r % 4 of its matrix.
+// An invocation's rows r (which rows of the output they are is up to the kernel) and
+// columns c, each in four groups of four: element (r, c) is column c % 4, row r % 4 of
+// matrix m{r / 4}{c / 4}. Rows past ROWS_PER_THREAD stay zero.
 struct DirectBlock {
-    top_left: mat4x4<f32>,
-    top_right: mat4x4<f32>,
-    bottom_left: mat4x4<f32>,
-    bottom_right: mat4x4<f32>,
+    m00: mat4x4<f32>,
+    m01: mat4x4<f32>,
+    m02: mat4x4<f32>,
+    m03: mat4x4<f32>,
+    m10: mat4x4<f32>,
+    m11: mat4x4<f32>,
+    m12: mat4x4<f32>,
+    m13: mat4x4<f32>,
+    m20: mat4x4<f32>,
+    m21: mat4x4<f32>,
+    m22: mat4x4<f32>,
+    m23: mat4x4<f32>,
+    m30: mat4x4<f32>,
+    m31: mat4x4<f32>,
+    m32: mat4x4<f32>,
+    m33: mat4x4<f32>,
 }
 
-// Element (r, c) of a block.
-fn direct_value(acc: DirectBlock, r: u32, c: u32) -> f32 {
-    var m = acc.top_left;
-    if (r < 4u && c >= 4u) {
-        m = acc.top_right;
-    } else if (r >= 4u && c < 4u) {
-        m = acc.bottom_left;
-    } else if (r >= 4u) {
-        m = acc.bottom_right;
-    }
-    return m[c % 4u][r % 4u];
+// Sixteen values (of an invocation's rows or columns), four to a group.
+struct Quads {
+    q0: vec4<f32>,
+    q1: vec4<f32>,
+    q2: vec4<f32>,
+    q3: vec4<f32>,
+}
+
+// Sixteen indices, four to a group.
+struct QuadIndices {
+    q0: vec4<u32>,
+    q1: vec4<u32>,
+    q2: vec4<u32>,
+    q3: vec4<u32>,
+}
+
+// i, i + 8, ..., i + 120: an invocation's rows or columns 8 apart.
+fn spaced_by_8(i: u32) -> QuadIndices {
+    let first = vec4<u32>(i) + vec4<u32>(0u, 8u, 16u, 24u);
+    return QuadIndices(first, first + vec4<u32>(32u), first + vec4<u32>(64u), first + vec4<u32>(96u));
 }
 
 // The outer product x w^T as column-major 4 x 4 matrix: column c is x * w[c].
@@ -419,19 +441,27 @@ fn outer(x: vec4<f32>, w: vec4<f32>) -> mat4x4<f32> {
     return mat4x4<f32>(x * w.x, x * w.y, x * w.z, x * w.w);
 }
 
-// acc(r, c) += x(r) w(c) for the block's 4 or 8 rows and 8 columns.
-fn accumulate_direct(
-    acc: ptr<function, DirectBlock>,
-    x_top: vec4<f32>,
-    x_bottom: vec4<f32>,
-    w_left: vec4<f32>,
-    w_right: vec4<f32>,
-) {
-    (*acc).top_left += outer(x_top, w_left);
-    (*acc).top_right += outer(x_top, w_right);
+// acc(r, c) += x(r) w(c) for the block's ROWS_PER_THREAD rows and 16 columns.
+fn accumulate_direct(acc: ptr<function, DirectBlock>, x: Quads, w: Quads) {
+    (*acc).m00 += outer(x.q0, w.q0);
+    (*acc).m01 += outer(x.q0, w.q1);
+    (*acc).m02 += outer(x.q0, w.q2);
+    (*acc).m03 += outer(x.q0, w.q3);
     if (ROWS_PER_THREAD > 4u) {
-        (*acc).bottom_left += outer(x_bottom, w_left);
-        (*acc).bottom_right += outer(x_bottom, w_right);
+        (*acc).m10 += outer(x.q1, w.q0);
+        (*acc).m11 += outer(x.q1, w.q1);
+        (*acc).m12 += outer(x.q1, w.q2);
+        (*acc).m13 += outer(x.q1, w.q3);
+    }
+    if (ROWS_PER_THREAD > 8u) {
+        (*acc).m20 += outer(x.q2, w.q0);
+        (*acc).m21 += outer(x.q2, w.q1);
+        (*acc).m22 += outer(x.q2, w.q2);
+        (*acc).m23 += outer(x.q2, w.q3);
+        (*acc).m30 += outer(x.q3, w.q0);
+        (*acc).m31 += outer(x.q3, w.q1);
+        (*acc).m32 += outer(x.q3, w.q2);
+        (*acc).m33 += outer(x.q3, w.q3);
     }
 }
 
@@ -452,64 +482,80 @@ fn direct_weights(at: vec4<u32>, k: u32) -> vec4<f32> {
     return vec4<f32>(weights[at.x + k], weights[at.y + k], weights[at.z + k], weights[at.w + k]);
 }
 
-// Where four rows' part (`second`: a2, else a1) starts: each row's origin, NONE where
-// the part reads as zero.
-fn part_origins(rows: array<RowOrigin, 4>, second: bool) -> vec4<u32> {
-    if (second) {
-        return vec4<u32>(rows[0].second, rows[1].second, rows[2].second, rows[3].second);
-    }
-    return vec4<u32>(rows[0].first, rows[1].first, rows[2].first, rows[3].first);
-}
-
-// The left operand's origins of the invocation's rows first_r .. first_r + 3.
-fn direct_row_origins(row0: u32, first_r: u32, gathered: bool) -> array<RowOrigin, 4> {
-    var o: array<RowOrigin, 4>;
+// Where the part (`second`: a2, else a1) of the left operand of block rows
+// first .. first + 3 starts: each row's origin, NONE where the part reads as zero.
+fn part_origins(first: u32, gathered: bool, second: bool) -> vec4<u32> {
+    var at = vec4<u32>(NONE);
     for (var r = 0u; r < 4u; r++) {
-        o[r] = row_origin(block_row(row0 + first_r + r, gathered), gathered);
+        let o = row_origin(block_row(first + r, gathered), gathered);
+        at[r] = select(o.first, o.second, second);
     }
-    return o;
+    return at;
 }
 
-// Output columns lid.x + 8c of a block: c = 0..3 in `left`, 4..7 in `right`.
-struct DirectColumns {
-    left: vec4<u32>,
-    right: vec4<u32>,
+// The rows of a part (see part_origins) with their starts safe to read (0 for a row
+// that reads as zero) and where they read as zero.
+struct PartRows {
+    at: vec4<u32>,
+    zero: vec4<bool>,
+}
+
+fn part_rows(first: u32, gathered: bool, second: bool) -> PartRows {
+    let at = part_origins(first, gathered, second);
+    let zero = at == vec4<u32>(NONE);
+    return PartRows(select(at, vec4<u32>(0u), zero), zero);
 }
 
 // acc += the products of one part of the left operand (a1 with weights w, or a2 if
-// `second`) over k in [k_range.x, k_range.y), for the block's columns.
+// `second`) over k in [k_range.x, k_range.y), for the invocation's rows row0 ..
+// row0 + ROWS_PER_THREAD - 1 and its columns.
 fn accumulate_part(
     acc: ptr<function, DirectBlock>,
     second: bool,
-    top: array<RowOrigin, 4>,
-    bottom: array<RowOrigin, 4>,
+    row0: u32,
+    gathered: bool,
     w: Weight,
-    columns: DirectColumns,
+    columns: QuadIndices,
     k_range: vec2<u32>,
 ) {
-    let w_left = vec4<u32>(w.base) + columns.left * w.j_stride;
-    let w_right = vec4<u32>(w.base) + columns.right * w.j_stride;
-    let none = vec4<u32>(NONE);
-    let top_at = part_origins(top, second);
-    let bottom_at = part_origins(bottom, second);
-    let top_zero = top_at == none;
-    let bottom_zero = bottom_at == none;
-    let top_safe = select(top_at, vec4<u32>(0u), top_zero);
-    let bottom_safe = select(bottom_at, vec4<u32>(0u), bottom_zero);
+    let base = vec4<u32>(w.base);
+    let w_at = QuadIndices(
+        base + columns.q0 * w.j_stride,
+        base + columns.q1 * w.j_stride,
+        base + columns.q2 * w.j_stride,
+        base + columns.q3 * w.j_stride,
+    );
+    // Groups past ROWS_PER_THREAD are not read.
+    let rows0 = part_rows(row0, gathered, second);
+    var rows1 = rows0;
+    var rows2 = rows0;
+    var rows3 = rows0;
+    if (ROWS_PER_THREAD > 4u) {
+        rows1 = part_rows(row0 + 4u, gathered, second);
+    }
+    if (ROWS_PER_THREAD > 8u) {
+        rows2 = part_rows(row0 + 8u, gathered, second);
+        rows3 = part_rows(row0 + 12u, gathered, second);
+    }
     let k_stride = w.k_stride;
     for (var k = k_range.x; k < k_range.y; k++) {
         let kw = k * k_stride;
-        var x_bottom = vec4<f32>(0.0);
+        var x: Quads;
+        x.q0 = direct_rows(second, rows0.at, rows0.zero, k);
         if (ROWS_PER_THREAD > 4u) {
-            x_bottom = direct_rows(second, bottom_safe, bottom_zero, k);
+            x.q1 = direct_rows(second, rows1.at, rows1.zero, k);
         }
-        accumulate_direct(
-            acc,
-            direct_rows(second, top_safe, top_zero, k),
-            x_bottom,
-            direct_weights(w_left, kw),
-            direct_weights(w_right, kw),
+        if (ROWS_PER_THREAD > 8u) {
+            x.q2 = direct_rows(second, rows2.at, rows2.zero, k);
+            x.q3 = direct_rows(second, rows3.at, rows3.zero, k);
+        }
+        let weights = Quads(
+            direct_weights(w_at.q0, kw),
+            direct_weights(w_at.q1, kw),
+            direct_weights(w_at.q2, kw),
+            direct_weights(w_at.q3, kw),
         );
+        accumulate_direct(acc, x, weights);
     }
 }
 
@@ -534,18 +580,16 @@ fn row_gemm_direct(wg: vec3<u32>, lid: vec3<u32>, gathered: bool) {
     if (!writes) {
         return;
     }
-    let top = direct_row_origins(row0, 0u, gathered);
-    var bottom = top;
-    if (ROWS_PER_THREAD > 4u) {
-        bottom = direct_row_origins(row0, 4u, gathered);
-    }
     // The weights of each column; columns past the last read the last one's and are
     // not written.
     let j0 = wg.x * DIRECT_BLOCK_COLS + lid.x;
-    let last = p.n_out - 1u;
-    let columns = DirectColumns(
-        min(vec4<u32>(j0) + vec4<u32>(0u, 8u, 16u, 24u), vec4<u32>(last)),
-        min(vec4<u32>(j0) + vec4<u32>(32u, 40u, 48u, 56u), vec4<u32>(last)),
+    let spaced = spaced_by_8(j0);
+    let last = vec4<u32>(p.n_out - 1u);
+    let columns = QuadIndices(
+        min(spaced.q0, last),
+        min(spaced.q1, last),
+        min(spaced.q2, last),
+        min(spaced.q3, last),
     );
     // The loops read the parameters from these copies: on lavapipe every buffer load
     // in a loop is paid again at each pass, one invocation at a time.
@@ -553,19 +597,62 @@ fn row_gemm_direct(wg: vec3<u32>, lid: vec3<u32>, gathered: bool) {
     let w2 = p.w2;
     var acc: DirectBlock;
     if (!gathered || block_reads(p.a1, first_row, block_rows)) {
-        accumulate_part(&acc, false, top, bottom, w1, columns, vec2<u32>(0u, p.a1.width));
+        let k_range = vec2<u32>(0u, p.a1.width);
+        accumulate_part(&acc, false, row0, gathered, w1, columns, k_range);
     }
     if (gathered && block_reads(p.a2, first_row, block_rows)) {
         let span = a2_span(wg.x * DIRECT_BLOCK_COLS, DIRECT_BLOCK_COLS);
-        accumulate_part(&acc, true, top, bottom, w2, columns, span);
+        accumulate_part(&acc, true, row0, gathered, w2, columns, span);
     }
-    let o = output_params();
-    for (var r = 0u; r < ROWS_PER_THREAD; r++) {
-        let b = block_row(row0 + r, gathered);
-        for (var c = 0u; c < 8u; c++) {
-            store_output(o, b, j0 + 8u * c, direct_value(acc, r, c));
+    store_direct_block(output_params(), row0, gathered, j0, &acc);
+}
+
+// Writes matrix m{g}{q} of a direct block: rows row0 + 4g .. row0 + 4g + 3, columns
+// j0 + 8c for c = 4q .. 4q + 3. One matrix at a time: on lavapipe, picking an element
+// out of the whole block at each store cost more than the reduction of a small GEMM.
+fn store_direct_matrix(
+    o: OutputParams,
+    row0: u32,
+    gathered: bool,
+    j0: u32,
+    g: u32,
+    q: u32,
+    m: mat4x4<f32>,
+) {
+    if (4u * g >= ROWS_PER_THREAD) {
+        return;
+    }
+    for (var r = 0u; r < 4u; r++) {
+        let b = block_row(row0 + 4u * g + r, gathered);
+        for (var c = 0u; c < 4u; c++) {
+            store_output(o, b, j0 + 8u * (4u * q + c), m[c][r]);
         }
     }
+}
+
+fn store_direct_block(
+    o: OutputParams,
+    row0: u32,
+    gathered: bool,
+    j0: u32,
+    acc: ptr<function, DirectBlock>,
+) {
+    store_direct_matrix(o, row0, gathered, j0, 0u, 0u, (*acc).m00);
+    store_direct_matrix(o, row0, gathered, j0, 0u, 1u, (*acc).m01);
+    store_direct_matrix(o, row0, gathered, j0, 0u, 2u, (*acc).m02);
+    store_direct_matrix(o, row0, gathered, j0, 0u, 3u, (*acc).m03);
+    store_direct_matrix(o, row0, gathered, j0, 1u, 0u, (*acc).m10);
+    store_direct_matrix(o, row0, gathered, j0, 1u, 1u, (*acc).m11);
+    store_direct_matrix(o, row0, gathered, j0, 1u, 2u, (*acc).m12);
+    store_direct_matrix(o, row0, gathered, j0, 1u, 3u, (*acc).m13);
+    store_direct_matrix(o, row0, gathered, j0, 2u, 0u, (*acc).m20);
+    store_direct_matrix(o, row0, gathered, j0, 2u, 1u, (*acc).m21);
+    store_direct_matrix(o, row0, gathered, j0, 2u, 2u, (*acc).m22);
+    store_direct_matrix(o, row0, gathered, j0, 2u, 3u, (*acc).m23);
+    store_direct_matrix(o, row0, gathered, j0, 3u, 0u, (*acc).m30);
+    store_direct_matrix(o, row0, gathered, j0, 3u, 1u, (*acc).m31);
+    store_direct_matrix(o, row0, gathered, j0, 3u, 2u, (*acc).m32);
+    store_direct_matrix(o, row0, gathered, j0, 3u, 3u, (*acc).m33);
 }
 
 @compute @workgroup_size(8, 8)
@@ -636,9 +723,9 @@ fn grad_gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id)
 }
 
 // grad_gemm with each invocation reading G and X straight from the buffers, as
-// row_gemm_direct does, in its blocks (made with ROWS_PER_THREAD 8 and
-// COLS_PER_THREAD 8: 64 x 64 outputs, 8 x 8 an invocation; the loads of a pair's
-// origins and list entry are shared by 64 multiply-adds): the same sums in the same
+// row_gemm_direct does, in its blocks (made with ROWS_PER_THREAD 16 and
+// COLS_PER_THREAD 16: 128 x 128 outputs, 16 x 16 an invocation; the loads of a pair's
+// origins and list entry are shared by 256 multiply-adds): the same sums in the same
 // order, bitwise the same results.
 @compute @workgroup_size(8, 8)
 fn grad_gemm_direct(
@@ -656,21 +743,25 @@ fn grad_gemm_direct(
     let has_ones = p.has_bias != 0u;
     // An invocation whose outputs are all past the gradient's rows or columns writes
     // nothing, so it stops here: a sparse layer 0's input gradient is its bias column
-    // alone, one column of each 64.
+    // alone, one column of each 128.
     if (j0 >= g_src.width || k0 >= x_src.width + select(0u, 1u, has_ones)) {
         return;
     }
     // Per output row j (of G) and column k (of X): whether it is in the operand, and
     // for a column past X, its value (1 in the ones column, else 0).
-    let j_top = vec4<u32>(j0) + vec4<u32>(0u, 8u, 16u, 24u);
-    let j_bottom = j_top + vec4<u32>(32u);
-    let k_left = vec4<u32>(k0) + vec4<u32>(0u, 8u, 16u, 24u);
-    let k_right = k_left + vec4<u32>(32u);
+    let j = spaced_by_8(j0);
+    let k = spaced_by_8(k0);
     let g_width = vec4<u32>(g_src.width);
     let x_width = vec4<u32>(x_src.width);
     let ones_at = vec4<u32>(select(NONE, x_src.width, has_ones));
-    let past_left = select(vec4<f32>(0.0), vec4<f32>(1.0), k_left == ones_at);
-    let past_right = select(vec4<f32>(0.0), vec4<f32>(1.0), k_right == ones_at);
+    let one = vec4<f32>(1.0);
+    let zero = vec4<f32>(0.0);
+    let past = Quads(
+        select(zero, one, k.q0 == ones_at),
+        select(zero, one, k.q1 == ones_at),
+        select(zero, one, k.q2 == ones_at),
+        select(zero, one, k.q3 == ones_at),
+    );
     var acc: DirectBlock;
     for (var n = 0u; n < pairs; n++) {
         let entry = rows[rows_offset + n];
@@ -678,21 +769,50 @@ fn grad_gemm_direct(
         let x_at = operand_origin(x_src, step_of(entry), row_of(entry));
         let g_zero = g_at == NONE;
         let x_zero = x_at == NONE;
-        var g_bottom = vec4<f32>(0.0);
+        var g: Quads;
+        g.q0 = grad_operand(false, g_at, g_zero, j.q0, g_width, zero);
         if (ROWS_PER_THREAD > 4u) {
-            g_bottom = grad_operand(false, g_at, g_zero, j_bottom, g_width, vec4<f32>(0.0));
+            g.q1 = grad_operand(false, g_at, g_zero, j.q1, g_width, zero);
         }
-        accumulate_direct(
-            &acc,
-            grad_operand(false, g_at, g_zero, j_top, g_width, vec4<f32>(0.0)),
-            g_bottom,
-            grad_operand(true, x_at, x_zero, k_left, x_width, past_left),
-            grad_operand(true, x_at, x_zero, k_right, x_width, past_right),
+        if (ROWS_PER_THREAD > 8u) {
+            g.q2 = grad_operand(false, g_at, g_zero, j.q2, g_width, zero);
+            g.q3 = grad_operand(false, g_at, g_zero, j.q3, g_width, zero);
+        }
+        let x = Quads(
+            grad_operand(true, x_at, x_zero, k.q0, x_width, past.q0),
+            grad_operand(true, x_at, x_zero, k.q1, x_width, past.q1),
+            grad_operand(true, x_at, x_zero, k.q2, x_width, past.q2),
+            grad_operand(true, x_at, x_zero, k.q3, x_width, past.q3),
         );
+        accumulate_direct(&acc, g, x);
     }
-    for (var r = 0u; r < ROWS_PER_THREAD; r++) {
-        for (var c = 0u; c < 8u; c++) {
-            store_grad_output(j0 + 8u * r, k0 + 8u * c, direct_value(acc, r, c));
+    store_grad_matrix(j0, k0, 0u, 0u, acc.m00);
+    store_grad_matrix(j0, k0, 0u, 1u, acc.m01);
+    store_grad_matrix(j0, k0, 0u, 2u, acc.m02);
+    store_grad_matrix(j0, k0, 0u, 3u, acc.m03);
+    store_grad_matrix(j0, k0, 1u, 0u, acc.m10);
+    store_grad_matrix(j0, k0, 1u, 1u, acc.m11);
+    store_grad_matrix(j0, k0, 1u, 2u, acc.m12);
+    store_grad_matrix(j0, k0, 1u, 3u, acc.m13);
+    store_grad_matrix(j0, k0, 2u, 0u, acc.m20);
+    store_grad_matrix(j0, k0, 2u, 1u, acc.m21);
+    store_grad_matrix(j0, k0, 2u, 2u, acc.m22);
+    store_grad_matrix(j0, k0, 2u, 3u, acc.m23);
+    store_grad_matrix(j0, k0, 3u, 0u, acc.m30);
+    store_grad_matrix(j0, k0, 3u, 1u, acc.m31);
+    store_grad_matrix(j0, k0, 3u, 2u, acc.m32);
+    store_grad_matrix(j0, k0, 3u, 3u, acc.m33);
+}
+
+// Writes matrix m{g}{q} of grad_gemm_direct's block: output rows j0 + 8r for
+// r = 4g .. 4g + 3, columns k0 + 8c for c = 4q .. 4q + 3 (as store_direct_matrix).
+fn store_grad_matrix(j0: u32, k0: u32, g: u32, q: u32, m: mat4x4<f32>) {
+    if (4u * g >= ROWS_PER_THREAD) {
+        return;
+    }
+    for (var r = 0u; r < 4u; r++) {
+        for (var c = 0u; c < 4u; c++) {
+            store_grad_output(j0 + 8u * (4u * g + r), k0 + 8u * (4u * q + c), m[c][r]);
         }
     }
 }

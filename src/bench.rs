@@ -8,10 +8,11 @@
 //! of a step does not depend on the weights' values, so timings are representative.
 
 use crate::data::Batch;
-use crate::engine::{Capacity, Engine, EngineConfig};
+use crate::engine::{BackwardGemm, Capacity, Engine, EngineConfig};
 use crate::error::Result;
+use crate::gpu::GpuContext;
+use crate::gpu::matmul::{PlainGemm, PlainKernel};
 use crate::gpu::profile::ProfiledWork;
-use crate::gpu::{GpuContext, matmul};
 use crate::model::{AdamConfig, ModelConfig, ParamLayout, RcConfig, Readout, TrainMode};
 use crate::rng::Rng;
 use serde::Serialize;
@@ -155,9 +156,76 @@ pub struct GemmFigures {
     pub n: usize,
     pub k: usize,
     pub step_gemm_gflops: f64,
+    /// The engine's blocking on plain dense matrices of the same sizes.
     pub dense_gemm_gflops: f64,
     /// step GEMM / dense GEMM throughput.
     pub ratio: f64,
+    /// `tiled_gemm` (gemm.wgsl) at the same sizes: the best our shaders reach there.
+    pub tiled_gemm_gflops: f64,
+    /// The GEMMs of the backward pass over a full-length batch (every row to the last
+    /// step) on the dense input path, best of [`GEMM_ROUNDS`] alternating timings.
+    pub backward: Vec<BackwardGemmFigure>,
+}
+
+/// One GEMM of the backward pass.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackwardGemmFigure {
+    pub form: &'static str,
+    pub flops: f64,
+    pub gflops: f64,
+}
+
+/// The best our GEMM shaders reach on plain `[size x size] x [size x size]` matrices,
+/// best of [`GEMM_ROUNDS`] alternating timings of each kernel.
+#[derive(Debug, Clone, Serialize)]
+pub struct GemmCeiling {
+    pub size: usize,
+    /// `tiled_gemm` of gemm.wgsl.
+    pub tiled_gemm_gflops: f64,
+    /// `dense_gemm` (`dense_gemm_direct` on CPU adapters): the engine's blocking.
+    pub dense_gemm_gflops: f64,
+    /// The larger of the two.
+    pub gemm_ceiling_gflops: f64,
+}
+
+/// The size of [`gemm_ceiling`]'s matrices.
+pub const CEILING_SIZE: usize = 1024;
+
+/// Dispatches in one timed submission of a GEMM of `flops`: about 1 GFLOP of work,
+/// at most `most`.
+fn gemm_reps(flops: f64, most: usize) -> usize {
+    ((1e9 / flops) as usize).clamp(1, most.max(1))
+}
+
+/// One timing of every [`PlainKernel`] on `gemm`, in turn, `reps` dispatches each:
+/// lowers `best` (seconds a dispatch, in the order of `PlainKernel::ALL`) where faster.
+fn time_plain_kernels(
+    ctx: &GpuContext,
+    gemm: &PlainGemm,
+    reps: usize,
+    best: &mut [f64; 2],
+) -> Result<()> {
+    for (b, kernel) in best.iter_mut().zip(PlainKernel::ALL) {
+        *b = b.min(gemm.seconds(ctx, kernel, reps)?);
+    }
+    Ok(())
+}
+
+/// The ceiling of our GEMM shaders, at [`CEILING_SIZE`] cubed.
+pub fn gemm_ceiling(ctx: &GpuContext) -> Result<GemmCeiling> {
+    let n = CEILING_SIZE;
+    let gemm = PlainGemm::with_values(ctx, n, n, n);
+    let mut best = [f64::MAX; 2];
+    for _ in 0..GEMM_ROUNDS {
+        time_plain_kernels(ctx, &gemm, 1, &mut best)?;
+    }
+    let [dense, tiled] = best.map(|s| gemm.flops() / s / 1e9);
+    Ok(GemmCeiling {
+        size: n,
+        tiled_gemm_gflops: tiled,
+        dense_gemm_gflops: dense,
+        gemm_ceiling_gflops: tiled.max(dense),
+    })
 }
 
 /// One dispatch of the forward gate GEMM over a number of live rows: what a step of a
@@ -351,7 +419,7 @@ pub fn bench_preset(
 
     let (gm, gn, gk) = (p.batch, 4 * m.hidden_size, m.input_size + m.hidden_size);
     let flops = 2.0 * (gm * gn * gk) as f64;
-    let gemm_reps = (reps * 4).max(4);
+    let most_reps = (reps * 4).max(4);
     // The GEMM figures are for the dense gate GEMM (a sparse engine's covers only the
     // recurrent part), submit and wait, as the plain GEMM's: the best of GEMM_ROUNDS
     // alternating timings of each, the least disturbed run of a kernel on a shared
@@ -359,20 +427,43 @@ pub fn bench_preset(
     progress("GEMM timings");
     let mut dense = engine(ctx, p, TrainMode::Eos, 1, false)?;
     dense.evaluate_full(&batch)?;
-    let (mut step_gemm_s, mut dense_s) = (f64::MAX, f64::MAX);
+    let plain = PlainGemm::with_values(ctx, gm, gn, gk);
+    let plain_reps = gemm_reps(plain.flops(), most_reps);
+    let (mut step_gemm_s, mut plain_s) = (f64::MAX, [f64::MAX; 2]);
     for _ in 0..GEMM_ROUNDS {
-        let timing = dense.time_gate_gemm(p.batch, gemm_reps)?;
+        let timing = dense.time_gate_gemm(p.batch, most_reps)?;
         step_gemm_s = step_gemm_s.min(timing.submit_s + timing.wait_s);
-        dense_s = dense_s.min(matmul::dense_gemm_seconds(ctx, gm, gn, gk, gemm_reps)?);
+        time_plain_kernels(ctx, &plain, plain_reps, &mut plain_s)?;
+    }
+    drop(plain);
+    let [dense_gflops, tiled_gflops] = plain_s.map(|s| flops / s / 1e9);
+    let mut backward: Vec<(f64, f64)> = vec![(f64::MAX, 0.0); BackwardGemm::ALL.len()];
+    for _ in 0..GEMM_ROUNDS {
+        for (best, form) in backward.iter_mut().zip(BackwardGemm::ALL) {
+            let flops = dense.backward_gemm_flops(form);
+            let timing = dense.time_backward_gemm(form, gemm_reps(flops, most_reps))?;
+            *best = (best.0.min(timing.submit_s + timing.wait_s), flops);
+        }
     }
     drop(dense);
+    let step_gemm_gflops = flops / step_gemm_s / 1e9;
     let gemm = GemmFigures {
         m: gm,
         n: gn,
         k: gk,
-        step_gemm_gflops: flops / step_gemm_s / 1e9,
-        dense_gemm_gflops: flops / dense_s / 1e9,
-        ratio: dense_s / step_gemm_s,
+        step_gemm_gflops,
+        dense_gemm_gflops: dense_gflops,
+        ratio: step_gemm_gflops / dense_gflops,
+        tiled_gemm_gflops: tiled_gflops,
+        backward: BackwardGemm::ALL
+            .iter()
+            .zip(backward)
+            .map(|(form, (s, flops))| BackwardGemmFigure {
+                form: form.name(),
+                flops,
+                gflops: flops / s / 1e9,
+            })
+            .collect(),
     };
 
     progress("gate GEMM by live rows");
@@ -380,7 +471,7 @@ pub fn bench_preset(
     for rows in live_row_counts(p.batch) {
         let mut best = f64::MAX;
         for _ in 0..LIVE_ROWS_ROUNDS {
-            let timing = rc.time_gate_gemm(rows, gemm_reps)?;
+            let timing = rc.time_gate_gemm(rows, most_reps)?;
             best = best.min(timing.submit_s + timing.wait_s);
         }
         by_live_rows.push(LiveRowsFigure {

@@ -882,6 +882,36 @@ fn bench_measures_the_shape_asked_for() {
         (&8.into(), &4.into(), &12.into())
     );
     assert!(gemm["step_gemm_gflops"].as_f64().unwrap() > 0.0, "{gemm}");
+    assert!(gemm["tiled_gemm_gflops"].as_f64().unwrap() > 0.0, "{gemm}");
+    // Every backward GEMM, with its work: dh [8 x 12] x [12 x 3], the input weight
+    // gradient [12 x 320 pairs] x [320 x 2] (input and ones), the recurrent one over
+    // the pairs of steps 1..39, [12 x 312] x [312 x 3], the readout [2 x 8] x [8 x 4].
+    let backward: Vec<(&str, f64)> = gemm["backward"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            assert!(f["gflops"].as_f64().unwrap() > 0.0, "{f}");
+            (f["form"].as_str().unwrap(), f["flops"].as_f64().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        backward,
+        [
+            ("dh", 2.0 * 8.0 * 12.0 * 3.0),
+            ("input weight gradient", 2.0 * 12.0 * 320.0 * 2.0),
+            ("recurrent weight gradient", 2.0 * 12.0 * 312.0 * 3.0),
+            ("readout weight gradient", 2.0 * 2.0 * 8.0 * 4.0),
+        ]
+    );
+    let ceiling = &out["gemm_ceiling"];
+    assert_eq!(ceiling["size"], 1024);
+    let best = ["tiled_gemm_gflops", "dense_gemm_gflops"]
+        .map(|k| ceiling[k].as_f64().unwrap())
+        .into_iter()
+        .fold(0.0, f64::max);
+    assert_eq!(ceiling["gemm_ceiling_gflops"].as_f64().unwrap(), best);
+    assert!(best > 0.0, "{ceiling}");
     let by_rows = toy["gate_gemm_by_live_rows"].as_array().unwrap();
     let rows: Vec<u64> = by_rows
         .iter()

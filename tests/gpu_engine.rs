@@ -632,7 +632,7 @@ fn bad_input_is_refused_with_a_clear_error() {
 #[test]
 fn staged_and_direct_gemms_give_the_same_bits() {
     let cfg = model(37, 70, 2, 3, Readout::Softmax);
-    let (steps, rows) = (6, 70); // more than one wide block of either form
+    let (steps, rows) = (12, 130); // more than one wide block of either form
     let mut batch = random_batch(steps, rows, 37, 3, 201);
     let mut rng = rankcode::rng::Rng::new(202);
     for v in batch.x.iter_mut().filter(|_| rng.below(3) != 0) {

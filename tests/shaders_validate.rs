@@ -33,6 +33,7 @@ fn parameter_structs_match_their_wgsl_layout() {
         ("Source", size_of::<Source>()),
         ("Weight", size_of::<Weight>()),
         ("GemmParams", size_of::<GemmParams>()),
+        ("DenseGemmParams", size_of::<DenseGemmParams>()),
         ("CellParams", size_of::<CellParams>()),
         ("ReadoutParams", size_of::<ReadoutParams>()),
         ("AdamParams", size_of::<AdamParams>()),

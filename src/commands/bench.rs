@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
-use rankcode::bench::{self, ConfigReport, Preset, TrainingBatchProfile};
+use rankcode::bench::{self, ConfigReport, GemmCeiling, Preset, TrainingBatchProfile};
 use rankcode::gpu::GpuContext;
 use serde::Serialize;
 use std::sync::Arc;
@@ -45,6 +45,8 @@ pub struct BenchArgs {
 struct BenchOutput {
     adapter: String,
     reps: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gemm_ceiling: Option<GemmCeiling>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     configs: Vec<ConfigReport>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -87,6 +89,21 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             "rankcode bench on {} ({} reps, medians)",
             ctx.adapter_summary(),
             args.reps
+        );
+    }
+    // The best our GEMM shaders reach, once for the run: not with --profile, which
+    // measures training batches only.
+    let gemm_ceiling = (!args.profile)
+        .then(|| bench::gemm_ceiling(&ctx))
+        .transpose()?;
+    if let (Some(c), false) = (&gemm_ceiling, args.json) {
+        println!(
+            "GEMM ceiling [{n} x {n}] x [{n} x {n}]: {:.2} GFLOP/s (tiled_gemm {:.2}, the \
+             engine's dense_gemm {:.2})",
+            c.gemm_ceiling_gflops,
+            c.tiled_gemm_gflops,
+            c.dense_gemm_gflops,
+            n = c.size
         );
     }
     let (mut configs, mut profiles) = (Vec::new(), Vec::new());
@@ -136,6 +153,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         let out = BenchOutput {
             adapter: ctx.adapter_summary(),
             reps: args.reps,
+            gemm_ceiling,
             configs,
             profiles,
         };
@@ -166,14 +184,25 @@ fn print_report(r: &ConfigReport) {
     print_heading(p, Some(r.memory_bytes));
     let g = &r.gemm;
     println!(
-        "  step GEMM [{} x {}] x [{} x {}]: {:.2} GFLOP/s, plain GEMM {:.2} GFLOP/s ({:.0}%)",
+        "  step GEMM [{} x {}] x [{} x {}]: {:.2} GFLOP/s, plain GEMM {:.2} GFLOP/s ({:.0}%), \
+         tiled_gemm {:.2} GFLOP/s",
         g.m,
         g.k,
         g.k,
         g.n,
         g.step_gemm_gflops,
         g.dense_gemm_gflops,
-        100.0 * g.ratio
+        100.0 * g.ratio,
+        g.tiled_gemm_gflops
+    );
+    let backward: Vec<String> = g
+        .backward
+        .iter()
+        .map(|f| format!("{} {:.2}", f.form, f.gflops))
+        .collect();
+    println!(
+        "  backward GEMMs, full-length batch (GFLOP/s): {}",
+        backward.join(", ")
     );
     let by_rows: Vec<String> = r
         .gate_gemm_by_live_rows

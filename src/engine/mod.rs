@@ -93,6 +93,40 @@ impl EngineConfig {
     }
 }
 
+/// A GEMM of the backward pass, for [`Engine::time_backward_gemm`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackwardGemm {
+    /// dh = W_hh^T (gate deltas of t + 1): `[B, 4H] x [4H, H]`.
+    Dh,
+    /// The input weights' and biases' gradient over every (step, row) pair:
+    /// `[4H, pairs] x [pairs, I + 1]` (the bias column alone with sparse input).
+    InputGrad,
+    /// The recurrent weights' gradient over the pairs of steps 1 and later:
+    /// `[4H, pairs] x [pairs, H]`.
+    RecurrentGrad,
+    /// The readout's gradient over each row's loss step: `[C, B] x [B, H + 1]`.
+    ReadoutGrad,
+}
+
+impl BackwardGemm {
+    pub const ALL: [BackwardGemm; 4] = [
+        BackwardGemm::Dh,
+        BackwardGemm::InputGrad,
+        BackwardGemm::RecurrentGrad,
+        BackwardGemm::ReadoutGrad,
+    ];
+
+    /// What the benchmark report calls it.
+    pub fn name(self) -> &'static str {
+        match self {
+            BackwardGemm::Dh => "dh",
+            BackwardGemm::InputGrad => "input weight gradient",
+            BackwardGemm::RecurrentGrad => "recurrent weight gradient",
+            BackwardGemm::ReadoutGrad => "readout weight gradient",
+        }
+    }
+}
+
 /// Host and GPU time of a dispatch, split as wgpu's own benchmarks do.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DispatchTiming {
@@ -362,20 +396,107 @@ impl Engine {
         self.write_slots(self.ws.slots.forward(1), &[step]);
         let h = self.cfg.model.hidden_size;
         let slot = Some(self.slot(self.ws.slots.forward(1)));
+        self.time_dispatches(reps, |engine, pass| {
+            let bind = &engine.ws.binds.layers[0].gates_forward;
+            engine.dispatch_step_gemm(pass, GATES_GEMM, bind, slot, 4 * h, rows);
+        })
+    }
+
+    /// Benchmark hook: one GEMM of layer 0's backward pass (or the readout's) over a
+    /// full-length batch in which every row runs to the last step, timed as
+    /// [`Self::time_gate_gemm`] times its GEMM. The dh GEMM is that of step 0, where
+    /// every row takes the gate deltas of step 1. Needs sequences of at least 2 steps.
+    /// Overwrites the scheduler state of the last batch.
+    pub fn time_backward_gemm(
+        &mut self,
+        form: BackwardGemm,
+        reps: usize,
+    ) -> Result<DispatchTiming> {
+        let cap = self.cfg.capacity;
+        ensure(cap.steps > 1 && reps > 0, || {
+            format!(
+                "cannot time the backward GEMMs over {} steps x {reps}",
+                cap.steps
+            )
+        })?;
+        let tstar = vec![cap.steps as u32 - 1; cap.batch];
+        self.ctx
+            .queue
+            .write_buffer(&self.ws.buf.tstar, 0, bytemuck::cast_slice(&tstar));
+        self.write_loss_step_list(cap.steps, &tstar);
+        self.write_replay_lists(cap.steps, &ReplayPlan::new(&tstar));
+        let h = self.cfg.model.hidden_size;
+        let (slot, bind, grad) = self.backward_gemm(form);
+        let slot = Some(self.slot(slot));
+        self.time_dispatches(reps, |engine, pass| match grad {
+            None => engine.dispatch_step_gemm(pass, DH_GEMM, bind, slot, h, cap.batch),
+            Some((rows, cols, _)) => {
+                engine.dispatch_grad_gemm(pass, "weight gradient", bind, slot, rows, cols)
+            }
+        })
+    }
+
+    /// Floating-point operations (2 per multiply-add) of the GEMM that
+    /// [`Self::time_backward_gemm`] times.
+    pub fn backward_gemm_flops(&self, form: BackwardGemm) -> f64 {
+        let (b, m) = (self.cfg.capacity.batch, &self.cfg.model);
+        let multiply_adds = match self.backward_gemm(form).2 {
+            // The dh GEMM of a layer below another also takes the gate deltas from
+            // above.
+            None => b * 4 * m.hidden_size * m.layers.min(2) * m.hidden_size,
+            Some((rows, cols, pairs)) => rows * cols * pairs,
+        };
+        2.0 * multiply_adds as f64
+    }
+
+    /// The step slot and bind group of a backward GEMM of layer 0 over a full-length
+    /// batch, and for a weight gradient its output rows, output columns and pairs.
+    fn backward_gemm(
+        &self,
+        form: BackwardGemm,
+    ) -> (usize, &wgpu::BindGroup, Option<(usize, usize, usize)>) {
+        let (cap, m) = (self.cfg.capacity, &self.cfg.model);
+        let (b, t, h) = (cap.batch, cap.steps, m.hidden_size);
+        let input = if self.cfg.sparse_input {
+            0
+        } else {
+            m.input_size
+        };
+        let (slots, layer) = (&self.ws.slots, &self.ws.binds.layers[0]);
+        match form {
+            BackwardGemm::Dh => (slots.backward(0), &layer.dh_backward, None),
+            BackwardGemm::InputGrad => (
+                slots.all_pairs(),
+                &layer.grad_ih,
+                Some((4 * h, input + 1, b * t)),
+            ),
+            BackwardGemm::RecurrentGrad => (
+                slots.recurrent_pairs(),
+                &layer.grad_hh,
+                Some((4 * h, h, b * (t - 1))),
+            ),
+            BackwardGemm::ReadoutGrad => (
+                slots.loss_steps(),
+                &self.ws.binds.grad_readout,
+                Some((m.classes, h + 1, b)),
+            ),
+        }
+    }
+
+    /// `reps` passes of `record` in one command buffer, submitted once, after a
+    /// warm-up: the encoding, submission and wait times, each divided by `reps`.
+    fn time_dispatches(
+        &self,
+        reps: usize,
+        record: impl Fn(&Self, &mut wgpu::ComputePass),
+    ) -> Result<DispatchTiming> {
         let run = |reps: usize| -> Result<DispatchTiming> {
             let start = std::time::Instant::now();
             let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
             {
                 let mut pass = self.begin_pass(&mut encoder);
                 for _ in 0..reps {
-                    self.dispatch_step_gemm(
-                        &mut pass,
-                        GATES_GEMM,
-                        &self.ws.binds.layers[0].gates_forward,
-                        slot,
-                        4 * h,
-                        rows,
-                    );
+                    record(self, &mut pass);
                 }
             }
             self.end_pass(&mut encoder);
@@ -480,10 +601,10 @@ impl Engine {
         self.upload_batch(batch, retire, want_grad);
         let (tstar, readbacks) = self.forward(batch, retire)?;
         let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
-        self.write_loss_step_list(batch, &tstar);
+        self.write_loss_step_list(batch.steps, &tstar);
         let plan = want_grad.then(|| ReplayPlan::new(&tstar));
         if let Some(plan) = &plan {
-            self.write_replay_lists(batch, plan);
+            self.write_replay_lists(batch.steps, plan);
             self.write_sparse_columns(plan);
         }
         {
@@ -795,23 +916,23 @@ impl Engine {
 
     /// Writes the replay lists and the pair lists of the weight gradients.
     /// Writes one (t*, row) entry per row: the list of `loss_stats` and the readout gradient.
-    fn write_loss_step_list(&self, batch: &Batch, tstar: &[u32]) {
+    fn write_loss_step_list(&self, steps: usize, tstar: &[u32]) {
         let regions = &self.ws.regions;
         self.write_rows(regions.loss_steps, &loss_step_entries(tstar));
         let step = Step {
             t: 0,
-            n_rows: batch.batch as u32,
+            n_rows: tstar.len() as u32,
             rows_offset: regions.loss_steps as u32,
-            steps: batch.steps as u32,
+            steps: steps as u32,
         };
         self.write_slots(self.ws.slots.loss_steps(), &[step]);
     }
 
     /// Writes the backward replay's per-step row lists, which together are also the
     /// (step, row) pairs of the weight gradients.
-    fn write_replay_lists(&self, batch: &Batch, plan: &ReplayPlan) {
+    fn write_replay_lists(&self, steps: usize, plan: &ReplayPlan) {
         let (regions, slots) = (&self.ws.regions, &self.ws.slots);
-        let steps = batch.steps as u32;
+        let steps = steps as u32;
         self.write_rows(regions.replay, &plan.entries);
         let backward: Vec<Step> = plan
             .per_step

@@ -4,7 +4,7 @@
 use super::GpuContext;
 use super::kernel::{Binding, Kernel, groups_for, module};
 use super::shaders;
-use super::structs::{GemmParams, Source, Step, Weight, validity};
+use super::structs::{DenseGemmParams, GemmParams, Source, Step, Weight, validity};
 use crate::error::Result;
 use wgpu::util::DeviceExt;
 
@@ -70,10 +70,10 @@ impl GemmShapes {
         narrow: GemmShape::new(2, 8),
     };
     /// The direct form (`GpuContext::direct_gemm`), whose invocations hold larger
-    /// blocks in registers: 64 x 64; 32 x 64 narrow.
+    /// blocks in registers: 128 x 128; 32 x 128 narrow.
     pub const DIRECT: GemmShapes = GemmShapes {
-        wide: GemmShape::new(8, 8),
-        narrow: GemmShape::new(4, 8),
+        wide: GemmShape::new(16, 16),
+        narrow: GemmShape::new(4, 16),
     };
 
     /// The shapes of the direct form if `direct`, else of the staged one.
@@ -95,12 +95,12 @@ const _: () = {
     );
     let (w, n) = (direct.wide, direct.narrow);
     assert!(
-        w.rows_per_thread == 8 && w.cols_per_thread == 8 && n.cols_per_thread == 8,
-        "the direct grad_gemm computes 64 x 64 blocks, every direct block 64 columns"
+        w.rows_per_thread == 16 && w.cols_per_thread == 16 && n.cols_per_thread == 16,
+        "the direct grad_gemm computes 128 x 128 blocks, every direct block 128 columns"
     );
     assert!(
-        matches!(n.rows_per_thread, 4 | 8),
-        "the direct form holds 4 or 8 rows"
+        matches!(n.rows_per_thread, 4 | 8 | 16),
+        "the direct form holds 4, 8 or 16 rows"
     );
 };
 
@@ -117,6 +117,232 @@ pub const BINDINGS: [(u32, Binding); 8] = [
     (7, Binding::ReadWrite),
 ];
 
+/// Which kernel computes a [`PlainGemm`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlainKernel {
+    /// `dense_gemm` of `matmul.wgsl` (`dense_gemm_direct` on CPU adapters): the
+    /// engine's GEMM blocking in its wide shape, with B read as `W^T` as the gate
+    /// GEMM reads its weights.
+    Engine,
+    /// `tiled_gemm` of `gemm.wgsl`: 16 x 32 outputs an invocation, B read as vec4s.
+    Tiled,
+}
+
+impl PlainKernel {
+    pub const ALL: [PlainKernel; 2] = [PlainKernel::Engine, PlainKernel::Tiled];
+}
+
+/// One kernel of a [`PlainGemm`], bound to its buffers.
+struct BoundGemm {
+    kernel: Kernel,
+    bind: wgpu::BindGroup,
+    groups: [u32; 3],
+}
+
+/// A plain GEMM on the device, `C[m, n] = A[m, k] B[k, n]`, that either
+/// [`PlainKernel`] computes: the same sums in the same order, so the same bits.
+pub struct PlainGemm {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    engine: BoundGemm,
+    tiled: BoundGemm,
+    out: wgpu::Buffer,
+}
+
+/// Columns of a workgroup of `tiled_gemm` (8 invocations of 32).
+const TILED_BLOCK_COLS: usize = 256;
+/// Rows of a workgroup of `tiled_gemm`.
+const TILED_BLOCK_ROWS: usize = 16;
+
+impl PlainGemm {
+    /// The GEMM of row-major `a` (`[m, k]`) and `b` (`[k, n]`).
+    pub fn new(ctx: &GpuContext, m: usize, n: usize, k: usize, a: &[f32], b: &[f32]) -> Self {
+        assert!(m > 0 && n > 0 && k > 0, "an empty GEMM");
+        assert_eq!((a.len(), b.len()), (m * k, k * n), "operand sizes");
+        let init = |label: &str, contents: &[u8]| {
+            ctx.device
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some(label),
+                    contents,
+                    usage: wgpu::BufferUsages::STORAGE,
+                })
+        };
+        // tiled_gemm reads B in vec4s: its rows padded to a multiple of 4 columns.
+        let ldb = n.next_multiple_of(4);
+        let mut b_padded = vec![0f32; k * ldb];
+        // dense_gemm reads it as W^T, [n, k].
+        let mut b_t = vec![0f32; n * k];
+        for (kk, row) in b.chunks_exact(n).enumerate() {
+            b_padded[kk * ldb..kk * ldb + n].copy_from_slice(row);
+            for (j, &v) in row.iter().enumerate() {
+                b_t[j * k + kk] = v;
+            }
+        }
+        let a = init("plain GEMM a", bytemuck::cast_slice(a));
+        let b_padded = init("plain GEMM b", bytemuck::cast_slice(&b_padded));
+        let b_t = init("plain GEMM b^T", bytemuck::cast_slice(&b_t));
+        let out = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("plain GEMM out"),
+            size: (m * n * 4) as u64,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+
+        let params = GemmParams {
+            a1: Source::per_row(0, k, validity::ALWAYS),
+            w1: Weight::transposed(0, k),
+            n_out: n as u32,
+            out_stride: n as u32,
+            ..Default::default()
+        };
+        let params = init("dense_gemm params", bytemuck::bytes_of(&params));
+        let step = init(
+            "dense_gemm step",
+            bytemuck::bytes_of(&Step {
+                t: 0,
+                n_rows: m as u32,
+                rows_offset: 0,
+                steps: 1,
+            }),
+        );
+        let dummy = init("dense_gemm unused", &[0u8; 16]);
+        let (entry, shape) = if ctx.direct_gemm {
+            ("dense_gemm_direct", GemmShapes::DIRECT.wide)
+        } else {
+            ("dense_gemm", GemmShapes::STAGED.wide)
+        };
+        let kernel = Kernel::with_constants(
+            ctx,
+            &module(ctx, "matmul.wgsl", shaders::MATMUL),
+            entry,
+            &BINDINGS,
+            &shape.constants(),
+        );
+        let bind = kernel.bind(
+            ctx,
+            &[&params, &step, &a, &dummy, &b_t, &dummy, &dummy, &out],
+        );
+        let engine = BoundGemm {
+            kernel,
+            bind,
+            groups: shape.groups(m, n),
+        };
+
+        let params = DenseGemmParams {
+            m: m as u32,
+            n: n as u32,
+            k: k as u32,
+            lda: k as u32,
+            ldb: ldb as u32,
+            ldc: n as u32,
+            _pad: [0; 2],
+        };
+        let params = init("tiled_gemm params", bytemuck::bytes_of(&params));
+        let kernel = Kernel::new(
+            ctx,
+            &module(ctx, "gemm.wgsl", shaders::GEMM),
+            "tiled_gemm",
+            &TILED_BINDINGS,
+        );
+        let bind = kernel.bind(ctx, &[&params, &a, &b_padded, &out]);
+        let tiled = BoundGemm {
+            kernel,
+            bind,
+            groups: [
+                groups_for(n, TILED_BLOCK_COLS),
+                groups_for(m, TILED_BLOCK_ROWS),
+                1,
+            ],
+        };
+        PlainGemm {
+            m,
+            n,
+            k,
+            engine,
+            tiled,
+            out,
+        }
+    }
+
+    /// The GEMM of fixed values in [0, 1) (what the benchmarks time).
+    pub fn with_values(ctx: &GpuContext, m: usize, n: usize, k: usize) -> Self {
+        let values = |len: usize| -> Vec<f32> {
+            (0..len)
+                .map(|i| ((i * 7919) % 1000) as f32 * 1e-3)
+                .collect()
+        };
+        Self::new(ctx, m, n, k, &values(m * k), &values(k * n))
+    }
+
+    /// Floating-point operations of one GEMM (2 m n k).
+    pub fn flops(&self) -> f64 {
+        2.0 * (self.m * self.n * self.k) as f64
+    }
+
+    fn bound(&self, kernel: PlainKernel) -> &BoundGemm {
+        match kernel {
+            PlainKernel::Engine => &self.engine,
+            PlainKernel::Tiled => &self.tiled,
+        }
+    }
+
+    /// Records `reps` dispatches of `kernel`, submits them and waits: the seconds
+    /// from the submission on.
+    fn submit(&self, ctx: &GpuContext, kernel: PlainKernel, reps: usize) -> Result<f64> {
+        let g = self.bound(kernel);
+        let step_offset = (kernel == PlainKernel::Engine).then_some(0);
+        let mut encoder = ctx.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            for _ in 0..reps {
+                g.kernel.dispatch(&mut pass, &g.bind, step_offset, g.groups);
+            }
+        }
+        let start = std::time::Instant::now();
+        ctx.queue.submit([encoder.finish()]);
+        ctx.wait()?;
+        Ok(start.elapsed().as_secs_f64())
+    }
+
+    /// Seconds per dispatch of `kernel`, averaged over `reps` dispatches in one
+    /// submission (after one warm-up dispatch).
+    pub fn seconds(&self, ctx: &GpuContext, kernel: PlainKernel, reps: usize) -> Result<f64> {
+        self.submit(ctx, kernel, 1)?;
+        Ok(self.submit(ctx, kernel, reps.max(1))? / reps.max(1) as f64)
+    }
+
+    /// C as `kernel` computes it, row-major `[m, n]`.
+    pub fn output(&self, ctx: &GpuContext, kernel: PlainKernel) -> Result<Vec<f32>> {
+        let bytes = (self.m * self.n * 4) as u64;
+        let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("plain GEMM readback"),
+            size: bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        // Cleared first, so that an output the kernel misses shows.
+        let mut encoder = ctx.device.create_command_encoder(&Default::default());
+        encoder.clear_buffer(&self.out, 0, None);
+        ctx.queue.submit([encoder.finish()]);
+        self.submit(ctx, kernel, 1)?;
+        let mut encoder = ctx.device.create_command_encoder(&Default::default());
+        encoder.copy_buffer_to_buffer(&self.out, 0, &staging, 0, bytes);
+        ctx.queue.submit([encoder.finish()]);
+        ctx.read_staging(&staging, self.m * self.n)
+    }
+}
+
+/// Binding slots of `tiled_gemm`: params, a, b, c.
+const TILED_BINDINGS: [(u32, Binding); 4] = [
+    (0, Binding::Params),
+    (1, Binding::Read),
+    (2, Binding::Read),
+    (3, Binding::ReadWrite),
+];
+
 /// Seconds per `dense_gemm` dispatch of `[m, k] x [k, n]`, averaged over `reps`
 /// dispatches in one submission (after one warm-up dispatch).
 pub fn dense_gemm_seconds(
@@ -126,72 +352,5 @@ pub fn dense_gemm_seconds(
     k: usize,
     reps: usize,
 ) -> Result<f64> {
-    let init = |label: &str, contents: &[u8]| {
-        ctx.device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(label),
-                contents,
-                usage: wgpu::BufferUsages::STORAGE,
-            })
-    };
-    let values = |len: usize| -> Vec<f32> {
-        (0..len)
-            .map(|i| ((i * 7919) % 1000) as f32 * 1e-3)
-            .collect()
-    };
-    let params = GemmParams {
-        a1: Source::per_row(0, k, validity::ALWAYS),
-        w1: Weight::transposed(0, k),
-        n_out: n as u32,
-        out_stride: n as u32,
-        ..Default::default()
-    };
-    let params = init("dense_gemm params", bytemuck::bytes_of(&params));
-    let step = init(
-        "dense_gemm step",
-        bytemuck::bytes_of(&Step {
-            t: 0,
-            n_rows: m as u32,
-            rows_offset: 0,
-            steps: 1,
-        }),
-    );
-    let a = init("dense_gemm a", bytemuck::cast_slice(&values(m * k)));
-    let w = init("dense_gemm w", bytemuck::cast_slice(&values(n * k)));
-    let dummy = init("dense_gemm unused", &[0u8; 16]);
-    let out = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("dense_gemm out"),
-        size: (m * n * 4) as u64,
-        usage: wgpu::BufferUsages::STORAGE,
-        mapped_at_creation: false,
-    });
-    let entry = if ctx.direct_gemm {
-        "dense_gemm_direct"
-    } else {
-        "dense_gemm"
-    };
-    let shape = GemmShapes::of_form(ctx.direct_gemm).wide;
-    let kernel = Kernel::with_constants(
-        ctx,
-        &module(ctx, "matmul.wgsl", shaders::MATMUL),
-        entry,
-        &BINDINGS,
-        &shape.constants(),
-    );
-    let bind = kernel.bind(ctx, &[&params, &step, &a, &dummy, &w, &dummy, &dummy, &out]);
-    let run = |reps: usize| -> Result<f64> {
-        let mut encoder = ctx.device.create_command_encoder(&Default::default());
-        {
-            let mut pass = encoder.begin_compute_pass(&Default::default());
-            for _ in 0..reps {
-                kernel.dispatch(&mut pass, &bind, Some(0), shape.groups(m, n));
-            }
-        }
-        let start = std::time::Instant::now();
-        ctx.queue.submit([encoder.finish()]);
-        ctx.wait()?;
-        Ok(start.elapsed().as_secs_f64())
-    };
-    run(1)?;
-    Ok(run(reps.max(1))? / reps.max(1) as f64)
+    PlainGemm::with_values(ctx, m, n, k).seconds(ctx, PlainKernel::Engine, reps)
 }

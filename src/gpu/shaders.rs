@@ -4,6 +4,8 @@ const COMMON: &str = include_str!("../../shaders/common.wgsl.inc");
 
 /// Source of the gathered GEMMs (`step_gemm`, `grad_gemm`).
 pub const MATMUL: &str = include_str!("../../shaders/matmul.wgsl");
+/// Source of the plain tiled GEMM (`tiled_gemm`), the ceiling of the benchmarks.
+pub const GEMM: &str = include_str!("../../shaders/gemm.wgsl");
 /// Source of the fused LSTM cell (`cell_forward`, `cell_backward`).
 pub const LSTM_CELL: &str = include_str!("../../shaders/lstm_cell.wgsl");
 /// Source of the readout, threshold and loss (`readout_forward`, `loss_stats`).
@@ -22,6 +24,7 @@ pub fn with_common(body: &str) -> String {
 pub fn all() -> Vec<(&'static str, String)> {
     [
         ("matmul.wgsl", MATMUL),
+        ("gemm.wgsl", GEMM),
         ("lstm_cell.wgsl", LSTM_CELL),
         ("readout.wgsl", READOUT),
         ("sparse_input.wgsl", SPARSE_INPUT),

@@ -134,6 +134,19 @@ pub struct SparseParams {
     pub batch_stride: u32,
 }
 
+/// `DenseGemmParams` of `gemm.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
+pub struct DenseGemmParams {
+    pub m: u32,
+    pub n: u32,
+    pub k: u32,
+    pub lda: u32,
+    pub ldb: u32,
+    pub ldc: u32,
+    pub _pad: [u32; 2],
+}
+
 /// `CellParams` of `lstm_cell.wgsl`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
@@ -194,6 +207,7 @@ mod tests {
         assert_eq!(std::mem::size_of::<Weight>(), 16);
         assert_eq!(std::mem::size_of::<GemmParams>(), 128);
         assert_eq!(std::mem::size_of::<CellParams>(), 32);
+        assert_eq!(std::mem::size_of::<DenseGemmParams>(), 32);
         assert_eq!(std::mem::size_of::<ReadoutParams>(), 64);
         assert_eq!(std::mem::size_of::<AdamParams>(), 36);
         assert_eq!(std::mem::size_of::<SparseParams>(), 16);
