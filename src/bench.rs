@@ -437,6 +437,7 @@ pub fn bench_preset(
     }
     drop(plain);
     let [dense_gflops, tiled_gflops] = plain_s.map(|s| flops / s / 1e9);
+    progress("backward GEMM timings");
     let mut backward: Vec<(f64, f64)> = vec![(f64::MAX, 0.0); BackwardGemm::ALL.len()];
     for _ in 0..GEMM_ROUNDS {
         for (best, form) in backward.iter_mut().zip(BackwardGemm::ALL) {
