@@ -19,6 +19,8 @@ use serde::Serialize;
 use std::sync::Arc;
 use std::time::Instant;
 
+pub mod peers;
+
 /// A model shape and batch to benchmark.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Preset {

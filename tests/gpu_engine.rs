@@ -836,3 +836,21 @@ fn an_ensembles_zero_blocks_are_skipped_with_the_same_results() {
         .expect("210 units in blocks of 20");
     assert!(err.to_string().contains("do not tile 210 units"), "{err}");
 }
+
+#[test]
+fn the_peers_workload_decides_where_drawn() {
+    use rankcode::bench::{Preset, peers};
+    let ctx = common::ctx();
+    let small = Preset {
+        name: "small",
+        batch: 16,
+        steps: 9,
+        ..peers::workloads()[0]
+    };
+    let f = peers::bench_workload(&ctx, &small, 1, &mut |_| {}).unwrap();
+    let drawn = peers::decisions(16, 9, 17);
+    let mean = drawn.iter().flatten().map(|&s| s + 1).sum::<usize>() as f64 / 16.0;
+    assert_eq!(f.mean_decision_step, mean);
+    assert_eq!(f.ideal_speedup, 9.0 / mean);
+    assert!(f.full_seq_per_s > 0.0 && f.rc_seq_per_s > 0.0 && f.realised_speedup > 0.0);
+}

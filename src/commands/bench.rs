@@ -1,7 +1,8 @@
 //! `rankcode bench`: throughput, round trip and RC's realised speedup, per task shape.
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Args;
+use rankcode::bench::peers::{self, PeerFigures};
 use rankcode::bench::{self, ConfigReport, GemmCeiling, Preset, TrainingBatchProfile};
 use rankcode::gpu::GpuContext;
 use serde::Serialize;
@@ -13,7 +14,11 @@ pub enum BenchConfig {
     Toy,
     Mnist,
     Speech,
+    /// toy, mnist and speech.
     All,
+    /// The workloads of ../shared/peers (PyTorch and burn), line for line: full-length
+    /// and RC training seq/s.
+    Peers,
 }
 
 #[derive(Args, Debug)]
@@ -51,6 +56,8 @@ struct BenchOutput {
     configs: Vec<ConfigReport>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     profiles: Vec<PresetProfile>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    peers: Vec<PeerFigures>,
 }
 
 #[derive(Serialize)]
@@ -61,11 +68,15 @@ struct PresetProfile {
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {
+    if args.config == BenchConfig::Peers {
+        return run_peers(args);
+    }
     let wanted = |name: &str| match args.config {
         BenchConfig::All => true,
         BenchConfig::Toy => name == "toy",
         BenchConfig::Mnist => name == "mnist",
         BenchConfig::Speech => name == "speech",
+        BenchConfig::Peers => false,
     };
     let mut presets: Vec<Preset> = bench::presets()
         .into_iter()
@@ -156,6 +167,77 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             gemm_ceiling,
             configs,
             profiles,
+            peers: Vec::new(),
+        };
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    }
+    Ok(())
+}
+
+/// `bench --config peers`: the peers' workloads, their shapes fixed.
+fn run_peers(args: &BenchArgs) -> Result<()> {
+    if args.hidden.is_some() || args.batch.is_some() || args.profile {
+        bail!(
+            "--config peers runs the peers' own shapes: --hidden, --batch and --profile do not apply"
+        );
+    }
+    let ctx = Arc::new(GpuContext::new()?);
+    let pairs = (args.reps as usize).max(5);
+    if !args.json {
+        println!(
+            "rankcode bench --config peers on {} (median of {pairs} back-to-back pairs of \
+             training batches, Adam included)",
+            ctx.adapter_summary()
+        );
+    }
+    let start = Instant::now();
+    let mut figures = Vec::new();
+    for workload in peers::workloads() {
+        let f = peers::bench_workload(&ctx, &workload, pairs, &mut |part| {
+            eprintln!("  [{:>4.0} s] {part}", start.elapsed().as_secs_f64());
+        })?;
+        if !args.json {
+            let m = &f.preset.model;
+            println!(
+                "{}: {} -> {} -> {}, batch {}, T {}, {} inputs; decisions uniform in 0..={} \
+                 (mean {:.2} steps computed, ideal {:.2}x)",
+                f.preset.name,
+                m.input_size,
+                m.hidden_size,
+                m.classes,
+                f.preset.batch,
+                f.preset.steps,
+                if f.preset.sparse {
+                    "sparse-event"
+                } else {
+                    "dense"
+                },
+                2 * f.preset.steps / 3,
+                f.mean_decision_step,
+                f.ideal_speedup
+            );
+            println!(
+                "  full-length training (the peers' full and eos): {:.1} seq/s ({:.2} GFLOP/s)",
+                f.full_seq_per_s, f.full_gflops
+            );
+            println!(
+                "  RC training (the peers' cellshrink):             {:.1} seq/s: {:.2}x full \
+                 length, {:.0}% of the ideal",
+                f.rc_seq_per_s,
+                f.realised_speedup,
+                100.0 * f.efficiency
+            );
+        }
+        figures.push(f);
+    }
+    if args.json {
+        let out = BenchOutput {
+            adapter: ctx.adapter_summary(),
+            reps: args.reps,
+            gemm_ceiling: None,
+            configs: Vec::new(),
+            profiles: Vec::new(),
+            peers: figures,
         };
         println!("{}", serde_json::to_string_pretty(&out)?);
     }
