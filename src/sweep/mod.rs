@@ -40,7 +40,7 @@ impl Sweep {
         let spec = Spec::load(spec_path, flags)?;
         let saved_path = dir.join(SPEC_FILE);
         if saved_path.exists() {
-            let saved = Spec::load(&saved_path, flags)?;
+            let saved = Spec::load_saved(&saved_path, flags)?;
             if let Some(how) = spec.difference(&saved) {
                 return Err(Error::File {
                     path: dir.into(),
@@ -87,7 +87,7 @@ impl Sweep {
                 ),
             });
         }
-        let spec = Spec::load(&spec_path, flags)?;
+        let spec = Spec::load_saved(&spec_path, flags)?;
         let points = spec.points()?;
         Ok(Sweep {
             dir: dir.into(),

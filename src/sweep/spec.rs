@@ -96,14 +96,24 @@ impl Spec {
     /// Reads and parses the spec in `path`, and checks every key and value against
     /// `train`'s flags.
     pub fn load(path: &Path, flags: &dyn FlagCheck) -> Result<Spec> {
+        let spec = Spec::load_saved(path, flags)?;
+        spec.check(flags)?;
+        Ok(spec)
+    }
+
+    /// Reads the spec a sweep folder saved, checked when the sweep was made: its keys
+    /// must still be flags of `train`, but the values are not checked again (that can
+    /// need the data, which a login node or a laptop reading a report may not have).
+    pub fn load_saved(path: &Path, flags: &dyn FlagCheck) -> Result<Spec> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::File {
             path: path.into(),
             problem: format!("cannot read the sweep spec: {e}"),
         })?;
-        Spec::parse(path, &text, flags)
+        Spec::read(path, &text, flags)
     }
 
-    /// Parses `text`, the contents of `path` (which errors name).
+    /// Parses `text`, the contents of `path` (which errors name), and checks it as
+    /// [`Spec::load`] does.
     pub fn parse(path: &Path, text: &str, flags: &dyn FlagCheck) -> Result<Spec> {
         let spec = Spec::read(path, text, flags)?;
         spec.check(flags)?;
