@@ -22,6 +22,7 @@ pub mod plot;
 pub mod recipe;
 pub mod rng;
 pub mod run;
+pub mod sweep;
 pub mod words;
 
 pub use error::{Error, Result};

@@ -28,6 +28,10 @@ enum Command {
     Ensemble(commands::ensemble::EnsembleArgs),
     /// Draw accuracy against mean decision step of runs in one SVG and PNG figure.
     Plot(commands::plot::PlotArgs),
+    /// Run a grid of `train` runs from a TOML spec, here or as a Slurm job array.
+    Sweep(commands::sweep::SweepArgs),
+    /// Gather the runs of a folder (a sweep's, or any) into one table and one figure.
+    Report(commands::report::ReportArgs),
     /// Benchmarks: GEMM throughput, round trip, RC's realised speedup against its ideal.
     Bench(commands::bench::BenchArgs),
     /// The built-in demo: RC against end-of-sequence training on noise-vs-signal.
@@ -66,6 +70,8 @@ fn run(cli: Cli) -> Result<()> {
         Some(Command::Classify(args)) => commands::classify::run(&args),
         Some(Command::Ensemble(args)) => commands::ensemble::run(&args),
         Some(Command::Plot(args)) => commands::plot::run(&args),
+        Some(Command::Sweep(args)) => commands::sweep::run(&args),
+        Some(Command::Report(args)) => commands::report::run(&args),
         Some(Command::Bench(args)) => commands::bench::run(&args),
         Some(Command::Demo(args)) => commands::demo::run(&args),
         Some(Command::Info) => commands::info::run(),

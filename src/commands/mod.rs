@@ -8,4 +8,6 @@ pub mod ensemble;
 pub mod eval;
 pub mod info;
 pub mod plot;
+pub mod report;
+pub mod sweep;
 pub mod train;

@@ -263,7 +263,7 @@ pub struct TrainArgs {
 }
 
 /// The flag behind each setting of `config.json` that a resumed run keeps as saved.
-const SETTING_FLAGS: [(&str, &str); 32] = [
+pub const SETTING_FLAGS: [(&str, &str); 32] = [
     ("task", "--task"),
     ("rc.mode", "--mode"),
     ("rc.theta", "--theta"),
@@ -352,7 +352,7 @@ impl TrainArgs {
 
     /// The settings of a run of `task` from the flags, and the task's recipe for every
     /// setting they do not give.
-    fn run_config(&self, task: Task) -> anyhow::Result<RunConfig> {
+    pub fn run_config(&self, task: Task) -> anyhow::Result<RunConfig> {
         let base = Recipe::for_task(task);
         let recipe = Recipe {
             hidden: self.hidden.unwrap_or(base.hidden),

@@ -56,6 +56,20 @@ pub struct Curve {
     /// A published accuracy whose decision time is not known: drawn as a dashed line
     /// across the plot at its one point's accuracy, without markers.
     pub reference: bool,
+    /// How its points are drawn (not a reference's).
+    pub draw: Draw,
+}
+
+/// How a curve's points are drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Draw {
+    /// A line through the points, with a marker on each.
+    #[default]
+    LineAndMarkers,
+    /// Markers only: a scatter of separate results (one run each).
+    Markers,
+    /// The line only, e.g. a front through points that other curves mark.
+    Line,
 }
 
 impl Curve {
@@ -65,7 +79,13 @@ impl Curve {
             label: label.into(),
             points,
             reference: false,
+            draw: Draw::default(),
         }
+    }
+
+    /// The same curve drawn as `draw` says.
+    pub fn drawn(self, draw: Draw) -> Self {
+        Curve { draw, ..self }
     }
 
     /// A reference line at `accuracy` (in \[0, 1\]).
@@ -74,6 +94,7 @@ impl Curve {
             label: label.into(),
             points: vec![(0.0, accuracy)],
             reference: true,
+            draw: Draw::default(),
         }
     }
 
@@ -150,7 +171,7 @@ pub fn accuracy_vs_decision_svg(title: &str, steps: StepAxis, curves: &[Curve]) 
             .iter()
             .map(|&(x, y)| (x_axis.x_pixel(x, &plot), y_axis.y_pixel(100.0 * y, &plot)))
             .collect();
-        svg_curve(&mut svg, i, &curve.label, &pixels);
+        svg_curve(&mut svg, i, curve, &pixels);
     }
     if curves.is_empty() {
         svg_no_data(&mut svg, &plot);
@@ -480,10 +501,10 @@ fn svg_axis_labels(svg: &mut String, plot: &Rect) {
 
 /// Curve `index`: its line through `pixels` (already in SVG units, sorted by x) and a
 /// marker on every point. The full label is attached as a `<title>` tooltip.
-fn svg_curve(svg: &mut String, index: usize, label: &str, pixels: &[(f64, f64)]) {
+fn svg_curve(svg: &mut String, index: usize, curve: &Curve, pixels: &[(f64, f64)]) {
     let colour = PALETTE[index % PALETTE.len()];
-    let _ = writeln!(svg, "<g><title>{}</title>", escape_xml(label));
-    if pixels.len() >= 2 {
+    let _ = writeln!(svg, "<g><title>{}</title>", escape_xml(&curve.label));
+    if pixels.len() >= 2 && curve.draw != Draw::Markers {
         let points: Vec<String> = pixels
             .iter()
             .map(|(x, y)| format!("{x:.2},{y:.2}"))
@@ -494,8 +515,10 @@ fn svg_curve(svg: &mut String, index: usize, label: &str, pixels: &[(f64, f64)])
             points.join(" ")
         );
     }
-    for &(x, y) in pixels {
-        svg.push_str(&marker(index, x, y));
+    if curve.draw != Draw::Line {
+        for &(x, y) in pixels {
+            svg.push_str(&marker(index, x, y));
+        }
     }
     svg.push_str("</g>\n");
 }
@@ -576,14 +599,16 @@ fn svg_legend(svg: &mut String, plot: &Rect, width: f64, curves: &[Curve]) {
         let y = plot.top + 6.0 + row * (i as f64 + 0.5);
         let x0 = left + 12.0;
         let colour = PALETTE[i % PALETTE.len()];
-        let sample = if curve.reference {
-            dashed_line(i, x0, x0 + LEGEND_SAMPLE, y)
-        } else {
-            format!(
-                r#"<line x1="{x0:.2}" y1="{y:.2}" x2="{:.2}" y2="{y:.2}" stroke="{colour}" stroke-width="2"/>{}"#,
-                x0 + LEGEND_SAMPLE,
-                marker(i, x0 + LEGEND_SAMPLE / 2.0, y)
-            )
+        let line = format!(
+            r#"<line x1="{x0:.2}" y1="{y:.2}" x2="{:.2}" y2="{y:.2}" stroke="{colour}" stroke-width="2"/>"#,
+            x0 + LEGEND_SAMPLE
+        );
+        let mark = marker(i, x0 + LEGEND_SAMPLE / 2.0, y);
+        let sample = match (curve.reference, curve.draw) {
+            (true, _) => dashed_line(i, x0, x0 + LEGEND_SAMPLE, y),
+            (false, Draw::LineAndMarkers) => format!("{line}{mark}"),
+            (false, Draw::Markers) => mark,
+            (false, Draw::Line) => line,
         };
         let _ = writeln!(
             svg,
@@ -857,6 +882,22 @@ mod tests {
         assert!(
             svg.contains(">90</text>") || svg.contains(">90.0</text>"),
             "{svg}"
+        );
+    }
+
+    #[test]
+    fn a_scatter_has_markers_without_a_line_and_a_front_a_line_without_markers() {
+        let points = vec![(1.0, 0.9), (2.0, 0.95), (3.0, 0.97)];
+        let scatter = Curve::new("runs", points.clone()).drawn(Draw::Markers);
+        let front = Curve::new("front", points).drawn(Draw::Line);
+        let svg = accuracy_vs_decision_svg("t", StepAxis::Task(4), &[scatter, front]);
+        parse(&svg);
+        assert_eq!(svg.matches("<polyline").count(), 1, "the front's line only");
+        // Three markers in the plot and one in the legend, all of the scatter (circles).
+        assert_eq!(svg.matches("<circle").count(), 4, "{svg}");
+        assert!(
+            !svg.contains(r#"width="8""#),
+            "no marker of the front (squares): {svg}"
         );
     }
 
