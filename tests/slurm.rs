@@ -5,6 +5,7 @@
 
 mod sweep_common;
 
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 use sweep_common::*;
@@ -29,6 +30,37 @@ fn scontrol(args: &[&str]) -> bool {
         .args(args)
         .output()
         .is_ok_and(|o| o.status.success())
+}
+
+/// What a stuck test shows: the files of a sweep's folder `out` that say what its
+/// tasks did (train logs, Slurm's outputs) and what Slurm says of `job`.
+fn explain(out: &Path, job: &str) -> String {
+    let mut text = String::new();
+    let mut files = vec![];
+    for sub in std::fs::read_dir(out).into_iter().flatten().flatten() {
+        files.extend(
+            std::fs::read_dir(sub.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|f| f.path())
+                .filter(|p| p.ends_with("train.log") || p.extension().is_some_and(|e| e == "out")),
+        );
+    }
+    for file in files {
+        let body = std::fs::read_to_string(&file).unwrap_or_default();
+        text += &format!("--- {}\n{body}", file.display());
+    }
+    for args in [&["show", "job", job][..], &["show", "node"][..]] {
+        let o = Command::new("scontrol").args(args).output();
+        let said = o.map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+        text += &format!(
+            "--- scontrol {}\n{}",
+            args.join(" "),
+            said.unwrap_or_default()
+        );
+    }
+    text
 }
 
 /// The job id `rankcode sweep --slurm` printed.
@@ -70,9 +102,12 @@ fn a_sweep_runs_as_a_job_array_and_is_reported() {
     ]);
     assert!(stdout.contains("array 0-3 (4 tasks)"), "{stdout}");
     let job = job_id(&stdout);
-    wait_for("the four tasks", Duration::from_secs(300), || {
-        rankcode_ok(&["sweep", "--status", s(&out)]).contains(": 4 done")
-    });
+    wait_for_or_explain(
+        "the four tasks",
+        Duration::from_secs(300),
+        || rankcode_ok(&["sweep", "--status", s(&out)]).contains(": 4 done"),
+        || explain(&out, &job),
+    );
     let report = report_json(&out);
     assert_eq!(report["runs"].as_array().unwrap().len(), 4, "{report}");
     let slurm_out = out.join("slurm").join(format!("{job}_0.out"));
@@ -100,9 +135,12 @@ fn a_requeued_task_resumes_to_the_same_final_model_as_an_uninterrupted_run() {
     let point = "seed-3";
     let stdout = rankcode_ok(&["sweep", s(&spec), "--out", s(&requeued), "--slurm"]);
     let task = format!("{}_0", job_id(&stdout));
-    wait_for("the first epoch", Duration::from_secs(300), || {
-        epochs(&requeued.join(point)) >= 1
-    });
+    wait_for_or_explain(
+        "the first epoch",
+        Duration::from_secs(300),
+        || epochs(&requeued.join(point)) >= 1,
+        || explain(&requeued, &task),
+    );
     assert!(
         !requeued.join(point).join("test.json").exists(),
         "the run ended before it could be requeued"
@@ -115,22 +153,26 @@ fn a_requeued_task_resumes_to_the_same_final_model_as_an_uninterrupted_run() {
             .matches(&header)
             .count()
     };
-    wait_for(
+    wait_for_or_explain(
         "the requeued task to start again",
-        // Once timed out at 120 s on a loaded machine (another run passed).
         Duration::from_secs(300),
         || {
-            // Slurm holds a requeued job back for a while (its begin time): start it now.
+            // Slurm holds a requeued job back for a while (its begin time): start it
+            // now. A relaunch that fails while the node still cleans up after the
+            // first attempt holds the job ("launch failed requeued held"): release it.
             scontrol(&["update", &format!("jobid={task}"), "StartTime=now"]);
+            scontrol(&["release", &task]);
             attempts() >= 2
         },
+        || explain(&requeued, &task),
     );
     // Meanwhile the same point uninterrupted, here.
     rankcode_ok(&["sweep", s(&spec), "--out", s(&whole), "--local", "1"]);
-    wait_for(
+    wait_for_or_explain(
         "the requeued task to finish",
         Duration::from_secs(300),
         || rankcode_ok(&["sweep", "--status", s(&requeued)]).contains(": 1 done"),
+        || explain(&requeued, &task),
     );
     let log = std::fs::read_to_string(requeued.join(point).join("train.log")).unwrap();
     assert_eq!(attempts(), 2, "{log}");

@@ -5,6 +5,7 @@ use super::train::TrainArgs;
 use anyhow::{Context, Result, bail};
 use clap::{Args, FromArgMatches};
 use rankcode::sweep::local::{Event, run_local};
+use rankcode::sweep::point::SLURM_LOCK_WAIT;
 use rankcode::sweep::{Attempt, FlagCheck, PointState, Sweep, run_point, slurm};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -237,7 +238,7 @@ fn run_one(sweep: &Sweep, index: &str) -> Result<()> {
             )
         })?;
     let dir = sweep.point_dir(point);
-    match run_point(sweep, point, &slurm::this_binary()?)? {
+    match run_point(sweep, point, &slurm::this_binary()?, SLURM_LOCK_WAIT)? {
         Attempt::AlreadyDone => eprintln!("{}: done before; nothing to run", dir.display()),
         Attempt::AlreadyRunning => {
             eprintln!("{}: another process runs it; left alone", dir.display())

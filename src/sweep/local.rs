@@ -5,6 +5,7 @@ use crate::error::Result;
 use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 /// What the local executor reports as it goes.
 #[derive(Debug)]
@@ -33,7 +34,7 @@ pub fn run_local(
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(point) = todo.get(i) else { break };
                     on_event(Event::Started(point));
-                    let outcome = run_point(sweep, point, exe);
+                    let outcome = run_point(sweep, point, exe, Duration::ZERO);
                     on_event(Event::Finished(point, &outcome));
                     outcomes.lock().expect("no thread panicked")[i] = Some(outcome);
                 }

@@ -8,6 +8,7 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// The output of every attempt at a point, appended.
 pub const LOG_FILE: &str = "train.log";
@@ -19,6 +20,12 @@ pub const LOCK_FILE: &str = ".sweep.lock";
 const TEST_FILE: &str = "test.json";
 /// Lines of a failed point's log that its report shows.
 const LOG_TAIL: usize = 8;
+/// How long a Slurm task waits for its point's lock before leaving the point alone.
+/// A requeued or preempted task can start again while its previous attempt's `train`
+/// is still exiting: killed together with its parent, that `train` has left the job's
+/// process tree, so Slurm does not wait for it (seen in CI as a requeued task that
+/// found the lock held and ended at once).
+pub const SLURM_LOCK_WAIT: Duration = Duration::from_secs(120);
 
 /// What a point's files say about it.
 #[derive(Debug, Clone, PartialEq)]
@@ -88,8 +95,10 @@ pub enum Attempt {
 /// `exit-status`; while it runs the directory's lock file is held, by this process and
 /// by `train`, so a second attempt at the same point refuses to start. An attempt
 /// stopped by SIGINT or SIGTERM (preemption, a requeue, Ctrl-C) leaves no exit status:
-/// the point is pending, and the next attempt resumes.
-pub fn run_point(sweep: &Sweep, point: &Point, exe: &Path) -> Result<Attempt> {
+/// the point is pending, and the next attempt resumes. A lock held by another process
+/// is waited for up to `lock_wait` (zero: not at all) before the attempt leaves the
+/// point alone.
+pub fn run_point(sweep: &Sweep, point: &Point, exe: &Path, lock_wait: Duration) -> Result<Attempt> {
     let dir = sweep.point_dir(point);
     let file_error =
         |path: PathBuf, what: &str, e: std::io::Error| Error::file(path, format!("{what}: {e}"));
@@ -102,10 +111,25 @@ pub fn run_point(sweep: &Sweep, point: &Point, exe: &Path) -> Result<Attempt> {
         .write(true)
         .open(&lock_path)
         .map_err(|e| file_error(lock_path.clone(), "cannot open the lock file", e))?;
-    match lock.try_lock() {
-        Ok(()) => {}
-        Err(TryLockError::WouldBlock) => return Ok(Attempt::AlreadyRunning),
-        Err(TryLockError::Error(e)) => return Err(file_error(lock_path, "cannot lock", e)),
+    let start = Instant::now();
+    let mut told = false;
+    loop {
+        match lock.try_lock() {
+            Ok(()) => break,
+            Err(TryLockError::WouldBlock) if start.elapsed() < lock_wait => {
+                if !told {
+                    log::warn!(
+                        "{}: held by another process; waiting up to {} s for it",
+                        lock_path.display(),
+                        lock_wait.as_secs()
+                    );
+                    told = true;
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            Err(TryLockError::WouldBlock) => return Ok(Attempt::AlreadyRunning),
+            Err(TryLockError::Error(e)) => return Err(file_error(lock_path, "cannot lock", e)),
+        }
     }
     if dir.join(TEST_FILE).exists() {
         return Ok(Attempt::AlreadyDone);
@@ -242,6 +266,39 @@ mod tests {
         std::fs::write(dir.join("test.json"), "{}").unwrap();
         assert_eq!(PointState::of(&dir), PointState::Done);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_attempt_waits_for_a_lock_that_is_let_go_and_leaves_one_that_is_not() {
+        let dir = test_dir("sweep-lock-wait");
+        let spec_path = dir.with_extension("toml");
+        std::fs::write(
+            &spec_path,
+            "task = \"noise-vs-signal\"\n[grid]\nseed = [1]\n",
+        )
+        .unwrap();
+        let sweep = Sweep::create(&dir, &spec_path, &crate::sweep::spec::tests::FakeTrain).unwrap();
+        let point = &sweep.points[0];
+        let point_dir = sweep.point_dir(point);
+        std::fs::create_dir_all(&point_dir).unwrap();
+        // `true` stands in for rankcode: it ignores `train ...` and succeeds.
+        let exe = Path::new("true");
+        let holder = File::create(point_dir.join(LOCK_FILE)).unwrap();
+        holder.lock().unwrap();
+        let left = run_point(&sweep, point, exe, Duration::from_millis(300)).unwrap();
+        assert_eq!(left, Attempt::AlreadyRunning);
+        let releaser = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(500));
+            drop(holder);
+        });
+        let waited = run_point(&sweep, point, exe, Duration::from_secs(30)).unwrap();
+        releaser.join().unwrap();
+        assert!(
+            matches!(waited, Attempt::Ran { success: true, .. }),
+            "{waited:?}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::remove_file(&spec_path).unwrap();
     }
 
     #[test]

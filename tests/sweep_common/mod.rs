@@ -83,12 +83,23 @@ pub fn s(path: &Path) -> &str {
 }
 
 /// Waits until `done` holds, checking every 100 ms, or panics naming `what`.
-pub fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+pub fn wait_for(what: &str, timeout: Duration, done: impl FnMut() -> bool) {
+    wait_for_or_explain(what, timeout, done, String::new)
+}
+
+/// [`wait_for`], whose panic adds what `explain` says then (logs, the queue).
+pub fn wait_for_or_explain(
+    what: &str,
+    timeout: Duration,
+    mut done: impl FnMut() -> bool,
+    explain: impl Fn() -> String,
+) {
     let start = Instant::now();
     while !done() {
         assert!(
             start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
+            "timed out after {timeout:?} waiting for {what}\n{}",
+            explain()
         );
         std::thread::sleep(Duration::from_millis(100));
     }
