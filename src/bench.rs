@@ -333,22 +333,20 @@ fn engine(
 }
 
 fn engine_config(p: &Preset, mode: TrainMode, k: usize, sparse: bool) -> EngineConfig {
-    EngineConfig {
-        model: p.model,
-        rc: RcConfig {
-            theta: 0.95,
-            beta: 0.0,
-            mode,
-        },
-        adam: AdamConfig::default(),
-        capacity: Capacity {
+    EngineConfig::new(
+        p.model,
+        Capacity {
             batch: p.batch,
             steps: p.steps,
         },
-        readback_every: k,
-        sparse_input: sparse,
-        recurrent_block: 0,
-    }
+    )
+    .with_rc(RcConfig {
+        theta: 0.95,
+        beta: 0.0,
+        mode,
+    })
+    .with_readback_every(k)
+    .with_sparse_input(sparse)
 }
 
 /// GPU time per kind of dispatch of RC training batches.
@@ -369,13 +367,10 @@ pub fn profile_training_batch(
     batch: &Batch,
     reps: usize,
 ) -> Result<TrainingBatchProfile> {
-    let cfg = EngineConfig {
-        adam: AdamConfig {
-            max_grad_norm: Some(1.0),
-            ..AdamConfig::default()
-        },
-        ..engine_config(p, TrainMode::Rc, 1, p.sparse)
-    };
+    let cfg = engine_config(p, TrainMode::Rc, 1, p.sparse).with_adam(AdamConfig {
+        max_grad_norm: Some(1.0),
+        ..AdamConfig::default()
+    });
     cfg.validate()?;
     let params = controlled_params(&p.model);
     let mut engine = Engine::new(ctx.clone(), cfg, &params)?;

@@ -37,7 +37,12 @@ const GATES_GEMM: [&str; 2] = ["gates GEMM", "gates GEMM (narrow)"];
 const DH_GEMM: [&str; 2] = ["dh GEMM", "dh GEMM (narrow)"];
 
 /// Everything an engine is built from.
+///
+/// Built with [`EngineConfig::new`], which holds every default, and the `with_`
+/// setters; outside this crate it cannot be written as a struct literal, so a new field
+/// is added in one place.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub struct EngineConfig {
     pub model: ModelConfig,
     pub rc: RcConfig,
@@ -56,6 +61,68 @@ pub struct EngineConfig {
 }
 
 impl EngineConfig {
+    /// An engine for `model` with room for `capacity`, and the defaults:
+    /// - `rc`: [`RcConfig::default`] (theta 0.95, beta 0, RC training);
+    /// - `adam`: [`AdamConfig::default`] (lr 1e-3, no clipping, no weight decay);
+    /// - `readback_every`: 1 (read the fired mask back after every step);
+    /// - `sparse_input`: false (dense input);
+    /// - `recurrent_block`: 0 (dense recurrent weights).
+    pub fn new(model: ModelConfig, capacity: Capacity) -> Self {
+        EngineConfig {
+            model,
+            rc: RcConfig::default(),
+            adam: AdamConfig::default(),
+            capacity,
+            readback_every: 1,
+            sparse_input: false,
+            recurrent_block: 0,
+        }
+    }
+
+    /// Sets the model.
+    pub fn with_model(self, model: ModelConfig) -> Self {
+        EngineConfig { model, ..self }
+    }
+
+    /// Sets the threshold, entropy bonus and training mode.
+    pub fn with_rc(self, rc: RcConfig) -> Self {
+        EngineConfig { rc, ..self }
+    }
+
+    /// Sets the optimizer.
+    pub fn with_adam(self, adam: AdamConfig) -> Self {
+        EngineConfig { adam, ..self }
+    }
+
+    /// Sets the largest batch and sequence length.
+    pub fn with_capacity(self, capacity: Capacity) -> Self {
+        EngineConfig { capacity, ..self }
+    }
+
+    /// Sets the steps between fired-mask readbacks.
+    pub fn with_readback_every(self, readback_every: usize) -> Self {
+        EngineConfig {
+            readback_every,
+            ..self
+        }
+    }
+
+    /// Sets whether layer 0 takes its input as sparse lists.
+    pub fn with_sparse_input(self, sparse_input: bool) -> Self {
+        EngineConfig {
+            sparse_input,
+            ..self
+        }
+    }
+
+    /// Sets the size of the recurrent weights' diagonal blocks (0: none).
+    pub fn with_recurrent_block(self, recurrent_block: usize) -> Self {
+        EngineConfig {
+            recurrent_block,
+            ..self
+        }
+    }
+
     /// Checks every setting and size is in range, before anything is allocated for
     /// them.
     pub fn validate(&self) -> Result<()> {
