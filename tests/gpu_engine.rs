@@ -191,7 +191,7 @@ fn evaluation_matches_reference_and_full_pass_gives_eos_accuracy() {
         .rows
         .iter()
         .zip(&batch.labels)
-        .filter(|(r, l)| reference::argmax(&r.logits[9]) == **l as usize)
+        .filter(|(r, l)| rankcode::model::decision::argmax(&r.logits[9]) == **l as usize)
         .count();
     assert_eq!(full.eos_correct, eos_correct);
     assert_eq!(

@@ -92,7 +92,7 @@ pub fn mixed_theta(cfg: &ModelConfig, params: &[f32], batch: &Batch) -> f32 {
     };
     let out = reference::run_batch(cfg, &rc, params, batch, false);
     let max_score = |z: &[f64]| {
-        reference::scores(cfg.readout, z)
+        rankcode::model::decision::scores(cfg.readout, z)
             .into_iter()
             .fold(0.0, f64::max)
     };
