@@ -1,6 +1,7 @@
 //! Host mirrors of the WGSL parameter structs (bound as small read-only storage
 //! buffers, see `kernel.rs`). Field order, types and padding match
-//! the shaders exactly (every struct is a multiple of 16 bytes).
+//! the shaders exactly (every struct is a multiple of 16 bytes): tests/shaders_validate.rs
+//! checks each against naga's layout of the WGSL, member by member.
 
 use bytemuck::{Pod, Zeroable};
 
