@@ -23,6 +23,30 @@ fn every_shader_parses_and_validates() {
     }
 }
 
+/// The gathered GEMMs' module, joined from `shaders/matmul/`, has its six entry points.
+#[test]
+fn the_matmul_module_has_every_entry_point_of_both_forms() {
+    let source = shaders::with_common(shaders::MATMUL);
+    let module = naga::front::wgsl::parse_str(&source).unwrap();
+    let mut names: Vec<&str> = module
+        .entry_points
+        .iter()
+        .map(|e| e.name.as_str())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "dense_gemm",
+            "dense_gemm_direct",
+            "grad_gemm",
+            "grad_gemm_direct",
+            "step_gemm",
+            "step_gemm_direct"
+        ]
+    );
+}
+
 /// The WGSL type a host mirror's field stands for, as [`wgsl_type`] names naga's.
 trait WgslType {
     fn wgsl() -> String;
