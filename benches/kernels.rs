@@ -9,7 +9,7 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use rankcode::bench::{controlled_batch, controlled_params, decision_distribution, presets};
-use rankcode::engine::{Capacity, Engine, EngineConfig};
+use rankcode::engine::{Capacity, Engine, EngineConfig, timing};
 use rankcode::gpu::{GpuContext, matmul};
 use rankcode::model::ensemble::{MemberModel, merge};
 use rankcode::model::{ModelConfig, ParamLayout, RcConfig, Readout, TrainMode};
@@ -56,7 +56,7 @@ fn kernels(c: &mut Criterion) {
     ] {
         group.bench_function(phase, |b| {
             b.iter_custom(|iters| {
-                let t = eos.time_gate_gemm(rows, iters as usize).expect("timing");
+                let t = timing::time_gate_gemm(&mut eos, rows, iters as usize).expect("timing");
                 Duration::from_secs_f64(pick(t) * iters as f64)
             })
         });
@@ -78,7 +78,7 @@ fn kernels(c: &mut Criterion) {
     c.bench_function("round_trip", |b| {
         b.iter_custom(|iters| {
             Duration::from_secs_f64(
-                rc.time_round_trip(iters as usize).expect("round trip") * iters as f64,
+                timing::time_round_trip(&rc, iters as usize).expect("round trip") * iters as f64,
             )
         })
     });

@@ -346,7 +346,7 @@ fn dispatches_past_the_queries_of_a_pass_are_counted_untimed() {
     eng.enable_profiling().unwrap();
     // A warm-up pass of one dispatch, then one of 5,000: a pass holds 4,096
     // timestamps, the first where it begins.
-    eng.time_gate_gemm(1, 5000).unwrap();
+    rankcode::engine::timing::time_gate_gemm(&mut eng, 1, 5000).unwrap();
     let profile = eng.take_profile().unwrap().unwrap();
     assert_eq!(profile.untimed, 5000 - 4095);
     assert_eq!(profile.dispatches.len(), 1, "{profile:?}");
