@@ -9,7 +9,7 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use rankcode::bench::{controlled_batch, controlled_params, decision_distribution, presets};
-use rankcode::engine::{Capacity, Engine, EngineConfig};
+use rankcode::engine::{Capacity, Engine, EngineConfig, timing};
 use rankcode::gpu::{GpuContext, matmul};
 use rankcode::model::ensemble::{MemberModel, merge};
 use rankcode::model::{ModelConfig, ParamLayout, RcConfig, Readout, TrainMode};
@@ -18,21 +18,17 @@ use std::time::Duration;
 
 fn engine(ctx: &Arc<GpuContext>, mode: TrainMode) -> (Engine, rankcode::data::Batch) {
     let p = presets()[0];
-    let cfg = EngineConfig {
-        model: p.model,
-        rc: RcConfig {
-            mode,
-            ..RcConfig::default()
-        },
-        adam: Default::default(),
-        capacity: Capacity {
+    let cfg = EngineConfig::new(
+        p.model,
+        Capacity {
             batch: p.batch,
             steps: p.steps,
         },
-        readback_every: 1,
-        sparse_input: false,
-        recurrent_block: 0,
-    };
+    )
+    .with_rc(RcConfig {
+        mode,
+        ..RcConfig::default()
+    });
     let decisions = decision_distribution(p.batch, p.steps, 1);
     let batch = controlled_batch(&p.model, p.steps, &decisions, false, 2);
     (
@@ -60,7 +56,7 @@ fn kernels(c: &mut Criterion) {
     ] {
         group.bench_function(phase, |b| {
             b.iter_custom(|iters| {
-                let t = eos.time_gate_gemm(rows, iters as usize).expect("timing");
+                let t = timing::time_gate_gemm(&mut eos, rows, iters as usize).expect("timing");
                 Duration::from_secs_f64(pick(t) * iters as f64)
             })
         });
@@ -82,7 +78,7 @@ fn kernels(c: &mut Criterion) {
     c.bench_function("round_trip", |b| {
         b.iter_custom(|iters| {
             Duration::from_secs_f64(
-                rc.time_round_trip(iters as usize).expect("round trip") * iters as f64,
+                timing::time_round_trip(&rc, iters as usize).expect("round trip") * iters as f64,
             )
         })
     });
@@ -128,18 +124,12 @@ fn mnist_first_step_training(c: &mut Criterion, ctx: &Arc<GpuContext>) {
         classes: 10,
         readout: Readout::Softmax,
     };
-    let cfg = EngineConfig {
-        model,
-        rc: RcConfig {
+    let cfg = EngineConfig::new(model, Capacity { batch: rows, steps })
+        .with_rc(RcConfig {
             theta: 0.1,
             ..RcConfig::default()
-        },
-        adam: Default::default(),
-        capacity: Capacity { batch: rows, steps },
-        readback_every: 1,
-        sparse_input: true,
-        recurrent_block: 0,
-    };
+        })
+        .with_sparse_input(true);
     let params = rankcode::model::init_params(&model, 1);
     let mut engine = Engine::new(ctx.clone(), cfg, &params).expect("engine");
     let batch = mnist_events(steps, rows);
@@ -181,15 +171,9 @@ fn ensemble_forward(c: &mut Criterion, ctx: &Arc<GpuContext>) {
     let mut group = c.benchmark_group("ensemble_forward_5x256");
     group.sample_size(10);
     for (name, recurrent_block) in [("all_blocks", 0), ("zero_blocks_skipped", width)] {
-        let cfg = EngineConfig {
-            model,
-            rc: RcConfig::default(),
-            adam: Default::default(),
-            capacity: Capacity { batch: rows, steps },
-            readback_every: 1,
-            sparse_input: true,
-            recurrent_block,
-        };
+        let cfg = EngineConfig::new(model, Capacity { batch: rows, steps })
+            .with_sparse_input(true)
+            .with_recurrent_block(recurrent_block);
         let mut engine = Engine::new(ctx.clone(), cfg, &params).expect("engine");
         group.bench_function(name, |b| {
             b.iter(|| engine.evaluate_full(&batch).expect("forward"))

@@ -8,7 +8,7 @@
 //! of a step does not depend on the weights' values, so timings are representative.
 
 use crate::data::Batch;
-use crate::engine::{BackwardGemm, Capacity, Engine, EngineConfig};
+use crate::engine::{BackwardGemm, Capacity, Engine, EngineConfig, timing};
 use crate::error::Result;
 use crate::gpu::GpuContext;
 use crate::gpu::matmul::{PlainGemm, PlainKernel};
@@ -333,22 +333,20 @@ fn engine(
 }
 
 fn engine_config(p: &Preset, mode: TrainMode, k: usize, sparse: bool) -> EngineConfig {
-    EngineConfig {
-        model: p.model,
-        rc: RcConfig {
-            theta: 0.95,
-            beta: 0.0,
-            mode,
-        },
-        adam: AdamConfig::default(),
-        capacity: Capacity {
+    EngineConfig::new(
+        p.model,
+        Capacity {
             batch: p.batch,
             steps: p.steps,
         },
-        readback_every: k,
-        sparse_input: sparse,
-        recurrent_block: 0,
-    }
+    )
+    .with_rc(RcConfig {
+        theta: 0.95,
+        beta: 0.0,
+        mode,
+    })
+    .with_readback_every(k)
+    .with_sparse_input(sparse)
 }
 
 /// GPU time per kind of dispatch of RC training batches.
@@ -369,13 +367,10 @@ pub fn profile_training_batch(
     batch: &Batch,
     reps: usize,
 ) -> Result<TrainingBatchProfile> {
-    let cfg = EngineConfig {
-        adam: AdamConfig {
-            max_grad_norm: Some(1.0),
-            ..AdamConfig::default()
-        },
-        ..engine_config(p, TrainMode::Rc, 1, p.sparse)
-    };
+    let cfg = engine_config(p, TrainMode::Rc, 1, p.sparse).with_adam(AdamConfig {
+        max_grad_norm: Some(1.0),
+        ..AdamConfig::default()
+    });
     cfg.validate()?;
     let params = controlled_params(&p.model);
     let mut engine = Engine::new(ctx.clone(), cfg, &params)?;
@@ -433,7 +428,7 @@ pub fn bench_preset(
     let plain_reps = gemm_reps(plain.flops(), most_reps);
     let (mut step_gemm_s, mut plain_s) = (f64::MAX, [f64::MAX; 2]);
     for _ in 0..GEMM_ROUNDS {
-        let timing = dense.time_gate_gemm(p.batch, most_reps)?;
+        let timing = timing::time_gate_gemm(&mut dense, p.batch, most_reps)?;
         step_gemm_s = step_gemm_s.min(timing.submit_s + timing.wait_s);
         time_plain_kernels(ctx, &plain, plain_reps, &mut plain_s)?;
     }
@@ -443,8 +438,8 @@ pub fn bench_preset(
     let mut backward: Vec<(f64, f64)> = vec![(f64::MAX, 0.0); BackwardGemm::ALL.len()];
     for _ in 0..GEMM_ROUNDS {
         for (best, form) in backward.iter_mut().zip(BackwardGemm::ALL) {
-            let flops = dense.backward_gemm_flops(form);
-            let timing = dense.time_backward_gemm(form, gemm_reps(flops, most_reps))?;
+            let flops = timing::backward_gemm_flops(&dense, form);
+            let timing = timing::time_backward_gemm(&mut dense, form, gemm_reps(flops, most_reps))?;
             *best = (best.0.min(timing.submit_s + timing.wait_s), flops);
         }
     }
@@ -474,7 +469,7 @@ pub fn bench_preset(
     for rows in live_row_counts(p.batch) {
         let mut best = f64::MAX;
         for _ in 0..LIVE_ROWS_ROUNDS {
-            let timing = rc.time_gate_gemm(rows, most_reps)?;
+            let timing = timing::time_gate_gemm(&mut rc, rows, most_reps)?;
             best = best.min(timing.submit_s + timing.wait_s);
         }
         by_live_rows.push(LiveRowsFigure {
@@ -527,9 +522,9 @@ pub fn bench_preset(
     }
 
     progress("round trip and Adam");
-    let round_trip = rc.time_round_trip(reps.max(10))?;
+    let round_trip = timing::time_round_trip(&rc, reps.max(10))?;
     let step = forward_s / p.steps as f64;
-    let adam_s = eos.time_adam(reps.max(10))?;
+    let adam_s = timing::time_adam(&mut eos, reps.max(10))?;
     Ok(ConfigReport {
         preset: *p,
         memory_bytes: rc.memory_bytes(),

@@ -15,7 +15,7 @@ use crate::data::onset::speech_onset_ms;
 use crate::data::wav::Audio;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::model::{Readout, reference};
+use crate::model::{Readout, decision};
 use serde::Serialize;
 
 /// The decision on one recording.
@@ -89,16 +89,18 @@ pub fn classify(
                 .iter()
                 .map(|&v| v as f64)
                 .collect();
-            let scores = reference::scores(readout, &z);
-            let top = scores.iter().cloned().fold(f64::MIN, f64::max);
+            let score = decision::scores(readout, &z)[class as usize];
+            // The decision step and class are the GPU's; whether the row spiked is
+            // recomputed from its logits by the host's copy of the rule.
+            let (_, top) = decision::top(readout, &z);
             let audio = &recordings[n];
             let decision_ms = config.end_of_frame_ms(t);
             let onset_ms = speech_onset_ms(&audio.samples, audio.sample_rate);
             out.push(Classification {
                 class,
                 label: spec.classes[class as usize].clone(),
-                score: scores[class as usize] as f32,
-                fired: top >= theta as f64,
+                score: score as f32,
+                fired: decision::spikes(top, theta),
                 decision_frame: t,
                 decision_ms,
                 audio_ms: (audio.duration_s() * 1000.0) as f32,

@@ -6,7 +6,7 @@
 use crate::data::Dataset;
 use crate::engine::{BatchReport, Engine};
 use crate::error::{Error, Result};
-use crate::model::{RcConfig, TrainMode};
+use crate::model::{RcConfig, TrainMode, decision};
 use crate::rng::Rng;
 use serde::Serialize;
 use std::time::Instant;
@@ -296,16 +296,14 @@ impl StepScores {
         classes: usize,
         readout: crate::model::Readout,
     ) {
-        use crate::model::reference::{argmax, scores};
         let rows = last_step.len();
         for (b, &last) in last_step.iter().enumerate() {
             let per_step = (0..=last as usize)
                 .map(|t| {
                     let at = (t * rows + b) * classes;
                     let z: Vec<f64> = logits[at..at + classes].iter().map(|&v| v as f64).collect();
-                    // The largest logit has the largest score (saturated scores tie).
-                    let best = argmax(&z);
-                    (scores(readout, &z)[best], best)
+                    let (best, score) = decision::top(readout, &z);
+                    (score, best)
                 })
                 .collect();
             self.rows.push(per_step);
@@ -319,11 +317,11 @@ impl StepScores {
     fn point(&self, theta: f32) -> SweepPoint {
         let (mut correct, mut steps, mut fired) = (0usize, 0usize, 0usize);
         for (row, &label) in self.rows.iter().zip(&self.labels) {
-            let spike = row.iter().position(|&(score, _)| score >= theta as f64);
+            let spike = decision::first_crossing(row.iter().map(|&(score, _)| score), theta);
             let cut_short = row.len() < self.steps;
-            let decision = spike.unwrap_or(row.len() - 1);
-            correct += (row[decision].1 == label as usize) as usize;
-            steps += decision + 1;
+            let step = decision::decision_step(spike, row.len() - 1);
+            correct += (row[step].1 == label as usize) as usize;
+            steps += step + 1;
             fired += (spike.is_some() || cut_short) as usize;
         }
         let n = self.rows.len().max(1) as f64;

@@ -191,7 +191,7 @@ fn evaluation_matches_reference_and_full_pass_gives_eos_accuracy() {
         .rows
         .iter()
         .zip(&batch.labels)
-        .filter(|(r, l)| reference::argmax(&r.logits[9]) == **l as usize)
+        .filter(|(r, l)| rankcode::model::decision::argmax(&r.logits[9]) == **l as usize)
         .count();
     assert_eq!(full.eos_correct, eos_correct);
     assert_eq!(
@@ -346,7 +346,7 @@ fn dispatches_past_the_queries_of_a_pass_are_counted_untimed() {
     eng.enable_profiling().unwrap();
     // A warm-up pass of one dispatch, then one of 5,000: a pass holds 4,096
     // timestamps, the first where it begins.
-    eng.time_gate_gemm(1, 5000).unwrap();
+    rankcode::engine::timing::time_gate_gemm(&mut eng, 1, 5000).unwrap();
     let profile = eng.take_profile().unwrap().unwrap();
     assert_eq!(profile.untimed, 5000 - 4095);
     assert_eq!(profile.dispatches.len(), 1, "{profile:?}");
@@ -364,18 +364,15 @@ fn adam_run(adam: rankcode::model::AdamConfig) -> (Vec<f32>, Vec<f64>, Vec<f64>)
         beta: 0.0,
         mode: TrainMode::Eos,
     };
-    let ecfg = rankcode::engine::EngineConfig {
-        model: cfg,
-        rc,
-        adam,
-        capacity: Capacity {
+    let ecfg = rankcode::engine::EngineConfig::new(
+        cfg,
+        Capacity {
             batch: 24,
             steps: 5,
         },
-        readback_every: 1,
-        sparse_input: false,
-        recurrent_block: 0,
-    };
+    )
+    .with_rc(rc)
+    .with_adam(adam);
     let mut eng = rankcode::engine::Engine::new(ctx(), ecfg, &params).unwrap();
     let mut p: Vec<f64> = params.iter().map(|&v| v as f64).collect();
     let (mut m, mut v) = (vec![0.0; p.len()], vec![0.0; p.len()]);
@@ -560,64 +557,36 @@ fn bad_input_is_refused_with_a_clear_error() {
     );
     assert!(eng.set_readback_every(0).is_err());
     use rankcode::engine::{Engine, EngineConfig};
-    let base = EngineConfig {
-        model: cfg,
-        rc,
-        adam: Default::default(),
-        capacity: Capacity { batch: 4, steps: 5 },
-        readback_every: 1,
-        sparse_input: false,
-        recurrent_block: 0,
-    };
+    let base = EngineConfig::new(cfg, Capacity { batch: 4, steps: 5 }).with_rc(rc);
     for bad in [
-        EngineConfig {
-            capacity: Capacity { batch: 0, steps: 5 },
-            ..base
-        },
-        EngineConfig {
-            capacity: Capacity { batch: 4, steps: 0 },
-            ..base
-        },
-        EngineConfig {
-            capacity: Capacity {
-                batch: 1 << 16,
-                steps: 5,
-            },
-            ..base
-        },
-        EngineConfig {
-            capacity: Capacity {
-                batch: 1 << 20,
-                steps: 5,
-            },
-            ..base
-        },
-        EngineConfig {
-            model: ModelConfig {
-                hidden_size: 0,
-                ..cfg
-            },
-            ..base
-        },
-        EngineConfig {
-            readback_every: 0,
-            ..base
-        },
+        base.with_capacity(Capacity { batch: 0, steps: 5 }),
+        base.with_capacity(Capacity { batch: 4, steps: 0 }),
+        base.with_capacity(Capacity {
+            batch: 1 << 16,
+            steps: 5,
+        }),
+        base.with_capacity(Capacity {
+            batch: 1 << 20,
+            steps: 5,
+        }),
+        base.with_model(ModelConfig {
+            hidden_size: 0,
+            ..cfg
+        }),
+        base.with_readback_every(0),
     ] {
         assert!(Engine::new(ctx(), bad, &params).is_err(), "{bad:?}");
     }
     // A model too large for the adapter's buffers is refused before any allocation.
-    let huge = EngineConfig {
-        model: ModelConfig {
+    let huge = base
+        .with_model(ModelConfig {
             hidden_size: 4096,
             ..cfg
-        },
-        capacity: Capacity {
+        })
+        .with_capacity(Capacity {
             batch: 4096,
             steps: 4096,
-        },
-        ..base
-    };
+        });
     let err = Engine::new(ctx(), huge, &rankcode::model::init_params(&huge.model, 1))
         .err()
         .unwrap()
@@ -784,17 +753,17 @@ fn an_ensembles_zero_blocks_are_skipped_with_the_same_results() {
         mode: TrainMode::Rc,
     };
     let cpu = reference::run_batch(&cfg, &rc, &params, &batch, false);
-    let config = |sparse_input, recurrent_block| EngineConfig {
-        model: cfg,
-        rc,
-        adam: Default::default(),
-        capacity: Capacity {
-            batch: batch.batch,
-            steps: batch.steps,
-        },
-        readback_every: 1,
-        sparse_input,
-        recurrent_block,
+    let config = |sparse_input, recurrent_block| {
+        EngineConfig::new(
+            cfg,
+            Capacity {
+                batch: batch.batch,
+                steps: batch.steps,
+            },
+        )
+        .with_rc(rc)
+        .with_sparse_input(sparse_input)
+        .with_recurrent_block(recurrent_block)
     };
     for sparse_input in [false, true] {
         let run = |recurrent_block| {

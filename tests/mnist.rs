@@ -52,21 +52,19 @@ fn a_short_mnist_run_clears_the_bar() {
         beta: 0.0,
         mode: TrainMode::Rc,
     };
-    let cfg = EngineConfig {
+    let cfg = EngineConfig::new(
         model,
-        rc,
-        adam: AdamConfig {
-            lr: 3e-3,
-            ..AdamConfig::default()
-        },
-        capacity: Capacity {
+        Capacity {
             batch: 64,
             steps: 20,
         },
-        readback_every: 1,
-        sparse_input: true,
-        recurrent_block: 0,
-    };
+    )
+    .with_rc(rc)
+    .with_adam(AdamConfig {
+        lr: 3e-3,
+        ..AdamConfig::default()
+    })
+    .with_sparse_input(true);
     let mut engine = Engine::new(ctx(), cfg, &init_params(&model, 1)).unwrap();
     let mut rng = Rng::new(1);
     // A start of 1/C makes every sequence decide at t = 0 in epoch 1.

@@ -23,45 +23,346 @@ fn every_shader_parses_and_validates() {
     }
 }
 
-/// The host mirrors in `gpu::structs` have the size naga computes for each WGSL struct.
+/// The gathered GEMMs' module, joined from `shaders/matmul/`, has its six entry points.
 #[test]
-fn parameter_structs_match_their_wgsl_layout() {
-    use rankcode::gpu::structs::*;
-    use std::mem::size_of;
-    let expected = [
-        ("Step", size_of::<Step>()),
-        ("Source", size_of::<Source>()),
-        ("Weight", size_of::<Weight>()),
-        ("GemmParams", size_of::<GemmParams>()),
-        ("DenseGemmParams", size_of::<DenseGemmParams>()),
-        ("CellParams", size_of::<CellParams>()),
-        ("ReadoutParams", size_of::<ReadoutParams>()),
-        ("AdamParams", size_of::<AdamParams>()),
-        ("SparseParams", size_of::<SparseParams>()),
-    ];
-    let mut seen = std::collections::BTreeSet::new();
-    for (name, source) in shaders::all() {
+fn the_matmul_module_has_every_entry_point_of_both_forms() {
+    let source = shaders::with_common(shaders::MATMUL);
+    let module = naga::front::wgsl::parse_str(&source).unwrap();
+    let mut names: Vec<&str> = module
+        .entry_points
+        .iter()
+        .map(|e| e.name.as_str())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "dense_gemm",
+            "dense_gemm_direct",
+            "grad_gemm",
+            "grad_gemm_direct",
+            "step_gemm",
+            "step_gemm_direct"
+        ]
+    );
+}
+
+/// The WGSL type a host mirror's field stands for, as [`wgsl_type`] names naga's.
+trait WgslType {
+    fn wgsl() -> String;
+}
+
+macro_rules! wgsl_types {
+    ($($host:ty => $wgsl:expr),* $(,)?) => {
+        $(impl WgslType for $host {
+            fn wgsl() -> String {
+                $wgsl.to_string()
+            }
+        })*
+    };
+}
+
+impl<T: WgslType, const N: usize> WgslType for [T; N] {
+    fn wgsl() -> String {
+        format!("array<{}, {N}>", T::wgsl())
+    }
+}
+
+use rankcode::gpu::structs::{
+    AdamParams, CellParams, DenseGemmParams, GemmParams, ReadoutParams, Source, SparseParams, Step,
+    Weight,
+};
+
+wgsl_types! {
+    u32 => "u32",
+    i32 => "i32",
+    f32 => "f32",
+    Source => "Source",
+    Weight => "Weight",
+}
+
+/// One member of a struct: its name, byte offset, size and type.
+#[derive(Debug, Clone, PartialEq)]
+struct Member {
+    name: String,
+    offset: usize,
+    size: usize,
+    ty: String,
+}
+
+/// A host mirror's layout as the compiler laid it out.
+struct HostStruct {
+    name: &'static str,
+    size: usize,
+    members: Vec<Member>,
+}
+
+fn member<T, F: WgslType>(name: &str, offset: usize, _field: fn(&T) -> &F) -> Member {
+    Member {
+        name: name.to_string(),
+        offset,
+        size: std::mem::size_of::<F>(),
+        ty: F::wgsl(),
+    }
+}
+
+/// The layout of host struct `$ty` with fields `$field`, in any order. The fields must
+/// be all of them: the pattern below does not compile otherwise.
+macro_rules! host_struct {
+    ($ty:ident { $($field:ident),* $(,)? }) => {{
+        let $ty { $($field: _),* } = $ty::default();
+        HostStruct {
+            name: stringify!($ty),
+            size: std::mem::size_of::<$ty>(),
+            members: vec![$(member(
+                stringify!($field),
+                std::mem::offset_of!($ty, $field),
+                |s: &$ty| &s.$field,
+            )),*],
+        }
+    }};
+}
+
+/// The host mirrors in `gpu::structs`, every field named.
+fn host_structs() -> Vec<HostStruct> {
+    vec![
+        host_struct!(Step {
+            t,
+            n_rows,
+            rows_offset,
+            steps
+        }),
+        host_struct!(Source {
+            base,
+            step_stride,
+            row_stride,
+            width,
+            step_offset,
+            validity,
+            _pad
+        }),
+        host_struct!(Weight {
+            base,
+            k_stride,
+            j_stride,
+            _pad
+        }),
+        host_struct!(GemmParams {
+            a1,
+            a2,
+            w1,
+            w2,
+            n_out,
+            has_bias,
+            bias1,
+            bias2,
+            out_base,
+            out_stride,
+            accumulate,
+            a2_block
+        }),
+        host_struct!(DenseGemmParams {
+            m,
+            n,
+            k,
+            lda,
+            ldb,
+            ldc,
+            _pad
+        }),
+        host_struct!(CellParams {
+            hidden,
+            batch_stride,
+            state_base,
+            gates_base,
+            carry_base,
+            _pad
+        }),
+        host_struct!(ReadoutParams {
+            hidden,
+            classes,
+            batch_stride,
+            readout,
+            w_base,
+            b_base,
+            h_base,
+            retire,
+            theta,
+            theta_logit,
+            beta,
+            batch,
+            want_grad,
+            _pad
+        }),
+        host_struct!(AdamParams {
+            count,
+            lr,
+            beta1,
+            beta2,
+            eps,
+            c1,
+            c2,
+            max_norm,
+            weight_decay
+        }),
+        host_struct!(SparseParams {
+            cols,
+            input,
+            w_base,
+            batch_stride
+        }),
+    ]
+}
+
+/// The WGSL name of naga type `ty`: a scalar, a struct by name, or a sized array.
+fn wgsl_type(module: &naga::Module, ty: naga::Handle<naga::Type>) -> String {
+    use naga::{ArraySize, ScalarKind, TypeInner};
+    let t = &module.types[ty];
+    match &t.inner {
+        TypeInner::Scalar(s) => {
+            let kind = match s.kind {
+                ScalarKind::Uint => "u",
+                ScalarKind::Sint => "i",
+                ScalarKind::Float => "f",
+                other => return format!("{other:?}"),
+            };
+            format!("{kind}{}", s.width as u32 * 8)
+        }
+        TypeInner::Struct { .. } => t.name.clone().unwrap_or_default(),
+        TypeInner::Array {
+            base,
+            size: ArraySize::Constant(n),
+            ..
+        } => format!("array<{}, {n}>", wgsl_type(module, *base)),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Padding: a member whose name starts with `_` (`_pad` on the host, `_pad0`, `_pad1`
+/// ... in WGSL).
+fn is_padding(m: &Member) -> bool {
+    m.name.starts_with('_')
+}
+
+/// The bytes the padding members of `members` cover.
+fn padding_bytes(members: &[Member]) -> std::collections::BTreeSet<usize> {
+    members
+        .iter()
+        .filter(|m| is_padding(m))
+        .flat_map(|m| m.offset..m.offset + m.size)
+        .collect()
+}
+
+/// Compares a host mirror with the WGSL struct of the same name in `shader`: the same
+/// size; every member the same name, offset, size and type, in either direction; and
+/// the padding over the same bytes.
+fn compare(shader: &str, host: &HostStruct, size: usize, wgsl: &[Member]) -> Vec<String> {
+    let mut errors = Vec::new();
+    let name = host.name;
+    if host.size != size {
+        errors.push(format!(
+            "{shader}: {name} is {} bytes on the host, {size} in WGSL",
+            host.size
+        ));
+    }
+    for h in host.members.iter().filter(|m| !is_padding(m)) {
+        match wgsl.iter().find(|w| w.name == h.name) {
+            None => errors.push(format!("{shader}: {name}.{} is not in WGSL", h.name)),
+            Some(w) if w != h => errors.push(format!(
+                "{shader}: {name}.{}: host {h:?}, WGSL {w:?}",
+                h.name
+            )),
+            Some(_) => {}
+        }
+    }
+    for w in wgsl.iter().filter(|m| !is_padding(m)) {
+        if !host.members.iter().any(|h| h.name == w.name) {
+            errors.push(format!("{shader}: {name}.{} is not on the host", w.name));
+        }
+    }
+    if padding_bytes(&host.members) != padding_bytes(wgsl) {
+        errors.push(format!(
+            "{shader}: {name}'s padding covers bytes {:?} on the host, {:?} in WGSL",
+            padding_bytes(&host.members),
+            padding_bytes(wgsl)
+        ));
+    }
+    errors
+}
+
+/// Every host mirror in `gpu::structs` matches naga's layout of the WGSL struct of the
+/// same name in every shader that declares it, member by member: names, offsets, sizes
+/// and types. Swapping two fields of one type on either side fails, and so does a
+/// mirror that no shader declares.
+#[test]
+fn parameter_structs_match_their_wgsl_layout_member_by_member() {
+    let hosts = host_structs();
+    let mut seen = std::collections::BTreeMap::<&str, usize>::new();
+    let mut errors = Vec::new();
+    for (shader, source) in shaders::all() {
         let module = naga::front::wgsl::parse_str(&source).unwrap();
         let mut layouter = naga::proc::Layouter::default();
         layouter.update(module.to_ctx()).unwrap();
         for (handle, ty) in module.types.iter() {
-            if let Some((_, size)) = expected
+            let Some(host) = hosts.iter().find(|h| ty.name.as_deref() == Some(h.name)) else {
+                continue;
+            };
+            let naga::TypeInner::Struct { members, .. } = &ty.inner else {
+                errors.push(format!("{shader}: {} is not a struct", host.name));
+                continue;
+            };
+            let wgsl: Vec<Member> = members
                 .iter()
-                .find(|(n, _)| ty.name.as_deref() == Some(*n))
-            {
-                assert_eq!(
-                    layouter[handle].size as usize, *size,
-                    "{name}: struct {:?}",
-                    ty.name
-                );
-                seen.insert(ty.name.clone().unwrap_or_default());
-            }
+                .map(|m| Member {
+                    name: m.name.clone().unwrap_or_default(),
+                    offset: m.offset as usize,
+                    size: layouter[m.ty].size as usize,
+                    ty: wgsl_type(&module, m.ty),
+                })
+                .collect();
+            errors.extend(compare(shader, host, layouter[handle].size as usize, &wgsl));
+            *seen.entry(host.name).or_default() += 1;
         }
     }
-    let missing: Vec<&str> = expected
-        .iter()
-        .map(|(n, _)| *n)
-        .filter(|n| !seen.contains(*n))
-        .collect();
-    assert!(missing.is_empty(), "structs in no shader: {missing:?}");
+    for host in &hosts {
+        if !seen.contains_key(host.name) {
+            errors.push(format!("{} is declared in no shader", host.name));
+        }
+    }
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+}
+
+/// The comparison itself can fail: two fields of one type swapped, a renamed field and
+/// moved padding are each reported.
+#[test]
+fn the_member_comparison_reports_swaps_renames_and_moved_padding() {
+    let m = |name: &str, offset: usize| Member {
+        name: name.into(),
+        offset,
+        size: 4,
+        ty: "u32".into(),
+    };
+    let host = HostStruct {
+        name: "S",
+        size: 16,
+        members: vec![m("a", 0), m("b", 4), m("c", 8), m("_pad", 12)],
+    };
+    let same = [m("a", 0), m("b", 4), m("c", 8), m("_pad0", 12)];
+    assert!(compare("s.wgsl", &host, 16, &same).is_empty());
+    let swapped = [m("b", 0), m("a", 4), m("c", 8), m("_pad0", 12)];
+    assert_eq!(compare("s.wgsl", &host, 16, &swapped).len(), 2);
+    let renamed = [m("a", 0), m("b", 4), m("d", 8), m("_pad0", 12)];
+    assert_eq!(compare("s.wgsl", &host, 16, &renamed).len(), 2);
+    let padding = [m("a", 0), m("_pad0", 4), m("b", 8), m("c", 12)];
+    assert!(!compare("s.wgsl", &host, 16, &padding).is_empty());
+    let float = [
+        Member {
+            ty: "f32".into(),
+            ..m("a", 0)
+        },
+        m("b", 4),
+        m("c", 8),
+        m("_pad0", 12),
+    ];
+    assert_eq!(compare("s.wgsl", &host, 16, &float).len(), 1);
 }

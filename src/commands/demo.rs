@@ -197,21 +197,18 @@ fn train_one(
         beta: args.beta,
         mode,
     };
-    let cfg = EngineConfig {
+    let cfg = EngineConfig::new(
         model,
-        rc,
-        adam: AdamConfig {
-            lr: args.lr,
-            ..AdamConfig::default()
-        },
-        capacity: Capacity {
+        Capacity {
             batch: args.batch,
             steps: toy::NOISE_STEPS,
         },
-        readback_every: 1,
-        sparse_input: false,
-        recurrent_block: 0,
-    };
+    )
+    .with_rc(rc)
+    .with_adam(AdamConfig {
+        lr: args.lr,
+        ..AdamConfig::default()
+    });
     // The training data's seed is apart from the fixed seeds of validation and test.
     let train_data = toy::noise_vs_signal(args.train_size, args.seed.wrapping_add(1_000_003));
     let mut engine = Engine::new(ctx.clone(), cfg, &init_params(&model, args.seed))?;

@@ -12,8 +12,10 @@
 //!    then Adam. The batch sums are read back once.
 
 pub mod schedule;
+pub mod timing;
 mod workspace;
 
+pub use timing::{BackwardGemm, DispatchTiming};
 pub use workspace::Capacity;
 
 use crate::data::Batch;
@@ -37,7 +39,12 @@ const GATES_GEMM: [&str; 2] = ["gates GEMM", "gates GEMM (narrow)"];
 const DH_GEMM: [&str; 2] = ["dh GEMM", "dh GEMM (narrow)"];
 
 /// Everything an engine is built from.
+///
+/// Built with [`EngineConfig::new`], which holds every default, and the `with_`
+/// setters; outside this crate it cannot be written as a struct literal, so a new field
+/// is added in one place.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub struct EngineConfig {
     pub model: ModelConfig,
     pub rc: RcConfig,
@@ -56,6 +63,68 @@ pub struct EngineConfig {
 }
 
 impl EngineConfig {
+    /// An engine for `model` with room for `capacity`, and the defaults:
+    /// - `rc`: [`RcConfig::default`] (theta 0.95, beta 0, RC training);
+    /// - `adam`: [`AdamConfig::default`] (lr 1e-3, no clipping, no weight decay);
+    /// - `readback_every`: 1 (read the fired mask back after every step);
+    /// - `sparse_input`: false (dense input);
+    /// - `recurrent_block`: 0 (dense recurrent weights).
+    pub fn new(model: ModelConfig, capacity: Capacity) -> Self {
+        EngineConfig {
+            model,
+            rc: RcConfig::default(),
+            adam: AdamConfig::default(),
+            capacity,
+            readback_every: 1,
+            sparse_input: false,
+            recurrent_block: 0,
+        }
+    }
+
+    /// Sets the model.
+    pub fn with_model(self, model: ModelConfig) -> Self {
+        EngineConfig { model, ..self }
+    }
+
+    /// Sets the threshold, entropy bonus and training mode.
+    pub fn with_rc(self, rc: RcConfig) -> Self {
+        EngineConfig { rc, ..self }
+    }
+
+    /// Sets the optimizer.
+    pub fn with_adam(self, adam: AdamConfig) -> Self {
+        EngineConfig { adam, ..self }
+    }
+
+    /// Sets the largest batch and sequence length.
+    pub fn with_capacity(self, capacity: Capacity) -> Self {
+        EngineConfig { capacity, ..self }
+    }
+
+    /// Sets the steps between fired-mask readbacks.
+    pub fn with_readback_every(self, readback_every: usize) -> Self {
+        EngineConfig {
+            readback_every,
+            ..self
+        }
+    }
+
+    /// Sets whether layer 0 takes its input as sparse lists.
+    pub fn with_sparse_input(self, sparse_input: bool) -> Self {
+        EngineConfig {
+            sparse_input,
+            ..self
+        }
+    }
+
+    /// Sets the size of the recurrent weights' diagonal blocks (0: none).
+    pub fn with_recurrent_block(self, recurrent_block: usize) -> Self {
+        EngineConfig {
+            recurrent_block,
+            ..self
+        }
+    }
+
     /// Checks every setting and size is in range, before anything is allocated for
     /// them.
     pub fn validate(&self) -> Result<()> {
@@ -90,58 +159,6 @@ impl EngineConfig {
                 )
             },
         )
-    }
-}
-
-/// A GEMM of the backward pass, for [`Engine::time_backward_gemm`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BackwardGemm {
-    /// dh = W_hh^T (gate deltas of t + 1): `[B, 4H] x [4H, H]`.
-    Dh,
-    /// The input weights' and biases' gradient over every (step, row) pair:
-    /// `[4H, pairs] x [pairs, I + 1]` (the bias column alone with sparse input).
-    InputGrad,
-    /// The recurrent weights' gradient over the pairs of steps 1 and later:
-    /// `[4H, pairs] x [pairs, H]`.
-    RecurrentGrad,
-    /// The readout's gradient over each row's loss step: `[C, B] x [B, H + 1]`.
-    ReadoutGrad,
-}
-
-impl BackwardGemm {
-    pub const ALL: [BackwardGemm; 4] = [
-        BackwardGemm::Dh,
-        BackwardGemm::InputGrad,
-        BackwardGemm::RecurrentGrad,
-        BackwardGemm::ReadoutGrad,
-    ];
-
-    /// What the benchmark report calls it.
-    pub fn name(self) -> &'static str {
-        match self {
-            BackwardGemm::Dh => "dh",
-            BackwardGemm::InputGrad => "input weight gradient",
-            BackwardGemm::RecurrentGrad => "recurrent weight gradient",
-            BackwardGemm::ReadoutGrad => "readout weight gradient",
-        }
-    }
-}
-
-/// Host and GPU time of a dispatch, split as wgpu's own benchmarks do.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct DispatchTiming {
-    /// Recording the command buffer.
-    pub encode_s: f64,
-    /// `Queue::submit`.
-    pub submit_s: f64,
-    /// Waiting for the GPU to finish.
-    pub wait_s: f64,
-}
-
-impl DispatchTiming {
-    /// All three together.
-    pub fn total_s(&self) -> f64 {
-        self.encode_s + self.submit_s + self.wait_s
     }
 }
 
@@ -234,7 +251,7 @@ impl Engine {
     }
 
     /// GPU time per kind of dispatch since profiling was enabled or last taken (the
-    /// benchmark hooks' dispatches included); None unless it is enabled.
+    /// dispatches of the [`timing`] hooks included); None unless it is enabled.
     pub fn take_profile(&self) -> Result<Option<KernelProfile>> {
         let Some(profiler) = &self.profiler else {
             return Ok(None);
@@ -365,187 +382,6 @@ impl Engine {
     /// Bytes of GPU memory this engine's workspace holds.
     pub fn memory_bytes(&self) -> u64 {
         self.ws.buf.total_bytes()
-    }
-
-    /// Benchmark hook: layer 0's forward gate GEMM over the first `rows` rows at step
-    /// 1, where it reads both the input and h_0 (at step 0, h_{-1} = 0 and the recurrent
-    /// part is skipped), `reps` dispatches recorded in one command buffer and submitted
-    /// once; the encoding, submission and wait times, each divided by `reps` (after a
-    /// warm-up). Overwrites the scheduler state of the last batch.
-    pub fn time_gate_gemm(&mut self, rows: usize, reps: usize) -> Result<DispatchTiming> {
-        let cap = self.cfg.capacity;
-        ensure(rows > 0 && rows <= cap.batch && reps > 0, || {
-            format!("cannot time {rows} rows x {reps}")
-        })?;
-        ensure(cap.steps > 1, || {
-            "timing the gate GEMM at step 1 needs sequences of at least 2 steps".into()
-        })?;
-        let list: Vec<u32> = (0..rows as u32).collect();
-        self.write_rows(self.ws.regions.forward, &list);
-        self.ctx.queue.write_buffer(
-            &self.ws.buf.tstar,
-            0,
-            bytemuck::cast_slice(&vec![cap.steps as u32; rows]),
-        );
-        let step = Step {
-            t: 1,
-            n_rows: rows as u32,
-            rows_offset: 0,
-            steps: cap.steps as u32,
-        };
-        self.write_slots(self.ws.slots.forward(1), &[step]);
-        let h = self.cfg.model.hidden_size;
-        let slot = Some(self.slot(self.ws.slots.forward(1)));
-        self.time_dispatches(reps, |engine, pass| {
-            let bind = &engine.ws.binds.layers[0].gates_forward;
-            engine.dispatch_step_gemm(pass, GATES_GEMM, bind, slot, 4 * h, rows);
-        })
-    }
-
-    /// Benchmark hook: one GEMM of layer 0's backward pass (or the readout's) over a
-    /// full-length batch in which every row runs to the last step, timed as
-    /// [`Self::time_gate_gemm`] times its GEMM. The dh GEMM is that of step 0, where
-    /// every row takes the gate deltas of step 1. Needs sequences of at least 2 steps.
-    /// Overwrites the scheduler state of the last batch.
-    pub fn time_backward_gemm(
-        &mut self,
-        form: BackwardGemm,
-        reps: usize,
-    ) -> Result<DispatchTiming> {
-        let cap = self.cfg.capacity;
-        ensure(cap.steps > 1 && reps > 0, || {
-            format!(
-                "cannot time the backward GEMMs over {} steps x {reps}",
-                cap.steps
-            )
-        })?;
-        let tstar = vec![cap.steps as u32 - 1; cap.batch];
-        self.ctx
-            .queue
-            .write_buffer(&self.ws.buf.tstar, 0, bytemuck::cast_slice(&tstar));
-        self.write_loss_step_list(cap.steps, &tstar);
-        self.write_replay_lists(cap.steps, &ReplayPlan::new(&tstar));
-        let h = self.cfg.model.hidden_size;
-        let (slot, bind, grad) = self.backward_gemm(form);
-        let slot = Some(self.slot(slot));
-        self.time_dispatches(reps, |engine, pass| match grad {
-            None => engine.dispatch_step_gemm(pass, DH_GEMM, bind, slot, h, cap.batch),
-            Some((rows, cols, _)) => {
-                engine.dispatch_grad_gemm(pass, "weight gradient", bind, slot, rows, cols)
-            }
-        })
-    }
-
-    /// Floating-point operations (2 per multiply-add) of the GEMM that
-    /// [`Self::time_backward_gemm`] times.
-    pub fn backward_gemm_flops(&self, form: BackwardGemm) -> f64 {
-        let (b, m) = (self.cfg.capacity.batch, &self.cfg.model);
-        let multiply_adds = match self.backward_gemm(form).2 {
-            // The dh GEMM of a layer below another also takes the gate deltas from
-            // above.
-            None => b * 4 * m.hidden_size * m.layers.min(2) * m.hidden_size,
-            Some((rows, cols, pairs)) => rows * cols * pairs,
-        };
-        2.0 * multiply_adds as f64
-    }
-
-    /// The step slot and bind group of a backward GEMM of layer 0 over a full-length
-    /// batch, and for a weight gradient its output rows, output columns and pairs.
-    fn backward_gemm(
-        &self,
-        form: BackwardGemm,
-    ) -> (usize, &wgpu::BindGroup, Option<(usize, usize, usize)>) {
-        let (cap, m) = (self.cfg.capacity, &self.cfg.model);
-        let (b, t, h) = (cap.batch, cap.steps, m.hidden_size);
-        let input = if self.cfg.sparse_input {
-            0
-        } else {
-            m.input_size
-        };
-        let (slots, layer) = (&self.ws.slots, &self.ws.binds.layers[0]);
-        match form {
-            BackwardGemm::Dh => (slots.backward(0), &layer.dh_backward, None),
-            BackwardGemm::InputGrad => (
-                slots.all_pairs(),
-                &layer.grad_ih,
-                Some((4 * h, input + 1, b * t)),
-            ),
-            BackwardGemm::RecurrentGrad => (
-                slots.recurrent_pairs(),
-                &layer.grad_hh,
-                Some((4 * h, h, b * (t - 1))),
-            ),
-            BackwardGemm::ReadoutGrad => (
-                slots.loss_steps(),
-                &self.ws.binds.grad_readout,
-                Some((m.classes, h + 1, b)),
-            ),
-        }
-    }
-
-    /// `reps` passes of `record` in one command buffer, submitted once, after a
-    /// warm-up: the encoding, submission and wait times, each divided by `reps`.
-    fn time_dispatches(
-        &self,
-        reps: usize,
-        record: impl Fn(&Self, &mut wgpu::ComputePass),
-    ) -> Result<DispatchTiming> {
-        let run = |reps: usize| -> Result<DispatchTiming> {
-            let start = std::time::Instant::now();
-            let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
-            {
-                let mut pass = self.begin_pass(&mut encoder);
-                for _ in 0..reps {
-                    record(self, &mut pass);
-                }
-            }
-            self.end_pass(&mut encoder);
-            let commands = encoder.finish();
-            let encoded = std::time::Instant::now();
-            self.ctx.queue.submit([commands]);
-            let submitted = std::time::Instant::now();
-            self.ctx.wait()?;
-            let per = |d: std::time::Duration| d.as_secs_f64() / reps as f64;
-            Ok(DispatchTiming {
-                encode_s: per(encoded - start),
-                submit_s: per(submitted - encoded),
-                wait_s: per(submitted.elapsed()),
-            })
-        };
-        run(1)?; // warm-up
-        run(reps)
-    }
-
-    /// Benchmark hook: seconds of one Adam step over all parameters (submitted and
-    /// waited for), averaged over `reps`. Changes the parameters.
-    pub fn time_adam(&mut self, reps: usize) -> Result<f64> {
-        let start = std::time::Instant::now();
-        for _ in 0..reps.max(1) {
-            let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
-            {
-                let mut pass = self.begin_pass(&mut encoder);
-                self.encode_adam(&mut pass);
-            }
-            self.end_pass(&mut encoder);
-            self.ctx.queue.submit([encoder.finish()]);
-            self.ctx.wait()?;
-        }
-        Ok(start.elapsed().as_secs_f64() / reps.max(1) as f64)
-    }
-
-    /// Benchmark hook: seconds of one scheduler round trip (submit a copy of the
-    /// loss steps, map the staging buffer, read it), averaged over `reps`.
-    pub fn time_round_trip(&self, reps: usize) -> Result<f64> {
-        let bytes = (self.cfg.capacity.batch * 4) as u64;
-        let start = std::time::Instant::now();
-        for _ in 0..reps.max(1) {
-            let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
-            encoder.copy_buffer_to_buffer(&self.ws.buf.tstar, 0, &self.ws.buf.staging, 0, bytes);
-            self.ctx.queue.submit([encoder.finish()]);
-            self.ctx
-                .read_staging::<u32>(&self.ws.buf.staging, self.cfg.capacity.batch)?;
-        }
-        Ok(start.elapsed().as_secs_f64() / reps.max(1) as f64)
     }
 
     /// Forward, loss, backward and one Adam step on `batch`.

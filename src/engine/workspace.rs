@@ -380,7 +380,7 @@ impl Workspace {
 impl Kernels {
     fn new(ctx: &GpuContext) -> Self {
         use Binding::*;
-        let matmul = module(ctx, "matmul.wgsl", shaders::MATMUL);
+        let matmul = module(ctx, "matmul/*.wgsl", shaders::MATMUL);
         let cell = module(ctx, "lstm_cell.wgsl", shaders::LSTM_CELL);
         let readout = module(ctx, "readout.wgsl", shaders::READOUT);
         let adam = module(ctx, "adam.wgsl", shaders::ADAM);

@@ -15,7 +15,7 @@ pub struct GpuContext {
     /// The limits the device was created with.
     pub limits: wgpu::Limits,
     /// The GEMMs read their operands straight from the buffers (`*_gemm_direct` in
-    /// `matmul.wgsl`) instead of staging them in workgroup memory:
+    /// `matmul/direct.wgsl`) instead of staging them in workgroup memory:
     /// true on CPU adapters such as lavapipe, where that is about 1.5 times as fast
     /// (`docs/performance.md`). The results are bitwise the same; set it before
     /// building engines to choose.

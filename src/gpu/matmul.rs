@@ -1,4 +1,4 @@
-//! Host side of `matmul.wgsl`: its binding layout, block shapes, and the plain dense
+//! Host side of `matmul/*.wgsl` (`gpu::shaders::MATMUL`): its binding layout, block shapes, and the plain dense
 //! GEMM used as the throughput ceiling in benchmarks.
 
 use super::GpuContext;
@@ -104,7 +104,7 @@ const _: () = {
     );
 };
 
-/// Binding slots of every `matmul.wgsl` entry point: params, step, src1, src2,
+/// Binding slots of every `matmul/*.wgsl` entry point: params, step, src1, src2,
 /// weights, rows, tstar, out.
 pub const BINDINGS: [(u32, Binding); 8] = [
     (0, Binding::Params),
@@ -120,7 +120,7 @@ pub const BINDINGS: [(u32, Binding); 8] = [
 /// Which kernel computes a [`PlainGemm`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PlainKernel {
-    /// `dense_gemm` of `matmul.wgsl` (`dense_gemm_direct` on CPU adapters): the
+    /// `dense_gemm` of `matmul/staged.wgsl` (`dense_gemm_direct` on CPU adapters): the
     /// engine's GEMM blocking in its wide shape, with B read as `W^T` as the gate
     /// GEMM reads its weights.
     Engine,
@@ -216,7 +216,7 @@ impl PlainGemm {
         };
         let kernel = Kernel::with_constants(
             ctx,
-            &module(ctx, "matmul.wgsl", shaders::MATMUL),
+            &module(ctx, "matmul/*.wgsl", shaders::MATMUL),
             entry,
             &BINDINGS,
             &shape.constants(),

@@ -2,8 +2,18 @@
 
 const COMMON: &str = include_str!("../../shaders/common.wgsl.inc");
 
-/// Source of the gathered GEMMs (`step_gemm`, `grad_gemm`).
-pub const MATMUL: &str = include_str!("../../shaders/matmul.wgsl");
+/// Source of the gathered GEMMs (`step_gemm`, `dense_gemm`, `grad_gemm` and their
+/// `*_direct` forms): one module from three files, by form. `gather.wgsl` holds the
+/// parameters, bindings, gathered operands and output stores both forms share;
+/// `staged.wgsl` the blocks staged through workgroup memory; `direct.wgsl` the blocks
+/// read straight from the buffers.
+pub const MATMUL: &str = concat!(
+    include_str!("../../shaders/matmul/gather.wgsl"),
+    "\n",
+    include_str!("../../shaders/matmul/staged.wgsl"),
+    "\n",
+    include_str!("../../shaders/matmul/direct.wgsl"),
+);
 /// Source of the plain tiled GEMM (`tiled_gemm`), the ceiling of the benchmarks.
 pub const GEMM: &str = include_str!("../../shaders/gemm.wgsl");
 /// Source of the fused LSTM cell (`cell_forward`, `cell_backward`).
@@ -23,7 +33,7 @@ pub fn with_common(body: &str) -> String {
 /// Every shader, named by file, ready to compile.
 pub fn all() -> Vec<(&'static str, String)> {
     [
-        ("matmul.wgsl", MATMUL),
+        ("matmul/*.wgsl", MATMUL),
         ("gemm.wgsl", GEMM),
         ("lstm_cell.wgsl", LSTM_CELL),
         ("readout.wgsl", READOUT),

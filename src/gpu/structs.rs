@@ -1,6 +1,7 @@
 //! Host mirrors of the WGSL parameter structs (bound as small read-only storage
 //! buffers, see `kernel.rs`). Field order, types and padding match
-//! the shaders exactly (every struct is a multiple of 16 bytes).
+//! the shaders exactly (every struct is a multiple of 16 bytes): tests/shaders_validate.rs
+//! checks each against naga's layout of the WGSL, member by member.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -14,7 +15,7 @@ pub struct Step {
     pub steps: u32,
 }
 
-/// `Source` of `matmul.wgsl`: a gathered operand.
+/// `Source` of `matmul/gather.wgsl`: a gathered operand.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
 pub struct Source {
@@ -27,7 +28,7 @@ pub struct Source {
     pub _pad: [u32; 2],
 }
 
-/// Source validity codes of `matmul.wgsl`.
+/// Source validity codes of `matmul/gather.wgsl`.
 pub mod validity {
     /// Valid wherever 0 <= s < T.
     pub const ALWAYS: u32 = 0;
@@ -71,7 +72,7 @@ impl Source {
     }
 }
 
-/// `Weight` of `matmul.wgsl`: element (k, j) at base + k * k_stride + j * j_stride.
+/// `Weight` of `matmul/gather.wgsl`: element (k, j) at base + k * k_stride + j * j_stride.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
 pub struct Weight {
@@ -103,7 +104,7 @@ impl Weight {
     }
 }
 
-/// `GemmParams` of `matmul.wgsl`.
+/// `GemmParams` of `matmul/gather.wgsl`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
 pub struct GemmParams {

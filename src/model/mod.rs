@@ -1,6 +1,8 @@
-//! The model: configuration, parameters and the CPU reference (the oracle).
+//! The model: configuration, parameters, the host's decision rule and the CPU
+//! reference (the oracle).
 
 pub mod config;
+pub mod decision;
 pub mod ensemble;
 pub mod params;
 pub mod reference;

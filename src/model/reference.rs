@@ -5,7 +5,8 @@
 //! Semantics (docs/design.md, 'The decision rule' and 'The loss'):
 //! - the decision step is the first t at which any output score reaches theta; the
 //!   predicted class is the argmax there; with no spike by T-1 the decision is forced
-//!   at T-1 and the sequence counts as not fired;
+//!   at T-1 and the sequence counts as not fired (the rule is [`super::decision`]'s,
+//!   shared with the host's threshold sweep and `classify`);
 //! - RC mode stops computing at the decision step t* and takes the loss there;
 //!   end-of-sequence mode computes every step and takes the loss at T-1;
 //! - per-sequence loss: BCE summed over sigmoid units (or CE over a softmax) minus
@@ -13,6 +14,7 @@
 //! - gradients flow from t* back to step 0 only; t* itself is not differentiated.
 
 use super::config::{AdamConfig, ModelConfig, RcConfig, Readout, TrainMode};
+use super::decision::{self, argmax, scores};
 use super::params::ParamLayout;
 use crate::data::Batch;
 
@@ -49,30 +51,6 @@ fn sigmoid(x: f64) -> f64 {
 
 fn softplus(x: f64) -> f64 {
     x.max(0.0) + (-x.abs()).exp().ln_1p()
-}
-
-/// The output scores of a logit vector: sigmoids or a softmax.
-pub fn scores(readout: Readout, z: &[f64]) -> Vec<f64> {
-    match readout {
-        Readout::Sigmoid => z.iter().map(|&v| sigmoid(v)).collect(),
-        Readout::Softmax => {
-            let m = z.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-            let e: Vec<f64> = z.iter().map(|&v| (v - m).exp()).collect();
-            let s: f64 = e.iter().sum();
-            e.iter().map(|v| v / s).collect()
-        }
-    }
-}
-
-/// Index of the largest value (the first one on ties).
-pub fn argmax(v: &[f64]) -> usize {
-    let mut best = 0;
-    for (i, &x) in v.iter().enumerate() {
-        if x > v[best] {
-            best = i;
-        }
-    }
-    best
 }
 
 /// Loss of one sequence at its loss step and its gradient with respect to the logits.
@@ -254,9 +232,7 @@ fn forward_row(
             .enumerate()
             .map(|(c, v)| v + w.p[w.layout.readout_b + c])
             .collect();
-        let fired = scores(cfg.readout, &z)
-            .iter()
-            .any(|&y| y >= rc.theta as f64);
+        let fired = decision::spikes(decision::top(cfg.readout, &z).1, rc.theta);
         if fired && first_spike.is_none() {
             first_spike = Some(t);
         }
@@ -268,7 +244,7 @@ fn forward_row(
         }
     }
     let loss_step = logits.len() - 1;
-    let decision_step = first_spike.unwrap_or(last);
+    let decision_step = decision::decision_step(first_spike, last);
     // The unit with the largest logit: the largest score, also where scores saturate
     // at exactly 1.0 in floating point.
     let prediction = argmax(&logits[decision_step]);

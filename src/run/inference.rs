@@ -14,18 +14,18 @@ use std::sync::Arc;
 /// Builds the engine of a run with `params`.
 pub fn build_engine(ctx: Arc<GpuContext>, cfg: &RunConfig, params: &[f32]) -> Result<Engine> {
     let shape = cfg.shape();
-    let ecfg = EngineConfig {
-        model: cfg.model,
-        rc: cfg.rc,
-        adam: cfg.adam,
-        capacity: Capacity {
+    let ecfg = EngineConfig::new(
+        cfg.model,
+        Capacity {
             batch: cfg.batch,
             steps: shape.steps,
         },
-        readback_every: cfg.readback_every,
-        sparse_input: cfg.task.sparse_input(),
-        recurrent_block: recurrent_block(cfg, params),
-    };
+    )
+    .with_rc(cfg.rc)
+    .with_adam(cfg.adam)
+    .with_readback_every(cfg.readback_every)
+    .with_sparse_input(cfg.task.sparse_input())
+    .with_recurrent_block(recurrent_block(cfg, params));
     Engine::new(ctx, ecfg, params)
 }
 

@@ -6,7 +6,7 @@ use rankcode::data::Batch;
 use rankcode::engine::{Capacity, Engine, EngineConfig};
 use rankcode::gpu::GpuContext;
 use rankcode::model::reference::{self, BatchOutcome};
-use rankcode::model::{AdamConfig, ModelConfig, ParamLayout, RcConfig, Readout, TrainMode};
+use rankcode::model::{ModelConfig, ParamLayout, RcConfig, Readout, TrainMode};
 use rankcode::rng::Rng;
 use std::sync::{Arc, OnceLock};
 
@@ -92,7 +92,7 @@ pub fn mixed_theta(cfg: &ModelConfig, params: &[f32], batch: &Batch) -> f32 {
     };
     let out = reference::run_batch(cfg, &rc, params, batch, false);
     let max_score = |z: &[f64]| {
-        reference::scores(cfg.readout, z)
+        rankcode::model::decision::scores(cfg.readout, z)
             .into_iter()
             .fold(0.0, f64::max)
     };
@@ -156,15 +156,10 @@ pub fn engine_on(
     params: &[f32],
     sparse: bool,
 ) -> Engine {
-    let ecfg = EngineConfig {
-        model: cfg,
-        rc,
-        adam: AdamConfig::default(),
-        capacity: cap,
-        readback_every: k,
-        sparse_input: sparse,
-        recurrent_block: 0,
-    };
+    let ecfg = EngineConfig::new(cfg, cap)
+        .with_rc(rc)
+        .with_readback_every(k)
+        .with_sparse_input(sparse);
     Engine::new(ctx, ecfg, params).expect("engine")
 }
 
