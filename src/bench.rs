@@ -265,6 +265,71 @@ pub struct RcVsEos {
     pub efficiency: f64,
     /// Lowest and highest efficiency of a single pair: the spread of the measurement.
     pub efficiency_range: [f64; 2],
+    /// What an RC batch and an end-of-sequence batch ask of the GPU and the host.
+    pub rc_pipeline: PipelineFigures,
+    pub eos_pipeline: PipelineFigures,
+}
+
+/// The hardware-independent figures of one training batch (forward, loss, backward,
+/// gradients), which decide its speed on a GPU where a step takes microseconds, and
+/// how busy the adapter was during it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PipelineFigures {
+    pub dispatches: usize,
+    pub submits: usize,
+    pub readbacks: usize,
+    /// A profiled batch: None where the adapter has no timestamp queries in passes.
+    pub busy: Option<GpuBusy>,
+}
+
+/// The wall time of a batch and the GPU time of its dispatches (timestamp queries).
+/// The rest, wall minus GPU, is time the GPU waited: for the host (scheduling,
+/// uploads, readbacks) and for work outside the timed passes (copies, and reading the
+/// timestamps back, which profiling adds).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct GpuBusy {
+    pub wall_s: f64,
+    pub gpu_s: f64,
+}
+
+impl GpuBusy {
+    /// The GPU's share of the wall time.
+    pub fn share(&self) -> f64 {
+        self.gpu_s / self.wall_s
+    }
+}
+
+/// The pipeline figures of a training batch of `p` in `mode` on `batch`: the counts of
+/// its report, then one profiled batch after a warm-up.
+fn pipeline_figures(
+    ctx: &Arc<GpuContext>,
+    p: &Preset,
+    mode: TrainMode,
+    batch: &Batch,
+) -> Result<PipelineFigures> {
+    let mut e = engine(ctx, p, mode, 1, p.sparse)?;
+    let report = e.compute_gradients(batch)?;
+    let busy = match e.enable_profiling() {
+        Err(_) => None,
+        Ok(()) => {
+            e.compute_gradients(batch)?;
+            e.take_profile()?;
+            let start = Instant::now();
+            e.compute_gradients(batch)?;
+            let wall_s = start.elapsed().as_secs_f64();
+            let profile = e.take_profile()?.expect("profiling is enabled");
+            Some(GpuBusy {
+                wall_s,
+                gpu_s: profile.total_seconds(),
+            })
+        }
+    };
+    Ok(PipelineFigures {
+        dispatches: report.dispatches,
+        submits: report.submits,
+        readbacks: report.readbacks,
+        busy,
+    })
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -507,6 +572,9 @@ pub fn bench_preset(
     let highest = pair_speedups.iter().copied().fold(0.0, f64::max);
     let realised = median(pair_speedups);
     let eos_s = median(eos_times);
+    progress("dispatches, submits and GPU time of a batch");
+    let rc_pipeline = pipeline_figures(ctx, p, TrainMode::Rc, &batch)?;
+    let eos_pipeline = pipeline_figures(ctx, p, TrainMode::Eos, &batch)?;
 
     let mut cadence = Vec::new();
     for k in [1, 2, 4, 8] {
@@ -544,6 +612,8 @@ pub fn bench_preset(
             realised_speedup: realised,
             efficiency: realised / ideal,
             efficiency_range: [lowest / ideal, highest / ideal],
+            rc_pipeline,
+            eos_pipeline,
         },
         cadence,
     })

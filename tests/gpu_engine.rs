@@ -235,10 +235,18 @@ fn readback_cadence_changes_no_result_and_runs_are_bitwise_repeatable() {
         r1[0].readbacks > r3[0].readbacks,
         "K = 3 reads back less often"
     );
+    for r in r1.iter().chain(&r3) {
+        // A submit a readback, and one for the loss, backward pass and Adam.
+        assert_eq!(r.submits, r.readbacks + 1, "{r:?}");
+    }
+    // The same kernels whatever the cadence: only the readbacks move.
+    assert_eq!(r1[0].dispatches, r3[0].dispatches);
+    assert!(r1[0].dispatches > 0);
     let strip = |r: &[BatchReport]| {
         r.iter()
             .map(|r| BatchReport {
                 readbacks: 0,
+                submits: 0,
                 ..r.clone()
             })
             .collect::<Vec<_>>()

@@ -319,6 +319,28 @@ fn print_report(r: &ConfigReport) {
         100.0 * c.efficiency_range[0],
         100.0 * c.efficiency_range[1]
     );
+    for (name, f) in [
+        ("an RC", &c.rc_pipeline),
+        ("an end-of-sequence", &c.eos_pipeline),
+    ] {
+        let busy = f
+            .busy
+            .map_or("no timestamp queries on this adapter".into(), |b| {
+                format!(
+                    "GPU busy {:.3} of {:.3} s ({:.0}%, a profiled batch)",
+                    b.gpu_s,
+                    b.wall_s,
+                    100.0 * b.share()
+                )
+            });
+        // Never one dispatch or one submit: the loss and the last readback take two.
+        println!(
+            "  {name} batch: {} dispatches, {} submits, {}; {busy}",
+            f.dispatches,
+            f.submits,
+            rankcode::words::count(f.readbacks, "readback")
+        );
+    }
     let cad: Vec<String> = r
         .cadence
         .iter()

@@ -27,6 +27,7 @@ use crate::gpu::{GpuContext, Kernel};
 use crate::model::{AdamConfig, ModelConfig, ParamLayout, RcConfig, TrainMode};
 use schedule::{ReplayPlan, SparseColumns, SparseRows, loss_step_entries, still_live};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use workspace::{STATS, Workspace};
 
 /// Elements each `adam_step` invocation updates (`ELEMENTS_PER_INVOCATION` in the
@@ -198,6 +199,10 @@ pub struct BatchReport {
     pub prediction: Vec<u32>,
     /// Host round trips of the forward scheduler.
     pub readbacks: usize,
+    /// Kernel dispatches recorded (those of zero workgroups skipped).
+    pub dispatches: usize,
+    /// Command buffers submitted to the queue: one a readback, one for the rest.
+    pub submits: usize,
 }
 
 /// What a batch run does beyond the forward pass.
@@ -220,6 +225,9 @@ pub struct Engine {
     adam_steps: u32,
     /// Times every dispatch, once `enable_profiling` is called.
     profiler: Option<KernelProfiler>,
+    /// Dispatches and submits of the batch in progress (see [`BatchReport`]).
+    dispatched: AtomicUsize,
+    submitted: AtomicUsize,
 }
 
 impl Engine {
@@ -237,6 +245,8 @@ impl Engine {
             ws,
             adam_steps: 0,
             profiler: None,
+            dispatched: AtomicUsize::new(0),
+            submitted: AtomicUsize::new(0),
         };
         engine.set_params(params)?;
         Ok(engine)
@@ -434,6 +444,8 @@ impl Engine {
         ensure(!want_grad || self.cfg.recurrent_block == 0, || {
             "an engine that skips zero blocks (recurrent_block) runs forward passes only".into()
         })?;
+        self.dispatched.store(0, Ordering::Relaxed);
+        self.submitted.store(0, Ordering::Relaxed);
         self.upload_batch(batch, retire, want_grad);
         let (tstar, readbacks) = self.forward(batch, retire)?;
         let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
@@ -471,7 +483,7 @@ impl Engine {
             (STATS * 4) as u64,
             (2 * b * 4) as u64,
         );
-        self.ctx.queue.submit([encoder.finish()]);
+        self.submit(encoder);
         let raw: Vec<u32> = self.ctx.read_staging(&buf.staging, STATS + 2 * b)?;
         if let Some(profiler) = &self.profiler {
             profiler.collect(&self.ctx)?;
@@ -503,6 +515,8 @@ impl Engine {
             prediction: decisions.iter().skip(1).step_by(2).copied().collect(),
             loss_steps: tstar,
             readbacks,
+            dispatches: self.dispatched.load(Ordering::Relaxed),
+            submits: self.submitted.load(Ordering::Relaxed),
         })
     }
 
@@ -536,11 +550,18 @@ impl Engine {
         slot: Option<u32>,
         groups: [u32; 3],
     ) {
-        if kernel.dispatch(pass, bind, slot, groups)
-            && let Some(profiler) = &self.profiler
-        {
-            profiler.after_dispatch(pass, what, kernel.name);
+        if kernel.dispatch(pass, bind, slot, groups) {
+            self.dispatched.fetch_add(1, Ordering::Relaxed);
+            if let Some(profiler) = &self.profiler {
+                profiler.after_dispatch(pass, what, kernel.name);
+            }
         }
+    }
+
+    /// Submits `encoder`'s commands, counted for the batch's report.
+    fn submit(&self, encoder: wgpu::CommandEncoder) {
+        self.ctx.queue.submit([encoder.finish()]);
+        self.submitted.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Uploads inputs, labels and the per-batch readout settings, and marks every row undecided.
@@ -668,7 +689,7 @@ impl Engine {
                 0,
                 (batch.batch * 4) as u64,
             );
-            self.ctx.queue.submit([encoder.finish()]);
+            self.submit(encoder);
             tstar = self
                 .ctx
                 .read_staging::<u32>(&self.ws.buf.staging, batch.batch)?;
@@ -901,7 +922,7 @@ impl Engine {
             0,
             (count * 4) as u64,
         );
-        self.ctx.queue.submit([encoder.finish()]);
+        self.submit(encoder);
         self.ctx.read_staging(&self.ws.buf.staging, count)
     }
 }
