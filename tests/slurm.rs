@@ -63,6 +63,15 @@ fn explain(out: &Path, job: &str) -> String {
     text
 }
 
+/// Why Slurm keeps `job` pending, as squeue says it (empty when it is not pending).
+fn pending_reason(job: &str) -> String {
+    Command::new("squeue")
+        .args(["--noheader", "--states=PENDING", "--format=%r", "--jobs", job])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_lowercase())
+        .unwrap_or_default()
+}
+
 /// The job id `rankcode sweep --slurm` printed.
 fn job_id(stdout: &str) -> String {
     stdout
@@ -159,9 +168,13 @@ fn a_requeued_task_resumes_to_the_same_final_model_as_an_uninterrupted_run() {
         || {
             // Slurm holds a requeued job back for a while (its begin time): start it
             // now. A relaunch that fails while the node still cleans up after the
-            // first attempt holds the job ("launch failed requeued held"): release it.
+            // first attempt holds the job ("launch failed requeued held"), as a user
+            // would see it: release it, and say so.
             scontrol(&["update", &format!("jobid={task}"), "StartTime=now"]);
-            scontrol(&["release", &task]);
+            if pending_reason(&task).contains("held") {
+                eprintln!("{task} was held ({}); releasing it", pending_reason(&task));
+                scontrol(&["release", &task]);
+            }
             attempts() >= 2
         },
         || explain(&requeued, &task),

@@ -5,7 +5,6 @@ use super::train::TrainArgs;
 use anyhow::{Context, Result, bail};
 use clap::{Args, FromArgMatches};
 use rankcode::sweep::local::{Event, run_local};
-use rankcode::sweep::point::SLURM_LOCK_WAIT;
 use rankcode::sweep::{Attempt, FlagCheck, PointState, Sweep, run_point, slurm};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -238,11 +237,17 @@ fn run_one(sweep: &Sweep, index: &str) -> Result<()> {
             )
         })?;
     let dir = sweep.point_dir(point);
-    match run_point(sweep, point, &slurm::this_binary()?, SLURM_LOCK_WAIT)? {
+    match run_point(sweep, point, &slurm::this_binary()?, slurm::LOCK_WAIT)? {
         Attempt::AlreadyDone => eprintln!("{}: done before; nothing to run", dir.display()),
-        Attempt::AlreadyRunning => {
-            eprintln!("{}: another process runs it; left alone", dir.display())
-        }
+        // A failure, so that Slurm's accounting shows the task did not run its point.
+        Attempt::AlreadyRunning => bail!(
+            "{}: another process still holds {} after {} s; this task leaves the point \
+             alone (`rankcode sweep --status` shows who runs it; rerun the sweep to \
+             submit it again)",
+            dir.display(),
+            dir.join(rankcode::sweep::point::LOCK_FILE).display(),
+            slurm::LOCK_WAIT.as_secs()
+        ),
         Attempt::Ran { success: true, .. } => {
             eprintln!("{}: done: {}", dir.display(), test_summary(&dir))
         }

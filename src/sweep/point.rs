@@ -20,12 +20,6 @@ pub const LOCK_FILE: &str = ".sweep.lock";
 const TEST_FILE: &str = "test.json";
 /// Lines of a failed point's log that its report shows.
 const LOG_TAIL: usize = 8;
-/// How long a Slurm task waits for its point's lock before leaving the point alone.
-/// A requeued or preempted task can start again while its previous attempt's `train`
-/// is still exiting: killed together with its parent, that `train` has left the job's
-/// process tree, so Slurm does not wait for it (seen in CI as a requeued task that
-/// found the lock held and ended at once).
-pub const SLURM_LOCK_WAIT: Duration = Duration::from_secs(120);
 
 /// What a point's files say about it.
 #[derive(Debug, Clone, PartialEq)]
