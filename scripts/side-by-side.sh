@@ -20,7 +20,7 @@ rounds=${1:-2}
 peers=${PEERS:-../shared/peers}
 burn=${BURN:-${CARGO_TARGET_DIR_BURN:-/nonexistent}/release/burn-lstm-bench}
 python=${PYTHON:-python3}
-cargo build --release --quiet
+cargo build --release --quiet || exit 1
 rankcode=target/release/rankcode
 
 have_burn=true

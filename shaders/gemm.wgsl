@@ -7,7 +7,7 @@
 // registers (indexed arrays there live in memory and ran 3 to 5 times slower).
 //
 // Each output is sum_k A(i, k) B(k, j) added in order of k from zero, one product at a
-// time, whatever the blocking: the same bits as `dense_gemm` of matmul.wgsl and as a
+// time, whatever the blocking: the same bits as `dense_gemm` of matmul/staged.wgsl and as a
 // plain sequential sum.
 
 struct DenseGemmParams {

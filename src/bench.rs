@@ -493,8 +493,8 @@ pub fn bench_preset(
     let plain_reps = gemm_reps(plain.flops(), most_reps);
     let (mut step_gemm_s, mut plain_s) = (f64::MAX, [f64::MAX; 2]);
     for _ in 0..GEMM_ROUNDS {
-        let timing = timing::time_gate_gemm(&mut dense, p.batch, most_reps)?;
-        step_gemm_s = step_gemm_s.min(timing.submit_s + timing.wait_s);
+        let t = timing::time_gate_gemm(&mut dense, p.batch, most_reps)?;
+        step_gemm_s = step_gemm_s.min(t.submit_s + t.wait_s);
         time_plain_kernels(ctx, &plain, plain_reps, &mut plain_s)?;
     }
     drop(plain);
@@ -504,8 +504,8 @@ pub fn bench_preset(
     for _ in 0..GEMM_ROUNDS {
         for (best, form) in backward.iter_mut().zip(BackwardGemm::ALL) {
             let flops = timing::backward_gemm_flops(&dense, form);
-            let timing = timing::time_backward_gemm(&mut dense, form, gemm_reps(flops, most_reps))?;
-            *best = (best.0.min(timing.submit_s + timing.wait_s), flops);
+            let t = timing::time_backward_gemm(&mut dense, form, gemm_reps(flops, most_reps))?;
+            *best = (best.0.min(t.submit_s + t.wait_s), flops);
         }
     }
     drop(dense);
@@ -534,8 +534,8 @@ pub fn bench_preset(
     for rows in live_row_counts(p.batch) {
         let mut best = f64::MAX;
         for _ in 0..LIVE_ROWS_ROUNDS {
-            let timing = timing::time_gate_gemm(&mut rc, rows, most_reps)?;
-            best = best.min(timing.submit_s + timing.wait_s);
+            let t = timing::time_gate_gemm(&mut rc, rows, most_reps)?;
+            best = best.min(t.submit_s + t.wait_s);
         }
         by_live_rows.push(LiveRowsFigure {
             rows,

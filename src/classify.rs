@@ -89,10 +89,11 @@ pub fn classify(
                 .iter()
                 .map(|&v| v as f64)
                 .collect();
-            let score = decision::scores(readout, &z)[class as usize];
+            let scores = decision::scores(readout, &z);
+            let score = scores[class as usize];
             // The decision step and class are the GPU's; whether the row spiked is
             // recomputed from its logits by the host's copy of the rule.
-            let (_, top) = decision::top(readout, &z);
+            let top = scores[decision::argmax(&z)];
             let audio = &recordings[n];
             let decision_ms = config.end_of_frame_ms(t);
             let onset_ms = speech_onset_ms(&audio.samples, audio.sample_rate);

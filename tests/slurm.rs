@@ -66,7 +66,13 @@ fn explain(out: &Path, job: &str) -> String {
 /// Why Slurm keeps `job` pending, as squeue says it (empty when it is not pending).
 fn pending_reason(job: &str) -> String {
     Command::new("squeue")
-        .args(["--noheader", "--states=PENDING", "--format=%r", "--jobs", job])
+        .args([
+            "--noheader",
+            "--states=PENDING",
+            "--format=%r",
+            "--jobs",
+            job,
+        ])
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_lowercase())
         .unwrap_or_default()

@@ -112,11 +112,10 @@ pub fn bench_workload(
     let decided = decisions(p.batch, p.steps, 17);
     let batch = controlled_batch(&p.model, p.steps, &decided, p.sparse, 5);
     let engine = |mode| {
-        let mut cfg = engine_config(p, mode, 1, p.sparse);
-        cfg.adam = AdamConfig {
+        let cfg = engine_config(p, mode, 1, p.sparse).with_adam(AdamConfig {
             lr: PEER_LR,
             ..AdamConfig::default()
-        };
+        });
         Engine::new(ctx.clone(), cfg, &controlled_params(&p.model))
     };
     let (mut full, mut rc) = (engine(TrainMode::Eos)?, engine(TrainMode::Rc)?);

@@ -1,5 +1,5 @@
-//! Host side of `matmul/*.wgsl` (`gpu::shaders::MATMUL`): its binding layout, block shapes, and the plain dense
-//! GEMM used as the throughput ceiling in benchmarks.
+//! Host side of `matmul/*.wgsl` (`gpu::shaders::MATMUL`): its binding layout, block
+//! shapes, and the plain dense GEMM used as the throughput ceiling in benchmarks.
 
 use super::GpuContext;
 use super::kernel::{Binding, Kernel, groups_for, module};

@@ -1,7 +1,8 @@
 //! The rank-coding decision rule on the host, in f64 (docs/design.md, 'The decision
 //! rule'). The readout shader applies the same rule on the GPU; on the host it is
-//! applied here only: by the threshold sweep (`epoch::theta_sweep`), by `classify` and
-//! by the CPU reference.
+//! applied here: by the threshold sweep (`epoch::theta_sweep`), by `classify` and by
+//! the CPU reference. (The Bayes-optimal policy of `bayes.rs` applies a first crossing
+//! of its own score, a posterior, not of a model's outputs.)
 //!
 //! - A step spikes when the score of its largest logit reaches theta. Scores rise with
 //!   the logits, so that is when any unit's score reaches theta; the shader tests the
@@ -13,7 +14,8 @@
 
 use super::config::Readout;
 
-fn sigmoid(x: f64) -> f64 {
+/// The logistic function, in f64 (the CPU reference's gates use it too).
+pub(crate) fn sigmoid(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
 }
 

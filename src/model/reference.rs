@@ -14,7 +14,7 @@
 //! - gradients flow from t* back to step 0 only; t* itself is not differentiated.
 
 use super::config::{AdamConfig, ModelConfig, RcConfig, Readout, TrainMode};
-use super::decision::{self, argmax, scores};
+use super::decision::{self, argmax, scores, sigmoid};
 use super::params::ParamLayout;
 use crate::data::Batch;
 
@@ -43,10 +43,6 @@ pub struct BatchOutcome {
     pub loss: f64,
     /// Gradient of the mean loss, in the flat parameter layout.
     pub grads: Vec<f64>,
-}
-
-fn sigmoid(x: f64) -> f64 {
-    1.0 / (1.0 + (-x).exp())
 }
 
 fn softplus(x: f64) -> f64 {
