@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The benchmarks on whatever GPU this machine has, in one go, for a machine lent for
 # minutes: builds the release binary, prints the adapter, then runs `rankcode bench`
-# on every task shape (JSON), the per-kernel profile of an RC training batch at the
-# MNIST recipe's shape, and the criterion kernel benches, each under a time limit.
+# on every task shape and on the peer benchmarks' workloads (JSON), the per-kernel
+# profile of an RC training batch at the MNIST recipe's shape, and the criterion
+# kernel benches, each under a time limit.
 # Everything goes to OUT (JSON, logs); a summary of what ran is printed at the end.
 #
 #   scripts/gpu-bench.sh OUT
@@ -35,6 +36,8 @@ step() { # FILE LIMIT_S COMMAND...: standard output to OUT/FILE, errors to OUT/N
 step info.txt 60 "$bin" info
 step bench-all.json 240 "$bin" bench --config all --reps 5 --json
 step bench-mnist-h256.json 120 "$bin" bench --config mnist --hidden 256 --batch 128 --reps 5 --json
+# The peer benchmarks' workloads (docs/performance.md, "Side by side").
+step bench-peers.json 120 "$bin" bench --config peers --reps 5 --json
 step profile-mnist-h256.json 60 "$bin" bench --config mnist --hidden 256 --batch 128 --profile --json
 # The criterion kernel benches: a short measurement each.
 step criterion.txt 120 cargo bench --bench kernels -- --warm-up-time 1 --measurement-time 3
