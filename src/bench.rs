@@ -8,7 +8,7 @@
 //! of a step does not depend on the weights' values, so timings are representative.
 
 use crate::data::Batch;
-use crate::engine::{BackwardGemm, Capacity, Engine, EngineConfig, timing};
+use crate::engine::{BackwardGemm, Capacity, Engine, EngineConfig, Overlap, timing};
 use crate::error::Result;
 use crate::gpu::GpuContext;
 use crate::gpu::matmul::{PlainGemm, PlainKernel};
@@ -335,6 +335,8 @@ fn pipeline_figures(
 #[derive(Debug, Clone, Serialize)]
 pub struct CadenceFigure {
     pub readback_every: usize,
+    /// Whether the next chunk ran while the host read one back.
+    pub overlap_readback: bool,
     pub rc_batch_s: f64,
     pub readbacks: usize,
 }
@@ -577,13 +579,22 @@ pub fn bench_preset(
     let eos_pipeline = pipeline_figures(ctx, p, TrainMode::Eos, &batch)?;
 
     let mut cadence = Vec::new();
-    for k in [1, 2, 4, 8] {
+    for (k, overlap) in [
+        (1, Overlap::Off),
+        (1, Overlap::On),
+        (2, Overlap::Auto),
+        (4, Overlap::Auto),
+        (8, Overlap::Auto),
+    ] {
         progress(&format!("readback every {k} steps"));
         let mut e = engine(ctx, p, TrainMode::Rc, k, p.sparse)?;
+        e.set_overlap_readback(overlap);
+        let overlap = e.overlaps_readback();
         let readbacks = e.compute_gradients(&batch)?.readbacks;
         let s = median_seconds(reps, || e.compute_gradients(&batch).map(|_| ()))?;
         cadence.push(CadenceFigure {
             readback_every: k,
+            overlap_readback: overlap,
             rc_batch_s: s,
             readbacks,
         });

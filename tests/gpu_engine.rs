@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use rankcode::data::{Batch, Dataset};
-use rankcode::engine::{BatchReport, Capacity};
+use rankcode::engine::{BatchReport, Capacity, Overlap};
 use rankcode::epoch::{self, SweepPoint};
 use rankcode::gpu::matmul::GemmShapes;
 use rankcode::model::reference::{self, BatchOutcome};
@@ -128,12 +128,28 @@ fn all_rows_fire_at_step_zero() {
         1,
         &params,
     );
-    let report = eng.compute_gradients(&batch).unwrap();
+    eng.set_overlap_readback(Overlap::On);
+    let overlapped = eng.compute_gradients(&batch).unwrap();
+    let overlapped_grads = eng.grads().unwrap();
+    eng.set_overlap_readback(Overlap::Off);
+    let waited = eng.compute_gradients(&batch).unwrap();
     assert_eq!(
-        report.readbacks, 1,
+        waited.readbacks, 1,
         "one step, one readback, then the batch is done"
     );
-    assert_eq!(report.steps_processed, 18);
+    assert_eq!(
+        overlapped.readbacks, 2,
+        "step 1 went out before step 0's mask was read, with every row decided"
+    );
+    assert_eq!(waited.steps_processed, 18);
+    let counts_apart = |r: &BatchReport| BatchReport {
+        readbacks: 0,
+        submits: 0,
+        dispatches: 0,
+        ..r.clone()
+    };
+    assert_eq!(counts_apart(&overlapped), counts_apart(&waited));
+    assert_eq!(bits(&overlapped_grads), bits(&eng.grads().unwrap()));
 }
 
 #[test]
@@ -223,36 +239,40 @@ fn mixed_decisions() -> (ModelConfig, Batch, Vec<f32>, RcConfig, Capacity) {
 #[test]
 fn readback_cadence_changes_no_result_and_runs_are_bitwise_repeatable() {
     let (cfg, batch, params, rc, cap) = mixed_decisions();
-    let train = |k: usize| {
+    let train = |k: usize, overlap: bool| {
         let mut eng = engine(cfg, rc, cap, k, &params);
+        eng.set_overlap_readback(if overlap { Overlap::On } else { Overlap::Off });
         let reports: Vec<BatchReport> = (0..3).map(|_| eng.train_batch(&batch).unwrap()).collect();
         (reports, eng.params().unwrap())
     };
-    let (r1, p1) = train(1);
-    let (r3, p3) = train(3);
-    let (again, p_again) = train(1);
+    let (r1, p1) = train(1, true);
+    let (r3, p3) = train(3, true);
+    let (r1_waited, p1_waited) = train(1, false);
+    let (again, p_again) = train(1, true);
     assert!(
         r1[0].readbacks > r3[0].readbacks,
         "K = 3 reads back less often"
     );
-    for r in r1.iter().chain(&r3) {
+    for r in r1.iter().chain(&r3).chain(&r1_waited) {
         // A submit a readback, and one for the loss, backward pass and Adam.
         assert_eq!(r.submits, r.readbacks + 1, "{r:?}");
+        assert!(r.dispatches > r.submits, "{r:?}");
     }
-    // The same kernels whatever the cadence: only the readbacks move.
-    assert_eq!(r1[0].dispatches, r3[0].dispatches);
-    assert!(r1[0].dispatches > 0);
+    // Only how often and how far ahead the host reads back moves the counts.
     let strip = |r: &[BatchReport]| {
         r.iter()
             .map(|r| BatchReport {
                 readbacks: 0,
                 submits: 0,
+                dispatches: 0,
                 ..r.clone()
             })
             .collect::<Vec<_>>()
     };
     assert_eq!(strip(&r1), strip(&r3));
+    assert_eq!(strip(&r1), strip(&r1_waited));
     assert_eq!(bits(&p1), bits(&p3));
+    assert_eq!(bits(&p1), bits(&p1_waited));
     assert_eq!(r1, again);
     assert_eq!(bits(&p1), bits(&p_again));
     assert_ne!(p1, params, "training changed the parameters");

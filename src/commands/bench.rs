@@ -346,8 +346,15 @@ fn print_report(r: &ConfigReport) {
         .iter()
         .map(|k| {
             format!(
-                "K={}: {:.3}s ({} readbacks)",
-                k.readback_every, k.rc_batch_s, k.readbacks
+                "K={}{}: {:.3}s ({} readbacks)",
+                k.readback_every,
+                if k.overlap_readback {
+                    " overlapped"
+                } else {
+                    ""
+                },
+                k.rc_batch_s,
+                k.readbacks
             )
         })
         .collect();

@@ -61,6 +61,22 @@ pub struct EngineConfig {
     /// ensemble of runs of one width): the forward pass skips the zero blocks. Changes
     /// no result; the backward pass computes them all.
     pub recurrent_block: usize,
+    /// Whether the scheduler submits the next chunk of steps before it reads back
+    /// the last one's fired mask, so that the GPU does not wait for the host.
+    pub overlap_readback: Overlap,
+}
+
+/// Whether the forward scheduler overlaps a chunk's readback with the next chunk
+/// (docs/design.md, 'The scheduler'). Changes no result: a row that fired leaves the
+/// row list one chunk later, and the kernels skip it meanwhile; a batch may run one
+/// chunk more, of rows that have all decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overlap {
+    /// On a GPU, off on a software adapter: there the host and the "GPU" share the
+    /// CPU's cores, and overlapping measured no faster (docs/performance.md).
+    Auto,
+    On,
+    Off,
 }
 
 impl EngineConfig {
@@ -69,7 +85,9 @@ impl EngineConfig {
     /// - `adam`: [`AdamConfig::default`] (lr 1e-3, no clipping, no weight decay);
     /// - `readback_every`: 1 (read the fired mask back after every step);
     /// - `sparse_input`: false (dense input);
-    /// - `recurrent_block`: 0 (dense recurrent weights).
+    /// - `recurrent_block`: 0 (dense recurrent weights);
+    /// - `overlap_readback`: [`Overlap::Auto`] (the next chunk runs while the host reads
+    ///   one back, on a GPU).
     pub fn new(model: ModelConfig, capacity: Capacity) -> Self {
         EngineConfig {
             model,
@@ -79,6 +97,7 @@ impl EngineConfig {
             readback_every: 1,
             sparse_input: false,
             recurrent_block: 0,
+            overlap_readback: Overlap::Auto,
         }
     }
 
@@ -114,6 +133,14 @@ impl EngineConfig {
     pub fn with_sparse_input(self, sparse_input: bool) -> Self {
         EngineConfig {
             sparse_input,
+            ..self
+        }
+    }
+
+    /// Sets whether the scheduler overlaps a chunk's readback with the next chunk.
+    pub fn with_overlap_readback(self, overlap_readback: Overlap) -> Self {
+        EngineConfig {
+            overlap_readback,
             ..self
         }
     }
@@ -296,6 +323,20 @@ impl Engine {
         adam.validate()?;
         self.cfg.adam = adam;
         Ok(())
+    }
+
+    /// Changes whether the scheduler overlaps a chunk's readback with the next chunk.
+    pub fn set_overlap_readback(&mut self, overlap: Overlap) {
+        self.cfg.overlap_readback = overlap;
+    }
+
+    /// Whether the scheduler overlaps readbacks on this adapter.
+    pub fn overlaps_readback(&self) -> bool {
+        match self.cfg.overlap_readback {
+            Overlap::Auto => !self.ctx.is_software(),
+            Overlap::On => true,
+            Overlap::Off => false,
+        }
     }
 
     /// Changes the readback cadence K.
@@ -559,9 +600,9 @@ impl Engine {
     }
 
     /// Submits `encoder`'s commands, counted for the batch's report.
-    fn submit(&self, encoder: wgpu::CommandEncoder) {
-        self.ctx.queue.submit([encoder.finish()]);
+    fn submit(&self, encoder: wgpu::CommandEncoder) -> wgpu::SubmissionIndex {
         self.submitted.fetch_add(1, Ordering::Relaxed);
+        self.ctx.queue.submit([encoder.finish()])
     }
 
     /// Uploads inputs, labels and the per-batch readout settings, and marks every row undecided.
@@ -648,8 +689,15 @@ impl Engine {
     }
 
     /// The scheduler: runs the forward pass in chunks of K steps over the live rows,
-    /// compacting the row list after each readback. Returns every row's loss step.
-    /// Without `retire` no row stops early, so the whole pass is one chunk.
+    /// compacting the row list after each readback of the loss steps. Returns every
+    /// row's loss step and the number of readbacks. Without `retire` no row stops
+    /// early, so the whole pass is one chunk.
+    ///
+    /// With `overlap_readback`, chunk c + 1 is submitted before chunk c's loss steps
+    /// are read, into the other of two staging buffers, so the GPU runs while the host
+    /// waits for and reads the mask; the rows that fired in chunk c leave the list
+    /// from chunk c + 2 on. Every kernel skips a row retired before its step, so the
+    /// results are the same; the last chunk may be one of rows that have all decided.
     fn forward(&mut self, batch: &Batch, retire: bool) -> Result<(Vec<u32>, usize)> {
         let steps = batch.steps;
         let chunk = if retire {
@@ -657,9 +705,13 @@ impl Engine {
         } else {
             steps
         };
+        let overlap = self.overlaps_readback();
+        let buf = &self.ws.buf;
+        let staging = [&buf.staging, &buf.staging_next];
         let mut live: Vec<u32> = (0..batch.batch as u32).collect();
         let mut t = 0;
         let mut readbacks = 0;
+        let mut in_flight = None;
         let mut tstar = Vec::new();
         while t < steps && !live.is_empty() {
             let end = (t + chunk).min(steps);
@@ -682,24 +734,32 @@ impl Engine {
                 }
             }
             self.end_pass(&mut encoder);
-            encoder.copy_buffer_to_buffer(
-                &self.ws.buf.tstar,
-                0,
-                &self.ws.buf.staging,
-                0,
-                (batch.batch * 4) as u64,
-            );
-            self.submit(encoder);
-            tstar = self
+            let target = staging[readbacks % 2];
+            encoder.copy_buffer_to_buffer(&buf.tstar, 0, target, 0, (batch.batch * 4) as u64);
+            let submitted = self.submit(encoder);
+            let read = self
                 .ctx
-                .read_staging::<u32>(&self.ws.buf.staging, batch.batch)?;
+                .start_read::<u32>(target, batch.batch, Some(submitted));
             readbacks += 1;
+            // Without overlap, this chunk's own mask; with it, the one before (none
+            // after the first chunk: all rows stay listed).
+            let known = if overlap {
+                in_flight.replace(read)
+            } else {
+                Some(read)
+            };
+            if let Some(read) = known {
+                tstar = read.finish(&self.ctx)?;
+                live = still_live(&live, &tstar, steps as u32);
+            }
             if let Some(profiler) = self.profiler.as_ref().filter(|p| p.half_full()) {
-                // Long sequences: the readback has waited already.
+                // Long sequences: collect the timestamps before the query set fills.
                 profiler.collect(&self.ctx)?;
             }
-            live = still_live(&live, &tstar, steps as u32);
             t = end;
+        }
+        if let Some(read) = in_flight {
+            tstar = read.finish(&self.ctx)?;
         }
         Ok((tstar, readbacks))
     }

@@ -76,6 +76,9 @@ pub(crate) struct Buffers {
     pub adam_params: wgpu::Buffer,
     /// MAP_READ buffer large enough for any readback.
     pub staging: wgpu::Buffer,
+    /// A second MAP_READ buffer of one u32 a row: the scheduler reads the loss steps
+    /// of one chunk from it while the next chunk runs (docs/design.md, 'The scheduler').
+    pub staging_next: wgpu::Buffer,
 }
 
 impl Buffers {
@@ -113,6 +116,7 @@ impl Buffers {
             &self.readout_params,
             &self.adam_params,
             &self.staging,
+            &self.staging_next,
         ]
         .iter()
         .map(|b| b.size())
@@ -361,6 +365,12 @@ impl Workspace {
             staging: ctx.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("staging"),
                 size: staging_bytes as u64,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }),
+            staging_next: ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("staging_next"),
+                size: (cap.batch * 4) as u64,
                 usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
                 mapped_at_creation: false,
             }),

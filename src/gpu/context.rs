@@ -119,29 +119,73 @@ impl GpuContext {
         staging: &wgpu::Buffer,
         count: usize,
     ) -> Result<Vec<T>> {
+        self.start_read(staging, count, None).finish(self)
+    }
+
+    /// Asks for the first `count` elements of `staging` (a MAP_READ buffer) once
+    /// `submission` (None: everything submitted so far) has completed, without
+    /// waiting: work submitted meanwhile runs on. [`PendingRead::finish`] waits and
+    /// copies them out.
+    pub fn start_read<'a, T: bytemuck::Pod>(
+        &self,
+        staging: &'a wgpu::Buffer,
+        count: usize,
+        submission: Option<wgpu::SubmissionIndex>,
+    ) -> PendingRead<'a, T> {
         let bytes = (count * std::mem::size_of::<T>()) as u64;
-        if bytes == 0 {
+        let (sender, receiver) = futures_intrusive::channel::shared::oneshot_channel();
+        if bytes > 0 {
+            staging
+                .slice(..bytes)
+                .map_async(wgpu::MapMode::Read, move |r| {
+                    let _ = sender.send(r);
+                });
+        }
+        PendingRead {
+            staging,
+            bytes,
+            submission,
+            receiver,
+            element: std::marker::PhantomData,
+        }
+    }
+}
+
+/// A readback under way: see [`GpuContext::start_read`].
+pub struct PendingRead<'a, T> {
+    staging: &'a wgpu::Buffer,
+    bytes: u64,
+    submission: Option<wgpu::SubmissionIndex>,
+    receiver: futures_intrusive::channel::shared::OneshotReceiver<
+        std::result::Result<(), wgpu::BufferAsyncError>,
+    >,
+    element: std::marker::PhantomData<T>,
+}
+
+impl<T: bytemuck::Pod> PendingRead<'_, T> {
+    /// Waits for the submission, then copies the elements out and unmaps the buffer.
+    pub fn finish(self, ctx: &GpuContext) -> Result<Vec<T>> {
+        if self.bytes == 0 {
             return Ok(Vec::new());
         }
-        let slice = staging.slice(..bytes);
-        let (sender, receiver) = futures_intrusive::channel::shared::oneshot_channel();
-        slice.map_async(wgpu::MapMode::Read, move |r| {
-            let _ = sender.send(r);
-        });
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
+        ctx.device
+            .poll(wgpu::PollType::Wait {
+                submission_index: self.submission,
+                timeout: None,
+            })
             .map_err(|e| Error::Device(format!("waiting for the GPU: {e}")))?;
-        let mapped = pollster::block_on(receiver.receive())
+        let mapped = pollster::block_on(self.receiver.receive())
             .ok_or_else(|| Error::Device("buffer mapping was cancelled".into()))?;
         mapped.map_err(|e| Error::Device(format!("mapping a readback buffer: {e}")))?;
+        let slice = self.staging.slice(..self.bytes);
         let out = {
             let view = slice
                 .get_mapped_range()
                 .map_err(|e| Error::Device(format!("reading a mapped buffer: {e}")))?;
             bytemuck::cast_slice::<u8, T>(&view).to_vec()
         };
-        staging.unmap();
-        self.check_device()?;
+        self.staging.unmap();
+        ctx.check_device()?;
         Ok(out)
     }
 }
