@@ -75,7 +75,9 @@ pub enum Overlap {
     /// On a GPU, off on a software adapter: there the host and the "GPU" share the
     /// CPU's cores, and overlapping measured no faster (docs/performance.md).
     Auto,
+    /// Always (tests and measurements on a software adapter).
     On,
+    /// Never: each chunk's mask is read before the next chunk is submitted.
     Off,
 }
 
