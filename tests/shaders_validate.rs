@@ -23,7 +23,7 @@ fn every_shader_parses_and_validates() {
     }
 }
 
-/// The gathered GEMMs' module, joined from `shaders/matmul/`, has its six entry points.
+/// The gathered GEMMs' module, joined from `shaders/matmul/`, has its seven entry points.
 #[test]
 fn the_matmul_module_has_every_entry_point_of_both_forms() {
     let source = shaders::with_common(shaders::MATMUL);
@@ -41,6 +41,7 @@ fn the_matmul_module_has_every_entry_point_of_both_forms() {
             "dense_gemm_direct",
             "grad_gemm",
             "grad_gemm_direct",
+            "grad_gemm_quads",
             "step_gemm",
             "step_gemm_direct"
         ]

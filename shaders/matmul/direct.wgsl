@@ -414,3 +414,220 @@ fn grad_operand(
     }
     return select(select(past, vec4<f32>(0.0), inside), x, read);
 }
+
+// src1 and src2 read four elements a load, for grad_gemm_quads: the same buffers as
+// bindings 2 and 3, bound a second time.
+@group(0) @binding(8) var<storage, read> src1_quads: array<vec4<f32>>;
+@group(0) @binding(9) var<storage, read> src2_quads: array<vec4<f32>>;
+
+// acc += g x, element by element: each output one product and one add, as in
+// accumulate_direct.
+fn axpy_quads(acc: ptr<function, Quads>, g: f32, x: Quads) {
+    (*acc).q0 += g * x.q0;
+    (*acc).q1 += g * x.q1;
+    (*acc).q2 += g * x.q2;
+    (*acc).q3 += g * x.q3;
+}
+
+// Quads q .. q + 3 (four elements each) of the row of src1 or src2 (`second`) whose
+// elements start at `at` (a multiple of 4), each quad index clamped to the row's last
+// quad `last`; all of them the first quad of the buffer (in bounds, and replaced by the
+// caller) where the row is not read.
+fn load_quads(second: bool, at: u32, read: bool, q: u32, last: u32) -> Quads {
+    let i = select(vec4<u32>(0u), vec4<u32>(at / 4u) + min(vec4<u32>(q) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(last)), read);
+    if (second) {
+        return Quads(src2_quads[i.x], src2_quads[i.y], src2_quads[i.z], src2_quads[i.w]);
+    }
+    return Quads(src1_quads[i.x], src1_quads[i.y], src1_quads[i.z], src1_quads[i.w]);
+}
+
+// Writes output row j, columns k0 .. k0 + 15, of grad_gemm_quads's block.
+fn store_grad_quads(j: u32, k0: u32, acc: Quads) {
+    for (var c = 0u; c < 16u; c++) {
+        var q: vec4<f32>;
+        switch c / 4u {
+            case 0u: { q = acc.q0; }
+            case 1u: { q = acc.q1; }
+            case 2u: { q = acc.q2; }
+            default: { q = acc.q3; }
+        }
+        store_grad_output(j, k0 + c, q[c % 4u]);
+    }
+}
+
+// grad_gemm for operands whose rows start at multiples of 4 elements (the host checks
+// every base and stride, and that both buffers hold whole vec4s): each invocation
+// holds 32 output rows j (of G) x 16 consecutive columns k (of X), from 8 vec4 loads
+// of G and 4 of X a pair, 512 multiply-adds, in 32 named accumulators; a workgroup is
+// 8 x 1 invocations side by side, 32 x 128 outputs. On lavapipe each load is paid lane
+// by lane (docs/performance.md), and grad_gemm_direct pays 32 scalar loads for 256.
+// Each output is summed over the pairs in order, one product and one add at a time,
+// with the same zeros and ones column as grad_gemm_direct: bitwise its results.
+@compute @workgroup_size(8, 1)
+fn grad_gemm_quads(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+) {
+    let j0 = wg.y * 32u;
+    let k0 = (wg.x * 8u + lid.x) * 16u;
+    // The loop reads the parameters from these copies (see row_gemm_direct).
+    let pairs = step.n_rows;
+    let rows_offset = step.rows_offset;
+    let g_src = p.a1;
+    let x_src = p.a2;
+    let has_ones = p.has_bias != 0u;
+    if (j0 >= g_src.width || k0 >= x_src.width + select(0u, 1u, has_ones)) {
+        return;
+    }
+    // The quads of G's rows j0 .. j0 + 31 and of X's columns k0 .. k0 + 15, relative to
+    // a row's start, and each row's last quad. j0 and k0 are multiples of 4.
+    let g_q = j0 / 4u;
+    let g_last = (g_src.width - 1u) / 4u;
+    let x_q = k0 / 4u;
+    let x_has = x_src.width > 0u;
+    let x_last = select(0u, (x_src.width - 1u) / 4u, x_has);
+    // Per column of X: whether it is in the operand, and for a column past X, its
+    // value (1 in the ones column, else 0), as grad_operand.
+    let k = QuadIndices(
+        vec4<u32>(k0) + vec4<u32>(0u, 1u, 2u, 3u),
+        vec4<u32>(k0) + vec4<u32>(4u, 5u, 6u, 7u),
+        vec4<u32>(k0) + vec4<u32>(8u, 9u, 10u, 11u),
+        vec4<u32>(k0) + vec4<u32>(12u, 13u, 14u, 15u),
+    );
+    let x_width = vec4<u32>(x_src.width);
+    let ones_at = vec4<u32>(select(NONE, x_src.width, has_ones));
+    let one = vec4<f32>(1.0);
+    let zero = vec4<f32>(0.0);
+    let past = Quads(
+        select(zero, one, k.q0 == ones_at),
+        select(zero, one, k.q1 == ones_at),
+        select(zero, one, k.q2 == ones_at),
+        select(zero, one, k.q3 == ones_at),
+    );
+    var a0: Quads;
+    var a1: Quads;
+    var a2: Quads;
+    var a3: Quads;
+    var a4: Quads;
+    var a5: Quads;
+    var a6: Quads;
+    var a7: Quads;
+    var a8: Quads;
+    var a9: Quads;
+    var a10: Quads;
+    var a11: Quads;
+    var a12: Quads;
+    var a13: Quads;
+    var a14: Quads;
+    var a15: Quads;
+    var a16: Quads;
+    var a17: Quads;
+    var a18: Quads;
+    var a19: Quads;
+    var a20: Quads;
+    var a21: Quads;
+    var a22: Quads;
+    var a23: Quads;
+    var a24: Quads;
+    var a25: Quads;
+    var a26: Quads;
+    var a27: Quads;
+    var a28: Quads;
+    var a29: Quads;
+    var a30: Quads;
+    var a31: Quads;
+    for (var n = 0u; n < pairs; n++) {
+        let entry = rows[rows_offset + n];
+        let g_at = operand_origin(g_src, step_of(entry), row_of(entry));
+        let x_at = operand_origin(x_src, step_of(entry), row_of(entry));
+        let g_read = g_at != NONE;
+        let x_read = x_at != NONE && x_has;
+        // G past its width is loaded (from the row's last quad) but reaches no output.
+        let gl = load_quads(false, g_at, g_read, g_q, g_last);
+        let gh = load_quads(false, g_at, g_read, g_q + 4u, g_last);
+        let g_lo = Quads(
+            select(zero, gl.q0, g_read),
+            select(zero, gl.q1, g_read),
+            select(zero, gl.q2, g_read),
+            select(zero, gl.q3, g_read),
+        );
+        let g_hi = Quads(
+            select(zero, gh.q0, g_read),
+            select(zero, gh.q1, g_read),
+            select(zero, gh.q2, g_read),
+            select(zero, gh.q3, g_read),
+        );
+        let xl = load_quads(true, x_at, x_read, x_q, x_last);
+        // Inside X: the value read, or 0 where the row reads as zero; past it: `past`.
+        let x = Quads(
+            select(past.q0, select(zero, xl.q0, x_read), k.q0 < x_width),
+            select(past.q1, select(zero, xl.q1, x_read), k.q1 < x_width),
+            select(past.q2, select(zero, xl.q2, x_read), k.q2 < x_width),
+            select(past.q3, select(zero, xl.q3, x_read), k.q3 < x_width),
+        );
+        axpy_quads(&a0, g_lo.q0.x, x);
+        axpy_quads(&a1, g_lo.q0.y, x);
+        axpy_quads(&a2, g_lo.q0.z, x);
+        axpy_quads(&a3, g_lo.q0.w, x);
+        axpy_quads(&a4, g_lo.q1.x, x);
+        axpy_quads(&a5, g_lo.q1.y, x);
+        axpy_quads(&a6, g_lo.q1.z, x);
+        axpy_quads(&a7, g_lo.q1.w, x);
+        axpy_quads(&a8, g_lo.q2.x, x);
+        axpy_quads(&a9, g_lo.q2.y, x);
+        axpy_quads(&a10, g_lo.q2.z, x);
+        axpy_quads(&a11, g_lo.q2.w, x);
+        axpy_quads(&a12, g_lo.q3.x, x);
+        axpy_quads(&a13, g_lo.q3.y, x);
+        axpy_quads(&a14, g_lo.q3.z, x);
+        axpy_quads(&a15, g_lo.q3.w, x);
+        axpy_quads(&a16, g_hi.q0.x, x);
+        axpy_quads(&a17, g_hi.q0.y, x);
+        axpy_quads(&a18, g_hi.q0.z, x);
+        axpy_quads(&a19, g_hi.q0.w, x);
+        axpy_quads(&a20, g_hi.q1.x, x);
+        axpy_quads(&a21, g_hi.q1.y, x);
+        axpy_quads(&a22, g_hi.q1.z, x);
+        axpy_quads(&a23, g_hi.q1.w, x);
+        axpy_quads(&a24, g_hi.q2.x, x);
+        axpy_quads(&a25, g_hi.q2.y, x);
+        axpy_quads(&a26, g_hi.q2.z, x);
+        axpy_quads(&a27, g_hi.q2.w, x);
+        axpy_quads(&a28, g_hi.q3.x, x);
+        axpy_quads(&a29, g_hi.q3.y, x);
+        axpy_quads(&a30, g_hi.q3.z, x);
+        axpy_quads(&a31, g_hi.q3.w, x);
+    }
+    store_grad_quads(j0, k0, a0);
+    store_grad_quads(j0 + 1u, k0, a1);
+    store_grad_quads(j0 + 2u, k0, a2);
+    store_grad_quads(j0 + 3u, k0, a3);
+    store_grad_quads(j0 + 4u, k0, a4);
+    store_grad_quads(j0 + 5u, k0, a5);
+    store_grad_quads(j0 + 6u, k0, a6);
+    store_grad_quads(j0 + 7u, k0, a7);
+    store_grad_quads(j0 + 8u, k0, a8);
+    store_grad_quads(j0 + 9u, k0, a9);
+    store_grad_quads(j0 + 10u, k0, a10);
+    store_grad_quads(j0 + 11u, k0, a11);
+    store_grad_quads(j0 + 12u, k0, a12);
+    store_grad_quads(j0 + 13u, k0, a13);
+    store_grad_quads(j0 + 14u, k0, a14);
+    store_grad_quads(j0 + 15u, k0, a15);
+    store_grad_quads(j0 + 16u, k0, a16);
+    store_grad_quads(j0 + 17u, k0, a17);
+    store_grad_quads(j0 + 18u, k0, a18);
+    store_grad_quads(j0 + 19u, k0, a19);
+    store_grad_quads(j0 + 20u, k0, a20);
+    store_grad_quads(j0 + 21u, k0, a21);
+    store_grad_quads(j0 + 22u, k0, a22);
+    store_grad_quads(j0 + 23u, k0, a23);
+    store_grad_quads(j0 + 24u, k0, a24);
+    store_grad_quads(j0 + 25u, k0, a25);
+    store_grad_quads(j0 + 26u, k0, a26);
+    store_grad_quads(j0 + 27u, k0, a27);
+    store_grad_quads(j0 + 28u, k0, a28);
+    store_grad_quads(j0 + 29u, k0, a29);
+    store_grad_quads(j0 + 30u, k0, a30);
+    store_grad_quads(j0 + 31u, k0, a31);
+}

@@ -124,6 +124,10 @@ pub fn time_backward_gemm(
     let slot = Some(engine.slot(slot));
     time_dispatches(engine, reps, |engine, pass| match grad {
         None => engine.dispatch_step_gemm(pass, DH_GEMM, bind, slot, h, cap.batch),
+        Some((rows, cols, _)) if form == BackwardGemm::InputGrad => {
+            let layer = &engine.ws.binds.layers[0];
+            engine.dispatch_input_grad(pass, "weight gradient", layer, slot, rows, cols)
+        }
         Some((rows, cols, _)) => {
             engine.dispatch_grad_gemm(pass, "weight gradient", bind, slot, rows, cols)
         }

@@ -131,6 +131,9 @@ pub(crate) struct Kernels {
     /// The blocks of `step_gemm` (and of `grad_gemm`: `wide`) and of `step_gemm_narrow`.
     pub gemm_shapes: GemmShapes,
     pub grad_gemm: Kernel,
+    /// `grad_gemm_quads`, for the direct form's input weight gradients whose operands
+    /// read in vec4s.
+    pub grad_gemm_quads: Option<Kernel>,
     pub cell_forward: Kernel,
     pub cell_backward: Kernel,
     pub readout_forward: Kernel,
@@ -147,6 +150,8 @@ pub(crate) struct LayerBinds {
     pub dh_backward: wgpu::BindGroup,
     pub cell_backward: wgpu::BindGroup,
     pub grad_ih: wgpu::BindGroup,
+    /// `grad_ih` bound to `grad_gemm_quads`, where its operands read in vec4s.
+    pub grad_ih_quads: Option<wgpu::BindGroup>,
     pub grad_hh: wgpu::BindGroup,
 }
 
@@ -421,6 +426,9 @@ impl Kernels {
                 &matmul::BINDINGS,
                 &wide.constants(),
             ),
+            grad_gemm_quads: ctx
+                .direct_gemm
+                .then(|| Kernel::new(ctx, &matmul, "grad_gemm_quads", &matmul::QUADS_BINDINGS)),
             cell_forward: Kernel::new(
                 ctx,
                 &cell,
@@ -643,29 +651,49 @@ impl Binds {
                     above_buf,
                     &buf.dh,
                 );
+                let grad_ih_params = GemmParams {
+                    a1: gates_of(kk),
+                    // With sparse input only the bias column is computed here; the
+                    // weights come from sparse_weight_grad.
+                    a2: if sparse {
+                        Source { width: 0, ..in_src }
+                    } else {
+                        in_src
+                    },
+                    has_bias: 1,
+                    bias1: lo.b_ih as u32,
+                    bias2: lo.b_hh as u32,
+                    out_base: lo.w_ih as u32,
+                    out_stride: input as u32,
+                    ..Default::default()
+                };
                 let grad_ih = gemm(
                     "grad_ih",
                     &k.grad_gemm,
-                    GemmParams {
-                        a1: gates_of(kk),
-                        // With sparse input only the bias column is computed here; the
-                        // weights come from sparse_weight_grad.
-                        a2: if sparse {
-                            Source { width: 0, ..in_src }
-                        } else {
-                            in_src
-                        },
-                        has_bias: 1,
-                        bias1: lo.b_ih as u32,
-                        bias2: lo.b_hh as u32,
-                        out_base: lo.w_ih as u32,
-                        out_stride: input as u32,
-                        ..Default::default()
-                    },
+                    grad_ih_params,
                     &buf.dgates_all,
                     in_buf,
                     &buf.grads,
                 );
+                let grad_ih_quads = k.grad_gemm_quads.as_ref().and_then(|quads| {
+                    let aligned = matmul::reads_in_quads(&grad_ih_params.a1, buf.dgates_all.size())
+                        && matmul::reads_in_quads(&grad_ih_params.a2, in_buf.size());
+                    aligned.then(|| {
+                        let params = params_buffer(ctx, "grad_ih_quads", &grad_ih_params);
+                        quads.bind(
+                            ctx,
+                            &[
+                                &params,
+                                &buf.steps,
+                                &buf.rows,
+                                &buf.tstar,
+                                &buf.grads,
+                                &buf.dgates_all,
+                                in_buf,
+                            ],
+                        )
+                    })
+                });
                 let grad_hh = gemm(
                     "grad_hh",
                     &k.grad_gemm,
@@ -725,6 +753,7 @@ impl Binds {
                     dh_backward,
                     cell_backward,
                     grad_ih,
+                    grad_ih_quads,
                     grad_hh,
                 }
             })

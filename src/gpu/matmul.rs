@@ -117,6 +117,34 @@ pub const BINDINGS: [(u32, Binding); 8] = [
     (7, Binding::ReadWrite),
 ];
 
+/// Binding slots of `grad_gemm_quads`: params, step, rows, tstar, out, and src1 and
+/// src2 read as vec4s (slots 8 and 9).
+pub const QUADS_BINDINGS: [(u32, Binding); 7] = [
+    (0, Binding::Params),
+    (1, Binding::Step),
+    (5, Binding::Read),
+    (6, Binding::Read),
+    (7, Binding::ReadWrite),
+    (8, Binding::Read),
+    (9, Binding::Read),
+];
+
+/// The workgroups of `grad_gemm_quads` over a gradient of `rows` x `cols` outputs (the
+/// bias column included): 8 x 1 invocations of 32 rows (of G) x 16 columns (of X),
+/// 32 x 128 outputs a workgroup.
+pub fn quads_grad_groups(rows: usize, cols: usize) -> [u32; 3] {
+    [groups_for(cols, 128), groups_for(rows, 32), 1]
+}
+
+/// Whether `grad_gemm_quads` can read `src` from a buffer of `buffer_bytes`: every row
+/// starts at a multiple of 4 elements, and the buffer holds whole vec4s.
+pub fn reads_in_quads(src: &Source, buffer_bytes: u64) -> bool {
+    [src.base, src.step_stride, src.row_stride]
+        .iter()
+        .all(|v| v.is_multiple_of(4))
+        && buffer_bytes.is_multiple_of(16)
+}
+
 /// Which kernel computes a [`PlainGemm`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PlainKernel {

@@ -3,7 +3,7 @@
 const COMMON: &str = include_str!("../../shaders/common.wgsl.inc");
 
 /// Source of the gathered GEMMs (`step_gemm`, `dense_gemm`, `grad_gemm` and their
-/// `*_direct` forms): one module from three files, by form. `gather.wgsl` holds the
+/// `*_direct` forms, and `grad_gemm_quads`): one module from three files, by form. `gather.wgsl` holds the
 /// parameters, bindings, gathered operands and output stores both forms share;
 /// `staged.wgsl` the blocks staged through workgroup memory; `direct.wgsl` the blocks
 /// read straight from the buffers.
