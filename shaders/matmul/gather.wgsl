@@ -1,10 +1,11 @@
 // The gathered GEMMs, in three files that `gpu::shaders::MATMUL` joins in this order
-// into one module: this one (the parameters, bindings, gathered operands and output
-// stores both forms share), staged.wgsl (output blocks staged through workgroup
-// memory: `step_gemm`, `dense_gemm`, `grad_gemm`) and direct.wgsl (the `*_direct`
-// entry points, which compute the same outputs, bitwise, in larger blocks, reading the
-// operands straight from the buffers: for CPU adapters, `GpuContext::direct_gemm`;
-// and `grad_gemm_quads`, the input weight gradient of operands read in vec4s).
+// into one module: this one (no entry point of its own: the parameters, bindings,
+// gathered operands and output stores both forms share), staged.wgsl (output blocks
+// staged through workgroup memory: `step_gemm`, `dense_gemm`, `grad_gemm`) and
+// direct.wgsl (the `*_direct` entry points, which compute the same outputs, bitwise,
+// in larger blocks, reading the operands straight from the buffers: for CPU adapters,
+// `GpuContext::direct_gemm`; and `grad_gemm_quads`, the input weight gradient of
+// operands read in vec4s).
 //
 // step_gemm: for each listed row b at step t and output column j,
 //     out[b, j] = sum_k A(b, k) W(k, j) (+ bias1[j] + bias2[j])
