@@ -33,7 +33,8 @@ fn scontrol(args: &[&str]) -> bool {
 }
 
 /// What a stuck test shows: the files of a sweep's folder `out` that say what its
-/// tasks did (train logs, Slurm's outputs) and what Slurm says of `job`.
+/// tasks did (train logs, Slurm's outputs), what Slurm says of `job`, and the ends of
+/// the daemons' logs of `scripts/slurm-local.sh`.
 fn explain(out: &Path, job: &str) -> String {
     let mut text = String::new();
     let mut files = vec![];
@@ -60,7 +61,23 @@ fn explain(out: &Path, job: &str) -> String {
             said.unwrap_or_default()
         );
     }
+    let state = std::env::var("RANKCODE_SLURM_DIR").unwrap_or("/tmp/rankcode-slurm".into());
+    for log in ["slurmctld.log", "slurmd.log"] {
+        let body = std::fs::read_to_string(Path::new(&state).join(log)).unwrap_or_default();
+        let lines: Vec<&str> = body.lines().collect();
+        let tail = lines[lines.len().saturating_sub(30)..].join("\n");
+        text += &format!("--- the last lines of {state}/{log}\n{tail}\n");
+    }
     text
+}
+
+/// The state squeue gives `job` (PENDING, RUNNING, ...; empty once it has left the queue).
+fn job_state(job: &str) -> String {
+    Command::new("squeue")
+        .args(["--noheader", "--format=%T", "--jobs", job])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
 }
 
 /// Why Slurm keeps `job` pending, as squeue says it (empty when it is not pending).
@@ -161,6 +178,18 @@ fn a_requeued_task_resumes_to_the_same_final_model_as_an_uninterrupted_run() {
         "the run ended before it could be requeued"
     );
     assert!(scontrol(&["requeue", &task]), "scontrol requeue {task}");
+    // Slurm holds a requeued job back (its begin time) so that the node's revocation of
+    // the first attempt's credential has passed: a relaunch whose credential carries the
+    // same second as that revocation is refused ("Job credential revoked") and the job
+    // fails (a CI run of this test did). So start it early only once the first attempt
+    // has ended and the clock has moved on two seconds.
+    wait_for_or_explain(
+        "the requeued task to be pending",
+        Duration::from_secs(60),
+        || job_state(&task) == "PENDING",
+        || explain(&requeued, &task),
+    );
+    std::thread::sleep(Duration::from_secs(2));
     let header = format!("(Slurm job {task})");
     let attempts = || {
         std::fs::read_to_string(requeued.join(point).join("train.log"))
@@ -172,10 +201,9 @@ fn a_requeued_task_resumes_to_the_same_final_model_as_an_uninterrupted_run() {
         "the requeued task to start again",
         Duration::from_secs(300),
         || {
-            // Slurm holds a requeued job back for a while (its begin time): start it
-            // now. A relaunch that fails while the node still cleans up after the
-            // first attempt holds the job ("launch failed requeued held"), as a user
-            // would see it: release it, and say so.
+            // A relaunch that fails while the node still cleans up after the first
+            // attempt holds the job ("launch failed requeued held"), as a user would
+            // see it: release it, and say so.
             scontrol(&["update", &format!("jobid={task}"), "StartTime=now"]);
             if pending_reason(&task).contains("held") {
                 eprintln!("{task} was held ({}); releasing it", pending_reason(&task));

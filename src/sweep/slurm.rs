@@ -12,13 +12,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-/// The job-array script, in the sweep folder.
 /// How long a Slurm task waits for its point's lock before it gives up. A requeued or
 /// preempted task can start again while its previous attempt's `train` is still
 /// exiting: killed together with its parent, that `train` has left the job's process
-/// tree, so Slurm need not wait for it. (The likeliest cause of a CI run in which a
-/// requeued task never started `train` again; not reproduced.)
+/// tree, so Slurm need not wait for it.
 pub const LOCK_WAIT: Duration = Duration::from_secs(120);
+/// The job-array script, in the sweep folder.
 pub const SCRIPT_FILE: &str = "sweep.sbatch";
 /// One line per submission: the job id and the array indices submitted.
 pub const JOBS_FILE: &str = "slurm-jobs.txt";
