@@ -7,7 +7,7 @@ use common::*;
 use rankcode::data::{Batch, Dataset};
 use rankcode::engine::{BatchReport, Capacity, Overlap};
 use rankcode::epoch::{self, SweepPoint};
-use rankcode::gpu::matmul::GemmShapes;
+use rankcode::gpu::matmul::{GemmShapes, StepQuadsShape};
 use rankcode::model::reference::{self, BatchOutcome};
 use rankcode::model::{ModelConfig, RcConfig, Readout, TrainMode};
 
@@ -625,7 +625,9 @@ fn bad_input_is_refused_with_a_clear_error() {
 /// The two forms of the GEMMs (step and weight gradient), staged through workgroup
 /// memory and direct, give the same bits: logits at every step, decisions and
 /// gradients, over two layers of an awkward width, rows that retire at mixed steps
-/// (wide blocks, then narrow ones), with dense and sparse input.
+/// (wide blocks, then narrow ones), with dense and sparse input. The direct form's
+/// gate GEMM, `step_gemm_quads`, reads the weights' [K][N] copy in vec4s: 280 columns,
+/// one block of 256 and a partial one, and row blocks of 16 and of 4.
 #[test]
 fn staged_and_direct_gemms_give_the_same_bits() {
     same_bits_staged_and_direct(model(37, 70, 2, 3, Readout::Softmax));
@@ -641,14 +643,29 @@ fn staged_and_quad_gemms_give_the_same_bits() {
 }
 
 fn same_bits_staged_and_direct(cfg: ModelConfig) {
-    let (steps, rows) = (12, 130); // more than one wide block of either form
-    let mut batch = random_batch(steps, rows, cfg.input_size, 3, 201);
+    // 130 rows: more than one wide block of either form, and narrow blocks as rows
+    // retire. 3 rows: narrow blocks throughout, those of the direct form's gate GEMM
+    // (`step_gemm_quads`, 4 rows) included.
+    // The threshold that spreads the decisions of the 130 rows serves both.
+    let params = random_params(&cfg, 0.6, 203);
+    let theta = mixed_theta(&cfg, &params, &fixture(&cfg, 130));
+    for rows in [130, 3] {
+        same_bits_staged_and_direct_over(cfg, &params, theta, &fixture(&cfg, rows));
+    }
+}
+
+/// A batch of `rows` rows over 12 steps, two inputs in three zero.
+fn fixture(cfg: &ModelConfig, rows: usize) -> Batch {
+    let mut batch = random_batch(12, rows, cfg.input_size, 3, 201);
     let mut rng = rankcode::rng::Rng::new(202);
     for v in batch.x.iter_mut().filter(|_| rng.below(3) != 0) {
         *v = 0.0; // sparse enough for either path
     }
-    let params = random_params(&cfg, 0.6, 203);
-    let theta = mixed_theta(&cfg, &params, &batch);
+    batch
+}
+
+fn same_bits_staged_and_direct_over(cfg: ModelConfig, params: &[f32], theta: f32, batch: &Batch) {
+    let (steps, rows) = (batch.steps, batch.batch);
     for sparse_input in [false, true] {
         let run = |direct: bool| {
             let rc = RcConfig {
@@ -658,8 +675,8 @@ fn same_bits_staged_and_direct(cfg: ModelConfig) {
             };
             let cap = Capacity { batch: rows, steps };
             let ctx = ctx_with_direct_gemm(direct);
-            let mut eng = engine_on(ctx, cfg, rc, cap, 1, &params, sparse_input);
-            let report = eng.compute_gradients(&batch).unwrap();
+            let mut eng = engine_on(ctx, cfg, rc, cap, 1, params, sparse_input);
+            let report = eng.compute_gradients(batch).unwrap();
             let logits: Vec<u32> = (0..steps)
                 .flat_map(|t| bits(&eng.logits_at(t, rows).unwrap()))
                 .collect();
@@ -667,18 +684,68 @@ fn same_bits_staged_and_direct(cfg: ModelConfig) {
         };
         let (staged, direct) = (run(false), run(true));
         let decided = &staged.0;
-        // Live rows at step t: those deciding at t or later. The forward pass starts in
-        // wide blocks and ends in narrow ones, of both forms.
+        // Live rows at step t: those deciding at t or later. The forward pass ends in
+        // narrow blocks of both forms.
         let live = |t: usize| decided.iter().filter(|&&d| d as usize >= t).count();
-        let narrow_rows = GemmShapes::STAGED.narrow.block_rows();
-        assert!(
-            (0..steps).any(|t| (1..=narrow_rows).contains(&live(t))),
-            "a step with a narrow block of either form: {decided:?}"
-        );
-        assert_eq!(staged.0, direct.0, "decisions, sparse {sparse_input}");
-        assert_eq!(staged.1, direct.1, "logits, sparse {sparse_input}");
-        assert_eq!(staged.2, direct.2, "gradients, sparse {sparse_input}");
+        if rows > GemmShapes::DIRECT.wide.block_rows() {
+            let narrow_rows = GemmShapes::STAGED.narrow.block_rows();
+            assert!(
+                (0..steps).any(|t| (1..=narrow_rows).contains(&live(t))),
+                "a step with a narrow block of either form: {decided:?}"
+            );
+        } else {
+            assert!(live(0) <= StepQuadsShape::NARROW.rows);
+        }
+        let what = format!("{rows} rows, sparse {sparse_input}");
+        assert_eq!(staged.0, direct.0, "decisions, {what}");
+        assert_eq!(staged.1, direct.1, "logits, {what}");
+        assert_eq!(staged.2, direct.2, "gradients, {what}");
     }
+}
+
+/// The direct form's gate GEMM reads the weights from a [K][N] copy that every forward
+/// pass refreshes (`weight_copy.wgsl`): after a batch it is the parameters transposed,
+/// element for element, and after new parameters and another batch, the new ones.
+/// Two layers of awkward widths (inputs 37 and 70, 280 gate rows).
+#[test]
+fn the_gate_weight_copy_is_the_transposed_parameters_of_each_pass() {
+    let cfg = model(37, 70, 2, 3, Readout::Softmax);
+    let layout = rankcode::model::ParamLayout::new(&cfg);
+    let transposed = |params: &[f32]| -> Vec<f32> {
+        let n = 4 * cfg.hidden_size;
+        let mut copy = Vec::new();
+        for (k, lo) in layout.layers.iter().enumerate() {
+            for (base, k_len) in [(lo.w_ih, cfg.layer_input(k)), (lo.w_hh, cfg.hidden_size)] {
+                for kk in 0..k_len {
+                    copy.extend((0..n).map(|j| params[base + j * k_len + kk]));
+                }
+            }
+        }
+        copy
+    };
+    let batch = random_batch(5, 9, cfg.input_size, 3, 31);
+    let rc = RcConfig {
+        theta: 0.5,
+        beta: 0.0,
+        mode: TrainMode::Rc,
+    };
+    let cap = Capacity { batch: 9, steps: 5 };
+    let first = random_params(&cfg, 0.6, 32);
+    let mut eng = engine_on(ctx_with_direct_gemm(true), cfg, rc, cap, 1, &first, false);
+    eng.compute_gradients(&batch).unwrap();
+    assert_eq!(
+        bits(&eng.gate_weight_copy().unwrap()),
+        bits(&transposed(&first))
+    );
+    let second = random_params(&cfg, 0.6, 33);
+    eng.set_params(&second).unwrap();
+    eng.evaluate(&batch).unwrap();
+    assert_eq!(
+        bits(&eng.gate_weight_copy().unwrap()),
+        bits(&transposed(&second))
+    );
+    let staged = engine_on(ctx_with_direct_gemm(false), cfg, rc, cap, 1, &first, false);
+    assert!(staged.gate_weight_copy().unwrap().is_empty());
 }
 
 /// Sparse event inputs (a few ones per step, as temporal MNIST) through the sparse

@@ -43,7 +43,8 @@ fn the_matmul_module_has_every_entry_point_of_both_forms() {
             "grad_gemm_direct",
             "grad_gemm_quads",
             "step_gemm",
-            "step_gemm_direct"
+            "step_gemm_direct",
+            "step_gemm_quads"
         ]
     );
 }
@@ -70,8 +71,8 @@ impl<T: WgslType, const N: usize> WgslType for [T; N] {
 }
 
 use rankcode::gpu::structs::{
-    AdamParams, CellParams, DenseGemmParams, GemmParams, ReadoutParams, Source, SparseParams, Step,
-    Weight,
+    AdamParams, CellParams, CopyParams, DenseGemmParams, GemmParams, ReadoutParams, Source,
+    SparseParams, Step, Weight,
 };
 
 wgsl_types! {
@@ -211,6 +212,12 @@ fn host_structs() -> Vec<HostStruct> {
             input,
             w_base,
             batch_stride
+        }),
+        host_struct!(CopyParams {
+            src_base,
+            n,
+            k_len,
+            dst_base
         }),
     ]
 }

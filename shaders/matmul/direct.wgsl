@@ -631,3 +631,192 @@ fn grad_gemm_quads(
     store_grad_quads(j0 + 30u, k0, a30);
     store_grad_quads(j0 + 31u, k0, a31);
 }
+
+// The gate GEMM's weights in [K][N] layout (one row of N = 4H output columns per
+// input or hidden unit, each row starting at a multiple of 4 elements), read four
+// columns a load, for step_gemm_quads: the copy that `weight_copy.wgsl` writes from
+// the parameters at the start of each forward pass.
+@group(0) @binding(10) var<storage, read> weights_kn: array<vec4<f32>>;
+
+// One output row's 32 consecutive columns of a step_gemm_quads block.
+struct RowQuads {
+    lo: Quads,
+    hi: Quads,
+}
+
+// step_gemm_quads's block: an invocation's rows 0 .. 15 (rows past ROWS_PER_THREAD stay
+// zero), 32 columns each.
+struct QuadRowBlock {
+    r0: RowQuads,
+    r1: RowQuads,
+    r2: RowQuads,
+    r3: RowQuads,
+    r4: RowQuads,
+    r5: RowQuads,
+    r6: RowQuads,
+    r7: RowQuads,
+    r8: RowQuads,
+    r9: RowQuads,
+    r10: RowQuads,
+    r11: RowQuads,
+    r12: RowQuads,
+    r13: RowQuads,
+    r14: RowQuads,
+    r15: RowQuads,
+}
+
+// row + x w, element by element: each output one product and one add, as in
+// accumulate_direct.
+fn axpy_row(row: RowQuads, x: f32, w: RowQuads) -> RowQuads {
+    return RowQuads(
+        Quads(row.lo.q0 + x * w.lo.q0, row.lo.q1 + x * w.lo.q1, row.lo.q2 + x * w.lo.q2, row.lo.q3 + x * w.lo.q3),
+        Quads(row.hi.q0 + x * w.hi.q0, row.hi.q1 + x * w.hi.q1, row.hi.q2 + x * w.hi.q2, row.hi.q3 + x * w.hi.q3),
+    );
+}
+
+// The 32 columns from quad q of the [K][N] weight row whose first quad is `row_quad`,
+// each quad index clamped to the row's last quad `last` (columns past the last are
+// not written).
+fn weight_row_quads(row_quad: u32, q: u32, last: u32) -> RowQuads {
+    let step = vec4<u32>(0u, 1u, 2u, 3u);
+    let lo = vec4<u32>(row_quad) + min(vec4<u32>(q) + step, vec4<u32>(last));
+    let hi = vec4<u32>(row_quad) + min(vec4<u32>(q + 4u) + step, vec4<u32>(last));
+    return RowQuads(
+        Quads(weights_kn[lo.x], weights_kn[lo.y], weights_kn[lo.z], weights_kn[lo.w]),
+        Quads(weights_kn[hi.x], weights_kn[hi.y], weights_kn[hi.z], weights_kn[hi.w]),
+    );
+}
+
+// acc += the products of one part of the left operand (a1 with the [K][N] weights w,
+// or a2 if `second`) over k in [k_range.x, k_range.y), for the invocation's rows row0 ..
+// row0 + ROWS_PER_THREAD - 1 and its 32 columns from quad q.
+fn accumulate_part_quads(
+    acc: ptr<function, QuadRowBlock>,
+    second: bool,
+    row0: u32,
+    w: Weight,
+    q: u32,
+    last: u32,
+    k_range: vec2<u32>,
+) {
+    // Groups past ROWS_PER_THREAD are not read.
+    let rows0 = part_rows(row0, true, second);
+    var rows1 = rows0;
+    var rows2 = rows0;
+    var rows3 = rows0;
+    if (ROWS_PER_THREAD > 4u) {
+        rows1 = part_rows(row0 + 4u, true, second);
+    }
+    if (ROWS_PER_THREAD > 8u) {
+        rows2 = part_rows(row0 + 8u, true, second);
+        rows3 = part_rows(row0 + 12u, true, second);
+    }
+    let base_quad = w.base / 4u;
+    let k_quads = w.k_stride / 4u;
+    for (var k = k_range.x; k < k_range.y; k++) {
+        let wk = weight_row_quads(base_quad + k * k_quads, q, last);
+        let x0 = direct_rows(second, rows0.at, rows0.zero, k);
+        (*acc).r0 = axpy_row((*acc).r0, x0.x, wk);
+        (*acc).r1 = axpy_row((*acc).r1, x0.y, wk);
+        (*acc).r2 = axpy_row((*acc).r2, x0.z, wk);
+        (*acc).r3 = axpy_row((*acc).r3, x0.w, wk);
+        if (ROWS_PER_THREAD > 4u) {
+            let x1 = direct_rows(second, rows1.at, rows1.zero, k);
+            (*acc).r4 = axpy_row((*acc).r4, x1.x, wk);
+            (*acc).r5 = axpy_row((*acc).r5, x1.y, wk);
+            (*acc).r6 = axpy_row((*acc).r6, x1.z, wk);
+            (*acc).r7 = axpy_row((*acc).r7, x1.w, wk);
+        }
+        if (ROWS_PER_THREAD > 8u) {
+            let x2 = direct_rows(second, rows2.at, rows2.zero, k);
+            let x3 = direct_rows(second, rows3.at, rows3.zero, k);
+            (*acc).r8 = axpy_row((*acc).r8, x2.x, wk);
+            (*acc).r9 = axpy_row((*acc).r9, x2.y, wk);
+            (*acc).r10 = axpy_row((*acc).r10, x2.z, wk);
+            (*acc).r11 = axpy_row((*acc).r11, x2.w, wk);
+            (*acc).r12 = axpy_row((*acc).r12, x3.x, wk);
+            (*acc).r13 = axpy_row((*acc).r13, x3.y, wk);
+            (*acc).r14 = axpy_row((*acc).r14, x3.z, wk);
+            (*acc).r15 = axpy_row((*acc).r15, x3.w, wk);
+        }
+    }
+}
+
+// Writes block row r (row0 + r of the row list) of step_gemm_quads, columns j0 .. j0 + 31.
+fn store_row_quads(o: OutputParams, row0: u32, r: u32, j0: u32, row: RowQuads) {
+    if (r >= ROWS_PER_THREAD) {
+        return;
+    }
+    let b = block_row(row0 + r, true);
+    for (var c = 0u; c < 32u; c++) {
+        var v: vec4<f32>;
+        switch c / 4u {
+            case 0u: { v = row.lo.q0; }
+            case 1u: { v = row.lo.q1; }
+            case 2u: { v = row.lo.q2; }
+            case 3u: { v = row.lo.q3; }
+            case 4u: { v = row.hi.q0; }
+            case 5u: { v = row.hi.q1; }
+            case 6u: { v = row.hi.q2; }
+            default: { v = row.hi.q3; }
+        }
+        store_output(o, b, j0 + c, v[c % 4u]);
+    }
+}
+
+// step_gemm with the weights read in vec4s from their [K][N] copy (`weights_kn`; the
+// host checks that every row starts at a multiple of 4 elements): each invocation holds
+// ROWS_PER_THREAD (16, or 4 for a few live rows) consecutive list rows x 32 consecutive
+// columns, from 8 vec4 loads of the weights and ROWS_PER_THREAD scalar loads of the
+// left operand a k, in named accumulators; a workgroup is 8 x 1 invocations side by
+// side, ROWS_PER_THREAD x 256 outputs. step_gemm_direct pays 32 scalar loads for 256
+// multiply-adds, this one 24 for 512 (docs/performance.md, 'The gate GEMM in vec4s').
+// Each output is summed over k in the same order, a1 then a2, one product and one add
+// at a time, skipping the same all-zero parts: bitwise step_gemm_direct's results.
+@compute @workgroup_size(8, 1)
+fn step_gemm_quads(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+) {
+    let row0 = wg.y * ROWS_PER_THREAD;
+    let j0 = (wg.x * 8u + lid.x) * 32u;
+    // As in row_gemm_direct: an invocation with no live row, or past the last column,
+    // writes nothing.
+    var writes = false;
+    for (var r = 0u; r < ROWS_PER_THREAD; r++) {
+        writes = writes || block_row(row0 + r, true) != NONE;
+    }
+    let n_out = p.n_out;
+    if (!writes || j0 >= n_out) {
+        return;
+    }
+    let q = j0 / 4u;
+    let last = (n_out - 1u) / 4u;
+    // The loops read the parameters from these copies (see row_gemm_direct).
+    let w1 = p.w1;
+    let w2 = p.w2;
+    var acc: QuadRowBlock;
+    if (block_reads(p.a1, row0, ROWS_PER_THREAD)) {
+        accumulate_part_quads(&acc, false, row0, w1, q, last, vec2<u32>(0u, p.a1.width));
+    }
+    if (block_reads(p.a2, row0, ROWS_PER_THREAD)) {
+        accumulate_part_quads(&acc, true, row0, w2, q, last, a2_span(j0, 32u));
+    }
+    let o = output_params();
+    store_row_quads(o, row0, 0u, j0, acc.r0);
+    store_row_quads(o, row0, 1u, j0, acc.r1);
+    store_row_quads(o, row0, 2u, j0, acc.r2);
+    store_row_quads(o, row0, 3u, j0, acc.r3);
+    store_row_quads(o, row0, 4u, j0, acc.r4);
+    store_row_quads(o, row0, 5u, j0, acc.r5);
+    store_row_quads(o, row0, 6u, j0, acc.r6);
+    store_row_quads(o, row0, 7u, j0, acc.r7);
+    store_row_quads(o, row0, 8u, j0, acc.r8);
+    store_row_quads(o, row0, 9u, j0, acc.r9);
+    store_row_quads(o, row0, 10u, j0, acc.r10);
+    store_row_quads(o, row0, 11u, j0, acc.r11);
+    store_row_quads(o, row0, 12u, j0, acc.r12);
+    store_row_quads(o, row0, 13u, j0, acc.r13);
+    store_row_quads(o, row0, 14u, j0, acc.r14);
+    store_row_quads(o, row0, 15u, j0, acc.r15);
+}

@@ -21,7 +21,7 @@ pub use workspace::Capacity;
 use crate::data::Batch;
 use crate::error::{Error, Result, ensure};
 use crate::gpu::kernel::groups_for;
-use crate::gpu::matmul;
+use crate::gpu::matmul::{self, StepQuadsShape};
 use crate::gpu::profile::{KernelProfile, KernelProfiler};
 use crate::gpu::structs::{AdamParams, ReadoutParams, Step};
 use crate::gpu::{GpuContext, Kernel};
@@ -379,6 +379,17 @@ impl Engine {
         self.read_f32(&self.ws.buf.grads, 0, self.layout.total)
     }
 
+    /// The direct form's [K][N] copy of the gate weights, as the last forward pass
+    /// refreshed it (`W_ih^T` then `W_hh^T` of each layer, rows of 4H; empty in the
+    /// staged form): for tests.
+    pub fn gate_weight_copy(&self) -> Result<Vec<f32>> {
+        if self.ws.binds.weight_copies.is_empty() {
+            return Ok(Vec::new());
+        }
+        let len = workspace::weight_copy_bases(&self.cfg.model).1;
+        self.read_f32(&self.ws.buf.weights_kn, 0, len)
+    }
+
     /// The Adam state: steps taken and both moment vectors.
     pub fn optimizer_state(&self) -> Result<OptimizerState> {
         Ok(OptimizerState {
@@ -732,6 +743,9 @@ impl Engine {
             let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
             {
                 let mut pass = self.begin_pass(&mut encoder);
+                if t == 0 {
+                    self.encode_weight_copies(&mut pass);
+                }
                 for s in t..end {
                     self.encode_forward_step(&mut pass, s, n);
                 }
@@ -793,6 +807,41 @@ impl Engine {
         self.dispatch(pass, what, kernel, bind, slot, shape.groups(rows, cols));
     }
 
+    /// Dispatches a layer's gate GEMM over `rows` listed rows: in `step_gemm_quads`
+    /// where the form has it (the direct form: weights read in vec4s from their [K][N]
+    /// copy, docs/performance.md, 'The gate GEMM in vec4s'), in narrow blocks for at
+    /// most 4 rows; else in `step_gemm`.
+    fn dispatch_gate_gemm(
+        &self,
+        pass: &mut wgpu::ComputePass,
+        layer: &LayerBinds,
+        slot: Option<u32>,
+        rows: usize,
+    ) {
+        let cols = 4 * self.cfg.model.hidden_size;
+        match (&self.ws.kernels.gates_quads, &layer.gates_forward_quads) {
+            (Some([wide, narrow]), Some(bind)) => {
+                let (kernel, shape, what) = if rows <= StepQuadsShape::NARROW.rows {
+                    (narrow, StepQuadsShape::NARROW, GATES_GEMM[1])
+                } else {
+                    (wide, StepQuadsShape::WIDE, GATES_GEMM[0])
+                };
+                self.dispatch(pass, what, kernel, bind, slot, shape.groups(rows, cols));
+            }
+            _ => self.dispatch_step_gemm(pass, GATES_GEMM, &layer.gates_forward, slot, cols, rows),
+        }
+    }
+
+    /// Refreshes the gate weights' [K][N] copy from the parameters (direct form only):
+    /// recorded at the start of every forward pass, so it holds whatever the
+    /// parameters hold then.
+    fn encode_weight_copies(&self, pass: &mut wgpu::ComputePass) {
+        let kernel = &self.ws.kernels.weight_copy;
+        for (bind, groups) in &self.ws.binds.weight_copies {
+            self.dispatch(pass, "gate weight copy", kernel, bind, None, *groups);
+        }
+    }
+
     /// Dispatches `grad_gemm` over a gradient of `rows` x `cols` (the bias column
     /// included), in the wide blocks of its form.
     fn dispatch_grad_gemm(
@@ -847,7 +896,7 @@ impl Engine {
             );
         }
         for layer in &binds.layers {
-            self.dispatch_step_gemm(pass, GATES_GEMM, &layer.gates_forward, slot, 4 * h, n);
+            self.dispatch_gate_gemm(pass, layer, slot, n);
             let bind = &layer.cell_forward;
             self.dispatch(pass, "cell", &k.cell_forward, bind, slot, per_unit);
         }

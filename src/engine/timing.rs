@@ -4,7 +4,7 @@
 //! overwrite the scheduler state of the last batch, and `time_adam` the parameters).
 
 use super::schedule::ReplayPlan;
-use super::{DH_GEMM, Engine, GATES_GEMM};
+use super::{DH_GEMM, Engine};
 use crate::error::{Result, ensure};
 use crate::gpu::structs::Step;
 
@@ -87,11 +87,9 @@ pub fn time_gate_gemm(engine: &mut Engine, rows: usize, reps: usize) -> Result<D
         steps: cap.steps as u32,
     };
     engine.write_slots(engine.ws.slots.forward(1), &[step]);
-    let h = engine.cfg.model.hidden_size;
     let slot = Some(engine.slot(engine.ws.slots.forward(1)));
     time_dispatches(engine, reps, |engine, pass| {
-        let bind = &engine.ws.binds.layers[0].gates_forward;
-        engine.dispatch_step_gemm(pass, GATES_GEMM, bind, slot, 4 * h, rows);
+        engine.dispatch_gate_gemm(pass, &engine.ws.binds.layers[0], slot, rows);
     })
 }
 

@@ -2,9 +2,12 @@
 //! buffers, pipelines and bind groups. Nothing here is created per step or per batch.
 
 use crate::error::{Error, Result};
+use crate::gpu::kernel::groups_for;
 use crate::gpu::kernel::{Binding, Kernel, module};
-use crate::gpu::matmul::{self, GemmShapes};
-use crate::gpu::structs::{CellParams, GemmParams, Source, SparseParams, Weight, validity};
+use crate::gpu::matmul::{self, GemmShapes, StepQuadsShape};
+use crate::gpu::structs::{
+    CellParams, CopyParams, GemmParams, Source, SparseParams, Weight, validity,
+};
 use crate::gpu::{GpuContext, shaders};
 use crate::model::{ModelConfig, ParamLayout};
 use wgpu::util::DeviceExt;
@@ -37,8 +40,25 @@ impl StateLayout {
     }
 }
 
+/// Where each layer's gate weights start in their [K][N] copy (`Buffers::weights_kn`,
+/// read by `step_gemm_quads`): `W_ih^T` ([I][4H]) followed by `W_hh^T` ([H][4H]); and
+/// the copy's length. Every row is 4H long, so every row starts at a multiple of 4.
+pub(crate) fn weight_copy_bases(cfg: &ModelConfig) -> (Vec<usize>, usize) {
+    let n = 4 * cfg.hidden_size;
+    let mut bases = Vec::with_capacity(cfg.layers);
+    let mut end = 0;
+    for k in 0..cfg.layers {
+        bases.push(end);
+        end += (cfg.layer_input(k) + cfg.hidden_size) * n;
+    }
+    (bases, end)
+}
+
 pub(crate) struct Buffers {
     pub params: wgpu::Buffer,
+    /// The gate weights in [K][N] layout (see [`weight_copy_bases`]), for the direct
+    /// form's gate GEMM; empty in the staged form.
+    pub weights_kn: wgpu::Buffer,
     pub grads: wgpu::Buffer,
     pub adam_m: wgpu::Buffer,
     pub adam_v: wgpu::Buffer,
@@ -86,6 +106,7 @@ impl Buffers {
     pub fn total_bytes(&self) -> u64 {
         [
             &self.params,
+            &self.weights_kn,
             &self.grads,
             &self.adam_m,
             &self.adam_v,
@@ -134,6 +155,11 @@ pub(crate) struct Kernels {
     /// `grad_gemm_quads`, for the direct form's input weight gradients whose operands
     /// read in vec4s.
     pub grad_gemm_quads: Option<Kernel>,
+    /// `step_gemm_quads` in its wide and narrow blocks: the direct form's gate GEMM.
+    pub gates_quads: Option<[Kernel; 2]>,
+    /// `transpose_weights`: the [K][N] copy of the gate weights that `step_gemm_quads`
+    /// reads.
+    pub weight_copy: Kernel,
     pub cell_forward: Kernel,
     pub cell_backward: Kernel,
     pub readout_forward: Kernel,
@@ -146,6 +172,8 @@ pub(crate) struct Kernels {
 
 pub(crate) struct LayerBinds {
     pub gates_forward: wgpu::BindGroup,
+    /// The gate GEMM bound to `step_gemm_quads` and the weights' [K][N] copy (direct form).
+    pub gates_forward_quads: Option<wgpu::BindGroup>,
     pub cell_forward: wgpu::BindGroup,
     pub dh_backward: wgpu::BindGroup,
     pub cell_backward: wgpu::BindGroup,
@@ -157,6 +185,9 @@ pub(crate) struct LayerBinds {
 
 pub(crate) struct Binds {
     pub layers: Vec<LayerBinds>,
+    /// The dispatches that refresh the gate weights' [K][N] copy, two a layer (direct
+    /// form; none in the staged form).
+    pub weight_copies: Vec<(wgpu::BindGroup, [u32; 3])>,
     /// Layer 0's sparse input product and weight gradient, when the engine takes
     /// sparse inputs.
     pub sparse_gates: Option<wgpu::BindGroup>,
@@ -305,8 +336,14 @@ impl Workspace {
             .max()
             .unwrap()
             * f;
+        let copy_len = if ctx.direct_gemm {
+            weight_copy_bases(cfg).1
+        } else {
+            0
+        };
         let buf = Buffers {
             params: storage(ctx, "params", layout.total * f, none),
+            weights_kn: storage(ctx, "weights_kn", copy_len * f, none),
             grads: storage(ctx, "grads", layout.total * f, none),
             adam_m: storage(ctx, "adam_m", layout.total * f, none),
             adam_v: storage(ctx, "adam_v", layout.total * f, none),
@@ -415,7 +452,22 @@ impl Kernels {
             &wide.constants(),
         );
         let step_gemm_narrow = step_gemm.variant(ctx, &matmul, step_entry, &narrow.constants());
+        let gates_quads = ctx.direct_gemm.then(|| {
+            let (entry, bindings) = ("step_gemm_quads", &matmul::STEP_QUADS_BINDINGS);
+            let wide = StepQuadsShape::WIDE.constants();
+            let wide = Kernel::with_constants(ctx, &matmul, entry, bindings, &wide);
+            let narrow = wide.variant(ctx, &matmul, entry, &StepQuadsShape::NARROW.constants());
+            [wide, narrow]
+        });
+        let copy = module(ctx, "weight_copy.wgsl", shaders::WEIGHT_COPY);
         Kernels {
+            gates_quads,
+            weight_copy: Kernel::new(
+                ctx,
+                &copy,
+                "transpose_weights",
+                &[(0, Params), (1, Read), (2, ReadWrite)],
+            ),
             step_gemm,
             step_gemm_narrow,
             gemm_shapes,
@@ -583,6 +635,7 @@ impl Binds {
             Source::per_step(st.state(k), b, h, step_offset, validity::ALWAYS)
         };
         let x_src = Source::per_step(0, b, cfg.input_size, 0, validity::ALWAYS);
+        let copy_bases = weight_copy_bases(cfg).0;
         let layers = (0..l)
             .map(|kk| {
                 let lo = layout.layers[kk];
@@ -595,31 +648,57 @@ impl Binds {
                 // With sparse input, sparse_gates writes layer 0's input part first and
                 // the GEMM adds the recurrent part to it.
                 let sparse = sparse_input && kk == 0;
+                let gates_params = GemmParams {
+                    a1: if sparse {
+                        Source { width: 0, ..in_src }
+                    } else {
+                        in_src
+                    },
+                    a2: h_of(kk, -1),
+                    accumulate: sparse as u32,
+                    w1: Weight::transposed(lo.w_ih, input),
+                    w2: Weight::transposed(lo.w_hh, h),
+                    n_out: (4 * h) as u32,
+                    has_bias: 1,
+                    bias1: lo.b_ih as u32,
+                    bias2: lo.b_hh as u32,
+                    out_stride: (4 * h) as u32,
+                    a2_block: recurrent_block as u32,
+                    ..Default::default()
+                };
                 let gates_forward = gemm(
                     "gates_forward",
                     &k.step_gemm,
-                    GemmParams {
-                        a1: if sparse {
-                            Source { width: 0, ..in_src }
-                        } else {
-                            in_src
-                        },
-                        a2: h_of(kk, -1),
-                        accumulate: sparse as u32,
-                        w1: Weight::transposed(lo.w_ih, input),
-                        w2: Weight::transposed(lo.w_hh, h),
-                        n_out: (4 * h) as u32,
-                        has_bias: 1,
-                        bias1: lo.b_ih as u32,
-                        bias2: lo.b_hh as u32,
-                        out_stride: (4 * h) as u32,
-                        a2_block: recurrent_block as u32,
-                        ..Default::default()
-                    },
+                    gates_params,
                     in_buf,
                     &buf.h_all,
                     &buf.gates_pre,
                 );
+                // The same GEMM reading the weights from their [K][N] copy, whose rows
+                // (4H long) start at multiples of 4, as step_gemm_quads needs.
+                let gates_forward_quads = k.gates_quads.as_ref().map(|[wide, _]| {
+                    let base = copy_bases[kk];
+                    let p = GemmParams {
+                        w1: Weight::plain(base, 4 * h),
+                        w2: Weight::plain(base + input * 4 * h, 4 * h),
+                        ..gates_params
+                    };
+                    let params = params_buffer(ctx, "gates_forward_quads", &p);
+                    wide.bind(
+                        ctx,
+                        &[
+                            &params,
+                            &buf.steps,
+                            in_buf,
+                            &buf.h_all,
+                            &buf.params,
+                            &buf.rows,
+                            &buf.tstar,
+                            &buf.gates_pre,
+                            &buf.weights_kn,
+                        ],
+                    )
+                });
                 // dh of layer kk at step t: recurrent part from the gate deltas of t+1,
                 // plus the part from the layer above at t (or the readout at t*).
                 let (above_src, above_w, above_buf) = if kk + 1 < l {
@@ -749,6 +828,7 @@ impl Binds {
                 );
                 LayerBinds {
                     gates_forward,
+                    gates_forward_quads,
                     cell_forward,
                     dh_backward,
                     cell_backward,
@@ -856,8 +936,37 @@ impl Binds {
                 ],
             )
         });
+        // Each gate weight matrix, [4H][K] in the parameters, to [K][4H] in the copy.
+        let copy = |src_base: usize, k_len: usize, dst_base: usize| {
+            let p = CopyParams {
+                src_base: src_base as u32,
+                n: (4 * h) as u32,
+                k_len: k_len as u32,
+                dst_base: dst_base as u32,
+            };
+            let params = params_buffer(ctx, "weight_copy", &p);
+            let bind = k
+                .weight_copy
+                .bind(ctx, &[&params, &buf.params, &buf.weights_kn]);
+            (bind, [groups_for(4 * h, 64), k_len as u32, 1])
+        };
+        let weight_copies = if k.gates_quads.is_some() {
+            (0..l)
+                .flat_map(|kk| {
+                    let (lo, input, base) =
+                        (layout.layers[kk], cfg.layer_input(kk), copy_bases[kk]);
+                    [
+                        copy(lo.w_ih, input, base),
+                        copy(lo.w_hh, h, base + input * 4 * h),
+                    ]
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         Binds {
             layers,
+            weight_copies,
             sparse_gates,
             sparse_weight_grad,
             readout_forward,

@@ -117,6 +117,43 @@ pub const BINDINGS: [(u32, Binding); 8] = [
     (7, Binding::ReadWrite),
 ];
 
+/// Binding slots of `step_gemm_quads`: those of [`BINDINGS`] and the gate weights'
+/// [K][N] copy, read as vec4s (slot 10).
+pub const STEP_QUADS_BINDINGS: [(u32, Binding); 9] = [
+    (0, Binding::Params),
+    (1, Binding::Step),
+    (2, Binding::Read),
+    (3, Binding::Read),
+    (4, Binding::Read),
+    (5, Binding::Read),
+    (6, Binding::Read),
+    (7, Binding::ReadWrite),
+    (10, Binding::Read),
+];
+
+/// The rows of `step_gemm_quads`'s blocks (its `ROWS_PER_THREAD`): 16 a block, and 4
+/// for steps with at most 4 live rows. A block is one row of 8 invocations, each 32
+/// consecutive columns: `ROWS` x 256 outputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StepQuadsShape {
+    pub rows: usize,
+}
+
+impl StepQuadsShape {
+    pub const WIDE: StepQuadsShape = StepQuadsShape { rows: 16 };
+    pub const NARROW: StepQuadsShape = StepQuadsShape { rows: 4 };
+
+    /// The workgroups that cover `rows` x `cols` outputs.
+    pub fn groups(self, rows: usize, cols: usize) -> [u32; 3] {
+        [groups_for(cols, 256), groups_for(rows, self.rows), 1]
+    }
+
+    /// The pipeline constant that selects this shape.
+    pub fn constants(self) -> [(&'static str, f64); 1] {
+        [("ROWS_PER_THREAD", self.rows as f64)]
+    }
+}
+
 /// Binding slots of `grad_gemm_quads`: params, step, rows, tstar, out, and src1 and
 /// src2 read as vec4s (slots 8 and 9).
 pub const QUADS_BINDINGS: [(u32, Binding); 7] = [

@@ -3,7 +3,7 @@
 const COMMON: &str = include_str!("../../shaders/common.wgsl.inc");
 
 /// Source of the gathered GEMMs (`step_gemm`, `dense_gemm`, `grad_gemm` and their
-/// `*_direct` forms, and `grad_gemm_quads`): one module from three files, by form. `gather.wgsl` holds the
+/// `*_direct` forms, `grad_gemm_quads` and `step_gemm_quads`): one module from three files, by form. `gather.wgsl` holds the
 /// parameters, bindings, gathered operands and output stores both forms share;
 /// `staged.wgsl` the blocks staged through workgroup memory; `direct.wgsl` the blocks
 /// read straight from the buffers.
@@ -22,6 +22,8 @@ pub const LSTM_CELL: &str = include_str!("../../shaders/lstm_cell.wgsl");
 pub const READOUT: &str = include_str!("../../shaders/readout.wgsl");
 /// Source of the sparse input product (`sparse_gates`).
 pub const SPARSE_INPUT: &str = include_str!("../../shaders/sparse_input.wgsl");
+/// Source of the gate weights' [K][N] copy (`transpose_weights`), for `step_gemm_quads`.
+pub const WEIGHT_COPY: &str = include_str!("../../shaders/weight_copy.wgsl");
 /// Source of the optimiser (`adam_step`).
 pub const ADAM: &str = include_str!("../../shaders/adam.wgsl");
 
@@ -39,6 +41,7 @@ pub fn all() -> Vec<(&'static str, String)> {
         ("readout.wgsl", READOUT),
         ("sparse_input.wgsl", SPARSE_INPUT),
         ("adam.wgsl", ADAM),
+        ("weight_copy.wgsl", WEIGHT_COPY),
     ]
     .into_iter()
     .map(|(name, body)| (name, with_common(body)))

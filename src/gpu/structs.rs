@@ -180,6 +180,17 @@ pub struct ReadoutParams {
     pub _pad: [u32; 3],
 }
 
+/// `CopyParams` of `weight_copy.wgsl`: the [N][K] matrix at `src_base` copied to
+/// [K][N] at `dst_base`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
+pub struct CopyParams {
+    pub src_base: u32,
+    pub n: u32,
+    pub k_len: u32,
+    pub dst_base: u32,
+}
+
 /// `AdamParams` of `adam.wgsl`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
@@ -212,5 +223,6 @@ mod tests {
         assert_eq!(std::mem::size_of::<ReadoutParams>(), 64);
         assert_eq!(std::mem::size_of::<AdamParams>(), 36);
         assert_eq!(std::mem::size_of::<SparseParams>(), 16);
+        assert_eq!(std::mem::size_of::<CopyParams>(), 16);
     }
 }
