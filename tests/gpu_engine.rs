@@ -694,7 +694,7 @@ fn same_bits_staged_and_direct_over(cfg: ModelConfig, params: &[f32], theta: f32
                 "a step with a narrow block of either form: {decided:?}"
             );
         } else {
-            assert!(live(0) <= StepQuadsShape::NARROW.rows);
+            assert!(live(0) <= StepQuadsShape::NARROW_ROWS);
         }
         let what = format!("{rows} rows, sparse {sparse_input}");
         assert_eq!(staged.0, direct.0, "decisions, {what}");
@@ -703,26 +703,50 @@ fn same_bits_staged_and_direct_over(cfg: ModelConfig, params: &[f32], theta: f32
     }
 }
 
-/// The direct form's gate GEMM reads the weights from a [K][N] copy that every forward
-/// pass refreshes (`weight_copy.wgsl`): after a batch it is the parameters transposed,
-/// element for element, and after new parameters and another batch, the new ones.
-/// Two layers of awkward widths (inputs 37 and 70, 280 gate rows).
+/// The direct form's gate and dh GEMMs read their weights from copies that every
+/// forward pass refreshes (`weight_copy.wgsl`, laid out as `WeightCopies` says): after
+/// a batch they hold the parameters, element for element, and after new parameters
+/// and another batch, the new ones. Two layers of awkward widths (inputs 37 and 70,
+/// 280 gate rows, dh rows of 70 padded to 72) and a readout of 3.
 #[test]
-fn the_gate_weight_copy_is_the_transposed_parameters_of_each_pass() {
+fn the_weight_copies_are_the_parameters_of_each_pass() {
+    use rankcode::engine::WeightCopies;
     let cfg = model(37, 70, 2, 3, Readout::Softmax);
     let layout = rankcode::model::ParamLayout::new(&cfg);
-    let transposed = |params: &[f32]| -> Vec<f32> {
-        let n = 4 * cfg.hidden_size;
-        let mut copy = Vec::new();
-        for (k, lo) in layout.layers.iter().enumerate() {
-            for (base, k_len) in [(lo.w_ih, cfg.layer_input(k)), (lo.w_hh, cfg.hidden_size)] {
+    let copies = WeightCopies::new(&cfg);
+    let h = cfg.hidden_size;
+    let expected = |params: &[f32]| -> Vec<f32> {
+        let mut copy = vec![0.0; copies.len];
+        for (k, (lo, at)) in layout.layers.iter().zip(&copies.layers).enumerate() {
+            let input = cfg.layer_input(k);
+            // [4H][K] transposed: element (kk, j) of the copy is row j, column kk.
+            let mut row = 0;
+            for (base, k_len) in [(lo.w_ih, input), (lo.w_hh, h)] {
                 for kk in 0..k_len {
-                    copy.extend((0..n).map(|j| params[base + j * k_len + kk]));
+                    for j in 0..4 * h {
+                        copy[at.gates + (row + kk) * 4 * h + j] = params[base + j * k_len + kk];
+                    }
                 }
+                row += k_len;
+            }
+            // [4H][H] and the weights from above as they are, rows padded.
+            let above = match layout.layers.get(k + 1) {
+                Some(next) => (next.w_ih, 4 * h),
+                None => (layout.readout_w, cfg.classes),
+            };
+            let mut row = 0;
+            for (base, rows) in [(lo.w_hh, 4 * h), above] {
+                for r in 0..rows {
+                    for u in 0..h {
+                        copy[at.dh + (row + r) * copies.dh_row + u] = params[base + r * h + u];
+                    }
+                }
+                row += rows;
             }
         }
         copy
     };
+    assert_eq!(copies.dh_row, 72);
     let batch = random_batch(5, 9, cfg.input_size, 3, 31);
     let rc = RcConfig {
         theta: 0.5,
@@ -733,19 +757,16 @@ fn the_gate_weight_copy_is_the_transposed_parameters_of_each_pass() {
     let first = random_params(&cfg, 0.6, 32);
     let mut eng = engine_on(ctx_with_direct_gemm(true), cfg, rc, cap, 1, &first, false);
     eng.compute_gradients(&batch).unwrap();
-    assert_eq!(
-        bits(&eng.gate_weight_copy().unwrap()),
-        bits(&transposed(&first))
-    );
+    assert_eq!(bits(&eng.weight_copies().unwrap()), bits(&expected(&first)));
     let second = random_params(&cfg, 0.6, 33);
     eng.set_params(&second).unwrap();
     eng.evaluate(&batch).unwrap();
     assert_eq!(
-        bits(&eng.gate_weight_copy().unwrap()),
-        bits(&transposed(&second))
+        bits(&eng.weight_copies().unwrap()),
+        bits(&expected(&second))
     );
     let staged = engine_on(ctx_with_direct_gemm(false), cfg, rc, cap, 1, &first, false);
-    assert!(staged.gate_weight_copy().unwrap().is_empty());
+    assert!(staged.weight_copies().unwrap().is_empty());
 }
 
 /// Sparse event inputs (a few ones per step, as temporal MNIST) through the sparse

@@ -215,9 +215,13 @@ fn host_structs() -> Vec<HostStruct> {
         }),
         host_struct!(CopyParams {
             src_base,
+            src_k,
+            src_j,
             n,
             k_len,
-            dst_base
+            dst_base,
+            dst_row,
+            _pad
         }),
     ]
 }

@@ -632,20 +632,25 @@ fn grad_gemm_quads(
     store_grad_quads(j0 + 31u, k0, a31);
 }
 
-// The gate GEMM's weights in [K][N] layout (one row of N = 4H output columns per
-// input or hidden unit, each row starting at a multiple of 4 elements), read four
-// columns a load, for step_gemm_quads: the copy that `weight_copy.wgsl` writes from
-// the parameters at the start of each forward pass.
+// The weights of step_gemm_quads in [K][N] layout (element (k, j) at base + k * k_stride
+// + j, each row starting at a multiple of 4 elements), read four columns a load: the
+// copies that `weight_copy.wgsl` writes from the parameters at the start of each
+// forward pass (the gate GEMM's [K][4H], the dh GEMM's [4H][H] with padded rows).
 @group(0) @binding(10) var<storage, read> weights_kn: array<vec4<f32>>;
 
-// One output row's 32 consecutive columns of a step_gemm_quads block.
+// Columns of a step_gemm_quads invocation: 32, or 16 for outputs of few columns (the
+// dh GEMM's H), where a workgroup of 8 x 32 would leave lanes without a column.
+override QUAD_COLS: u32 = 32u;
+
+// One output row's QUAD_COLS consecutive columns of a step_gemm_quads block (`hi`
+// unused at 16).
 struct RowQuads {
     lo: Quads,
     hi: Quads,
 }
 
 // step_gemm_quads's block: an invocation's rows 0 .. 15 (rows past ROWS_PER_THREAD stay
-// zero), 32 columns each.
+// zero), QUAD_COLS columns each.
 struct QuadRowBlock {
     r0: RowQuads,
     r1: RowQuads,
@@ -668,28 +673,32 @@ struct QuadRowBlock {
 // row + x w, element by element: each output one product and one add, as in
 // accumulate_direct.
 fn axpy_row(row: RowQuads, x: f32, w: RowQuads) -> RowQuads {
-    return RowQuads(
-        Quads(row.lo.q0 + x * w.lo.q0, row.lo.q1 + x * w.lo.q1, row.lo.q2 + x * w.lo.q2, row.lo.q3 + x * w.lo.q3),
-        Quads(row.hi.q0 + x * w.hi.q0, row.hi.q1 + x * w.hi.q1, row.hi.q2 + x * w.hi.q2, row.hi.q3 + x * w.hi.q3),
-    );
+    var r = row;
+    r.lo = Quads(row.lo.q0 + x * w.lo.q0, row.lo.q1 + x * w.lo.q1, row.lo.q2 + x * w.lo.q2, row.lo.q3 + x * w.lo.q3);
+    if (QUAD_COLS > 16u) {
+        r.hi = Quads(row.hi.q0 + x * w.hi.q0, row.hi.q1 + x * w.hi.q1, row.hi.q2 + x * w.hi.q2, row.hi.q3 + x * w.hi.q3);
+    }
+    return r;
 }
 
-// The 32 columns from quad q of the [K][N] weight row whose first quad is `row_quad`,
-// each quad index clamped to the row's last quad `last` (columns past the last are
-// not written).
+// The QUAD_COLS columns from quad q of the [K][N] weight row whose first quad is
+// `row_quad`, each quad index clamped to the row's last quad `last` (columns past the
+// last are not written).
 fn weight_row_quads(row_quad: u32, q: u32, last: u32) -> RowQuads {
     let step = vec4<u32>(0u, 1u, 2u, 3u);
     let lo = vec4<u32>(row_quad) + min(vec4<u32>(q) + step, vec4<u32>(last));
-    let hi = vec4<u32>(row_quad) + min(vec4<u32>(q + 4u) + step, vec4<u32>(last));
-    return RowQuads(
-        Quads(weights_kn[lo.x], weights_kn[lo.y], weights_kn[lo.z], weights_kn[lo.w]),
-        Quads(weights_kn[hi.x], weights_kn[hi.y], weights_kn[hi.z], weights_kn[hi.w]),
-    );
+    var w: RowQuads;
+    w.lo = Quads(weights_kn[lo.x], weights_kn[lo.y], weights_kn[lo.z], weights_kn[lo.w]);
+    if (QUAD_COLS > 16u) {
+        let hi = vec4<u32>(row_quad) + min(vec4<u32>(q + 4u) + step, vec4<u32>(last));
+        w.hi = Quads(weights_kn[hi.x], weights_kn[hi.y], weights_kn[hi.z], weights_kn[hi.w]);
+    }
+    return w;
 }
 
 // acc += the products of one part of the left operand (a1 with the [K][N] weights w,
 // or a2 if `second`) over k in [k_range.x, k_range.y), for the invocation's rows row0 ..
-// row0 + ROWS_PER_THREAD - 1 and its 32 columns from quad q.
+// row0 + ROWS_PER_THREAD - 1 and its QUAD_COLS columns from quad q.
 fn accumulate_part_quads(
     acc: ptr<function, QuadRowBlock>,
     second: bool,
@@ -742,13 +751,14 @@ fn accumulate_part_quads(
     }
 }
 
-// Writes block row r (row0 + r of the row list) of step_gemm_quads, columns j0 .. j0 + 31.
+// Writes block row r (row0 + r of the row list) of step_gemm_quads, columns j0 ..
+// j0 + QUAD_COLS - 1.
 fn store_row_quads(o: OutputParams, row0: u32, r: u32, j0: u32, row: RowQuads) {
     if (r >= ROWS_PER_THREAD) {
         return;
     }
     let b = block_row(row0 + r, true);
-    for (var c = 0u; c < 32u; c++) {
+    for (var c = 0u; c < QUAD_COLS; c++) {
         var v: vec4<f32>;
         switch c / 4u {
             case 0u: { v = row.lo.q0; }
@@ -764,13 +774,14 @@ fn store_row_quads(o: OutputParams, row0: u32, r: u32, j0: u32, row: RowQuads) {
     }
 }
 
-// step_gemm with the weights read in vec4s from their [K][N] copy (`weights_kn`; the
-// host checks that every row starts at a multiple of 4 elements): each invocation holds
-// ROWS_PER_THREAD (16, or 4 for a few live rows) consecutive list rows x 32 consecutive
-// columns, from 8 vec4 loads of the weights and ROWS_PER_THREAD scalar loads of the
-// left operand a k, in named accumulators; a workgroup is 8 x 1 invocations side by
-// side, ROWS_PER_THREAD x 256 outputs. step_gemm_direct pays 32 scalar loads for 256
-// multiply-adds, this one 24 for 512 (docs/performance.md, 'The gate GEMM in vec4s').
+// step_gemm with the weights read in vec4s from their [K][N] copy (`weights_kn`, whose
+// rows start at multiples of 4 elements): each invocation holds ROWS_PER_THREAD (16,
+// or 4 for a few live rows) consecutive list rows x QUAD_COLS (32 or 16) consecutive
+// columns, from QUAD_COLS / 4 vec4 loads of the weights and ROWS_PER_THREAD scalar
+// loads of the left operand a k, in named accumulators; a workgroup is 8 x 1
+// invocations side by side, ROWS_PER_THREAD x 8 QUAD_COLS outputs. step_gemm_direct
+// pays 32 scalar loads for 256 multiply-adds; this one 24 for 512 at 32 columns, 20
+// for 256 at 16 (docs/performance.md, 'The gate GEMM in vec4s').
 // Each output is summed over k in the same order, a1 then a2, one product and one add
 // at a time, skipping the same all-zero parts: bitwise step_gemm_direct's results.
 @compute @workgroup_size(8, 1)
@@ -779,7 +790,7 @@ fn step_gemm_quads(
     @builtin(local_invocation_id) lid: vec3<u32>,
 ) {
     let row0 = wg.y * ROWS_PER_THREAD;
-    let j0 = (wg.x * 8u + lid.x) * 32u;
+    let j0 = (wg.x * 8u + lid.x) * QUAD_COLS;
     // As in row_gemm_direct: an invocation with no live row, or past the last column,
     // writes nothing.
     var writes = false;
@@ -800,7 +811,7 @@ fn step_gemm_quads(
         accumulate_part_quads(&acc, false, row0, w1, q, last, vec2<u32>(0u, p.a1.width));
     }
     if (block_reads(p.a2, row0, ROWS_PER_THREAD)) {
-        accumulate_part_quads(&acc, true, row0, w2, q, last, a2_span(j0, 32u));
+        accumulate_part_quads(&acc, true, row0, w2, q, last, a2_span(j0, QUAD_COLS));
     }
     let o = output_params();
     store_row_quads(o, row0, 0u, j0, acc.r0);

@@ -21,7 +21,7 @@ pub use workspace::Capacity;
 use crate::data::Batch;
 use crate::error::{Error, Result, ensure};
 use crate::gpu::kernel::groups_for;
-use crate::gpu::matmul::{self, StepQuadsShape};
+use crate::gpu::matmul;
 use crate::gpu::profile::{KernelProfile, KernelProfiler};
 use crate::gpu::structs::{AdamParams, ReadoutParams, Step};
 use crate::gpu::{GpuContext, Kernel};
@@ -29,7 +29,8 @@ use crate::model::{AdamConfig, ModelConfig, ParamLayout, RcConfig, TrainMode};
 use schedule::{ReplayPlan, SparseColumns, SparseRows, loss_step_entries, still_live};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use workspace::{LayerBinds, STATS, Workspace};
+use workspace::{LayerBinds, QuadsKernels, STATS, Workspace};
+pub use workspace::{LayerCopies, WeightCopies};
 
 /// Elements each `adam_step` invocation updates (`ELEMENTS_PER_INVOCATION` in the
 /// shader).
@@ -379,14 +380,14 @@ impl Engine {
         self.read_f32(&self.ws.buf.grads, 0, self.layout.total)
     }
 
-    /// The direct form's [K][N] copy of the gate weights, as the last forward pass
-    /// refreshed it (`W_ih^T` then `W_hh^T` of each layer, rows of 4H; empty in the
-    /// staged form): for tests.
-    pub fn gate_weight_copy(&self) -> Result<Vec<f32>> {
+    /// The direct form's copies of the gate and dh GEMMs' weights as the last forward
+    /// pass refreshed them, laid out as [`WeightCopies`] says (empty in the staged
+    /// form): for tests.
+    pub fn weight_copies(&self) -> Result<Vec<f32>> {
         if self.ws.binds.weight_copies.is_empty() {
             return Ok(Vec::new());
         }
-        let len = workspace::weight_copy_bases(&self.cfg.model).1;
+        let len = WeightCopies::new(&self.cfg.model).len;
         self.read_f32(&self.ws.buf.weights_kn, 0, len)
     }
 
@@ -809,8 +810,7 @@ impl Engine {
 
     /// Dispatches a layer's gate GEMM over `rows` listed rows: in `step_gemm_quads`
     /// where the form has it (the direct form: weights read in vec4s from their [K][N]
-    /// copy, docs/performance.md, 'The gate GEMM in vec4s'), in narrow blocks for at
-    /// most 4 rows; else in `step_gemm`.
+    /// copy, docs/performance.md, 'The gate GEMM in vec4s'); else in `step_gemm`.
     fn dispatch_gate_gemm(
         &self,
         pass: &mut wgpu::ComputePass,
@@ -820,16 +820,52 @@ impl Engine {
     ) {
         let cols = 4 * self.cfg.model.hidden_size;
         match (&self.ws.kernels.gates_quads, &layer.gates_forward_quads) {
-            (Some([wide, narrow]), Some(bind)) => {
-                let (kernel, shape, what) = if rows <= StepQuadsShape::NARROW.rows {
-                    (narrow, StepQuadsShape::NARROW, GATES_GEMM[1])
-                } else {
-                    (wide, StepQuadsShape::WIDE, GATES_GEMM[0])
-                };
-                self.dispatch(pass, what, kernel, bind, slot, shape.groups(rows, cols));
+            (Some(quads), Some(bind)) => {
+                self.dispatch_quads(pass, GATES_GEMM, quads, bind, slot, rows, cols)
             }
             _ => self.dispatch_step_gemm(pass, GATES_GEMM, &layer.gates_forward, slot, cols, rows),
         }
+    }
+
+    /// Dispatches a layer's dh GEMM over `rows` listed rows, as
+    /// [`Engine::dispatch_gate_gemm`] does its gate GEMM.
+    fn dispatch_dh_gemm(
+        &self,
+        pass: &mut wgpu::ComputePass,
+        layer: &LayerBinds,
+        slot: Option<u32>,
+        rows: usize,
+    ) {
+        let cols = self.cfg.model.hidden_size;
+        match (&self.ws.kernels.dh_quads, &layer.dh_backward_quads) {
+            (Some(quads), Some(bind)) => {
+                self.dispatch_quads(pass, DH_GEMM, quads, bind, slot, rows, cols)
+            }
+            _ => self.dispatch_step_gemm(pass, DH_GEMM, &layer.dh_backward, slot, cols, rows),
+        }
+    }
+
+    /// Dispatches `step_gemm_quads` over `rows` listed rows and `cols` output columns,
+    /// in narrow blocks when at most `StepQuadsShape::NARROW_ROWS` rows are listed;
+    /// `what` names the wide and the narrow dispatches.
+    #[allow(clippy::too_many_arguments)]
+    fn dispatch_quads(
+        &self,
+        pass: &mut wgpu::ComputePass,
+        what: [&'static str; 2],
+        quads: &QuadsKernels,
+        bind: &wgpu::BindGroup,
+        slot: Option<u32>,
+        rows: usize,
+        cols: usize,
+    ) {
+        let [wide, narrow] = quads.shapes;
+        let (kernel, shape, what) = if rows <= narrow.rows {
+            (&quads.narrow, narrow, what[1])
+        } else {
+            (&quads.wide, wide, what[0])
+        };
+        self.dispatch(pass, what, kernel, bind, slot, shape.groups(rows, cols));
     }
 
     /// Refreshes the gate weights' [K][N] copy from the parameters (direct form only):
@@ -838,7 +874,7 @@ impl Engine {
     fn encode_weight_copies(&self, pass: &mut wgpu::ComputePass) {
         let kernel = &self.ws.kernels.weight_copy;
         for (bind, groups) in &self.ws.binds.weight_copies {
-            self.dispatch(pass, "gate weight copy", kernel, bind, None, *groups);
+            self.dispatch(pass, "weight copies", kernel, bind, None, *groups);
         }
     }
 
@@ -983,7 +1019,7 @@ impl Engine {
             let slot = Some(self.slot(slots.backward(t)));
             let per_unit = [groups_for(h, 64), n as u32, 1];
             for layer in binds.layers.iter().rev() {
-                self.dispatch_step_gemm(pass, DH_GEMM, &layer.dh_backward, slot, h, n);
+                self.dispatch_dh_gemm(pass, layer, slot, n);
                 let bind = &layer.cell_backward;
                 self.dispatch(
                     pass,

@@ -3,8 +3,8 @@
 //! on `Engine`, and change no result of a training or evaluation batch (they
 //! overwrite the scheduler state of the last batch, and `time_adam` the parameters).
 
+use super::Engine;
 use super::schedule::ReplayPlan;
-use super::{DH_GEMM, Engine};
 use crate::error::{Result, ensure};
 use crate::gpu::structs::Step;
 
@@ -117,11 +117,10 @@ pub fn time_backward_gemm(
         .write_buffer(&engine.ws.buf.tstar, 0, bytemuck::cast_slice(&tstar));
     engine.write_loss_step_list(cap.steps, &tstar);
     engine.write_replay_lists(cap.steps, &ReplayPlan::new(&tstar));
-    let h = engine.cfg.model.hidden_size;
     let (slot, bind, grad) = backward_gemm(engine, form);
     let slot = Some(engine.slot(slot));
     time_dispatches(engine, reps, |engine, pass| match grad {
-        None => engine.dispatch_step_gemm(pass, DH_GEMM, bind, slot, h, cap.batch),
+        None => engine.dispatch_dh_gemm(pass, &engine.ws.binds.layers[0], slot, cap.batch),
         Some((rows, cols, _)) if form == BackwardGemm::InputGrad => {
             let layer = &engine.ws.binds.layers[0];
             engine.dispatch_input_grad(pass, "weight gradient", layer, slot, rows, cols)

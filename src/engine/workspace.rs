@@ -40,24 +40,53 @@ impl StateLayout {
     }
 }
 
-/// Where each layer's gate weights start in their [K][N] copy (`Buffers::weights_kn`,
-/// read by `step_gemm_quads`): `W_ih^T` ([I][4H]) followed by `W_hh^T` ([H][4H]); and
-/// the copy's length. Every row is 4H long, so every row starts at a multiple of 4.
-pub(crate) fn weight_copy_bases(cfg: &ModelConfig) -> (Vec<usize>, usize) {
-    let n = 4 * cfg.hidden_size;
-    let mut bases = Vec::with_capacity(cfg.layers);
-    let mut end = 0;
-    for k in 0..cfg.layers {
-        bases.push(end);
-        end += (cfg.layer_input(k) + cfg.hidden_size) * n;
+/// Where the weight copies that `step_gemm_quads` reads lie in `Buffers::weights_kn`,
+/// each in [K][N] layout with rows that start at multiples of 4 elements. Per layer,
+/// in order:
+/// - `gates`: the forward gate GEMM's `W_ih^T` ([I][4H]) followed by `W_hh^T`
+///   ([H][4H]);
+/// - `dh`: the dh GEMM's `W_hh` ([4H][H]) followed by the weights from above: the next
+///   layer's `W_ih` ([4H][H]) or, on the top layer, the readout's ([C][H]); rows of
+///   `dh_row` (H rounded up to a multiple of 4; the padding stays zero).
+pub struct WeightCopies {
+    pub layers: Vec<LayerCopies>,
+    pub dh_row: usize,
+    /// Elements of the whole buffer.
+    pub len: usize,
+}
+
+/// One layer's copies in [`WeightCopies`].
+#[derive(Debug, Clone, Copy)]
+pub struct LayerCopies {
+    pub gates: usize,
+    pub dh: usize,
+}
+
+impl WeightCopies {
+    pub fn new(cfg: &ModelConfig) -> Self {
+        let (h, l) = (cfg.hidden_size, cfg.layers);
+        let dh_row = h.next_multiple_of(4);
+        let mut layers = Vec::with_capacity(l);
+        let mut end = 0;
+        for k in 0..l {
+            let gates = end;
+            let dh = gates + (cfg.layer_input(k) + h) * 4 * h;
+            let above = if k + 1 < l { 4 * h } else { cfg.classes };
+            end = dh + (4 * h + above) * dh_row;
+            layers.push(LayerCopies { gates, dh });
+        }
+        WeightCopies {
+            layers,
+            dh_row,
+            len: end,
+        }
     }
-    (bases, end)
 }
 
 pub(crate) struct Buffers {
     pub params: wgpu::Buffer,
-    /// The gate weights in [K][N] layout (see [`weight_copy_bases`]), for the direct
-    /// form's gate GEMM; empty in the staged form.
+    /// The weights of the gate and dh GEMMs in [K][N] layout (see [`WeightCopies`]),
+    /// for the direct form's `step_gemm_quads`; empty in the staged form.
     pub weights_kn: wgpu::Buffer,
     pub grads: wgpu::Buffer,
     pub adam_m: wgpu::Buffer,
@@ -155,10 +184,11 @@ pub(crate) struct Kernels {
     /// `grad_gemm_quads`, for the direct form's input weight gradients whose operands
     /// read in vec4s.
     pub grad_gemm_quads: Option<Kernel>,
-    /// `step_gemm_quads` in its wide and narrow blocks: the direct form's gate GEMM.
-    pub gates_quads: Option<[Kernel; 2]>,
-    /// `transpose_weights`: the [K][N] copy of the gate weights that `step_gemm_quads`
-    /// reads.
+    /// `step_gemm_quads` in the wide and narrow blocks of the direct form's gate GEMM
+    /// (`StepQuadsShape::GATES`) and of its dh GEMM (`StepQuadsShape::DH`).
+    pub gates_quads: Option<QuadsKernels>,
+    pub dh_quads: Option<QuadsKernels>,
+    /// `copy_weights`: the weight copies that `step_gemm_quads` reads.
     pub weight_copy: Kernel,
     pub cell_forward: Kernel,
     pub cell_backward: Kernel,
@@ -170,10 +200,32 @@ pub(crate) struct Kernels {
     pub sparse_weight_grad: Kernel,
 }
 
+/// `step_gemm_quads` in a wide and a narrow shape.
+pub(crate) struct QuadsKernels {
+    pub wide: Kernel,
+    pub narrow: Kernel,
+    pub shapes: [StepQuadsShape; 2],
+}
+
+impl QuadsKernels {
+    fn new(ctx: &GpuContext, matmul: &wgpu::ShaderModule, shapes: [StepQuadsShape; 2]) -> Self {
+        let (entry, bindings) = ("step_gemm_quads", &matmul::STEP_QUADS_BINDINGS);
+        let wide = Kernel::with_constants(ctx, matmul, entry, bindings, &shapes[0].constants());
+        let narrow = wide.variant(ctx, matmul, entry, &shapes[1].constants());
+        QuadsKernels {
+            wide,
+            narrow,
+            shapes,
+        }
+    }
+}
+
 pub(crate) struct LayerBinds {
     pub gates_forward: wgpu::BindGroup,
-    /// The gate GEMM bound to `step_gemm_quads` and the weights' [K][N] copy (direct form).
+    /// The gate and dh GEMMs bound to `step_gemm_quads` and the weight copies (direct
+    /// form).
     pub gates_forward_quads: Option<wgpu::BindGroup>,
+    pub dh_backward_quads: Option<wgpu::BindGroup>,
     pub cell_forward: wgpu::BindGroup,
     pub dh_backward: wgpu::BindGroup,
     pub cell_backward: wgpu::BindGroup,
@@ -185,8 +237,8 @@ pub(crate) struct LayerBinds {
 
 pub(crate) struct Binds {
     pub layers: Vec<LayerBinds>,
-    /// The dispatches that refresh the gate weights' [K][N] copy, two a layer (direct
-    /// form; none in the staged form).
+    /// The dispatches that refresh the weight copies of `step_gemm_quads`, four a layer
+    /// (direct form; none in the staged form).
     pub weight_copies: Vec<(wgpu::BindGroup, [u32; 3])>,
     /// Layer 0's sparse input product and weight gradient, when the engine takes
     /// sparse inputs.
@@ -331,13 +383,18 @@ impl Workspace {
         }
         let none = wgpu::BufferUsages::empty();
         let results_len = STATS + 2 * cap.batch;
-        let staging_bytes = [layout.total, results_len, cap.steps * cap.batch * c]
-            .into_iter()
-            .max()
-            .unwrap()
+        let staging_bytes = [
+            layout.total,
+            results_len,
+            cap.steps * cap.batch * c,
+            WeightCopies::new(cfg).len,
+        ]
+        .into_iter()
+        .max()
+        .unwrap()
             * f;
         let copy_len = if ctx.direct_gemm {
-            weight_copy_bases(cfg).1
+            WeightCopies::new(cfg).len
         } else {
             0
         };
@@ -452,20 +509,18 @@ impl Kernels {
             &wide.constants(),
         );
         let step_gemm_narrow = step_gemm.variant(ctx, &matmul, step_entry, &narrow.constants());
-        let gates_quads = ctx.direct_gemm.then(|| {
-            let (entry, bindings) = ("step_gemm_quads", &matmul::STEP_QUADS_BINDINGS);
-            let wide = StepQuadsShape::WIDE.constants();
-            let wide = Kernel::with_constants(ctx, &matmul, entry, bindings, &wide);
-            let narrow = wide.variant(ctx, &matmul, entry, &StepQuadsShape::NARROW.constants());
-            [wide, narrow]
-        });
+        let quads = |shapes| {
+            ctx.direct_gemm
+                .then(|| QuadsKernels::new(ctx, &matmul, shapes))
+        };
         let copy = module(ctx, "weight_copy.wgsl", shaders::WEIGHT_COPY);
         Kernels {
-            gates_quads,
+            gates_quads: quads(StepQuadsShape::GATES),
+            dh_quads: quads(StepQuadsShape::DH),
             weight_copy: Kernel::new(
                 ctx,
                 &copy,
-                "transpose_weights",
+                "copy_weights",
                 &[(0, Params), (1, Read), (2, ReadWrite)],
             ),
             step_gemm,
@@ -635,7 +690,32 @@ impl Binds {
             Source::per_step(st.state(k), b, h, step_offset, validity::ALWAYS)
         };
         let x_src = Source::per_step(0, b, cfg.input_size, 0, validity::ALWAYS);
-        let copy_bases = weight_copy_bases(cfg).0;
+        let copies = WeightCopies::new(cfg);
+        // A GEMM bound to step_gemm_quads, which reads its weights from the copies.
+        let quads = |kernels: &Option<QuadsKernels>,
+                     label: &str,
+                     p: GemmParams,
+                     src1: &wgpu::Buffer,
+                     src2: &wgpu::Buffer,
+                     out: &wgpu::Buffer| {
+            kernels.as_ref().map(|q| {
+                let params = params_buffer(ctx, label, &p);
+                q.wide.bind(
+                    ctx,
+                    &[
+                        &params,
+                        &buf.steps,
+                        src1,
+                        src2,
+                        &buf.params,
+                        &buf.rows,
+                        &buf.tstar,
+                        out,
+                        &buf.weights_kn,
+                    ],
+                )
+            })
+        };
         let layers = (0..l)
             .map(|kk| {
                 let lo = layout.layers[kk];
@@ -674,31 +754,20 @@ impl Binds {
                     &buf.h_all,
                     &buf.gates_pre,
                 );
-                // The same GEMM reading the weights from their [K][N] copy, whose rows
-                // (4H long) start at multiples of 4, as step_gemm_quads needs.
-                let gates_forward_quads = k.gates_quads.as_ref().map(|[wide, _]| {
-                    let base = copy_bases[kk];
-                    let p = GemmParams {
-                        w1: Weight::plain(base, 4 * h),
-                        w2: Weight::plain(base + input * 4 * h, 4 * h),
+                // The same GEMM reading the weights from their [K][4H] copy.
+                let at = copies.layers[kk];
+                let gates_forward_quads = quads(
+                    &k.gates_quads,
+                    "gates_forward_quads",
+                    GemmParams {
+                        w1: Weight::plain(at.gates, 4 * h),
+                        w2: Weight::plain(at.gates + input * 4 * h, 4 * h),
                         ..gates_params
-                    };
-                    let params = params_buffer(ctx, "gates_forward_quads", &p);
-                    wide.bind(
-                        ctx,
-                        &[
-                            &params,
-                            &buf.steps,
-                            in_buf,
-                            &buf.h_all,
-                            &buf.params,
-                            &buf.rows,
-                            &buf.tstar,
-                            &buf.gates_pre,
-                            &buf.weights_kn,
-                        ],
-                    )
-                });
+                    },
+                    in_buf,
+                    &buf.h_all,
+                    &buf.gates_pre,
+                );
                 // dh of layer kk at step t: recurrent part from the gate deltas of t+1,
                 // plus the part from the layer above at t (or the readout at t*).
                 let (above_src, above_w, above_buf) = if kk + 1 < l {
@@ -714,17 +783,32 @@ impl Binds {
                         &buf.dz,
                     )
                 };
+                let dh_params = GemmParams {
+                    a1: Source::per_step(st.gates(kk), b, 4 * h, 1, validity::LIVE),
+                    a2: above_src,
+                    w1: Weight::plain(lo.w_hh, h),
+                    w2: above_w,
+                    n_out: h as u32,
+                    out_stride: h as u32,
+                    ..Default::default()
+                };
                 let dh_backward = gemm(
                     "dh_backward",
                     &k.step_gemm,
+                    dh_params,
+                    &buf.dgates_all,
+                    above_buf,
+                    &buf.dh,
+                );
+                // The same GEMM reading the weights from their copies with padded rows.
+                let row = copies.dh_row;
+                let dh_backward_quads = quads(
+                    &k.dh_quads,
+                    "dh_backward_quads",
                     GemmParams {
-                        a1: Source::per_step(st.gates(kk), b, 4 * h, 1, validity::LIVE),
-                        a2: above_src,
-                        w1: Weight::plain(lo.w_hh, h),
-                        w2: above_w,
-                        n_out: h as u32,
-                        out_stride: h as u32,
-                        ..Default::default()
+                        w1: Weight::plain(at.dh, row),
+                        w2: Weight::plain(at.dh + 4 * h * row, row),
+                        ..dh_params
                     },
                     &buf.dgates_all,
                     above_buf,
@@ -829,6 +913,7 @@ impl Binds {
                 LayerBinds {
                     gates_forward,
                     gates_forward_quads,
+                    dh_backward_quads,
                     cell_forward,
                     dh_backward,
                     cell_backward,
@@ -936,29 +1021,49 @@ impl Binds {
                 ],
             )
         });
-        // Each gate weight matrix, [4H][K] in the parameters, to [K][4H] in the copy.
-        let copy = |src_base: usize, k_len: usize, dst_base: usize| {
+        // One matrix of the parameters into the copies (see WeightCopies): `k_len` rows
+        // of `n` at `dst_base`, `dst_row` apart, element (k, j) read at
+        // `src_base + k * src_k + j * src_j`.
+        let copy = |src_base: usize,
+                    (src_k, src_j): (usize, usize),
+                    n: usize,
+                    k_len: usize,
+                    dst_base: usize,
+                    dst_row: usize| {
             let p = CopyParams {
                 src_base: src_base as u32,
-                n: (4 * h) as u32,
+                src_k: src_k as u32,
+                src_j: src_j as u32,
+                n: n as u32,
                 k_len: k_len as u32,
                 dst_base: dst_base as u32,
+                dst_row: dst_row as u32,
+                _pad: 0,
             };
             let params = params_buffer(ctx, "weight_copy", &p);
             let bind = k
                 .weight_copy
                 .bind(ctx, &[&params, &buf.params, &buf.weights_kn]);
-            (bind, [groups_for(4 * h, 64), k_len as u32, 1])
+            (bind, [groups_for(n, 64), k_len as u32, 1])
         };
         let weight_copies = if k.gates_quads.is_some() {
             (0..l)
                 .flat_map(|kk| {
-                    let (lo, input, base) =
-                        (layout.layers[kk], cfg.layer_input(kk), copy_bases[kk]);
-                    [
-                        copy(lo.w_ih, input, base),
-                        copy(lo.w_hh, h, base + input * 4 * h),
-                    ]
+                    let (lo, input, at) =
+                        (layout.layers[kk], cfg.layer_input(kk), copies.layers[kk]);
+                    let (n, row) = (4 * h, copies.dh_row);
+                    // The gate GEMM's, transposed: [4H][K] to [K][4H].
+                    let ih = copy(lo.w_ih, (1, input), n, input, at.gates, n);
+                    let hh = copy(lo.w_hh, (1, h), n, h, at.gates + input * n, n);
+                    // The dh GEMM's, as they are, in rows of dh_row.
+                    let (above, above_rows) = if kk + 1 < l {
+                        (layout.layers[kk + 1].w_ih, n)
+                    } else {
+                        (layout.readout_w, c)
+                    };
+                    let dh = copy(lo.w_hh, (h, 1), h, n, at.dh, row);
+                    let from_above = copy(above, (h, 1), h, above_rows, at.dh + n * row, row);
+                    [ih, hh, dh, from_above]
                 })
                 .collect()
         } else {

@@ -131,26 +131,49 @@ pub const STEP_QUADS_BINDINGS: [(u32, Binding); 9] = [
     (10, Binding::Read),
 ];
 
-/// The rows of `step_gemm_quads`'s blocks (its `ROWS_PER_THREAD`): 16 a block, and 4
-/// for steps with at most 4 live rows. A block is one row of 8 invocations, each 32
-/// consecutive columns: `ROWS` x 256 outputs.
+/// The blocks of `step_gemm_quads`: `rows` consecutive list rows (its
+/// `ROWS_PER_THREAD`) by `cols` consecutive columns (`QUAD_COLS`) an invocation, in a
+/// row of 8 invocations: `rows` x 8 `cols` outputs a workgroup.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StepQuadsShape {
     pub rows: usize,
+    pub cols: usize,
 }
 
 impl StepQuadsShape {
-    pub const WIDE: StepQuadsShape = StepQuadsShape { rows: 16 };
-    pub const NARROW: StepQuadsShape = StepQuadsShape { rows: 4 };
+    /// Rows of the narrow blocks, for steps with at most this many live rows; the wide
+    /// ones hold 16.
+    pub const NARROW_ROWS: usize = 4;
+    /// The forward gate GEMM's (4H columns): 32 columns an invocation.
+    pub const GATES: [StepQuadsShape; 2] = Self::wide_and_narrow(32);
+    /// The dh GEMM's (H columns): 16 columns an invocation, so that 8 of them span 128.
+    pub const DH: [StepQuadsShape; 2] = Self::wide_and_narrow(16);
+
+    const fn wide_and_narrow(cols: usize) -> [StepQuadsShape; 2] {
+        [
+            StepQuadsShape { rows: 16, cols },
+            StepQuadsShape {
+                rows: Self::NARROW_ROWS,
+                cols,
+            },
+        ]
+    }
 
     /// The workgroups that cover `rows` x `cols` outputs.
     pub fn groups(self, rows: usize, cols: usize) -> [u32; 3] {
-        [groups_for(cols, 256), groups_for(rows, self.rows), 1]
+        [
+            groups_for(cols, 8 * self.cols),
+            groups_for(rows, self.rows),
+            1,
+        ]
     }
 
-    /// The pipeline constant that selects this shape.
-    pub fn constants(self) -> [(&'static str, f64); 1] {
-        [("ROWS_PER_THREAD", self.rows as f64)]
+    /// The pipeline constants that select this shape.
+    pub fn constants(self) -> [(&'static str, f64); 2] {
+        [
+            ("ROWS_PER_THREAD", self.rows as f64),
+            ("QUAD_COLS", self.cols as f64),
+        ]
     }
 }
 

@@ -22,7 +22,7 @@ pub const LSTM_CELL: &str = include_str!("../../shaders/lstm_cell.wgsl");
 pub const READOUT: &str = include_str!("../../shaders/readout.wgsl");
 /// Source of the sparse input product (`sparse_gates`).
 pub const SPARSE_INPUT: &str = include_str!("../../shaders/sparse_input.wgsl");
-/// Source of the gate weights' [K][N] copy (`transpose_weights`), for `step_gemm_quads`.
+/// Source of the weight copies that `step_gemm_quads` reads (`copy_weights`).
 pub const WEIGHT_COPY: &str = include_str!("../../shaders/weight_copy.wgsl");
 /// Source of the optimiser (`adam_step`).
 pub const ADAM: &str = include_str!("../../shaders/adam.wgsl");

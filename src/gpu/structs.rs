@@ -180,15 +180,20 @@ pub struct ReadoutParams {
     pub _pad: [u32; 3],
 }
 
-/// `CopyParams` of `weight_copy.wgsl`: the [N][K] matrix at `src_base` copied to
-/// [K][N] at `dst_base`.
+/// `CopyParams` of `weight_copy.wgsl`: element (k, j) of the matrix at `src_base`
+/// (`src_base + k * src_k + j * src_j`) copied to `dst_base + k * dst_row + j`, for
+/// `k < k_len`, `j < n`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
 pub struct CopyParams {
     pub src_base: u32,
+    pub src_k: u32,
+    pub src_j: u32,
     pub n: u32,
     pub k_len: u32,
     pub dst_base: u32,
+    pub dst_row: u32,
+    pub _pad: u32,
 }
 
 /// `AdamParams` of `adam.wgsl`.
@@ -223,6 +228,6 @@ mod tests {
         assert_eq!(std::mem::size_of::<ReadoutParams>(), 64);
         assert_eq!(std::mem::size_of::<AdamParams>(), 36);
         assert_eq!(std::mem::size_of::<SparseParams>(), 16);
-        assert_eq!(std::mem::size_of::<CopyParams>(), 16);
+        assert_eq!(std::mem::size_of::<CopyParams>(), 32);
     }
 }
