@@ -9,6 +9,7 @@
 //!
 //! NAMES: the variants (all when empty, see `variants`); SHAPES: check (37 x 72 x 53),
 //! check4 (36 x 72 x 52, for the variants that need multiples of 4), toy, mnist, 1024.
+use rankcode::gpu::bindings::{Slot, Table};
 use rankcode::gpu::kernel::module;
 use rankcode::gpu::matmul::{PlainGemm, PlainKernel};
 use rankcode::gpu::{Binding, GpuContext, Kernel};
@@ -253,16 +254,36 @@ fn gen_wgsl(v: &V) -> String {
     s
 }
 
-/// Binding slots of every variant: params, a, b, out.
-const BINDINGS: [(u32, Binding); 4] = [
-    (0, Binding::Params),
-    (1, Binding::Read),
-    (2, Binding::Read),
-    (3, Binding::ReadWrite),
-];
+/// The binding table of every variant: params, a, b, out.
+const TABLE: Table = Table {
+    shader: "variant",
+    entries: &["main"],
+    slots: &[
+        Slot {
+            name: "p",
+            binding: 0,
+            kind: Binding::Params,
+        },
+        Slot {
+            name: "a",
+            binding: 1,
+            kind: Binding::Read,
+        },
+        Slot {
+            name: "b",
+            binding: 2,
+            kind: Binding::Read,
+        },
+        Slot {
+            name: "out",
+            binding: 3,
+            kind: Binding::ReadWrite,
+        },
+    ],
+};
 
 fn build(ctx: &GpuContext, src: &str) -> Kernel {
-    Kernel::new(ctx, &module(ctx, "variant", src), "main", &BINDINGS)
+    Kernel::new(ctx, &module(ctx, "variant", src), "main", &TABLE)
 }
 
 struct Problem {
@@ -382,7 +403,7 @@ fn bufs(ctx: &GpuContext, pr: &Problem) -> Bufs {
 fn bound(ctx: &GpuContext, v: &V, kernel: &Kernel, b: &Bufs, pr: &Problem) -> Bound {
     let a = if v.a_mode == 2 { &b.a_t } else { &b.a };
     let bb = if v.b_nk { &b.b_nk } else { &b.b_kn };
-    let bind = kernel.bind(ctx, &[&b.p, a, bb, &b.out]);
+    let bind = kernel.bind(ctx, &[("p", &b.p), ("a", a), ("b", bb), ("out", &b.out)]);
     let (bw, bh) = if v.lanes_rows {
         (v.wy * v.c, v.wx * v.r)
     } else {

@@ -378,3 +378,139 @@ fn the_member_comparison_reports_swaps_renames_and_moved_padding() {
     ];
     assert_eq!(compare("s.wgsl", &host, 16, &float).len(), 1);
 }
+
+/// What is wrong with binding table `table` against its shader: a slot whose binding
+/// number holds no variable, or one of another name or access (read-write slots
+/// writable storage, the others read-only); an entry point missing, or using a bound
+/// variable that no slot of the table names.
+fn table_problems(table: &rankcode::gpu::bindings::Table) -> Vec<String> {
+    use naga::{AddressSpace, StorageAccess};
+    use rankcode::gpu::Binding;
+    let (_, source) = shaders::all()
+        .into_iter()
+        .find(|(name, _)| *name == table.shader)
+        .unwrap_or_else(|| panic!("no shader {}", table.shader));
+    let module = naga::front::wgsl::parse_str(&source).unwrap();
+    let info = naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::empty(),
+    )
+    .validate(&module)
+    .unwrap();
+    let mut problems = vec![];
+    let shader = table.shader;
+    for slot in table.slots {
+        let var = module.global_variables.iter().find(|(_, v)| {
+            v.binding
+                .as_ref()
+                .is_some_and(|b| b.group == 0 && b.binding == slot.binding)
+                && v.name.as_deref() == Some(slot.name)
+        });
+        let Some((_, var)) = var else {
+            problems.push(format!(
+                "{shader}: no variable {} at @binding({})",
+                slot.name, slot.binding
+            ));
+            continue;
+        };
+        let writable = matches!(var.space, AddressSpace::Storage { access } if access.contains(StorageAccess::STORE));
+        if writable != (slot.kind == Binding::ReadWrite) {
+            problems.push(format!(
+                "{shader}: {} is {:?} in the table, {:?} in the shader",
+                slot.name, slot.kind, var.space
+            ));
+        }
+    }
+    for entry in table.entries {
+        let Some(index) = module.entry_points.iter().position(|e| e.name == *entry) else {
+            problems.push(format!("{shader}: no entry point {entry}"));
+            continue;
+        };
+        let uses = info.get_entry_point(index);
+        for (handle, var) in module.global_variables.iter() {
+            let Some(binding) = &var.binding else {
+                continue;
+            };
+            let name = var.name.as_deref().unwrap_or("");
+            let listed = table
+                .slots
+                .iter()
+                .any(|s| s.name == name && s.binding == binding.binding);
+            if !uses[handle].is_empty() && !listed {
+                problems.push(format!(
+                    "{shader}: {entry} uses {name} (@binding({})), which its table lacks",
+                    binding.binding
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// Every kernel's binding table (`gpu::bindings`) matches its shader, by name, number
+/// and access; and the check finds a swap of two names, a wrong number, a wrong access
+/// and a variable used but not bound.
+#[test]
+fn every_binding_table_matches_its_shader_by_name() {
+    use rankcode::gpu::Binding;
+    use rankcode::gpu::bindings::{ALL, CELL_FORWARD, MATMUL, Slot, Table};
+    for table in ALL {
+        let problems = table_problems(&table);
+        assert!(problems.is_empty(), "{problems:#?}");
+    }
+    let check = |slots: Vec<Slot>, entries: &'static [&'static str], base: Table, wanted: &str| {
+        let slots: &'static [Slot] = Box::leak(slots.into_boxed_slice());
+        let table = Table {
+            slots,
+            entries,
+            ..base
+        };
+        let problems = table_problems(&table);
+        assert!(
+            problems.iter().any(|p| p.contains(wanted)),
+            "{wanted}: {problems:#?}"
+        );
+    };
+    let mut swapped = MATMUL.slots.to_vec();
+    (swapped[2].name, swapped[3].name) = (swapped[3].name, swapped[2].name);
+    check(
+        swapped,
+        MATMUL.entries,
+        MATMUL,
+        "no variable src2 at @binding(2)",
+    );
+    let mut renumbered = MATMUL.slots.to_vec();
+    renumbered[7].binding = 9;
+    check(
+        renumbered,
+        MATMUL.entries,
+        MATMUL,
+        "no variable out at @binding(9)",
+    );
+    let mut read_only = CELL_FORWARD.slots.to_vec();
+    read_only[5].kind = Binding::Read;
+    check(
+        read_only,
+        CELL_FORWARD.entries,
+        CELL_FORWARD,
+        "gates_all is Read",
+    );
+    let without_weights: Vec<Slot> = MATMUL
+        .slots
+        .iter()
+        .copied()
+        .filter(|s| s.name != "weights")
+        .collect();
+    check(
+        without_weights,
+        &["step_gemm"],
+        MATMUL,
+        "step_gemm uses weights",
+    );
+    check(
+        MATMUL.slots.to_vec(),
+        &["no_such_entry"],
+        MATMUL,
+        "no entry point",
+    );
+}

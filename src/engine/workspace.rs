@@ -2,8 +2,9 @@
 //! buffers, pipelines and bind groups. Nothing here is created per step or per batch.
 
 use crate::error::{Error, Result};
+use crate::gpu::bindings::{self, MATMUL};
 use crate::gpu::kernel::groups_for;
-use crate::gpu::kernel::{Binding, Kernel, module};
+use crate::gpu::kernel::{Kernel, module};
 use crate::gpu::matmul::{self, GemmShapes, StepQuadsShape};
 use crate::gpu::structs::{
     CellParams, CopyParams, GemmParams, Source, SparseParams, Weight, validity,
@@ -209,8 +210,8 @@ pub(crate) struct QuadsKernels {
 
 impl QuadsKernels {
     fn new(ctx: &GpuContext, matmul: &wgpu::ShaderModule, shapes: [StepQuadsShape; 2]) -> Self {
-        let (entry, bindings) = ("step_gemm_quads", &matmul::STEP_QUADS_BINDINGS);
-        let wide = Kernel::with_constants(ctx, matmul, entry, bindings, &shapes[0].constants());
+        let (entry, table) = ("step_gemm_quads", &bindings::STEP_GEMM_QUADS);
+        let wide = Kernel::with_constants(ctx, matmul, entry, table, &shapes[0].constants());
         let narrow = wide.variant(ctx, matmul, entry, &shapes[1].constants());
         QuadsKernels {
             wide,
@@ -488,12 +489,12 @@ impl Workspace {
 
 impl Kernels {
     fn new(ctx: &GpuContext) -> Self {
-        use Binding::*;
         let matmul = module(ctx, "matmul/*.wgsl", shaders::MATMUL);
         let cell = module(ctx, "lstm_cell.wgsl", shaders::LSTM_CELL);
         let readout = module(ctx, "readout.wgsl", shaders::READOUT);
         let adam = module(ctx, "adam.wgsl", shaders::ADAM);
         let sparse = module(ctx, "sparse_input.wgsl", shaders::SPARSE_INPUT);
+        let copy = module(ctx, "weight_copy.wgsl", shaders::WEIGHT_COPY);
         let (step_entry, grad_entry) = if ctx.direct_gemm {
             ("step_gemm_direct", "grad_gemm_direct")
         } else {
@@ -501,151 +502,42 @@ impl Kernels {
         };
         let gemm_shapes = GemmShapes::of_form(ctx.direct_gemm);
         let GemmShapes { wide, narrow } = gemm_shapes;
-        let step_gemm = Kernel::with_constants(
-            ctx,
-            &matmul,
-            step_entry,
-            &matmul::BINDINGS,
-            &wide.constants(),
-        );
+        let step_gemm =
+            Kernel::with_constants(ctx, &matmul, step_entry, &MATMUL, &wide.constants());
         let step_gemm_narrow = step_gemm.variant(ctx, &matmul, step_entry, &narrow.constants());
         let quads = |shapes| {
             ctx.direct_gemm
                 .then(|| QuadsKernels::new(ctx, &matmul, shapes))
         };
-        let copy = module(ctx, "weight_copy.wgsl", shaders::WEIGHT_COPY);
         Kernels {
-            gates_quads: quads(StepQuadsShape::GATES),
-            dh_quads: quads(StepQuadsShape::DH),
-            weight_copy: Kernel::new(
-                ctx,
-                &copy,
-                "copy_weights",
-                &[(0, Params), (1, Read), (2, ReadWrite)],
-            ),
             step_gemm,
             step_gemm_narrow,
             gemm_shapes,
-            grad_gemm: Kernel::with_constants(
-                ctx,
-                &matmul,
-                grad_entry,
-                &matmul::BINDINGS,
-                &wide.constants(),
-            ),
+            gates_quads: quads(StepQuadsShape::GATES),
+            dh_quads: quads(StepQuadsShape::DH),
+            weight_copy: Kernel::new(ctx, &copy, "copy_weights", &bindings::COPY_WEIGHTS),
+            grad_gemm: Kernel::with_constants(ctx, &matmul, grad_entry, &MATMUL, &wide.constants()),
             grad_gemm_quads: ctx
                 .direct_gemm
-                .then(|| Kernel::new(ctx, &matmul, "grad_gemm_quads", &matmul::QUADS_BINDINGS)),
-            cell_forward: Kernel::new(
-                ctx,
-                &cell,
-                "cell_forward",
-                &[
-                    (0, Params),
-                    (1, Step),
-                    (2, Read),
-                    (3, Read),
-                    (4, Read),
-                    (5, ReadWrite),
-                    (6, ReadWrite),
-                    (7, ReadWrite),
-                ],
-            ),
-            cell_backward: Kernel::new(
-                ctx,
-                &cell,
-                "cell_backward",
-                &[
-                    (0, Params),
-                    (1, Step),
-                    (2, Read),
-                    (3, Read),
-                    (4, Read),
-                    (5, ReadWrite),
-                    (6, ReadWrite),
-                    (7, ReadWrite),
-                    (8, ReadWrite),
-                ],
-            ),
+                .then(|| Kernel::new(ctx, &matmul, "grad_gemm_quads", &bindings::GRAD_GEMM_QUADS)),
+            cell_forward: Kernel::new(ctx, &cell, "cell_forward", &bindings::CELL_FORWARD),
+            cell_backward: Kernel::new(ctx, &cell, "cell_backward", &bindings::CELL_BACKWARD),
             readout_forward: Kernel::new(
                 ctx,
                 &readout,
                 "readout_forward",
-                &[
-                    (0, Params),
-                    (1, Step),
-                    (2, Read),
-                    (3, Read),
-                    (4, Read),
-                    (6, ReadWrite),
-                    (7, ReadWrite),
-                    (8, ReadWrite),
-                ],
+                &bindings::READOUT_FORWARD,
             ),
-            loss_stats: Kernel::new(
-                ctx,
-                &readout,
-                "loss_stats",
-                &[
-                    (0, Params),
-                    (1, Step),
-                    (5, Read),
-                    (6, ReadWrite),
-                    (7, ReadWrite),
-                    (8, ReadWrite),
-                    (9, ReadWrite),
-                    (10, ReadWrite),
-                    (11, ReadWrite),
-                ],
-            ),
-            sparse_gates: Kernel::new(
-                ctx,
-                &sparse,
-                "sparse_gates",
-                &[
-                    (0, Params),
-                    (1, Step),
-                    (2, Read),
-                    (3, Read),
-                    (4, Read),
-                    (5, Read),
-                    (6, Read),
-                    (7, Read),
-                    (8, ReadWrite),
-                ],
-            ),
+            loss_stats: Kernel::new(ctx, &readout, "loss_stats", &bindings::LOSS_STATS),
+            sparse_gates: Kernel::new(ctx, &sparse, "sparse_gates", &bindings::SPARSE_GATES),
             sparse_weight_grad: Kernel::new(
                 ctx,
                 &sparse,
                 "sparse_weight_grad",
-                &[
-                    (0, Params),
-                    (2, Read),
-                    (3, Read),
-                    (4, Read),
-                    (5, Read),
-                    (8, ReadWrite),
-                ],
+                &bindings::SPARSE_WEIGHT_GRAD,
             ),
-            grad_sq_norm: Kernel::new(
-                ctx,
-                &adam,
-                "grad_sq_norm",
-                &[(0, Params), (2, Read), (6, ReadWrite)],
-            ),
-            adam: Kernel::new(
-                ctx,
-                &adam,
-                "adam_step",
-                &[
-                    (0, Params),
-                    (2, Read),
-                    (3, ReadWrite),
-                    (4, ReadWrite),
-                    (5, ReadWrite),
-                    (6, ReadWrite),
-                ],
-            ),
+            grad_sq_norm: Kernel::new(ctx, &adam, "grad_sq_norm", &bindings::GRAD_SQ_NORM),
+            adam: Kernel::new(ctx, &adam, "adam_step", &bindings::ADAM_STEP),
         }
     }
 }
@@ -674,14 +566,14 @@ impl Binds {
             kernel.bind(
                 ctx,
                 &[
-                    &params,
-                    &buf.steps,
-                    src1,
-                    src2,
-                    &buf.params,
-                    &buf.rows,
-                    &buf.tstar,
-                    out,
+                    ("p", &params),
+                    ("step", &buf.steps),
+                    ("src1", src1),
+                    ("src2", src2),
+                    ("weights", &buf.params),
+                    ("rows", &buf.rows),
+                    ("tstar", &buf.tstar),
+                    ("out", out),
                 ],
             )
         };
@@ -703,15 +595,15 @@ impl Binds {
                 q.wide.bind(
                     ctx,
                     &[
-                        &params,
-                        &buf.steps,
-                        src1,
-                        src2,
-                        &buf.params,
-                        &buf.rows,
-                        &buf.tstar,
-                        out,
-                        &buf.weights_kn,
+                        ("p", &params),
+                        ("step", &buf.steps),
+                        ("src1", src1),
+                        ("src2", src2),
+                        ("weights", &buf.params),
+                        ("rows", &buf.rows),
+                        ("tstar", &buf.tstar),
+                        ("out", out),
+                        ("weights_kn", &buf.weights_kn),
                     ],
                 )
             })
@@ -846,13 +738,13 @@ impl Binds {
                         quads.bind(
                             ctx,
                             &[
-                                &params,
-                                &buf.steps,
-                                &buf.rows,
-                                &buf.tstar,
-                                &buf.grads,
-                                &buf.dgates_all,
-                                in_buf,
+                                ("p", &params),
+                                ("step", &buf.steps),
+                                ("rows", &buf.rows),
+                                ("tstar", &buf.tstar),
+                                ("out", &buf.grads),
+                                ("src1_quads", &buf.dgates_all),
+                                ("src2_quads", in_buf),
                             ],
                         )
                     })
@@ -886,28 +778,28 @@ impl Binds {
                 let cell_forward = k.cell_forward.bind(
                     ctx,
                     &[
-                        &cell,
-                        &buf.steps,
-                        &buf.gates_pre,
-                        &buf.rows,
-                        &buf.tstar,
-                        &buf.gates_all,
-                        &buf.c_all,
-                        &buf.h_all,
+                        ("p", &cell),
+                        ("step", &buf.steps),
+                        ("scratch", &buf.gates_pre),
+                        ("rows", &buf.rows),
+                        ("tstar", &buf.tstar),
+                        ("gates_all", &buf.gates_all),
+                        ("c_all", &buf.c_all),
+                        ("h_or_dgates", &buf.h_all),
                     ],
                 );
                 let cell_backward = k.cell_backward.bind(
                     ctx,
                     &[
-                        &cell,
-                        &buf.steps,
-                        &buf.dh,
-                        &buf.rows,
-                        &buf.tstar,
-                        &buf.gates_all,
-                        &buf.c_all,
-                        &buf.dgates_all,
-                        &buf.dc_carry,
+                        ("p", &cell),
+                        ("step", &buf.steps),
+                        ("scratch", &buf.dh),
+                        ("rows", &buf.rows),
+                        ("tstar", &buf.tstar),
+                        ("gates_all", &buf.gates_all),
+                        ("c_all", &buf.c_all),
+                        ("h_or_dgates", &buf.dgates_all),
+                        ("dc_carry", &buf.dc_carry),
                     ],
                 );
                 LayerBinds {
@@ -943,42 +835,47 @@ impl Binds {
         let readout_forward = k.readout_forward.bind(
             ctx,
             &[
-                &buf.readout_params,
-                &buf.steps,
-                &buf.params,
-                &buf.h_all,
-                &buf.rows,
-                &buf.logits,
-                &buf.tstar,
-                &buf.first_spike,
+                ("p", &buf.readout_params),
+                ("step", &buf.steps),
+                ("weights", &buf.params),
+                ("h_all", &buf.h_all),
+                ("rows", &buf.rows),
+                ("logits", &buf.logits),
+                ("tstar", &buf.tstar),
+                ("first_spike", &buf.first_spike),
             ],
         );
         let loss_stats = k.loss_stats.bind(
             ctx,
             &[
-                &buf.readout_params,
-                &buf.steps,
-                &buf.labels,
-                &buf.logits,
-                &buf.tstar,
-                &buf.first_spike,
-                &buf.dz,
-                &buf.decisions,
-                &buf.stats,
+                ("p", &buf.readout_params),
+                ("step", &buf.steps),
+                ("labels", &buf.labels),
+                ("logits", &buf.logits),
+                ("tstar", &buf.tstar),
+                ("first_spike", &buf.first_spike),
+                ("dz", &buf.dz),
+                ("decisions", &buf.decisions),
+                ("stats", &buf.stats),
             ],
         );
-        let grad_sq_norm = k
-            .grad_sq_norm
-            .bind(ctx, &[&buf.adam_params, &buf.grads, &buf.grad_norm_sq]);
+        let grad_sq_norm = k.grad_sq_norm.bind(
+            ctx,
+            &[
+                ("a", &buf.adam_params),
+                ("grads", &buf.grads),
+                ("grad_norm_sq", &buf.grad_norm_sq),
+            ],
+        );
         let adam = k.adam.bind(
             ctx,
             &[
-                &buf.adam_params,
-                &buf.grads,
-                &buf.params,
-                &buf.adam_m,
-                &buf.adam_v,
-                &buf.grad_norm_sq,
+                ("a", &buf.adam_params),
+                ("grads", &buf.grads),
+                ("params", &buf.params),
+                ("m", &buf.adam_m),
+                ("v", &buf.adam_v),
+                ("grad_norm_sq", &buf.grad_norm_sq),
             ],
         );
         let sparse_params = params_buffer(
@@ -995,12 +892,12 @@ impl Binds {
             k.sparse_weight_grad.bind(
                 ctx,
                 &[
-                    &sparse_params,
-                    &buf.csc_offsets,
-                    &buf.csc_pairs,
-                    &buf.csc_values,
-                    &buf.dgates_all,
-                    &buf.grads,
+                    ("p", &sparse_params),
+                    ("col_offsets", &buf.csc_offsets),
+                    ("col_pairs", &buf.csc_pairs),
+                    ("col_values", &buf.csc_values),
+                    ("dgates", &buf.dgates_all),
+                    ("grads", &buf.grads),
                 ],
             )
         });
@@ -1009,15 +906,15 @@ impl Binds {
             k.sparse_gates.bind(
                 ctx,
                 &[
-                    params,
-                    &buf.steps,
-                    &buf.csr_offsets,
-                    &buf.csr_indices,
-                    &buf.csr_values,
-                    &buf.params,
-                    &buf.rows,
-                    &buf.tstar,
-                    &buf.gates_pre,
+                    ("p", params),
+                    ("step", &buf.steps),
+                    ("offsets", &buf.csr_offsets),
+                    ("indices", &buf.csr_indices),
+                    ("values", &buf.csr_values),
+                    ("weights", &buf.params),
+                    ("rows", &buf.rows),
+                    ("tstar", &buf.tstar),
+                    ("out", &buf.gates_pre),
                 ],
             )
         });
@@ -1041,9 +938,14 @@ impl Binds {
                 _pad: 0,
             };
             let params = params_buffer(ctx, "weight_copy", &p);
-            let bind = k
-                .weight_copy
-                .bind(ctx, &[&params, &buf.params, &buf.weights_kn]);
+            let bind = k.weight_copy.bind(
+                ctx,
+                &[
+                    ("p", &params),
+                    ("src", &buf.params),
+                    ("dst", &buf.weights_kn),
+                ],
+            );
             (bind, [groups_for(n, 64), k_len as u32, 1])
         };
         let weight_copies = if k.gates_quads.is_some() {

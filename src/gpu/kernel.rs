@@ -1,6 +1,7 @@
 //! A compute pipeline with its explicit bind-group layout, and the helpers to bind
 //! buffers to it and dispatch it.
 
+use super::bindings::{Slot, Table};
 use super::context::GpuContext;
 use std::num::NonZeroU64;
 
@@ -25,18 +26,19 @@ pub struct Kernel {
     pub name: &'static str,
     pipeline: wgpu::ComputePipeline,
     layout: wgpu::BindGroupLayout,
-    bindings: Vec<(u32, Binding)>,
+    slots: &'static [Slot],
 }
 
 impl Kernel {
-    /// Builds the pipeline for `entry` of `module` with the given binding slots.
+    /// Builds the pipeline for `entry` of `module`, bound as `table` says (one of
+    /// `gpu::bindings`, which lists `entry`).
     pub fn new(
         ctx: &GpuContext,
         module: &wgpu::ShaderModule,
         entry: &'static str,
-        bindings: &[(u32, Binding)],
+        table: &Table,
     ) -> Self {
-        Self::with_constants(ctx, module, entry, bindings, &[])
+        Self::with_constants(ctx, module, entry, table, &[])
     }
 
     /// [`Kernel::new`] with pipeline-overridable `constants`.
@@ -44,12 +46,17 @@ impl Kernel {
         ctx: &GpuContext,
         module: &wgpu::ShaderModule,
         entry: &'static str,
-        bindings: &[(u32, Binding)],
+        table: &Table,
         constants: &[(&str, f64)],
     ) -> Self {
-        let entries: Vec<wgpu::BindGroupLayoutEntry> = bindings
+        assert!(
+            table.entries.contains(&entry),
+            "{entry} is not an entry point of its binding table"
+        );
+        let entries: Vec<wgpu::BindGroupLayoutEntry> = table
+            .slots
             .iter()
-            .map(|&(binding, kind)| wgpu::BindGroupLayoutEntry {
+            .map(|&Slot { binding, kind, .. }| wgpu::BindGroupLayoutEntry {
                 binding,
                 visibility: wgpu::ShaderStages::COMPUTE,
                 // Parameters live in read-only storage buffers, not uniform buffers:
@@ -73,7 +80,7 @@ impl Kernel {
                 label: Some(entry),
                 entries: &entries,
             });
-        Self::with_layout(ctx, module, entry, layout, bindings, constants)
+        Self::with_layout(ctx, module, entry, layout, table.slots, constants)
     }
 
     /// The same entry point (or another with the same bindings) compiled with
@@ -90,7 +97,7 @@ impl Kernel {
             module,
             entry,
             self.layout.clone(),
-            &self.bindings,
+            self.slots,
             constants,
         )
     }
@@ -100,7 +107,7 @@ impl Kernel {
         module: &wgpu::ShaderModule,
         entry: &'static str,
         layout: wgpu::BindGroupLayout,
-        bindings: &[(u32, Binding)],
+        slots: &'static [Slot],
         constants: &[(&str, f64)],
     ) -> Self {
         let pipeline_layout = ctx
@@ -127,31 +134,35 @@ impl Kernel {
             name: entry,
             pipeline,
             layout,
-            bindings: bindings.to_vec(),
+            slots,
         }
     }
 
-    /// A bind group giving one buffer to each declared slot, in slot order.
-    /// Panics if the count differs: that is a programming error, not bad input.
-    pub fn bind(&self, ctx: &GpuContext, buffers: &[&wgpu::Buffer]) -> wgpu::BindGroup {
+    /// A bind group giving one buffer to each slot of the kernel's table, each named
+    /// by its WGSL variable, in the table's order. Panics if the names differ from the
+    /// table's: that is a programming error, not bad input.
+    pub fn bind(&self, ctx: &GpuContext, buffers: &[(&str, &wgpu::Buffer)]) -> wgpu::BindGroup {
+        let given: Vec<&str> = buffers.iter().map(|&(name, _)| name).collect();
+        let slots: Vec<&str> = self.slots.iter().map(|s| s.name).collect();
         assert_eq!(
-            buffers.len(),
-            self.bindings.len(),
-            "{}: wrong number of buffers",
+            given, slots,
+            "{}: the buffers of its binding table",
             self.name
         );
         let entries: Vec<wgpu::BindGroupEntry> = self
-            .bindings
+            .slots
             .iter()
             .zip(buffers)
-            .map(|(&(binding, kind), buffer)| wgpu::BindGroupEntry {
-                binding,
-                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                    buffer,
-                    offset: 0,
-                    size: (kind == Binding::Step).then(|| NonZeroU64::new(STEP_BYTES).unwrap()),
-                }),
-            })
+            .map(
+                |(&Slot { binding, kind, .. }, &(_, buffer))| wgpu::BindGroupEntry {
+                    binding,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer,
+                        offset: 0,
+                        size: (kind == Binding::Step).then(|| NonZeroU64::new(STEP_BYTES).unwrap()),
+                    }),
+                },
+            )
             .collect();
         ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(self.name),

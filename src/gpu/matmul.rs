@@ -2,7 +2,8 @@
 //! shapes, and the plain dense GEMM used as the throughput ceiling in benchmarks.
 
 use super::GpuContext;
-use super::kernel::{Binding, Kernel, groups_for, module};
+use super::bindings;
+use super::kernel::{Kernel, groups_for, module};
 use super::shaders;
 use super::structs::{DenseGemmParams, GemmParams, Source, Step, Weight, validity};
 use crate::error::Result;
@@ -104,33 +105,6 @@ const _: () = {
     );
 };
 
-/// Binding slots of every `matmul/*.wgsl` entry point: params, step, src1, src2,
-/// weights, rows, tstar, out.
-pub const BINDINGS: [(u32, Binding); 8] = [
-    (0, Binding::Params),
-    (1, Binding::Step),
-    (2, Binding::Read),
-    (3, Binding::Read),
-    (4, Binding::Read),
-    (5, Binding::Read),
-    (6, Binding::Read),
-    (7, Binding::ReadWrite),
-];
-
-/// Binding slots of `step_gemm_quads`: those of [`BINDINGS`] and the gate weights'
-/// [K][N] copy, read as vec4s (slot 10).
-pub const STEP_QUADS_BINDINGS: [(u32, Binding); 9] = [
-    (0, Binding::Params),
-    (1, Binding::Step),
-    (2, Binding::Read),
-    (3, Binding::Read),
-    (4, Binding::Read),
-    (5, Binding::Read),
-    (6, Binding::Read),
-    (7, Binding::ReadWrite),
-    (10, Binding::Read),
-];
-
 /// The blocks of `step_gemm_quads`: `rows` consecutive list rows (its
 /// `ROWS_PER_THREAD`) by `cols` consecutive columns (`QUAD_COLS`) an invocation, in a
 /// row of 8 invocations: `rows` x 8 `cols` outputs a workgroup.
@@ -176,18 +150,6 @@ impl StepQuadsShape {
         ]
     }
 }
-
-/// Binding slots of `grad_gemm_quads`: params, step, rows, tstar, out, and src1 and
-/// src2 read as vec4s (slots 8 and 9).
-pub const QUADS_BINDINGS: [(u32, Binding); 7] = [
-    (0, Binding::Params),
-    (1, Binding::Step),
-    (5, Binding::Read),
-    (6, Binding::Read),
-    (7, Binding::ReadWrite),
-    (8, Binding::Read),
-    (9, Binding::Read),
-];
 
 /// The workgroups of `grad_gemm_quads` over a gradient of `rows` x `cols` outputs (the
 /// bias column included): 8 x 1 invocations of 32 rows (of G) x 16 columns (of X),
@@ -306,12 +268,21 @@ impl PlainGemm {
             ctx,
             &module(ctx, "matmul/*.wgsl", shaders::MATMUL),
             entry,
-            &BINDINGS,
+            &bindings::MATMUL,
             &shape.constants(),
         );
         let bind = kernel.bind(
             ctx,
-            &[&params, &step, &a, &dummy, &b_t, &dummy, &dummy, &out],
+            &[
+                ("p", &params),
+                ("step", &step),
+                ("src1", &a),
+                ("src2", &dummy),
+                ("weights", &b_t),
+                ("rows", &dummy),
+                ("tstar", &dummy),
+                ("out", &out),
+            ],
         );
         let engine = BoundGemm {
             kernel,
@@ -333,9 +304,12 @@ impl PlainGemm {
             ctx,
             &module(ctx, "gemm.wgsl", shaders::GEMM),
             "tiled_gemm",
-            &TILED_BINDINGS,
+            &bindings::TILED_GEMM,
         );
-        let bind = kernel.bind(ctx, &[&params, &a, &b_padded, &out]);
+        let bind = kernel.bind(
+            ctx,
+            &[("p", &params), ("a", &a), ("b", &b_padded), ("c", &out)],
+        );
         let tiled = BoundGemm {
             kernel,
             bind,
@@ -422,14 +396,6 @@ impl PlainGemm {
         ctx.read_staging(&staging, self.m * self.n)
     }
 }
-
-/// Binding slots of `tiled_gemm`: params, a, b, c.
-const TILED_BINDINGS: [(u32, Binding); 4] = [
-    (0, Binding::Params),
-    (1, Binding::Read),
-    (2, Binding::Read),
-    (3, Binding::ReadWrite),
-];
 
 /// Seconds per `dense_gemm` dispatch of `[m, k] x [k, n]`, averaged over `reps`
 /// dispatches in one submission (after one warm-up dispatch).

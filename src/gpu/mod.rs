@@ -1,6 +1,7 @@
 //! The GPU layer: context, buffers and one typed wrapper per pipeline.
 //! Knows nothing of tasks, files or the command line.
 
+pub mod bindings;
 pub mod context;
 pub mod kernel;
 pub mod matmul;
