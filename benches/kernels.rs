@@ -105,7 +105,7 @@ fn mnist_events(steps: usize, rows: usize) -> rankcode::data::Batch {
         steps,
         batch: rows,
         input: 784,
-        x,
+        inputs: rankcode::data::Inputs::Dense(x),
         labels: vec![0; rows],
     }
 }

@@ -7,7 +7,7 @@
 //! whose every sequence fires exactly when its input channel 0 switches on; the cost
 //! of a step does not depend on the weights' values, so timings are representative.
 
-use crate::data::Batch;
+use crate::data::{Batch, Inputs};
 use crate::engine::{BackwardGemm, Capacity, Engine, EngineConfig, Overlap, timing};
 use crate::error::Result;
 use crate::gpu::GpuContext;
@@ -131,7 +131,7 @@ pub fn controlled_batch(
         steps,
         batch: b,
         input,
-        x,
+        inputs: Inputs::Dense(x),
         labels,
     }
 }

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use rankcode::data::{Batch, Dataset};
+use rankcode::data::{Batch, Dataset, Inputs};
 use rankcode::engine::{BatchReport, Capacity, Overlap};
 use rankcode::epoch::{self, SweepPoint};
 use rankcode::gpu::matmul::{GemmShapes, StepQuadsShape};
@@ -493,13 +493,11 @@ fn narrow_and_wide_gemm_blocks_give_the_same_bits() {
     let wide = random_batch(steps, many, input, 3, 62);
     let narrow = Batch {
         batch: few,
-        x: (0..steps)
-            .flat_map(|t| {
-                wide.x[t * many * input..(t * many + few) * input]
-                    .iter()
-                    .copied()
-            })
-            .collect(),
+        inputs: Inputs::Dense(
+            (0..steps)
+                .flat_map(|t| wide.dense()[t * many * input..(t * many + few) * input].to_vec())
+                .collect(),
+        ),
         labels: wide.labels[..few].to_vec(),
         ..wide.clone()
     };
@@ -536,17 +534,31 @@ fn bad_input_is_refused_with_a_clear_error() {
         ),
         (
             Batch {
-                x: vec![0.0; 3],
+                inputs: Inputs::Dense(vec![0.0; 3]),
                 ..random_batch(5, 4, 3, 2, 1)
             },
             "expected",
         ),
         (
             Batch {
-                x: vec![f32::NAN; 60],
+                inputs: Inputs::Dense(vec![f32::NAN; 60]),
                 ..random_batch(5, 4, 3, 2, 1)
             },
             "NaN",
+        ),
+        (
+            Batch {
+                inputs: Inputs::EventTimes(vec![4; 11]),
+                ..random_batch(5, 4, 3, 2, 1)
+            },
+            "expected",
+        ),
+        (
+            Batch {
+                inputs: Inputs::EventTimes(vec![5; 12]),
+                ..random_batch(5, 4, 3, 2, 1)
+            },
+            "past the last of 5 steps",
         ),
     ];
     for (batch, needle) in cases {
@@ -658,7 +670,7 @@ fn same_bits_staged_and_direct(cfg: ModelConfig) {
 fn fixture(cfg: &ModelConfig, rows: usize) -> Batch {
     let mut batch = random_batch(12, rows, cfg.input_size, 3, 201);
     let mut rng = rankcode::rng::Rng::new(202);
-    for v in batch.x.iter_mut().filter(|_| rng.below(3) != 0) {
+    for v in batch.dense_mut().iter_mut().filter(|_| rng.below(3) != 0) {
         *v = 0.0; // sparse enough for either path
     }
     batch
@@ -777,7 +789,7 @@ fn sparse_input_path_matches_reference() {
     let (steps, rows) = (7, 21);
     let mut batch = random_batch(steps, rows, 37, 3, 101);
     let mut rng = rankcode::rng::Rng::new(102);
-    for v in &mut batch.x {
+    for v in batch.dense_mut() {
         *v = (rng.below(8) == 0) as u8 as f32; // about 1 input in 8 is on
     }
     let params = random_params(&cfg, 0.6, 103);
@@ -871,7 +883,7 @@ fn an_ensembles_zero_blocks_are_skipped_with_the_same_results() {
     // More rows than a narrow block holds: wide blocks of either form, then narrow ones.
     let mut batch = random_batch(9, 40, 6, 3, 310);
     let mut rng = rankcode::rng::Rng::new(311);
-    for v in &mut batch.x {
+    for v in batch.dense_mut() {
         *v = (rng.below(3) == 0) as u8 as f32;
     }
     let theta = mixed_theta(&cfg, &params, &batch);

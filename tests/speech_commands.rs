@@ -158,7 +158,8 @@ fn the_12_class_task_adds_unknown_and_silence() {
         .unwrap();
     assert_eq!((train.steps, train.input, train.classes), (98, 40, 12));
     let all = train.all();
-    let mean = all.x.iter().map(|&v| v as f64).sum::<f64>() / all.x.len() as f64;
+    let x = all.dense();
+    let mean = x.iter().map(|&v| v as f64).sum::<f64>() / x.len() as f64;
     assert!(mean.abs() < 1e-3, "training features have mean {mean}");
 }
 

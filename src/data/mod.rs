@@ -15,15 +15,26 @@ pub mod wav;
 
 use crate::error::{Error, Result};
 
-/// A batch of B sequences of T steps with I features each, time-major:
-/// `x[(t * B + b) * I + i]`, and one class label per sequence.
+/// A batch of B sequences of T steps with I features each, and one class label per
+/// sequence.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Batch {
     pub steps: usize,
     pub batch: usize,
     pub input: usize,
-    pub x: Vec<f32>,
+    pub inputs: Inputs,
     pub labels: Vec<u32>,
+}
+
+/// The inputs of a [`Batch`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Inputs {
+    /// Values, time-major: `[(t * B + b) * I + i]`.
+    Dense(Vec<f32>),
+    /// Temporal coding (as `Dataset` stores temporal MNIST): input i of sequence b is 1
+    /// at step `[b * I + i]` and 0 at every other step. The engine's sparse layer-0 path
+    /// reads these times as they are; a dense path densifies them ([`Batch::dense`]).
+    EventTimes(Vec<u8>),
 }
 
 impl Batch {
@@ -35,10 +46,13 @@ impl Batch {
                 self.steps, self.batch, self.input
             )));
         }
-        if self.x.len() != self.steps * self.batch * self.input || self.labels.len() != self.batch {
+        let (values, expected) = match &self.inputs {
+            Inputs::Dense(x) => (x.len(), self.steps * self.batch * self.input),
+            Inputs::EventTimes(times) => (times.len(), self.batch * self.input),
+        };
+        if values != expected || self.labels.len() != self.batch {
             return Err(Error::ShapeMismatch(format!(
-                "batch tensors hold {} values and {} labels, expected {} x {} x {} values and {} labels",
-                self.x.len(),
+                "batch tensors hold {values} input values and {} labels, expected {expected} values for {} x {} x {} and {} labels",
                 self.labels.len(),
                 self.steps,
                 self.batch,
@@ -51,10 +65,19 @@ impl Batch {
                 "label {bad} is out of range for a model with {classes} classes"
             )));
         }
-        if self.x.iter().any(|v| !v.is_finite()) {
-            return Err(Error::InvalidData(
-                "the input holds NaN or infinite values".into(),
-            ));
+        match &self.inputs {
+            Inputs::Dense(x) if x.iter().any(|v| !v.is_finite()) => {
+                return Err(Error::InvalidData(
+                    "the input holds NaN or infinite values".into(),
+                ));
+            }
+            Inputs::EventTimes(times) if times.iter().any(|&t| t as usize >= self.steps) => {
+                return Err(Error::InvalidData(format!(
+                    "an input event falls past the last of {} steps",
+                    self.steps
+                )));
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -70,15 +93,46 @@ impl Batch {
             steps,
             batch,
             input,
-            x,
+            inputs: Inputs::Dense(x),
             labels,
         }
     }
 
     /// Input vector of sequence `b` at step `t`.
-    pub fn input_at(&self, t: usize, b: usize) -> &[f32] {
-        let at = (t * self.batch + b) * self.input;
-        &self.x[at..at + self.input]
+    pub fn input_at(&self, t: usize, b: usize) -> Vec<f32> {
+        let i = self.input;
+        match &self.inputs {
+            Inputs::Dense(x) => x[(t * self.batch + b) * i..][..i].to_vec(),
+            Inputs::EventTimes(times) => times[b * i..(b + 1) * i]
+                .iter()
+                .map(|&s| (s as usize == t) as u8 as f32)
+                .collect(),
+        }
+    }
+
+    /// The inputs as time-major values, `[(t * B + b) * I + i]`: borrowed when they
+    /// are dense, built from the event times otherwise.
+    pub fn dense(&self) -> std::borrow::Cow<'_, [f32]> {
+        match &self.inputs {
+            Inputs::Dense(x) => std::borrow::Cow::Borrowed(x),
+            Inputs::EventTimes(times) => {
+                let (b, i) = (self.batch, self.input);
+                let mut x = vec![0.0; self.steps * b * i];
+                for (at, &t) in times.iter().enumerate() {
+                    let (row, k) = (at / i, at % i);
+                    x[(t as usize * b + row) * i + k] = 1.0;
+                }
+                std::borrow::Cow::Owned(x)
+            }
+        }
+    }
+
+    /// The dense values, for changing them in place (tests); panics on event times.
+    pub fn dense_mut(&mut self) -> &mut Vec<f32> {
+        match &mut self.inputs {
+            Inputs::Dense(x) => x,
+            Inputs::EventTimes(_) => panic!("the batch holds event times, not values"),
+        }
     }
 }
 
@@ -199,32 +253,36 @@ impl Dataset {
         }
     }
 
-    /// The time-major batch of the sequences at `indices`, in that order.
+    /// The batch of the sequences at `indices`, in that order: time-major values, or
+    /// the event times as the dataset stores them.
     pub fn batch(&self, indices: &[usize]) -> Batch {
         let (steps, input, b) = (self.steps, self.input, indices.len());
-        let mut x = vec![0.0; steps * b * input];
-        for (row, &n) in indices.iter().enumerate() {
-            match &self.source {
-                Source::Dense(dense) => {
+        let inputs = match &self.source {
+            Source::Dense(dense) => {
+                let mut x = vec![0.0; steps * b * input];
+                for (row, &n) in indices.iter().enumerate() {
                     let seq = &dense[n * steps * input..(n + 1) * steps * input];
                     for t in 0..steps {
                         let dst = (t * b + row) * input;
                         x[dst..dst + input].copy_from_slice(&seq[t * input..(t + 1) * input]);
                     }
                 }
-                Source::EventTimes(times) => {
-                    for (i, &t) in times[n * input..(n + 1) * input].iter().enumerate() {
-                        x[(t as usize * b + row) * input + i] = 1.0;
-                    }
-                }
+                Inputs::Dense(x)
             }
-        }
+            Source::EventTimes(times) => Inputs::EventTimes(
+                indices
+                    .iter()
+                    .flat_map(|&n| &times[n * input..(n + 1) * input])
+                    .copied()
+                    .collect(),
+            ),
+        };
         let labels = indices.iter().map(|&n| self.labels[n]).collect();
         Batch {
             steps,
             batch: b,
             input,
-            x,
+            inputs,
             labels,
         }
     }

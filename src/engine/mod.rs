@@ -628,10 +628,11 @@ impl Engine {
         if self.cfg.sparse_input {
             // Layer 0 reads the CSR lists below; the dense inputs are never read.
         } else if b == cap_b {
-            q.write_buffer(&buf.x, 0, bytemuck::cast_slice(&batch.x));
+            q.write_buffer(&buf.x, 0, bytemuck::cast_slice(&batch.dense()));
         } else {
+            let x = batch.dense();
             for t in 0..batch.steps {
-                let src = &batch.x[t * b * i..(t + 1) * b * i];
+                let src = &x[t * b * i..(t + 1) * b * i];
                 q.write_buffer(
                     &buf.x,
                     (t * cap_b * i * 4) as u64,
@@ -641,7 +642,7 @@ impl Engine {
         }
         q.write_buffer(&buf.labels, 0, bytemuck::cast_slice(&batch.labels));
         if self.cfg.sparse_input {
-            let sparse = SparseRows::from_dense(&batch.x, batch.steps, b, i, cap_b);
+            let sparse = SparseRows::of_batch(batch, cap_b);
             q.write_buffer(&buf.csr_offsets, 0, bytemuck::cast_slice(&sparse.offsets));
             if !sparse.indices.is_empty() {
                 q.write_buffer(&buf.csr_indices, 0, bytemuck::cast_slice(&sparse.indices));

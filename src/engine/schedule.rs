@@ -3,6 +3,8 @@
 //!
 //! A row list entry packs a step and a row: `step << 16 | row` (see `common.wgsl.inc`).
 
+use crate::data::{Batch, Inputs};
+
 /// The largest batch: a row-list entry addresses 2^16 rows, and the cell kernels
 /// dispatch one workgroup row per listed row (at most 65535 per dimension).
 pub const MAX_ROWS: usize = (1 << 16) - 1;
@@ -109,6 +111,53 @@ impl SparseRows {
         }
         out.offsets.push(out.indices.len() as u32);
         out
+    }
+
+    /// The same lists for temporal coding: input i of row b is 1 at step
+    /// `times[b * input + i]` only (see `data::Inputs::EventTimes`), `rows` rows. One
+    /// pass over the times, where the dense form scans `steps` times as many values;
+    /// the entries come in the same order, so the lists equal `from_dense`'s of the
+    /// densified batch.
+    pub fn from_event_times(
+        times: &[u8],
+        steps: usize,
+        rows: usize,
+        input: usize,
+        stride: usize,
+    ) -> Self {
+        let cell = |b: usize, i: usize| times[b * input + i] as usize * stride + b;
+        let mut offsets = vec![0u32; steps * stride + 1];
+        for b in 0..rows {
+            for i in 0..input {
+                offsets[cell(b, i) + 1] += 1;
+            }
+        }
+        for c in 0..steps * stride {
+            offsets[c + 1] += offsets[c];
+        }
+        let mut next: Vec<u32> = offsets[..steps * stride].to_vec();
+        let mut indices = vec![0u32; rows * input];
+        for b in 0..rows {
+            for i in 0..input {
+                let c = cell(b, i);
+                indices[next[c] as usize] = i as u32;
+                next[c] += 1;
+            }
+        }
+        SparseRows {
+            offsets,
+            values: vec![1.0; indices.len()],
+            indices,
+        }
+    }
+
+    /// The lists of `batch`'s inputs, for a row capacity of `stride`.
+    pub fn of_batch(batch: &Batch, stride: usize) -> Self {
+        let (t, b, i) = (batch.steps, batch.batch, batch.input);
+        match &batch.inputs {
+            Inputs::Dense(x) => Self::from_dense(x, t, b, i, stride),
+            Inputs::EventTimes(times) => Self::from_event_times(times, t, b, i, stride),
+        }
     }
 }
 
@@ -326,6 +375,28 @@ mod properties {
                     prop_assert_eq!(listed, expected);
                 }
             }
+        }
+
+        #[test]
+        fn event_times_give_the_lists_of_their_dense_batch(
+            (steps, rows, input, spare) in (1usize..=5, 1usize..=4, 1usize..=6, 0usize..=2),
+            seed in any::<u64>(),
+        ) {
+            let mut rng = crate::rng::Rng::new(seed);
+            let times: Vec<u8> = (0..rows * input).map(|_| rng.below(steps) as u8).collect();
+            let batch = Batch {
+                steps,
+                batch: rows,
+                input,
+                inputs: Inputs::EventTimes(times),
+                labels: vec![0; rows],
+            };
+            let dense = batch.dense();
+            let stride = rows + spare;
+            prop_assert_eq!(
+                SparseRows::of_batch(&batch, stride),
+                SparseRows::from_dense(&dense, steps, rows, input, stride)
+            );
         }
 
         #[test]

@@ -352,7 +352,16 @@ impl Workspace {
         let f = 4; // bytes per f32 / u32
         let sizes = [
             ("parameters", layout.total * f),
-            ("inputs", cap.steps * cap.batch * cfg.input_size * f),
+            // With sparse input layer 0 reads the CSR lists, never the dense inputs:
+            // one vec4 stands in for them.
+            (
+                "inputs",
+                if sparse_input {
+                    16
+                } else {
+                    cap.steps * cap.batch * cfg.input_size * f
+                },
+            ),
             ("hidden states", l * per_layer_state * f),
             ("gate activations", 4 * l * per_layer_state * f),
             ("logits", cap.steps * cap.batch * c * f),
