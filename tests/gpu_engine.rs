@@ -781,6 +781,40 @@ fn the_weight_copies_are_the_parameters_of_each_pass() {
     assert!(staged.weight_copies().unwrap().is_empty());
 }
 
+/// Temporal-coded batches (event times, as temporal MNIST stores its images) on the
+/// sparse path: the reference's results, in lists sized for their events (one per
+/// input and sequence); a denser batch grows the lists, and matches too.
+#[test]
+fn event_time_batches_take_the_sparse_path_and_denser_ones_grow_its_lists() {
+    let cfg = model(37, 19, 1, 3, Readout::Sigmoid);
+    let (steps, rows) = (7, 21);
+    let mut rng = rankcode::rng::Rng::new(111);
+    let batch = Batch {
+        inputs: Inputs::EventTimes((0..rows * 37).map(|_| rng.below(steps) as u8).collect()),
+        ..random_batch(steps, rows, 37, 3, 112)
+    };
+    let params = random_params(&cfg, 0.6, 113);
+    let rc = RcConfig {
+        theta: mixed_theta(&cfg, &params, &batch),
+        beta: 0.2,
+        mode: TrainMode::Rc,
+    };
+    let mut eng = engine_with(cfg, rc, Capacity { batch: rows, steps }, 1, &params, true);
+    let before = eng.memory_bytes();
+    let gpu = eng.compute_gradients(&batch).unwrap();
+    let cpu = reference::run_batch(&cfg, &rc, &params, &batch, true);
+    assert_matches_reference(&gpu, &cpu, &batch);
+    assert_close("gradients", &eng.grads().unwrap(), &cpu.grads, 2e-3);
+    assert_eq!(eng.memory_bytes(), before, "the events fit the lists");
+    // Every input nonzero at every step: 7 times the events.
+    let dense = random_batch(steps, rows, 37, 3, 114);
+    let gpu = eng.compute_gradients(&dense).unwrap();
+    assert!(eng.memory_bytes() > before, "the lists grew");
+    let cpu = reference::run_batch(&cfg, &rc, &params, &dense, true);
+    assert_matches_reference(&gpu, &cpu, &dense);
+    assert_close("gradients", &eng.grads().unwrap(), &cpu.grads, 2e-3);
+}
+
 /// Sparse event inputs (a few ones per step, as temporal MNIST) through the sparse
 /// layer-0 path: the same decisions, logits and gradients as the reference.
 #[test]

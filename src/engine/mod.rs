@@ -502,7 +502,7 @@ impl Engine {
         })?;
         self.dispatched.store(0, Ordering::Relaxed);
         self.submitted.store(0, Ordering::Relaxed);
-        self.upload_batch(batch, retire, want_grad);
+        self.upload_batch(batch, retire, want_grad)?;
         let (tstar, readbacks) = self.forward(batch, retire)?;
         let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
         self.write_loss_step_list(batch.steps, &tstar);
@@ -621,10 +621,19 @@ impl Engine {
     }
 
     /// Uploads inputs, labels and the per-batch readout settings, and marks every row undecided.
-    fn upload_batch(&mut self, batch: &Batch, retire: bool, want_grad: bool) {
+    fn upload_batch(&mut self, batch: &Batch, retire: bool, want_grad: bool) -> Result<()> {
+        let (cap, model) = (self.cfg.capacity, &self.cfg.model);
+        let sparse = self
+            .cfg
+            .sparse_input
+            .then(|| SparseRows::of_batch(batch, cap.batch));
+        if let Some(sparse) = &sparse {
+            let nonzeros = sparse.indices.len();
+            self.ws.reserve_nonzeros(&self.ctx, model, cap, nonzeros)?;
+        }
         let q = &self.ctx.queue;
         let buf = &self.ws.buf;
-        let (b, cap_b, i) = (batch.batch, self.cfg.capacity.batch, batch.input);
+        let (b, cap_b, i) = (batch.batch, cap.batch, batch.input);
         if self.cfg.sparse_input {
             // Layer 0 reads the CSR lists below; the dense inputs are never read.
         } else if b == cap_b {
@@ -641,8 +650,7 @@ impl Engine {
             }
         }
         q.write_buffer(&buf.labels, 0, bytemuck::cast_slice(&batch.labels));
-        if self.cfg.sparse_input {
-            let sparse = SparseRows::of_batch(batch, cap_b);
+        if let Some(sparse) = sparse {
             q.write_buffer(&buf.csr_offsets, 0, bytemuck::cast_slice(&sparse.offsets));
             if !sparse.indices.is_empty() {
                 q.write_buffer(&buf.csr_indices, 0, bytemuck::cast_slice(&sparse.indices));
@@ -680,6 +688,7 @@ impl Engine {
             _pad: [0; 3],
         };
         q.write_buffer(&buf.readout_params, 0, bytemuck::bytes_of(&params));
+        Ok(())
     }
 
     /// Writes `Step` values into consecutive slots starting at `first`.

@@ -366,10 +366,13 @@ impl Workspace {
             ("gate activations", 4 * l * per_layer_state * f),
             ("logits", cap.steps * cap.batch * c * f),
             ("row lists", regions.total * f),
+            // The nonzero inputs of a batch: to start with, room for the events of a
+            // temporal-coded batch, one per input and sequence; they grow when a batch
+            // has more (`Workspace::reserve_nonzeros`).
             (
                 "sparse inputs",
                 if sparse_input {
-                    cap.steps * cap.batch * cfg.input_size * f
+                    cap.batch * cfg.input_size * f
                 } else {
                     0
                 },
@@ -548,6 +551,100 @@ impl Kernels {
             grad_sq_norm: Kernel::new(ctx, &adam, "grad_sq_norm", &bindings::GRAD_SQ_NORM),
             adam: Kernel::new(ctx, &adam, "adam_step", &bindings::ADAM_STEP),
         }
+    }
+}
+
+/// Layer 0's sparse input product and weight gradient, bound to the CSR and CSC lists
+/// of `buf`.
+fn sparse_binds(
+    ctx: &GpuContext,
+    cfg: &ModelConfig,
+    cap: Capacity,
+    buf: &Buffers,
+    k: &Kernels,
+) -> (wgpu::BindGroup, wgpu::BindGroup) {
+    let params = params_buffer(
+        ctx,
+        "sparse_params",
+        &SparseParams {
+            cols: (4 * cfg.hidden_size) as u32,
+            input: cfg.input_size as u32,
+            w_base: ParamLayout::new(cfg).layers[0].w_ih as u32,
+            batch_stride: cap.batch as u32,
+        },
+    );
+    let gates = k.sparse_gates.bind(
+        ctx,
+        &[
+            ("p", &params),
+            ("step", &buf.steps),
+            ("offsets", &buf.csr_offsets),
+            ("indices", &buf.csr_indices),
+            ("values", &buf.csr_values),
+            ("weights", &buf.params),
+            ("rows", &buf.rows),
+            ("tstar", &buf.tstar),
+            ("out", &buf.gates_pre),
+        ],
+    );
+    let grad = k.sparse_weight_grad.bind(
+        ctx,
+        &[
+            ("p", &params),
+            ("col_offsets", &buf.csc_offsets),
+            ("col_pairs", &buf.csc_pairs),
+            ("col_values", &buf.csc_values),
+            ("dgates", &buf.dgates_all),
+            ("grads", &buf.grads),
+        ],
+    );
+    (gates, grad)
+}
+
+impl Workspace {
+    /// Nonzero inputs the sparse lists hold.
+    pub fn nonzero_capacity(&self) -> usize {
+        self.buf.csr_indices.size() as usize / 4
+    }
+
+    /// Makes room in the sparse lists (CSR and CSC) for a batch of `nonzeros` nonzero
+    /// inputs: they grow to at least twice their size, and layer 0's sparse bind groups
+    /// are made again. A size past the adapter's limit is an error that says so.
+    pub fn reserve_nonzeros(
+        &mut self,
+        ctx: &GpuContext,
+        cfg: &ModelConfig,
+        cap: Capacity,
+        nonzeros: usize,
+    ) -> Result<()> {
+        let have = self.nonzero_capacity();
+        if nonzeros <= have {
+            return Ok(());
+        }
+        let bytes = nonzeros.max(2 * have) * 4;
+        let max_binding = ctx
+            .limits
+            .max_storage_buffer_binding_size
+            .min(ctx.limits.max_buffer_size);
+        if bytes as u64 > max_binding {
+            return Err(Error::AdapterLimit {
+                adapter: ctx.info.name.clone(),
+                problem: format!(
+                    "a batch of {nonzeros} nonzero inputs needs {bytes} bytes of sparse lists, the limit is {max_binding}; \
+                     use a smaller batch"
+                ),
+            });
+        }
+        let none = wgpu::BufferUsages::empty();
+        let buf = &mut self.buf;
+        buf.csr_indices = storage(ctx, "csr_indices", bytes, none);
+        buf.csr_values = storage(ctx, "csr_values", bytes, none);
+        buf.csc_pairs = storage(ctx, "csc_pairs", bytes, none);
+        buf.csc_values = storage(ctx, "csc_values", bytes, none);
+        let (gates, grad) = sparse_binds(ctx, cfg, cap, &self.buf, &self.kernels);
+        self.binds.sparse_gates = Some(gates);
+        self.binds.sparse_weight_grad = Some(grad);
+        Ok(())
     }
 }
 
@@ -887,46 +984,12 @@ impl Binds {
                 ("grad_norm_sq", &buf.grad_norm_sq),
             ],
         );
-        let sparse_params = params_buffer(
-            ctx,
-            "sparse_params",
-            &SparseParams {
-                cols: (4 * h) as u32,
-                input: cfg.input_size as u32,
-                w_base: layout.layers[0].w_ih as u32,
-                batch_stride: b as u32,
-            },
-        );
-        let sparse_weight_grad = sparse_input.then(|| {
-            k.sparse_weight_grad.bind(
-                ctx,
-                &[
-                    ("p", &sparse_params),
-                    ("col_offsets", &buf.csc_offsets),
-                    ("col_pairs", &buf.csc_pairs),
-                    ("col_values", &buf.csc_values),
-                    ("dgates", &buf.dgates_all),
-                    ("grads", &buf.grads),
-                ],
-            )
-        });
-        let sparse_gates = sparse_input.then(|| {
-            let params = &sparse_params;
-            k.sparse_gates.bind(
-                ctx,
-                &[
-                    ("p", params),
-                    ("step", &buf.steps),
-                    ("offsets", &buf.csr_offsets),
-                    ("indices", &buf.csr_indices),
-                    ("values", &buf.csr_values),
-                    ("weights", &buf.params),
-                    ("rows", &buf.rows),
-                    ("tstar", &buf.tstar),
-                    ("out", &buf.gates_pre),
-                ],
-            )
-        });
+        let (sparse_gates, sparse_weight_grad) = if sparse_input {
+            let (gates, grad) = sparse_binds(ctx, cfg, cap, buf, k);
+            (Some(gates), Some(grad))
+        } else {
+            (None, None)
+        };
         // One matrix of the parameters into the copies (see WeightCopies): `k_len` rows
         // of `n` at `dst_base`, `dst_row` apart, element (k, j) read at
         // `src_base + k * src_k + j * src_j`.
