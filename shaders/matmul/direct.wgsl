@@ -131,6 +131,28 @@ fn part_rows(first: u32, gathered: bool, second: bool) -> PartRows {
     return PartRows(select(at, vec4<u32>(0u), zero), zero);
 }
 
+// The part rows (see part_rows) of an invocation's rows row0 .. row0 + 15, in four
+// groups of four; groups past ROWS_PER_THREAD repeat the first and are not read.
+struct InvocationRows {
+    g0: PartRows,
+    g1: PartRows,
+    g2: PartRows,
+    g3: PartRows,
+}
+
+fn invocation_rows(row0: u32, gathered: bool, second: bool) -> InvocationRows {
+    let g0 = part_rows(row0, gathered, second);
+    var rows = InvocationRows(g0, g0, g0, g0);
+    if (ROWS_PER_THREAD > 4u) {
+        rows.g1 = part_rows(row0 + 4u, gathered, second);
+    }
+    if (ROWS_PER_THREAD > 8u) {
+        rows.g2 = part_rows(row0 + 8u, gathered, second);
+        rows.g3 = part_rows(row0 + 12u, gathered, second);
+    }
+    return rows;
+}
+
 // acc += the products of one part of the left operand (a1 with weights w, or a2 if
 // `second`) over k in [k_range.x, k_range.y), for the invocation's rows row0 ..
 // row0 + ROWS_PER_THREAD - 1 and its columns.
@@ -150,29 +172,18 @@ fn accumulate_part(
         base + columns.q2 * w.j_stride,
         base + columns.q3 * w.j_stride,
     );
-    // Groups past ROWS_PER_THREAD are not read.
-    let rows0 = part_rows(row0, gathered, second);
-    var rows1 = rows0;
-    var rows2 = rows0;
-    var rows3 = rows0;
-    if (ROWS_PER_THREAD > 4u) {
-        rows1 = part_rows(row0 + 4u, gathered, second);
-    }
-    if (ROWS_PER_THREAD > 8u) {
-        rows2 = part_rows(row0 + 8u, gathered, second);
-        rows3 = part_rows(row0 + 12u, gathered, second);
-    }
+    let rows = invocation_rows(row0, gathered, second);
     let k_stride = w.k_stride;
     for (var k = k_range.x; k < k_range.y; k++) {
         let kw = k * k_stride;
         var x: Quads;
-        x.q0 = direct_rows(second, rows0.at, rows0.zero, k);
+        x.q0 = direct_rows(second, rows.g0.at, rows.g0.zero, k);
         if (ROWS_PER_THREAD > 4u) {
-            x.q1 = direct_rows(second, rows1.at, rows1.zero, k);
+            x.q1 = direct_rows(second, rows.g1.at, rows.g1.zero, k);
         }
         if (ROWS_PER_THREAD > 8u) {
-            x.q2 = direct_rows(second, rows2.at, rows2.zero, k);
-            x.q3 = direct_rows(second, rows3.at, rows3.zero, k);
+            x.q2 = direct_rows(second, rows.g2.at, rows.g2.zero, k);
+            x.q3 = direct_rows(second, rows.g3.at, rows.g3.zero, k);
         }
         let weights = Quads(
             direct_weights(w_at.q0, kw),
@@ -708,37 +719,26 @@ fn accumulate_part_quads(
     last: u32,
     k_range: vec2<u32>,
 ) {
-    // Groups past ROWS_PER_THREAD are not read.
-    let rows0 = part_rows(row0, true, second);
-    var rows1 = rows0;
-    var rows2 = rows0;
-    var rows3 = rows0;
-    if (ROWS_PER_THREAD > 4u) {
-        rows1 = part_rows(row0 + 4u, true, second);
-    }
-    if (ROWS_PER_THREAD > 8u) {
-        rows2 = part_rows(row0 + 8u, true, second);
-        rows3 = part_rows(row0 + 12u, true, second);
-    }
+    let rows = invocation_rows(row0, true, second);
     let base_quad = w.base / 4u;
     let k_quads = w.k_stride / 4u;
     for (var k = k_range.x; k < k_range.y; k++) {
         let wk = weight_row_quads(base_quad + k * k_quads, q, last);
-        let x0 = direct_rows(second, rows0.at, rows0.zero, k);
+        let x0 = direct_rows(second, rows.g0.at, rows.g0.zero, k);
         (*acc).r0 = axpy_row((*acc).r0, x0.x, wk);
         (*acc).r1 = axpy_row((*acc).r1, x0.y, wk);
         (*acc).r2 = axpy_row((*acc).r2, x0.z, wk);
         (*acc).r3 = axpy_row((*acc).r3, x0.w, wk);
         if (ROWS_PER_THREAD > 4u) {
-            let x1 = direct_rows(second, rows1.at, rows1.zero, k);
+            let x1 = direct_rows(second, rows.g1.at, rows.g1.zero, k);
             (*acc).r4 = axpy_row((*acc).r4, x1.x, wk);
             (*acc).r5 = axpy_row((*acc).r5, x1.y, wk);
             (*acc).r6 = axpy_row((*acc).r6, x1.z, wk);
             (*acc).r7 = axpy_row((*acc).r7, x1.w, wk);
         }
         if (ROWS_PER_THREAD > 8u) {
-            let x2 = direct_rows(second, rows2.at, rows2.zero, k);
-            let x3 = direct_rows(second, rows3.at, rows3.zero, k);
+            let x2 = direct_rows(second, rows.g2.at, rows.g2.zero, k);
+            let x3 = direct_rows(second, rows.g3.at, rows.g3.zero, k);
             (*acc).r8 = axpy_row((*acc).r8, x2.x, wk);
             (*acc).r9 = axpy_row((*acc).r9, x2.y, wk);
             (*acc).r10 = axpy_row((*acc).r10, x2.z, wk);

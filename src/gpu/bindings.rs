@@ -32,6 +32,19 @@ pub struct Table {
     pub slots: &'static [Slot],
 }
 
+/// The slots of the gathered GEMMs, and of `step_gemm_quads` but its last.
+const GATHERED: [Slot; 9] = [
+    slot("p", 0, Params),
+    slot("step", 1, Step),
+    slot("src1", 2, Read),
+    slot("src2", 3, Read),
+    slot("weights", 4, Read),
+    slot("rows", 5, Read),
+    slot("tstar", 6, Read),
+    slot("out", 7, ReadWrite),
+    slot("weights_kn", 10, Read),
+];
+
 /// The gathered GEMMs of both forms (`matmul/*.wgsl`).
 pub const MATMUL: Table = Table {
     shader: "matmul/*.wgsl",
@@ -43,33 +56,14 @@ pub const MATMUL: Table = Table {
         "dense_gemm_direct",
         "grad_gemm_direct",
     ],
-    slots: &[
-        slot("p", 0, Params),
-        slot("step", 1, Step),
-        slot("src1", 2, Read),
-        slot("src2", 3, Read),
-        slot("weights", 4, Read),
-        slot("rows", 5, Read),
-        slot("tstar", 6, Read),
-        slot("out", 7, ReadWrite),
-    ],
+    slots: GATHERED.split_at(8).0,
 };
 
 /// `step_gemm_quads`: the slots of [`MATMUL`] and the weight copies read as vec4s.
 pub const STEP_GEMM_QUADS: Table = Table {
     shader: "matmul/*.wgsl",
     entries: &["step_gemm_quads"],
-    slots: &[
-        slot("p", 0, Params),
-        slot("step", 1, Step),
-        slot("src1", 2, Read),
-        slot("src2", 3, Read),
-        slot("weights", 4, Read),
-        slot("rows", 5, Read),
-        slot("tstar", 6, Read),
-        slot("out", 7, ReadWrite),
-        slot("weights_kn", 10, Read),
-    ],
+    slots: &GATHERED,
 };
 
 /// `grad_gemm_quads`: G and X read as vec4s.
@@ -99,37 +93,31 @@ pub const TILED_GEMM: Table = Table {
     ],
 };
 
+/// The slots of `cell_backward`, and of `cell_forward` but the last.
+const CELL: [Slot; 9] = [
+    slot("p", 0, Params),
+    slot("step", 1, Step),
+    slot("scratch", 2, Read),
+    slot("rows", 3, Read),
+    slot("tstar", 4, Read),
+    slot("gates_all", 5, ReadWrite),
+    slot("c_all", 6, ReadWrite),
+    slot("h_or_dgates", 7, ReadWrite),
+    slot("dc_carry", 8, ReadWrite),
+];
+
 /// `cell_forward`: pre-activations in `scratch`, h written to `h_or_dgates`.
 pub const CELL_FORWARD: Table = Table {
     shader: "lstm_cell.wgsl",
     entries: &["cell_forward"],
-    slots: &[
-        slot("p", 0, Params),
-        slot("step", 1, Step),
-        slot("scratch", 2, Read),
-        slot("rows", 3, Read),
-        slot("tstar", 4, Read),
-        slot("gates_all", 5, ReadWrite),
-        slot("c_all", 6, ReadWrite),
-        slot("h_or_dgates", 7, ReadWrite),
-    ],
+    slots: CELL.split_at(8).0,
 };
 
 /// `cell_backward`: dh in `scratch`, the gate deltas written to `h_or_dgates`.
 pub const CELL_BACKWARD: Table = Table {
     shader: "lstm_cell.wgsl",
     entries: &["cell_backward"],
-    slots: &[
-        slot("p", 0, Params),
-        slot("step", 1, Step),
-        slot("scratch", 2, Read),
-        slot("rows", 3, Read),
-        slot("tstar", 4, Read),
-        slot("gates_all", 5, ReadWrite),
-        slot("c_all", 6, ReadWrite),
-        slot("h_or_dgates", 7, ReadWrite),
-        slot("dc_carry", 8, ReadWrite),
-    ],
+    slots: &CELL,
 };
 
 /// `readout_forward`: logits, the threshold and the loss step.
