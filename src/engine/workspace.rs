@@ -350,6 +350,11 @@ impl Workspace {
         let stride = ctx.limits.min_storage_buffer_offset_alignment.max(16);
         let slots = Slots { cap, stride };
         let f = 4; // bytes per f32 / u32
+        let copy_len = if ctx.direct_gemm {
+            WeightCopies::new(cfg).len
+        } else {
+            0
+        };
         let sizes = [
             ("parameters", layout.total * f),
             // With sparse input layer 0 reads the CSR lists, never the dense inputs:
@@ -377,6 +382,7 @@ impl Workspace {
                     0
                 },
             ),
+            ("weight copies", copy_len * f),
         ];
         let max_binding = ctx
             .limits
@@ -396,21 +402,17 @@ impl Workspace {
         }
         let none = wgpu::BufferUsages::empty();
         let results_len = STATS + 2 * cap.batch;
+        // Any readback: parameters, results, logits, the weight copies (tests).
         let staging_bytes = [
             layout.total,
             results_len,
             cap.steps * cap.batch * c,
-            WeightCopies::new(cfg).len,
+            copy_len,
         ]
         .into_iter()
         .max()
         .unwrap()
             * f;
-        let copy_len = if ctx.direct_gemm {
-            WeightCopies::new(cfg).len
-        } else {
-            0
-        };
         let buf = Buffers {
             params: storage(ctx, "params", layout.total * f, none),
             weights_kn: storage(ctx, "weights_kn", copy_len * f, none),
