@@ -878,9 +878,10 @@ impl Engine {
         self.dispatch(pass, what, kernel, bind, slot, shape.groups(rows, cols));
     }
 
-    /// Refreshes the gate weights' [K][N] copy from the parameters (direct form only):
-    /// recorded at the start of every forward pass, so it holds whatever the
-    /// parameters hold then.
+    /// Refreshes the weight copies that `step_gemm_quads` reads (the gate and dh GEMMs'
+    /// weights, `WeightCopies`) from the parameters, in the direct form only: recorded
+    /// at the start of every forward pass, so they hold whatever the parameters hold
+    /// then.
     fn encode_weight_copies(&self, pass: &mut wgpu::ComputePass) {
         let kernel = &self.ws.kernels.weight_copy;
         for (bind, groups) in &self.ws.binds.weight_copies {

@@ -44,7 +44,8 @@ impl StateLayout {
 /// Where the weight copies that `step_gemm_quads` reads lie in `Buffers::weights_kn`,
 /// each in [K][N] layout with rows that start at multiples of 4 elements. Per layer,
 /// in order:
-/// - `gates`: the forward gate GEMM's `W_ih^T` ([I][4H]) followed by `W_hh^T`
+/// - `gates`: the forward gate GEMM's `W_ih^T` ([I][4H]; left zero on layer 0 with
+///   sparse input, whose input part `sparse_gates` computes) followed by `W_hh^T`
 ///   ([H][4H]);
 /// - `dh`: the dh GEMM's `W_hh` ([4H][H]) followed by the weights from above: the next
 ///   layer's `W_ih` ([4H][H]) or, on the top layer, the readout's ([C][H]); rows of
@@ -239,7 +240,7 @@ pub(crate) struct LayerBinds {
 pub(crate) struct Binds {
     pub layers: Vec<LayerBinds>,
     /// The dispatches that refresh the weight copies of `step_gemm_quads`, four a layer
-    /// (direct form; none in the staged form).
+    /// (three on layer 0 with sparse input; direct form; none in the staged form).
     pub weight_copies: Vec<(wgpu::BindGroup, [u32; 3])>,
     /// Layer 0's sparse input product and weight gradient, when the engine takes
     /// sparse inputs.
@@ -355,33 +356,26 @@ impl Workspace {
         } else {
             0
         };
+        // With sparse input layer 0 reads the CSR lists, never the dense inputs: one
+        // vec4 stands in for them. The nonzero inputs of a batch: to start with, room
+        // for the events of a temporal-coded batch, one per input and sequence; they
+        // grow when a batch has more (`Workspace::reserve_nonzeros`).
+        let (input_bytes, nonzero_bytes) = if sparse_input {
+            (16, cap.batch * cfg.input_size * f)
+        } else {
+            (cap.steps * cap.batch * cfg.input_size * f, 0)
+        };
+        let state_bytes = l * per_layer_state * f;
+        let gate_bytes = 4 * state_bytes;
+        let logit_bytes = cap.steps * cap.batch * c * f;
         let sizes = [
             ("parameters", layout.total * f),
-            // With sparse input layer 0 reads the CSR lists, never the dense inputs:
-            // one vec4 stands in for them.
-            (
-                "inputs",
-                if sparse_input {
-                    16
-                } else {
-                    cap.steps * cap.batch * cfg.input_size * f
-                },
-            ),
-            ("hidden states", l * per_layer_state * f),
-            ("gate activations", 4 * l * per_layer_state * f),
-            ("logits", cap.steps * cap.batch * c * f),
+            ("inputs", input_bytes),
+            ("hidden states", state_bytes),
+            ("gate activations", gate_bytes),
+            ("logits", logit_bytes),
             ("row lists", regions.total * f),
-            // The nonzero inputs of a batch: to start with, room for the events of a
-            // temporal-coded batch, one per input and sequence; they grow when a batch
-            // has more (`Workspace::reserve_nonzeros`).
-            (
-                "sparse inputs",
-                if sparse_input {
-                    cap.batch * cfg.input_size * f
-                } else {
-                    0
-                },
-            ),
+            ("sparse inputs", nonzero_bytes),
             ("weight copies", copy_len * f),
         ];
         let max_binding = ctx
@@ -399,6 +393,19 @@ impl Workspace {
                     ),
                 });
             }
+        }
+        // copy_weights dispatches one workgroup row per row of a copy: I or 4H of them.
+        let copy_rows = (0..l).map(|k| cfg.layer_input(k)).chain([4 * h]).max();
+        let max_groups = ctx.limits.max_compute_workgroups_per_dimension as usize;
+        if ctx.direct_gemm && copy_rows.is_some_and(|rows| rows > max_groups) {
+            return Err(Error::AdapterLimit {
+                adapter: ctx.info.name.clone(),
+                problem: format!(
+                    "a layer's {} inputs or 4 x {h} gate rows exceed the {max_groups} workgroups a dispatch \
+                     dimension allows; use a narrower model",
+                    cfg.layer_input(0)
+                ),
+            });
         }
         let none = wgpu::BufferUsages::empty();
         let results_len = STATS + 2 * cap.batch;
@@ -420,13 +427,13 @@ impl Workspace {
             adam_m: storage(ctx, "adam_m", layout.total * f, none),
             adam_v: storage(ctx, "adam_v", layout.total * f, none),
             grad_norm_sq: storage(ctx, "grad_norm_sq", f, none),
-            x: storage(ctx, "x", sizes[1].1, none),
+            x: storage(ctx, "x", input_bytes, none),
             labels: storage(ctx, "labels", cap.batch * f, none),
-            h_all: storage(ctx, "h_all", sizes[2].1, none),
-            c_all: storage(ctx, "c_all", sizes[2].1, none),
-            gates_all: storage(ctx, "gates_all", sizes[3].1, none),
-            dgates_all: storage(ctx, "dgates_all", sizes[3].1, none),
-            logits: storage(ctx, "logits", sizes[4].1, none),
+            h_all: storage(ctx, "h_all", state_bytes, none),
+            c_all: storage(ctx, "c_all", state_bytes, none),
+            gates_all: storage(ctx, "gates_all", gate_bytes, none),
+            dgates_all: storage(ctx, "dgates_all", gate_bytes, none),
+            logits: storage(ctx, "logits", logit_bytes, none),
             gates_pre: storage(ctx, "gates_pre", cap.batch * 4 * h * f, none),
             dh: storage(ctx, "dh", cap.batch * h * f, none),
             dc_carry: storage(ctx, "dc_carry", l * cap.batch * h * f, none),
@@ -444,8 +451,8 @@ impl Workspace {
                 },
                 none,
             ),
-            csr_indices: storage(ctx, "csr_indices", sizes[6].1, none),
-            csr_values: storage(ctx, "csr_values", sizes[6].1, none),
+            csr_indices: storage(ctx, "csr_indices", nonzero_bytes, none),
+            csr_values: storage(ctx, "csr_values", nonzero_bytes, none),
             csc_offsets: storage(
                 ctx,
                 "csc_offsets",
@@ -456,8 +463,8 @@ impl Workspace {
                 },
                 none,
             ),
-            csc_pairs: storage(ctx, "csc_pairs", sizes[6].1, none),
-            csc_values: storage(ctx, "csc_values", sizes[6].1, none),
+            csc_pairs: storage(ctx, "csc_pairs", nonzero_bytes, none),
+            csc_values: storage(ctx, "csc_values", nonzero_bytes, none),
             stats: storage(ctx, "stats", STATS * f, none),
             decisions: storage(ctx, "decisions", 2 * cap.batch * f, none),
             steps: ctx.device.create_buffer(&wgpu::BufferDescriptor {
@@ -1028,8 +1035,10 @@ impl Binds {
                     let (lo, input, at) =
                         (layout.layers[kk], cfg.layer_input(kk), copies.layers[kk]);
                     let (n, row) = (4 * h, copies.dh_row);
-                    // The gate GEMM's, transposed: [4H][K] to [K][4H].
-                    let ih = copy(lo.w_ih, (1, input), n, input, at.gates, n);
+                    // The gate GEMM's, transposed: [4H][K] to [K][4H]. With sparse
+                    // input, layer 0's input part is sparse_gates', and not copied.
+                    let ih = (!(sparse_input && kk == 0))
+                        .then(|| copy(lo.w_ih, (1, input), n, input, at.gates, n));
                     let hh = copy(lo.w_hh, (1, h), n, h, at.gates + input * n, n);
                     // The dh GEMM's, as they are, in rows of dh_row.
                     let (above, above_rows) = if kk + 1 < l {
@@ -1039,7 +1048,7 @@ impl Binds {
                     };
                     let dh = copy(lo.w_hh, (h, 1), h, n, at.dh, row);
                     let from_above = copy(above, (h, 1), h, above_rows, at.dh + n * row, row);
-                    [ih, hh, dh, from_above]
+                    ih.into_iter().chain([hh, dh, from_above])
                 })
                 .collect()
         } else {

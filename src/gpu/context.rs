@@ -3,8 +3,9 @@
 use crate::error::{Error, Result};
 use std::sync::{Arc, Mutex};
 
-/// Storage buffers the widest kernels (`cell_backward`, `loss_stats`) bind in one
-/// shader stage, their parameter and step structs included.
+/// Storage buffers the widest kernels (`cell_backward`, `loss_stats`, `sparse_gates`,
+/// `step_gemm_quads`) bind in one shader stage, their parameter and step structs
+/// included (their tables in `gpu::bindings`).
 pub const STORAGE_BUFFERS_NEEDED: u32 = 9;
 
 /// An adapter's device and queue, with what we know about them.
