@@ -7,11 +7,13 @@
 //!   and without, alternating, and the median of the pairs' time ratios.
 //!
 //!     cargo run --release --example peer_batches -- [PAIRS]      # default 15
-use rankcode::bench::{controlled_batch, controlled_params, peers, preset_batch, presets};
-use rankcode::engine::{Capacity, Engine, EngineConfig, Overlap};
+use rankcode::bench::{
+    controlled_batch, controlled_params, engine_config, peers, preset_batch, presets,
+};
+use rankcode::engine::{Engine, Overlap};
 use rankcode::gpu::GpuContext;
 use rankcode::gpu::profile::ProfiledWork;
-use rankcode::model::{RcConfig, TrainMode};
+use rankcode::model::TrainMode;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -36,20 +38,7 @@ fn main() -> rankcode::error::Result<()> {
         }));
     for (p, batch) in shapes {
         let engine = |mode, overlap| {
-            let cfg = EngineConfig::new(
-                p.model,
-                Capacity {
-                    batch: p.batch,
-                    steps: p.steps,
-                },
-            )
-            .with_rc(RcConfig {
-                theta: 0.95,
-                beta: 0.0,
-                mode,
-            })
-            .with_sparse_input(p.sparse)
-            .with_overlap_readback(overlap);
+            let cfg = engine_config(&p, mode, 1, p.sparse).with_overlap_readback(overlap);
             Engine::new(ctx.clone(), cfg, &controlled_params(&p.model))
         };
 

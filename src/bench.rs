@@ -399,7 +399,9 @@ fn engine(
     Engine::new(ctx.clone(), cfg, &controlled_params(&p.model))
 }
 
-fn engine_config(p: &Preset, mode: TrainMode, k: usize, sparse: bool) -> EngineConfig {
+/// The engine settings of every benchmark of preset `p`: training `mode` at theta
+/// 0.95 and beta 0, a readback every `k` steps, sparse layer-0 input if `sparse`.
+pub fn engine_config(p: &Preset, mode: TrainMode, k: usize, sparse: bool) -> EngineConfig {
     EngineConfig::new(
         p.model,
         Capacity {
