@@ -56,7 +56,7 @@ fn kernels(c: &mut Criterion) {
     ] {
         group.bench_function(phase, |b| {
             b.iter_custom(|iters| {
-                let t = timing::time_gate_gemm(&mut eos, rows, iters as usize).expect("timing");
+                let t = timing::time_layer_forward(&mut eos, rows, iters as usize).expect("timing");
                 Duration::from_secs_f64(pick(t) * iters as f64)
             })
         });

@@ -1,9 +1,11 @@
-// The weights that step_gemm_quads (matmul/direct.wgsl) reads in vec4s, copied from
-// the parameters into rows that start at multiples of 4 elements:
-//     dst[dst_base + k * dst_row + j] = src[src_base + k * src_k + j * src_j]
-// for j < n, k < k_len. The forward gate GEMM's weights are stored as PyTorch stores
-// them, [4H][K] (src_k 1, src_j K), and copied to [K][4H]; the dh GEMM's, [4H][H] or
-// [C][H] (src_k H, src_j 1), keep their layout with rows padded to a multiple of 4.
+// The weights that the direct form's step GEMMs (matmul/step_cell.wgsl) read in
+// vec4s, copied from the parameters into rows that start at multiples of 4 elements:
+//     dst[dst_base + k * dst_row + j] = src[src_base + k * src_k + s(j) * src_j]
+// for j < n, k < k_len, where s(j) = j, or (j % 4) H + j / 4 with the gates
+// interleaved (gate_units H): column 4u + g of the copy is then gate g of unit u. The
+// forward gate GEMM's weights are stored as PyTorch stores them, [4H][K] (src_k 1,
+// src_j K), and copied to [K][4H] with the gates interleaved; the dh GEMM's, [4H][H]
+// or [C][H] (src_k H, src_j 1), keep their layout with rows padded to a multiple of 4.
 // The engine records the copies at the start of every forward pass, so they hold the
 // parameters that pass and its backward pass read, whoever wrote them (Adam, a
 // checkpoint, the host).
@@ -19,7 +21,8 @@ struct CopyParams {
     dst_base: u32,
     // Elements between the copy's rows (a multiple of 4, at least n).
     dst_row: u32,
-    _pad: u32,
+    // H where the copy interleaves the gates of H units, else 0.
+    gate_units: u32,
 }
 
 @group(0) @binding(0) var<storage, read> p: CopyParams;
@@ -35,5 +38,9 @@ fn copy_weights(@builtin(global_invocation_id) id: vec3<u32>) {
     if (j >= p.n || k >= p.k_len) {
         return;
     }
-    dst[p.dst_base + k * p.dst_row + j] = src[p.src_base + k * p.src_k + j * p.src_j];
+    var s = j;
+    if (p.gate_units != 0u) {
+        s = (j % 4u) * p.gate_units + j / 4u;
+    }
+    dst[p.dst_base + k * p.dst_row + j] = src[p.src_base + k * p.src_k + s * p.src_j];
 }

@@ -497,7 +497,7 @@ pub fn bench_preset(
     let plain_reps = gemm_reps(plain.flops(), most_reps);
     let (mut step_gemm_s, mut plain_s) = (f64::MAX, [f64::MAX; 2]);
     for _ in 0..GEMM_ROUNDS {
-        let t = timing::time_gate_gemm(&mut dense, p.batch, most_reps)?;
+        let t = timing::time_layer_forward(&mut dense, p.batch, most_reps)?;
         step_gemm_s = step_gemm_s.min(t.submit_s + t.wait_s);
         time_plain_kernels(ctx, &plain, plain_reps, &mut plain_s)?;
     }
@@ -538,7 +538,7 @@ pub fn bench_preset(
     for rows in live_row_counts(p.batch) {
         let mut best = f64::MAX;
         for _ in 0..LIVE_ROWS_ROUNDS {
-            let t = timing::time_gate_gemm(&mut rc, rows, most_reps)?;
+            let t = timing::time_layer_forward(&mut rc, rows, most_reps)?;
             best = best.min(t.submit_s + t.wait_s);
         }
         by_live_rows.push(LiveRowsFigure {

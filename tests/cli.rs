@@ -1047,7 +1047,7 @@ fn profiles_time_every_kernel_in_bench_and_in_training() {
     };
     assert!(whats(&records[0]).contains(&"Adam".to_string()));
     assert!(!whats(&records[1]).contains(&"Adam".to_string()));
-    assert!(whats(&records[1]).contains(&"cell".to_string()));
+    assert!(whats(&records[1]).contains(&"readout and threshold".to_string()));
     assert!(records[0]["gpu_s"].as_f64().unwrap() > 0.0);
 
     let eval = eval_val(&dir, &["--profile"]);

@@ -319,20 +319,27 @@ fn profiling_times_every_dispatch_and_changes_no_result() {
         .iter()
         .map(|r| *r.loss_steps.iter().max().unwrap() as usize + 1)
         .sum();
+    // The direct form runs the cell in the step GEMMs' epilogue, the staged form in
+    // dispatches of its own.
+    let (forward, backward): (&[&str], &[&str]) = if common::ctx().direct_gemm {
+        (&["gates GEMM and cell"], &["dh GEMM and cell backward"])
+    } else {
+        (&["gates GEMM", "cell"], &["dh GEMM", "cell backward"])
+    };
+    let narrow = format!("{} (narrow)", forward[0]);
     assert!(
-        profile.dispatches.iter().any(|d| d.what == "gates GEMM")
-            && profile
-                .dispatches
-                .iter()
-                .any(|d| d.what == "gates GEMM (narrow)"),
+        profile.dispatches.iter().any(|d| d.what == forward[0])
+            && profile.dispatches.iter().any(|d| d.what == narrow),
         "the batch retires rows until the narrow blocks take over: {profile:?}"
     );
     let layers = cfg.layers as u64;
-    assert_eq!(calls("gates GEMM"), layers * forward_steps as u64);
-    assert_eq!(calls("cell"), layers * forward_steps as u64);
+    for what in forward {
+        assert_eq!(calls(what), layers * forward_steps as u64, "{what}");
+    }
     assert_eq!(calls("readout and threshold"), forward_steps as u64);
-    assert_eq!(calls("dh GEMM"), layers * backward_steps as u64);
-    assert_eq!(calls("cell backward"), layers * backward_steps as u64);
+    for what in backward {
+        assert_eq!(calls(what), layers * backward_steps as u64, "{what}");
+    }
     for once_a_batch in ["loss and dL/dz", "readout weight gradient", "Adam"] {
         assert_eq!(calls(once_a_batch), 2, "{once_a_batch}");
     }
@@ -374,7 +381,7 @@ fn dispatches_past_the_queries_of_a_pass_are_counted_untimed() {
     eng.enable_profiling().unwrap();
     // A warm-up pass of one dispatch, then one of 5,000: a pass holds 4,096
     // timestamps, the first where it begins.
-    rankcode::engine::timing::time_gate_gemm(&mut eng, 1, 5000).unwrap();
+    rankcode::engine::timing::time_layer_forward(&mut eng, 1, 5000).unwrap();
     let profile = eng.take_profile().unwrap().unwrap();
     assert_eq!(profile.untimed, 5000 - 4095);
     assert_eq!(profile.dispatches.len(), 1, "{profile:?}");
@@ -731,12 +738,14 @@ fn the_weight_copies_are_the_parameters_of_each_pass() {
         let mut copy = vec![0.0; copies.len];
         for (k, (lo, at)) in layout.layers.iter().zip(&copies.layers).enumerate() {
             let input = cfg.layer_input(k);
-            // [4H][K] transposed: element (kk, j) of the copy is row j, column kk.
+            // [4H][K] transposed, the gates interleaved: element (kk, 4u + g) of the
+            // copy is row g H + u, column kk.
             let mut row = 0;
             for (base, k_len) in [(lo.w_ih, input), (lo.w_hh, h)] {
                 for kk in 0..k_len {
-                    for j in 0..4 * h {
-                        copy[at.gates + (row + kk) * 4 * h + j] = params[base + j * k_len + kk];
+                    for (u, g) in (0..h).flat_map(|u| (0..4).map(move |g| (u, g))) {
+                        let from = params[base + (g * h + u) * k_len + kk];
+                        copy[at.gates + (row + kk) * 4 * h + 4 * u + g] = from;
                     }
                 }
                 row += k_len;

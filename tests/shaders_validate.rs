@@ -23,19 +23,21 @@ fn every_shader_parses_and_validates() {
     }
 }
 
-/// The gathered GEMMs' module, joined from `shaders/matmul/`, has its seven entry points.
-#[test]
-fn the_matmul_module_has_every_entry_point_of_both_forms() {
-    let source = shaders::with_common(shaders::MATMUL);
-    let module = naga::front::wgsl::parse_str(&source).unwrap();
-    let mut names: Vec<&str> = module
-        .entry_points
-        .iter()
-        .map(|e| e.name.as_str())
-        .collect();
+/// The entry points of a module (sorted).
+fn entry_points(body: &str) -> Vec<String> {
+    let module = naga::front::wgsl::parse_str(&shaders::with_common(body)).unwrap();
+    let mut names: Vec<String> = module.entry_points.iter().map(|e| e.name.clone()).collect();
     names.sort_unstable();
+    names
+}
+
+/// The gathered GEMMs' module, joined from `shaders/matmul/`, has its seven entry
+/// points; the module of the step GEMMs with the cell in their epilogue has those of
+/// the direct form and its own two.
+#[test]
+fn the_matmul_modules_have_every_entry_point_of_both_forms() {
     assert_eq!(
-        names,
+        entry_points(shaders::MATMUL),
         [
             "dense_gemm",
             "dense_gemm_direct",
@@ -44,7 +46,17 @@ fn the_matmul_module_has_every_entry_point_of_both_forms() {
             "grad_gemm_quads",
             "step_gemm",
             "step_gemm_direct",
-            "step_gemm_quads"
+        ]
+    );
+    assert_eq!(
+        entry_points(shaders::MATMUL_CELL),
+        [
+            "dense_gemm_direct",
+            "grad_gemm_direct",
+            "grad_gemm_quads",
+            "step_cell_backward",
+            "step_cell_forward",
+            "step_gemm_direct",
         ]
     );
 }
@@ -221,7 +233,7 @@ fn host_structs() -> Vec<HostStruct> {
             k_len,
             dst_base,
             dst_row,
-            _pad
+            gate_units
         }),
     ]
 }

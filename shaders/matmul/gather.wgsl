@@ -1,11 +1,14 @@
-// The gathered GEMMs, in three files that `gpu::shaders::MATMUL` joins in this order
-// into one module: this one (no entry point of its own: the parameters, bindings,
-// gathered operands and output stores both forms share), staged.wgsl (output blocks
-// staged through workgroup memory: `step_gemm`, `dense_gemm`, `grad_gemm`) and
-// direct.wgsl (the `*_direct` entry points, which compute the same outputs, bitwise,
-// in larger blocks, reading the operands straight from the buffers: for CPU adapters,
-// `GpuContext::direct_gemm`; and `grad_gemm_quads`, the input weight gradient of
-// operands read in vec4s).
+// The gathered GEMMs, in files that `gpu::shaders::MATMUL` joins in this order into
+// one module: this one (no entry point of its own: the parameters, bindings,
+// gathered operands and output stores both forms share), sources.wgsl (the left
+// operands' bindings), staged.wgsl (output blocks staged through workgroup memory:
+// `step_gemm`, `dense_gemm`, `grad_gemm`) and direct.wgsl (the `*_direct` entry
+// points, which compute the same outputs, bitwise, in larger blocks, reading the
+// operands straight from the buffers: for CPU adapters, `GpuContext::direct_gemm`;
+// and `grad_gemm_quads`, the input weight gradient of operands read in vec4s).
+// `gpu::shaders::MATMUL_CELL` joins this file, sources_read_write.wgsl, direct.wgsl
+// and step_cell.wgsl into the module of the direct form's step GEMMs that run the
+// LSTM cell in their epilogue.
 //
 // step_gemm: for each listed row b at step t and output column j,
 //     out[b, j] = sum_k A(b, k) W(k, j) (+ bias1[j] + bias2[j])
@@ -67,8 +70,9 @@ struct GemmParams {
 
 @group(0) @binding(0) var<storage, read> p: GemmParams;
 @group(0) @binding(1) var<storage, read> step: Step;
-@group(0) @binding(2) var<storage, read> src1: array<f32>;
-@group(0) @binding(3) var<storage, read> src2: array<f32>;
+// The left operands' buffers, src1 and src2 at bindings 2 and 3, are declared by
+// sources.wgsl (read only) or, in the module of the GEMMs with the cell in their
+// epilogue, by sources_read_write.wgsl.
 @group(0) @binding(4) var<storage, read> weights: array<f32>;
 @group(0) @binding(5) var<storage, read> rows: array<u32>;
 @group(0) @binding(6) var<storage, read> tstar: array<u32>;
@@ -198,9 +202,14 @@ fn a2_span(j0: u32, cols: u32) -> vec2<u32> {
     if (j0 / units != j1 / units) {
         return vec2<u32>(0u, units);
     }
-    let first = (j0 % units) / p.a2_block;
-    let last = (j1 % units) / p.a2_block;
-    return vec2<u32>(first * p.a2_block, min((last + 1u) * p.a2_block, units));
+    return a2_unit_span(j0 % units, j1 % units);
+}
+
+// The part of a2 that units first .. last read where w2 is block-diagonal: the whole
+// blocks that hold them.
+fn a2_unit_span(first: u32, last: u32) -> vec2<u32> {
+    let lo = (first / p.a2_block) * p.a2_block;
+    return vec2<u32>(lo, min((last / p.a2_block + 1u) * p.a2_block, p.a2.width));
 }
 
 // What store_output reads of `p`, read once before the store loops: on lavapipe every

@@ -36,10 +36,15 @@ pub use workspace::{LayerCopies, WeightCopies};
 /// shader).
 const ADAM_ELEMENTS_PER_INVOCATION: usize = 16;
 
-/// The profile's names of the step GEMM's wide and narrow dispatches, forward and
-/// backward.
+/// The profile's names of the step GEMMs' wide and narrow dispatches, forward and
+/// backward: alone (staged form), and with the cell in their epilogue (direct form).
 const GATES_GEMM: [&str; 2] = ["gates GEMM", "gates GEMM (narrow)"];
 const DH_GEMM: [&str; 2] = ["dh GEMM", "dh GEMM (narrow)"];
+const GATES_CELL: [&str; 2] = ["gates GEMM and cell", "gates GEMM and cell (narrow)"];
+const DH_CELL: [&str; 2] = [
+    "dh GEMM and cell backward",
+    "dh GEMM and cell backward (narrow)",
+];
 
 /// Everything an engine is built from.
 ///
@@ -818,44 +823,58 @@ impl Engine {
         self.dispatch(pass, what, kernel, bind, slot, shape.groups(rows, cols));
     }
 
-    /// Dispatches a layer's gate GEMM over `rows` listed rows: in `step_gemm_quads`
-    /// where the form has it (the direct form: weights read in vec4s from their [K][N]
-    /// copy, docs/performance.md, 'The gate GEMM in vec4s'); else in `step_gemm`.
-    fn dispatch_gate_gemm(
+    /// Dispatches a layer's forward step over `rows` listed rows: in the direct form
+    /// one dispatch, `step_cell_forward` (the gate GEMM with the weights read in vec4s
+    /// from their interleaved copy, and the cell in its epilogue: docs/performance.md,
+    /// 'The cell in the GEMMs' epilogue'); in the staged form `step_gemm`, then
+    /// `cell_forward`.
+    fn dispatch_layer_forward(
         &self,
         pass: &mut wgpu::ComputePass,
         layer: &LayerBinds,
         slot: Option<u32>,
         rows: usize,
     ) {
-        let cols = 4 * self.cfg.model.hidden_size;
-        match (&self.ws.kernels.gates_quads, &layer.gates_forward_quads) {
-            (Some(quads), Some(bind)) => {
-                self.dispatch_quads(pass, GATES_GEMM, quads, bind, slot, rows, cols)
-            }
-            _ => self.dispatch_step_gemm(pass, GATES_GEMM, &layer.gates_forward, slot, cols, rows),
+        let (k, h) = (&self.ws.kernels, self.cfg.model.hidden_size);
+        if let (Some(quads), Some(bind)) = (&k.cell_forward_gemm, &layer.cell_forward_gemm) {
+            self.dispatch_quads(pass, GATES_CELL, quads, bind, slot, rows, 4 * h);
+            return;
         }
+        self.dispatch_step_gemm(pass, GATES_GEMM, &layer.gates_forward, slot, 4 * h, rows);
+        let per_unit = [groups_for(h, 64), rows as u32, 1];
+        self.dispatch(
+            pass,
+            "cell",
+            &k.cell_forward,
+            &layer.cell_forward,
+            slot,
+            per_unit,
+        );
     }
 
-    /// Dispatches a layer's dh GEMM over `rows` listed rows, as
-    /// [`Engine::dispatch_gate_gemm`] does its gate GEMM.
-    fn dispatch_dh_gemm(
+    /// Dispatches a layer's backward step over `rows` listed rows, as
+    /// [`Engine::dispatch_layer_forward`] its forward step: `step_cell_backward` (the
+    /// dh GEMM and the cell backward), or `step_gemm`, then `cell_backward`.
+    fn dispatch_layer_backward(
         &self,
         pass: &mut wgpu::ComputePass,
         layer: &LayerBinds,
         slot: Option<u32>,
         rows: usize,
     ) {
-        let cols = self.cfg.model.hidden_size;
-        match (&self.ws.kernels.dh_quads, &layer.dh_backward_quads) {
-            (Some(quads), Some(bind)) => {
-                self.dispatch_quads(pass, DH_GEMM, quads, bind, slot, rows, cols)
-            }
-            _ => self.dispatch_step_gemm(pass, DH_GEMM, &layer.dh_backward, slot, cols, rows),
+        let (k, h) = (&self.ws.kernels, self.cfg.model.hidden_size);
+        if let (Some(quads), Some(bind)) = (&k.cell_backward_gemm, &layer.cell_backward_gemm) {
+            self.dispatch_quads(pass, DH_CELL, quads, bind, slot, rows, h);
+            return;
         }
+        self.dispatch_step_gemm(pass, DH_GEMM, &layer.dh_backward, slot, h, rows);
+        let per_unit = [groups_for(h, 64), rows as u32, 1];
+        let (what, bind) = ("cell backward", &layer.cell_backward);
+        self.dispatch(pass, what, &k.cell_backward, bind, slot, per_unit);
     }
 
-    /// Dispatches `step_gemm_quads` over `rows` listed rows and `cols` output columns,
+    /// Dispatches a step GEMM of `step_cell.wgsl` over `rows` listed rows and `cols`
+    /// output columns,
     /// in narrow blocks when at most `StepQuadsShape::NARROW_ROWS` rows are listed;
     /// `what` names the wide and the narrow dispatches.
     #[allow(clippy::too_many_arguments)]
@@ -878,7 +897,7 @@ impl Engine {
         self.dispatch(pass, what, kernel, bind, slot, shape.groups(rows, cols));
     }
 
-    /// Refreshes the weight copies that `step_gemm_quads` reads (the gate and dh GEMMs'
+    /// Refreshes the weight copies that `step_cell.wgsl` reads (the gate and dh GEMMs'
     /// weights, `WeightCopies`) from the parameters, in the direct form only: recorded
     /// at the start of every forward pass, so they hold whatever the parameters hold
     /// then.
@@ -931,21 +950,13 @@ impl Engine {
         let (k, binds) = (&self.ws.kernels, &self.ws.binds);
         let h = self.cfg.model.hidden_size;
         let slot = Some(self.slot(self.ws.slots.forward(t)));
-        let per_unit = [groups_for(h, 64), n as u32, 1];
         if let Some(sparse) = &binds.sparse_gates {
-            self.dispatch(
-                pass,
-                "sparse input gates",
-                &k.sparse_gates,
-                sparse,
-                slot,
-                per_unit,
-            );
+            let per_unit = [groups_for(h, 64), n as u32, 1];
+            let (what, kernel) = ("sparse input gates", &k.sparse_gates);
+            self.dispatch(pass, what, kernel, sparse, slot, per_unit);
         }
         for layer in &binds.layers {
-            self.dispatch_gate_gemm(pass, layer, slot, n);
-            let bind = &layer.cell_forward;
-            self.dispatch(pass, "cell", &k.cell_forward, bind, slot, per_unit);
+            self.dispatch_layer_forward(pass, layer, slot, n);
         }
         let groups = [groups_for(n, 64), 1, 1];
         let (kernel, bind) = (&k.readout_forward, &binds.readout_forward);
@@ -1028,18 +1039,8 @@ impl Engine {
         let h = m.hidden_size;
         for (t, &(_, n)) in plan.per_step.iter().enumerate().rev() {
             let slot = Some(self.slot(slots.backward(t)));
-            let per_unit = [groups_for(h, 64), n as u32, 1];
             for layer in binds.layers.iter().rev() {
-                self.dispatch_dh_gemm(pass, layer, slot, n);
-                let bind = &layer.cell_backward;
-                self.dispatch(
-                    pass,
-                    "cell backward",
-                    &k.cell_backward,
-                    bind,
-                    slot,
-                    per_unit,
-                );
+                self.dispatch_layer_backward(pass, layer, slot, n);
             }
         }
         let readout_slot = Some(self.slot(slots.loss_steps()));

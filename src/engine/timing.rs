@@ -11,7 +11,9 @@ use crate::gpu::structs::Step;
 /// A GEMM of the backward pass, for [`time_backward_gemm`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackwardGemm {
-    /// dh = W_hh^T (gate deltas of t + 1): `[B, 4H] x [4H, H]`.
+    /// dh = W_hh^T (gate deltas of t + 1): `[B, 4H] x [4H, H]`, and the cell backward
+    /// that takes it (in the direct form the GEMM's epilogue, in the staged form a
+    /// dispatch of its own).
     Dh,
     /// The input weights' and biases' gradient over every (step, row) pair:
     /// `[4H, pairs] x [pairs, I + 1]` (the bias column alone with sparse input).
@@ -60,12 +62,14 @@ impl DispatchTiming {
     }
 }
 
-/// Times layer 0's forward gate GEMM over the first `rows` rows at step 1, where it
-/// reads both the input and h_0 (at step 0, h_{-1} = 0 and the recurrent part is
-/// skipped), `reps` dispatches recorded in one command buffer and submitted once; the
-/// encoding, submission and wait times, each divided by `reps` (after a warm-up).
-/// Overwrites the scheduler state of the last batch.
-pub fn time_gate_gemm(engine: &mut Engine, rows: usize, reps: usize) -> Result<DispatchTiming> {
+/// Times layer 0's forward step, its gate GEMM and the cell (in the direct form one
+/// dispatch, the cell in the GEMM's epilogue; in the staged form two), over the
+/// first `rows` rows at step 1, where the GEMM reads both the input and h_0 (at step
+/// 0, h_{-1} = 0 and the recurrent part is skipped): `reps` steps recorded in one
+/// command buffer and submitted once; the encoding, submission and wait times, each
+/// divided by `reps` (after a warm-up). Overwrites the scheduler state and the step-1
+/// states of the last batch.
+pub fn time_layer_forward(engine: &mut Engine, rows: usize, reps: usize) -> Result<DispatchTiming> {
     let cap = engine.cfg.capacity;
     ensure(rows > 0 && rows <= cap.batch && reps > 0, || {
         format!("cannot time {rows} rows x {reps}")
@@ -89,15 +93,16 @@ pub fn time_gate_gemm(engine: &mut Engine, rows: usize, reps: usize) -> Result<D
     engine.write_slots(engine.ws.slots.forward(1), &[step]);
     let slot = Some(engine.slot(engine.ws.slots.forward(1)));
     time_dispatches(engine, reps, |engine, pass| {
-        engine.dispatch_gate_gemm(pass, &engine.ws.binds.layers[0], slot, rows);
+        engine.dispatch_layer_forward(pass, &engine.ws.binds.layers[0], slot, rows);
     })
 }
 
 /// Times one GEMM of layer 0's backward pass (or the readout's) over a full-length
-/// batch in which every row runs to the last step, timed as [`time_gate_gemm`] times
-/// its GEMM. The dh GEMM is that of step 0, where every row takes the gate deltas of
-/// step 1. Needs sequences of at least 2 steps. Overwrites the scheduler state of the
-/// last batch.
+/// batch in which every row runs to the last step, timed as [`time_layer_forward`]
+/// times its step. The dh GEMM is that of step 0, where every row takes the gate
+/// deltas of step 1, with the cell backward. Needs sequences of at least 2 steps.
+/// Overwrites the scheduler state of the last batch and the backward pass's values
+/// at step 0.
 pub fn time_backward_gemm(
     engine: &mut Engine,
     form: BackwardGemm,
@@ -120,7 +125,7 @@ pub fn time_backward_gemm(
     let (slot, bind, grad) = backward_gemm(engine, form);
     let slot = Some(engine.slot(slot));
     time_dispatches(engine, reps, |engine, pass| match grad {
-        None => engine.dispatch_dh_gemm(pass, &engine.ws.binds.layers[0], slot, cap.batch),
+        None => engine.dispatch_layer_backward(pass, &engine.ws.binds.layers[0], slot, cap.batch),
         Some((rows, cols, _)) if form == BackwardGemm::InputGrad => {
             let layer = &engine.ws.binds.layers[0];
             engine.dispatch_input_grad(pass, "weight gradient", layer, slot, rows, cols)

@@ -2,7 +2,7 @@
 //! buffers, pipelines and bind groups. Nothing here is created per step or per batch.
 
 use crate::error::{Error, Result};
-use crate::gpu::bindings::{self, MATMUL};
+use crate::gpu::bindings::{self, MATMUL, Table};
 use crate::gpu::kernel::groups_for;
 use crate::gpu::kernel::{Kernel, module};
 use crate::gpu::matmul::{self, GemmShapes, StepQuadsShape};
@@ -41,12 +41,12 @@ impl StateLayout {
     }
 }
 
-/// Where the weight copies that `step_gemm_quads` reads lie in `Buffers::weights_kn`,
-/// each in [K][N] layout with rows that start at multiples of 4 elements. Per layer,
-/// in order:
+/// Where the weight copies that the direct form's step GEMMs (`step_cell_forward`,
+/// `step_cell_backward`) read lie in `Buffers::weights_kn`, each in [K][N] layout with
+/// rows that start at multiples of 4 elements. Per layer, in order:
 /// - `gates`: the forward gate GEMM's `W_ih^T` ([I][4H]; left zero on layer 0 with
 ///   sparse input, whose input part `sparse_gates` computes) followed by `W_hh^T`
-///   ([H][4H]);
+///   ([H][4H]), the gates interleaved: column 4u + g holds gate g of unit u;
 /// - `dh`: the dh GEMM's `W_hh` ([4H][H]) followed by the weights from above: the next
 ///   layer's `W_ih` ([4H][H]) or, on the top layer, the readout's ([C][H]); rows of
 ///   `dh_row` (H rounded up to a multiple of 4; the padding stays zero).
@@ -186,11 +186,12 @@ pub(crate) struct Kernels {
     /// `grad_gemm_quads`, for the direct form's input weight gradients whose operands
     /// read in vec4s.
     pub grad_gemm_quads: Option<Kernel>,
-    /// `step_gemm_quads` in the wide and narrow blocks of the direct form's gate GEMM
-    /// (`StepQuadsShape::GATES`) and of its dh GEMM (`StepQuadsShape::DH`).
-    pub gates_quads: Option<QuadsKernels>,
-    pub dh_quads: Option<QuadsKernels>,
-    /// `copy_weights`: the weight copies that `step_gemm_quads` reads.
+    /// The direct form's step GEMMs with the cell in their epilogue, in wide and
+    /// narrow blocks: `step_cell_forward` (the gate GEMM, `StepQuadsShape::GATES`)
+    /// and `step_cell_backward` (the dh GEMM, `StepQuadsShape::DH`).
+    pub cell_forward_gemm: Option<QuadsKernels>,
+    pub cell_backward_gemm: Option<QuadsKernels>,
+    /// `copy_weights`: the weight copies that those read.
     pub weight_copy: Kernel,
     pub cell_forward: Kernel,
     pub cell_backward: Kernel,
@@ -202,7 +203,7 @@ pub(crate) struct Kernels {
     pub sparse_weight_grad: Kernel,
 }
 
-/// `step_gemm_quads` in a wide and a narrow shape.
+/// A step GEMM of `matmul/step_cell.wgsl` in a wide and a narrow shape.
 pub(crate) struct QuadsKernels {
     pub wide: Kernel,
     pub narrow: Kernel,
@@ -210,10 +211,14 @@ pub(crate) struct QuadsKernels {
 }
 
 impl QuadsKernels {
-    fn new(ctx: &GpuContext, matmul: &wgpu::ShaderModule, shapes: [StepQuadsShape; 2]) -> Self {
-        let (entry, table) = ("step_gemm_quads", &bindings::STEP_GEMM_QUADS);
-        let wide = Kernel::with_constants(ctx, matmul, entry, table, &shapes[0].constants());
-        let narrow = wide.variant(ctx, matmul, entry, &shapes[1].constants());
+    fn new(
+        ctx: &GpuContext,
+        module: &wgpu::ShaderModule,
+        (entry, table): (&'static str, &'static Table),
+        shapes: [StepQuadsShape; 2],
+    ) -> Self {
+        let wide = Kernel::with_constants(ctx, module, entry, table, &shapes[0].constants());
+        let narrow = wide.variant(ctx, module, entry, &shapes[1].constants());
         QuadsKernels {
             wide,
             narrow,
@@ -224,10 +229,10 @@ impl QuadsKernels {
 
 pub(crate) struct LayerBinds {
     pub gates_forward: wgpu::BindGroup,
-    /// The gate and dh GEMMs bound to `step_gemm_quads` and the weight copies (direct
-    /// form).
-    pub gates_forward_quads: Option<wgpu::BindGroup>,
-    pub dh_backward_quads: Option<wgpu::BindGroup>,
+    /// The gate and dh GEMMs with the cell in their epilogue, reading the weight
+    /// copies (direct form).
+    pub cell_forward_gemm: Option<wgpu::BindGroup>,
+    pub cell_backward_gemm: Option<wgpu::BindGroup>,
     pub cell_forward: wgpu::BindGroup,
     pub dh_backward: wgpu::BindGroup,
     pub cell_backward: wgpu::BindGroup,
@@ -526,16 +531,25 @@ impl Kernels {
         let step_gemm =
             Kernel::with_constants(ctx, &matmul, step_entry, &MATMUL, &wide.constants());
         let step_gemm_narrow = step_gemm.variant(ctx, &matmul, step_entry, &narrow.constants());
-        let quads = |shapes| {
-            ctx.direct_gemm
-                .then(|| QuadsKernels::new(ctx, &matmul, shapes))
+        let matmul_cell = ctx
+            .direct_gemm
+            .then(|| module(ctx, "matmul/step_cell.wgsl", shaders::MATMUL_CELL));
+        let quads = |kernel, shapes| {
+            let module = matmul_cell.as_ref()?;
+            Some(QuadsKernels::new(ctx, module, kernel, shapes))
         };
         Kernels {
             step_gemm,
             step_gemm_narrow,
             gemm_shapes,
-            gates_quads: quads(StepQuadsShape::GATES),
-            dh_quads: quads(StepQuadsShape::DH),
+            cell_forward_gemm: quads(
+                ("step_cell_forward", &bindings::STEP_CELL_FORWARD),
+                StepQuadsShape::GATES,
+            ),
+            cell_backward_gemm: quads(
+                ("step_cell_backward", &bindings::STEP_CELL_BACKWARD),
+                StepQuadsShape::DH,
+            ),
             weight_copy: Kernel::new(ctx, &copy, "copy_weights", &bindings::COPY_WEIGHTS),
             grad_gemm: Kernel::with_constants(ctx, &matmul, grad_entry, &MATMUL, &wide.constants()),
             grad_gemm_quads: ctx
@@ -698,35 +712,22 @@ impl Binds {
         };
         let x_src = Source::per_step(0, b, cfg.input_size, 0, validity::ALWAYS);
         let copies = WeightCopies::new(cfg);
-        // A GEMM bound to step_gemm_quads, which reads its weights from the copies.
-        let quads = |kernels: &Option<QuadsKernels>,
-                     label: &str,
-                     p: GemmParams,
-                     src1: &wgpu::Buffer,
-                     src2: &wgpu::Buffer,
-                     out: &wgpu::Buffer| {
-            kernels.as_ref().map(|q| {
-                let params = params_buffer(ctx, label, &p);
-                q.wide.bind(
-                    ctx,
-                    &[
-                        ("p", &params),
-                        ("step", &buf.steps),
-                        ("src1", src1),
-                        ("src2", src2),
-                        ("weights", &buf.params),
-                        ("rows", &buf.rows),
-                        ("tstar", &buf.tstar),
-                        ("out", out),
-                        ("weights_kn", &buf.weights_kn),
-                    ],
-                )
-            })
-        };
         let layers = (0..l)
             .map(|kk| {
                 let lo = layout.layers[kk];
                 let input = cfg.layer_input(kk);
+                let cell = params_buffer(
+                    ctx,
+                    "cell_params",
+                    &CellParams {
+                        hidden: h as u32,
+                        batch_stride: b as u32,
+                        state_base: st.state(kk) as u32,
+                        gates_base: st.gates(kk) as u32,
+                        carry_base: (kk * b * h) as u32,
+                        _pad: [0; 3],
+                    },
+                );
                 let (in_src, in_buf) = if kk == 0 {
                     (x_src, &buf.x)
                 } else {
@@ -761,20 +762,33 @@ impl Binds {
                     &buf.h_all,
                     &buf.gates_pre,
                 );
-                // The same GEMM reading the weights from their [K][4H] copy.
+                // The same GEMM reading the weights from their [K][4H] copy, with the
+                // cell in its epilogue; h_t is written into src2, h_all.
                 let at = copies.layers[kk];
-                let gates_forward_quads = quads(
-                    &k.gates_quads,
-                    "gates_forward_quads",
-                    GemmParams {
+                let cell_forward_gemm = k.cell_forward_gemm.as_ref().map(|q| {
+                    let p = GemmParams {
                         w1: Weight::plain(at.gates, 4 * h),
                         w2: Weight::plain(at.gates + input * 4 * h, 4 * h),
                         ..gates_params
-                    },
-                    in_buf,
-                    &buf.h_all,
-                    &buf.gates_pre,
-                );
+                    };
+                    q.wide.bind(
+                        ctx,
+                        &[
+                            ("p", &params_buffer(ctx, "cell_forward_gemm", &p)),
+                            ("step", &buf.steps),
+                            ("src1", in_buf),
+                            ("src2", &buf.h_all),
+                            ("weights", &buf.params),
+                            ("rows", &buf.rows),
+                            ("tstar", &buf.tstar),
+                            ("out", &buf.gates_pre),
+                            ("weights_kn", &buf.weights_kn),
+                            ("cell", &cell),
+                            ("gates_all", &buf.gates_all),
+                            ("c_all", &buf.c_all),
+                        ],
+                    )
+                });
                 // dh of layer kk at step t: recurrent part from the gate deltas of t+1,
                 // plus the part from the layer above at t (or the readout at t*).
                 let (above_src, above_w, above_buf) = if kk + 1 < l {
@@ -807,20 +821,33 @@ impl Binds {
                     above_buf,
                     &buf.dh,
                 );
-                // The same GEMM reading the weights from their copies with padded rows.
+                // The same GEMM reading the weights from their copies with padded rows,
+                // with the cell backward in its epilogue; the gate deltas are written
+                // into src1, dgates_all.
                 let row = copies.dh_row;
-                let dh_backward_quads = quads(
-                    &k.dh_quads,
-                    "dh_backward_quads",
-                    GemmParams {
+                let cell_backward_gemm = k.cell_backward_gemm.as_ref().map(|q| {
+                    let p = GemmParams {
                         w1: Weight::plain(at.dh, row),
                         w2: Weight::plain(at.dh + 4 * h * row, row),
                         ..dh_params
-                    },
-                    &buf.dgates_all,
-                    above_buf,
-                    &buf.dh,
-                );
+                    };
+                    q.wide.bind(
+                        ctx,
+                        &[
+                            ("p", &params_buffer(ctx, "cell_backward_gemm", &p)),
+                            ("step", &buf.steps),
+                            ("src1", &buf.dgates_all),
+                            ("src2", above_buf),
+                            ("rows", &buf.rows),
+                            ("tstar", &buf.tstar),
+                            ("weights_kn", &buf.weights_kn),
+                            ("cell", &cell),
+                            ("gates_all", &buf.gates_all),
+                            ("c_all", &buf.c_all),
+                            ("dc_carry", &buf.dc_carry),
+                        ],
+                    )
+                });
                 let grad_ih_params = GemmParams {
                     a1: gates_of(kk),
                     // With sparse input only the bias column is computed here; the
@@ -878,18 +905,6 @@ impl Binds {
                     &buf.h_all,
                     &buf.grads,
                 );
-                let cell = params_buffer(
-                    ctx,
-                    "cell_params",
-                    &CellParams {
-                        hidden: h as u32,
-                        batch_stride: b as u32,
-                        state_base: st.state(kk) as u32,
-                        gates_base: st.gates(kk) as u32,
-                        carry_base: (kk * b * h) as u32,
-                        _pad: [0; 3],
-                    },
-                );
                 let cell_forward = k.cell_forward.bind(
                     ctx,
                     &[
@@ -919,8 +934,8 @@ impl Binds {
                 );
                 LayerBinds {
                     gates_forward,
-                    gates_forward_quads,
-                    dh_backward_quads,
+                    cell_forward_gemm,
+                    cell_backward_gemm,
                     cell_forward,
                     dh_backward,
                     cell_backward,
@@ -1001,13 +1016,15 @@ impl Binds {
         };
         // One matrix of the parameters into the copies (see WeightCopies): `k_len` rows
         // of `n` at `dst_base`, `dst_row` apart, element (k, j) read at
-        // `src_base + k * src_k + j * src_j`.
+        // `src_base + k * src_k + j * src_j`, or with the gates of `gate_units` units
+        // interleaved where that is nonzero (see CopyParams).
         let copy = |src_base: usize,
                     (src_k, src_j): (usize, usize),
                     n: usize,
                     k_len: usize,
                     dst_base: usize,
-                    dst_row: usize| {
+                    dst_row: usize,
+                    gate_units: usize| {
             let p = CopyParams {
                 src_base: src_base as u32,
                 src_k: src_k as u32,
@@ -1016,7 +1033,7 @@ impl Binds {
                 k_len: k_len as u32,
                 dst_base: dst_base as u32,
                 dst_row: dst_row as u32,
-                _pad: 0,
+                gate_units: gate_units as u32,
             };
             let params = params_buffer(ctx, "weight_copy", &p);
             let bind = k.weight_copy.bind(
@@ -1029,25 +1046,26 @@ impl Binds {
             );
             (bind, [groups_for(n, 64), k_len as u32, 1])
         };
-        let weight_copies = if k.gates_quads.is_some() {
+        let weight_copies = if k.cell_forward_gemm.is_some() {
             (0..l)
                 .flat_map(|kk| {
                     let (lo, input, at) =
                         (layout.layers[kk], cfg.layer_input(kk), copies.layers[kk]);
                     let (n, row) = (4 * h, copies.dh_row);
-                    // The gate GEMM's, transposed: [4H][K] to [K][4H]. With sparse
-                    // input, layer 0's input part is sparse_gates', and not copied.
+                    // The gate GEMM's, transposed: [4H][K] to [K][4H], the gates
+                    // interleaved. With sparse input, layer 0's input part is
+                    // sparse_gates', and not copied.
                     let ih = (!(sparse_input && kk == 0))
-                        .then(|| copy(lo.w_ih, (1, input), n, input, at.gates, n));
-                    let hh = copy(lo.w_hh, (1, h), n, h, at.gates + input * n, n);
+                        .then(|| copy(lo.w_ih, (1, input), n, input, at.gates, n, h));
+                    let hh = copy(lo.w_hh, (1, h), n, h, at.gates + input * n, n, h);
                     // The dh GEMM's, as they are, in rows of dh_row.
                     let (above, above_rows) = if kk + 1 < l {
                         (layout.layers[kk + 1].w_ih, n)
                     } else {
                         (layout.readout_w, c)
                     };
-                    let dh = copy(lo.w_hh, (h, 1), h, n, at.dh, row);
-                    let from_above = copy(above, (h, 1), h, above_rows, at.dh + n * row, row);
+                    let dh = copy(lo.w_hh, (h, 1), h, n, at.dh, row, 0);
+                    let from_above = copy(above, (h, 1), h, above_rows, at.dh + n * row, row, 0);
                     ih.into_iter().chain([hh, dh, from_above])
                 })
                 .collect()

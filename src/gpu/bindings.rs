@@ -32,8 +32,8 @@ pub struct Table {
     pub slots: &'static [Slot],
 }
 
-/// The slots of the gathered GEMMs, and of `step_gemm_quads` but its last.
-const GATHERED: [Slot; 9] = [
+/// The slots of the gathered GEMMs.
+const GATHERED: [Slot; 8] = [
     slot("p", 0, Params),
     slot("step", 1, Step),
     slot("src1", 2, Read),
@@ -42,7 +42,6 @@ const GATHERED: [Slot; 9] = [
     slot("rows", 5, Read),
     slot("tstar", 6, Read),
     slot("out", 7, ReadWrite),
-    slot("weights_kn", 10, Read),
 ];
 
 /// The gathered GEMMs of both forms (`matmul/*.wgsl`).
@@ -56,14 +55,48 @@ pub const MATMUL: Table = Table {
         "dense_gemm_direct",
         "grad_gemm_direct",
     ],
-    slots: GATHERED.split_at(8).0,
+    slots: &GATHERED,
 };
 
-/// `step_gemm_quads`: the slots of [`MATMUL`] and the weight copies read as vec4s.
-pub const STEP_GEMM_QUADS: Table = Table {
-    shader: "matmul/*.wgsl",
-    entries: &["step_gemm_quads"],
-    slots: &GATHERED,
+/// `step_cell_forward`: the gate GEMM's slots with its operands read-write, the
+/// weight copies read as vec4s, and the cell's parameters and states.
+pub const STEP_CELL_FORWARD: Table = Table {
+    shader: "matmul/step_cell.wgsl",
+    entries: &["step_cell_forward"],
+    slots: &[
+        slot("p", 0, Params),
+        slot("step", 1, Step),
+        slot("src1", 2, ReadWrite),
+        slot("src2", 3, ReadWrite),
+        slot("weights", 4, Read),
+        slot("rows", 5, Read),
+        slot("tstar", 6, Read),
+        slot("out", 7, ReadWrite),
+        slot("weights_kn", 10, Read),
+        slot("cell", 11, Params),
+        slot("gates_all", 12, ReadWrite),
+        slot("c_all", 13, ReadWrite),
+    ],
+};
+
+/// `step_cell_backward`: as [`STEP_CELL_FORWARD`], without the biases (`weights`) and
+/// the sparse pre-activations (`out`), with the cell-state carry.
+pub const STEP_CELL_BACKWARD: Table = Table {
+    shader: "matmul/step_cell.wgsl",
+    entries: &["step_cell_backward"],
+    slots: &[
+        slot("p", 0, Params),
+        slot("step", 1, Step),
+        slot("src1", 2, ReadWrite),
+        slot("src2", 3, ReadWrite),
+        slot("rows", 5, Read),
+        slot("tstar", 6, Read),
+        slot("weights_kn", 10, Read),
+        slot("cell", 11, Params),
+        slot("gates_all", 12, ReadWrite),
+        slot("c_all", 13, ReadWrite),
+        slot("dc_carry", 14, ReadWrite),
+    ],
 };
 
 /// `grad_gemm_quads`: G and X read as vec4s.
@@ -209,7 +242,8 @@ pub const ADAM_STEP: Table = Table {
     ],
 };
 
-/// `copy_weights`: the weight copies that `step_gemm_quads` reads.
+/// `copy_weights`: the weight copies that `step_cell_forward` and `step_cell_backward`
+/// read.
 pub const COPY_WEIGHTS: Table = Table {
     shader: "weight_copy.wgsl",
     entries: &["copy_weights"],
@@ -221,9 +255,10 @@ pub const COPY_WEIGHTS: Table = Table {
 };
 
 /// Every table, for the check against the shaders.
-pub const ALL: [Table; 13] = [
+pub const ALL: [Table; 14] = [
     MATMUL,
-    STEP_GEMM_QUADS,
+    STEP_CELL_FORWARD,
+    STEP_CELL_BACKWARD,
     GRAD_GEMM_QUADS,
     TILED_GEMM,
     CELL_FORWARD,

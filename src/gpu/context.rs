@@ -3,10 +3,15 @@
 use crate::error::{Error, Result};
 use std::sync::{Arc, Mutex};
 
-/// Storage buffers the widest kernels (`cell_backward`, `loss_stats`, `sparse_gates`,
-/// `step_gemm_quads`) bind in one shader stage, their parameter and step structs
-/// included (their tables in `gpu::bindings`).
+/// Storage buffers the widest kernels of the staged form (`cell_backward`,
+/// `loss_stats`, `sparse_gates`) bind in one shader stage, their parameter and step
+/// structs included (their tables in `gpu::bindings`).
 pub const STORAGE_BUFFERS_NEEDED: u32 = 9;
+
+/// Storage buffers the direct form's step GEMMs with the cell in their epilogue
+/// (`step_cell_forward`) bind in one stage: the direct form is used where the
+/// adapter has that many (CPU adapters have far more).
+pub const STORAGE_BUFFERS_DIRECT: u32 = 12;
 
 /// An adapter's device and queue, with what we know about them.
 pub struct GpuContext {
@@ -16,10 +21,11 @@ pub struct GpuContext {
     /// The limits the device was created with.
     pub limits: wgpu::Limits,
     /// The GEMMs read their operands straight from the buffers (`*_gemm_direct` in
-    /// `matmul/direct.wgsl`) instead of staging them in workgroup memory:
-    /// true on CPU adapters such as lavapipe, where that is about 1.5 times as fast
-    /// (`docs/performance.md`). The results are bitwise the same; set it before
-    /// building engines to choose.
+    /// `matmul/direct.wgsl`) instead of staging them in workgroup memory, and the step
+    /// GEMMs run the cell in their epilogue (`matmul/step_cell.wgsl`): true on CPU
+    /// adapters such as lavapipe, where that is about 1.5 times as fast
+    /// (`docs/performance.md`), that bind [`STORAGE_BUFFERS_DIRECT`] buffers a stage.
+    /// The results are bitwise the same; set it before building engines to choose.
     pub direct_gemm: bool,
     /// The first error the device reported outside an error scope, if any.
     device_error: Arc<Mutex<Option<String>>>,
@@ -77,7 +83,8 @@ impl GpuContext {
         Ok(GpuContext {
             device,
             queue,
-            direct_gemm: info.device_type == wgpu::DeviceType::Cpu,
+            direct_gemm: info.device_type == wgpu::DeviceType::Cpu
+                && limits.max_storage_buffers_per_shader_stage >= STORAGE_BUFFERS_DIRECT,
             info,
             limits,
             device_error,
@@ -192,10 +199,14 @@ impl<T: bytemuck::Pod> PendingRead<'_, T> {
 }
 
 /// The default limits raised where our buffers need more: up to the adapter's own
-/// maximum buffer sizes, and enough storage buffers per stage for our widest kernel.
+/// maximum buffer sizes, and enough storage buffers per stage for our widest kernel
+/// (those of the direct form where the adapter has them).
 fn needed_limits(adapter: &wgpu::Limits) -> wgpu::Limits {
+    let storage_buffers = adapter
+        .max_storage_buffers_per_shader_stage
+        .clamp(STORAGE_BUFFERS_NEEDED, STORAGE_BUFFERS_DIRECT);
     wgpu::Limits {
-        max_storage_buffers_per_shader_stage: STORAGE_BUFFERS_NEEDED,
+        max_storage_buffers_per_shader_stage: storage_buffers,
         max_storage_buffer_binding_size: adapter.max_storage_buffer_binding_size,
         max_buffer_size: adapter.max_buffer_size,
         ..wgpu::Limits::downlevel_defaults()

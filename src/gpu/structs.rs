@@ -148,7 +148,8 @@ pub struct DenseGemmParams {
     pub _pad: [u32; 2],
 }
 
-/// `CellParams` of `lstm_cell.wgsl`.
+/// `CellParams` of `cell_math.wgsl.inc` (the cell kernels and the step GEMMs with the
+/// cell in their epilogue).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
 pub struct CellParams {
@@ -180,9 +181,10 @@ pub struct ReadoutParams {
     pub _pad: [u32; 3],
 }
 
-/// `CopyParams` of `weight_copy.wgsl`: element (k, j) of the matrix at `src_base`
-/// (`src_base + k * src_k + j * src_j`) copied to `dst_base + k * dst_row + j`, for
-/// `k < k_len`, `j < n`.
+/// `CopyParams` of `weight_copy.wgsl`: element (k, s(j)) of the matrix at `src_base`
+/// (`src_base + k * src_k + s(j) * src_j`) copied to `dst_base + k * dst_row + j`, for
+/// `k < k_len`, `j < n`, where s(j) = j, or `(j % 4) * gate_units + j / 4` where
+/// `gate_units` is nonzero (the gates of that many units interleaved).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
 pub struct CopyParams {
@@ -193,7 +195,7 @@ pub struct CopyParams {
     pub k_len: u32,
     pub dst_base: u32,
     pub dst_row: u32,
-    pub _pad: u32,
+    pub gate_units: u32,
 }
 
 /// `AdamParams` of `adam.wgsl`.

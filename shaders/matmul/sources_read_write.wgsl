@@ -1,0 +1,6 @@
+// The left operands of the GEMMs with the cell in their epilogue (step_cell.wgsl),
+// read and written: those kernels write the h_t or the gate deltas of step t into the
+// buffer their operands are read from (at other steps or layers), and wgpu does not
+// allow one buffer bound both read only and read-write in one dispatch.
+@group(0) @binding(2) var<storage, read_write> src1: array<f32>;
+@group(0) @binding(3) var<storage, read_write> src2: array<f32>;
