@@ -31,7 +31,7 @@ fn entry_points(body: &str) -> Vec<String> {
     names
 }
 
-/// The gathered GEMMs' module, joined from `shaders/matmul/`, has its seven entry
+/// The gathered GEMMs' module, joined from `shaders/matmul/`, has its eight entry
 /// points; the module of the step GEMMs with the cell in their epilogue has those of
 /// the direct form and its own two.
 #[test]
@@ -43,6 +43,7 @@ fn the_matmul_modules_have_every_entry_point_of_both_forms() {
             "dense_gemm_direct",
             "grad_gemm",
             "grad_gemm_direct",
+            "grad_gemm_narrow",
             "grad_gemm_quads",
             "step_gemm",
             "step_gemm_direct",
@@ -53,6 +54,7 @@ fn the_matmul_modules_have_every_entry_point_of_both_forms() {
         [
             "dense_gemm_direct",
             "grad_gemm_direct",
+            "grad_gemm_narrow",
             "grad_gemm_quads",
             "step_cell_backward",
             "step_cell_forward",

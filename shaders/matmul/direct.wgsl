@@ -642,3 +642,58 @@ fn grad_gemm_quads(
     store_grad_quads(j0 + 30u, k0, a30);
     store_grad_quads(j0 + 31u, k0, a31);
 }
+
+// grad_gemm for gradients of at most 4 columns, the bias column included: the input
+// weights of tasks with 1 to 3 inputs (the toy tasks' one), and a sparse layer 0's
+// bias column alone. grad_gemm_direct's 16 x 16 blocks and grad_gemm_quads's 32 x 16
+// left 14 or 15 of every 16 columns idle there, and ran on a few invocations: at the
+// toy shape the input weight gradient took a fifth of a full-length batch. Here each
+// invocation holds 4 consecutive rows j of G (one vec4 load a pair; the host checks
+// G's rows start at multiples of 4) x the 4 columns k = 0 .. 3 of X (the ones column
+// among them), 16 multiply-adds a pair; a workgroup is 8 invocations, 32 rows.
+// Each output is summed over the pairs in order, one product and one add at a time,
+// with the same zeros and ones column as grad_gemm_direct: bitwise its results.
+@compute @workgroup_size(8, 1)
+fn grad_gemm_narrow(@builtin(global_invocation_id) id: vec3<u32>) {
+    let j0 = id.x * 4u;
+    // The loop reads the parameters from these copies (see row_gemm_direct).
+    let pairs = step.n_rows;
+    let rows_offset = step.rows_offset;
+    let g_src = p.a1;
+    let x_src = p.a2;
+    if (j0 >= g_src.width) {
+        return;
+    }
+    // Per column of X: whether it is in the operand, and for a column past X, its
+    // value (1 in the ones column, else 0), as grad_operand.
+    let k = vec4<u32>(0u, 1u, 2u, 3u);
+    let inside = k < vec4<u32>(x_src.width);
+    let ones_at = vec4<u32>(select(NONE, x_src.width, p.has_bias != 0u));
+    let zero = vec4<f32>(0.0);
+    let past = select(zero, vec4<f32>(1.0), k == ones_at);
+    var a0: vec4<f32>;
+    var a1: vec4<f32>;
+    var a2: vec4<f32>;
+    var a3: vec4<f32>;
+    for (var n = 0u; n < pairs; n++) {
+        let entry = rows[rows_offset + n];
+        let g_at = operand_origin(g_src, step_of(entry), row_of(entry));
+        let x_at = operand_origin(x_src, step_of(entry), row_of(entry));
+        let g_read = g_at != NONE;
+        let x_read = vec4<bool>(x_at != NONE) & inside;
+        let g = select(zero, src1_quads[select(0u, (g_at + j0) / 4u, g_read)], g_read);
+        let xi = select(vec4<u32>(0u), vec4<u32>(x_at) + k, x_read);
+        let xv = select(zero, vec4<f32>(src2[xi.x], src2[xi.y], src2[xi.z], src2[xi.w]), x_read);
+        let x = select(past, xv, inside);
+        a0 += g.x * x;
+        a1 += g.y * x;
+        a2 += g.z * x;
+        a3 += g.w * x;
+    }
+    for (var c = 0u; c < 4u; c++) {
+        store_grad_output(j0, c, a0[c]);
+        store_grad_output(j0 + 1u, c, a1[c]);
+        store_grad_output(j0 + 2u, c, a2[c]);
+        store_grad_output(j0 + 3u, c, a3[c]);
+    }
+}

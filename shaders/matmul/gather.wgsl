@@ -5,7 +5,8 @@
 // `step_gemm`, `dense_gemm`, `grad_gemm`) and direct.wgsl (the `*_direct` entry
 // points, which compute the same outputs, bitwise, in larger blocks, reading the
 // operands straight from the buffers: for CPU adapters, `GpuContext::direct_gemm`;
-// and `grad_gemm_quads`, the input weight gradient of operands read in vec4s).
+// `grad_gemm_quads`, the input weight gradient of operands read in vec4s; and
+// `grad_gemm_narrow`, that of gradients of at most 4 columns).
 // `gpu::shaders::MATMUL_CELL` joins this file, sources_read_write.wgsl, direct.wgsl
 // and step_cell.wgsl into the module of the direct form's step GEMMs that run the
 // LSTM cell in their epilogue.

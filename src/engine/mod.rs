@@ -925,9 +925,10 @@ impl Engine {
     }
 
     /// Dispatches a layer's input weight gradient, `rows` x `cols` (the bias column
-    /// included): in `grad_gemm_quads` where its operands read in vec4s (on lavapipe
-    /// 1.4-4.2 times as fast at the dense MNIST shape, docs/performance.md), else in
-    /// `grad_gemm`.
+    /// included): in `grad_gemm_narrow` where it has at most 4 columns (a few inputs,
+    /// or a sparse layer 0's bias column), in `grad_gemm_quads` where its operands read
+    /// in vec4s (on lavapipe 1.4-4.2 times as fast at the dense MNIST shape,
+    /// docs/performance.md), else in `grad_gemm`.
     fn dispatch_input_grad(
         &self,
         pass: &mut wgpu::ComputePass,
@@ -937,12 +938,15 @@ impl Engine {
         rows: usize,
         cols: usize,
     ) {
-        match (&layer.grad_ih_quads, &self.ws.kernels.grad_gemm_quads) {
-            (Some(bind), Some(kernel)) => {
-                let groups = matmul::quads_grad_groups(rows, cols);
-                self.dispatch(pass, what, kernel, bind, slot, groups);
-            }
-            _ => self.dispatch_grad_gemm(pass, what, &layer.grad_ih, slot, rows, cols),
+        let k = &self.ws.kernels;
+        if let (Some(bind), Some(kernel)) = (&layer.grad_ih_narrow, &k.grad_gemm_narrow) {
+            let groups = matmul::narrow_grad_groups(rows);
+            self.dispatch(pass, what, kernel, bind, slot, groups);
+        } else if let (Some(bind), Some(kernel)) = (&layer.grad_ih_quads, &k.grad_gemm_quads) {
+            let groups = matmul::quads_grad_groups(rows, cols);
+            self.dispatch(pass, what, kernel, bind, slot, groups);
+        } else {
+            self.dispatch_grad_gemm(pass, what, &layer.grad_ih, slot, rows, cols);
         }
     }
 

@@ -186,6 +186,8 @@ pub(crate) struct Kernels {
     /// `grad_gemm_quads`, for the direct form's input weight gradients whose operands
     /// read in vec4s.
     pub grad_gemm_quads: Option<Kernel>,
+    /// `grad_gemm_narrow`, for the direct form's input weight gradients of few columns.
+    pub grad_gemm_narrow: Option<Kernel>,
     /// The direct form's step GEMMs with the cell in their epilogue, in wide and
     /// narrow blocks: `step_cell_forward` (the gate GEMM, `StepQuadsShape::GATES`)
     /// and `step_cell_backward` (the dh GEMM, `StepQuadsShape::DH`).
@@ -239,6 +241,9 @@ pub(crate) struct LayerBinds {
     pub grad_ih: wgpu::BindGroup,
     /// `grad_ih` bound to `grad_gemm_quads`, where its operands read in vec4s.
     pub grad_ih_quads: Option<wgpu::BindGroup>,
+    /// `grad_ih` bound to `grad_gemm_narrow`, where it has at most
+    /// `NARROW_GRAD_COLUMNS` columns and G's rows read in vec4s.
+    pub grad_ih_narrow: Option<wgpu::BindGroup>,
     pub grad_hh: wgpu::BindGroup,
 }
 
@@ -555,6 +560,14 @@ impl Kernels {
             grad_gemm_quads: ctx
                 .direct_gemm
                 .then(|| Kernel::new(ctx, &matmul, "grad_gemm_quads", &bindings::GRAD_GEMM_QUADS)),
+            grad_gemm_narrow: ctx.direct_gemm.then(|| {
+                Kernel::new(
+                    ctx,
+                    &matmul,
+                    "grad_gemm_narrow",
+                    &bindings::GRAD_GEMM_NARROW,
+                )
+            }),
             cell_forward: Kernel::new(ctx, &cell, "cell_forward", &bindings::CELL_FORWARD),
             cell_backward: Kernel::new(ctx, &cell, "cell_backward", &bindings::CELL_BACKWARD),
             readout_forward: Kernel::new(
@@ -891,6 +904,28 @@ impl Binds {
                         )
                     })
                 });
+                // Gradients of at most 4 columns (the bias column included) in
+                // grad_gemm_narrow, where G's rows read in vec4s.
+                let columns = grad_ih_params.a2.width as usize + 1;
+                let grad_ih_narrow = k.grad_gemm_narrow.as_ref().and_then(|narrow| {
+                    let fits = columns <= matmul::NARROW_GRAD_COLUMNS
+                        && matmul::reads_in_quads(&grad_ih_params.a1, buf.dgates_all.size());
+                    fits.then(|| {
+                        let params = params_buffer(ctx, "grad_ih_narrow", &grad_ih_params);
+                        narrow.bind(
+                            ctx,
+                            &[
+                                ("p", &params),
+                                ("step", &buf.steps),
+                                ("src2", in_buf),
+                                ("rows", &buf.rows),
+                                ("tstar", &buf.tstar),
+                                ("out", &buf.grads),
+                                ("src1_quads", &buf.dgates_all),
+                            ],
+                        )
+                    })
+                });
                 let grad_hh = gemm(
                     "grad_hh",
                     &k.grad_gemm,
@@ -941,6 +976,7 @@ impl Binds {
                     cell_backward,
                     grad_ih,
                     grad_ih_quads,
+                    grad_ih_narrow,
                     grad_hh,
                 }
             })

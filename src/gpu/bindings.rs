@@ -114,6 +114,21 @@ pub const GRAD_GEMM_QUADS: Table = Table {
     ],
 };
 
+/// `grad_gemm_narrow`: G read as vec4s, X as it is.
+pub const GRAD_GEMM_NARROW: Table = Table {
+    shader: "matmul/*.wgsl",
+    entries: &["grad_gemm_narrow"],
+    slots: &[
+        slot("p", 0, Params),
+        slot("step", 1, Step),
+        slot("src2", 3, Read),
+        slot("rows", 5, Read),
+        slot("tstar", 6, Read),
+        slot("out", 7, ReadWrite),
+        slot("src1_quads", 8, Read),
+    ],
+};
+
 /// `tiled_gemm` (`gemm.wgsl`).
 pub const TILED_GEMM: Table = Table {
     shader: "gemm.wgsl",
@@ -255,11 +270,12 @@ pub const COPY_WEIGHTS: Table = Table {
 };
 
 /// Every table, for the check against the shaders.
-pub const ALL: [Table; 14] = [
+pub const ALL: [Table; 15] = [
     MATMUL,
     STEP_CELL_FORWARD,
     STEP_CELL_BACKWARD,
     GRAD_GEMM_QUADS,
+    GRAD_GEMM_NARROW,
     TILED_GEMM,
     CELL_FORWARD,
     CELL_BACKWARD,

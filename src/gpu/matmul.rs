@@ -158,6 +158,16 @@ pub fn quads_grad_groups(rows: usize, cols: usize) -> [u32; 3] {
     [groups_for(cols, 128), groups_for(rows, 32), 1]
 }
 
+/// Columns (the bias column included) of the gradients that `grad_gemm_narrow`
+/// computes: 4 an invocation.
+pub const NARROW_GRAD_COLUMNS: usize = 4;
+
+/// The workgroups of `grad_gemm_narrow` over a gradient of `rows` rows: 8 invocations
+/// of 4 rows (of G), 32 rows a workgroup.
+pub fn narrow_grad_groups(rows: usize) -> [u32; 3] {
+    [groups_for(rows, 32), 1, 1]
+}
+
 /// Whether `grad_gemm_quads` can read `src` from a buffer of `buffer_bytes`: every row
 /// starts at a multiple of 4 elements, and the buffer holds whole vec4s.
 pub fn reads_in_quads(src: &Source, buffer_bytes: u64) -> bool {

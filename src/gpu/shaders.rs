@@ -3,7 +3,8 @@
 const COMMON: &str = include_str!("../../shaders/common.wgsl.inc");
 
 /// Source of the gathered GEMMs (`step_gemm`, `dense_gemm`, `grad_gemm` and their
-/// `*_direct` forms, and `grad_gemm_quads`): one module from four files. `gather.wgsl`
+/// `*_direct` forms, `grad_gemm_quads` and `grad_gemm_narrow`): one module from four
+/// files. `gather.wgsl`
 /// holds the parameters, bindings, gathered operands and output stores both forms
 /// share; `sources.wgsl` the left operands, read only; `staged.wgsl` the blocks staged
 /// through workgroup memory; `direct.wgsl` the blocks read straight from the buffers.
