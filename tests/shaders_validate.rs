@@ -225,7 +225,9 @@ fn host_structs() -> Vec<HostStruct> {
             cols,
             input,
             w_base,
-            batch_stride
+            batch_stride,
+            copy_base,
+            _pad
         }),
         host_struct!(CopyParams {
             src_base,

@@ -44,9 +44,9 @@ impl StateLayout {
 /// Where the weight copies that the direct form's step GEMMs (`step_cell_forward`,
 /// `step_cell_backward`) read lie in `Buffers::weights_kn`, each in [K][N] layout with
 /// rows that start at multiples of 4 elements. Per layer, in order:
-/// - `gates`: the forward gate GEMM's `W_ih^T` ([I][4H]; left zero on layer 0 with
-///   sparse input, whose input part `sparse_gates` computes) followed by `W_hh^T`
-///   ([H][4H]), the gates interleaved: column 4u + g holds gate g of unit u;
+/// - `gates`: the forward gate GEMM's `W_ih^T` ([I][4H]; on layer 0 with sparse input
+///   read by `sparse_gates` instead) followed by `W_hh^T` ([H][4H]), the gates
+///   interleaved: column 4u + g holds gate g of unit u;
 /// - `dh`: the dh GEMM's `W_hh` ([4H][H]) followed by the weights from above: the next
 ///   layer's `W_ih` ([4H][H]) or, on the top layer, the readout's ([C][H]); rows of
 ///   `dh_row` (H rounded up to a multiple of 4; the padding stays zero).
@@ -361,7 +361,10 @@ impl Workspace {
         let stride = ctx.limits.min_storage_buffer_offset_alignment.max(16);
         let slots = Slots { cap, stride };
         let f = 4; // bytes per f32 / u32
-        let copy_len = if ctx.direct_gemm {
+        // The weight copies: the direct form's step GEMMs read them, and sparse_gates
+        // reads layer 0's input weights from them in either form.
+        let copies_made = ctx.direct_gemm || sparse_input;
+        let copy_len = if copies_made {
             WeightCopies::new(cfg).len
         } else {
             0
@@ -407,7 +410,7 @@ impl Workspace {
         // copy_weights dispatches one workgroup row per row of a copy: I or 4H of them.
         let copy_rows = (0..l).map(|k| cfg.layer_input(k)).chain([4 * h]).max();
         let max_groups = ctx.limits.max_compute_workgroups_per_dimension as usize;
-        if ctx.direct_gemm && copy_rows.is_some_and(|rows| rows > max_groups) {
+        if copies_made && copy_rows.is_some_and(|rows| rows > max_groups) {
             return Err(Error::AdapterLimit {
                 adapter: ctx.info.name.clone(),
                 problem: format!(
@@ -607,6 +610,8 @@ fn sparse_binds(
             input: cfg.input_size as u32,
             w_base: ParamLayout::new(cfg).layers[0].w_ih as u32,
             batch_stride: cap.batch as u32,
+            copy_base: WeightCopies::new(cfg).layers[0].gates as u32,
+            _pad: [0; 3],
         },
     );
     let gates = k.sparse_gates.bind(
@@ -617,7 +622,7 @@ fn sparse_binds(
             ("offsets", &buf.csr_offsets),
             ("indices", &buf.csr_indices),
             ("values", &buf.csr_values),
-            ("weights", &buf.params),
+            ("weights_kn", &buf.weights_kn),
             ("rows", &buf.rows),
             ("tstar", &buf.tstar),
             ("out", &buf.gates_pre),
@@ -1082,18 +1087,19 @@ impl Binds {
             );
             (bind, [groups_for(n, 64), k_len as u32, 1])
         };
+        // The gate GEMM's, transposed: [4H][K] to [K][4H], the gates interleaved.
+        let gate_copy = |kk: usize, (base, k_len): (usize, usize), row: usize| {
+            let at = copies.layers[kk].gates + row * 4 * h;
+            copy(base, (1, k_len), 4 * h, k_len, at, 4 * h, h)
+        };
         let weight_copies = if k.cell_forward_gemm.is_some() {
             (0..l)
                 .flat_map(|kk| {
                     let (lo, input, at) =
                         (layout.layers[kk], cfg.layer_input(kk), copies.layers[kk]);
                     let (n, row) = (4 * h, copies.dh_row);
-                    // The gate GEMM's, transposed: [4H][K] to [K][4H], the gates
-                    // interleaved. With sparse input, layer 0's input part is
-                    // sparse_gates', and not copied.
-                    let ih = (!(sparse_input && kk == 0))
-                        .then(|| copy(lo.w_ih, (1, input), n, input, at.gates, n, h));
-                    let hh = copy(lo.w_hh, (1, h), n, h, at.gates + input * n, n, h);
+                    let ih = gate_copy(kk, (lo.w_ih, input), 0);
+                    let hh = gate_copy(kk, (lo.w_hh, h), input);
                     // The dh GEMM's, as they are, in rows of dh_row.
                     let (above, above_rows) = if kk + 1 < l {
                         (layout.layers[kk + 1].w_ih, n)
@@ -1102,9 +1108,12 @@ impl Binds {
                     };
                     let dh = copy(lo.w_hh, (h, 1), h, n, at.dh, row, 0);
                     let from_above = copy(above, (h, 1), h, above_rows, at.dh + n * row, row, 0);
-                    ih.into_iter().chain([hh, dh, from_above])
+                    [ih, hh, dh, from_above]
                 })
                 .collect()
+        } else if sparse_input {
+            // The staged form: only what sparse_gates reads.
+            vec![gate_copy(0, (layout.layers[0].w_ih, cfg.input_size), 0)]
         } else {
             Vec::new()
         };

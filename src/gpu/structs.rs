@@ -133,6 +133,8 @@ pub struct SparseParams {
     pub input: u32,
     pub w_base: u32,
     pub batch_stride: u32,
+    pub copy_base: u32,
+    pub _pad: [u32; 3],
 }
 
 /// `DenseGemmParams` of `gemm.wgsl`.
