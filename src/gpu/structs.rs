@@ -231,7 +231,7 @@ mod tests {
         assert_eq!(std::mem::size_of::<DenseGemmParams>(), 32);
         assert_eq!(std::mem::size_of::<ReadoutParams>(), 64);
         assert_eq!(std::mem::size_of::<AdamParams>(), 36);
-        assert_eq!(std::mem::size_of::<SparseParams>(), 16);
+        assert_eq!(std::mem::size_of::<SparseParams>(), 32);
         assert_eq!(std::mem::size_of::<CopyParams>(), 32);
     }
 }
