@@ -88,11 +88,13 @@ impl Dataset {
         Ok(self.with_event_times(dropped))
     }
 
-    /// The same images (labels, sizes) with other event times.
+    /// The same images (labels, sizes) with other event times, and no pixel bytes:
+    /// these times were not encoded from them.
     fn with_event_times(&self, times: Vec<u8>) -> Dataset {
         Dataset {
             labels: self.labels.clone(),
             source: Source::EventTimes(times),
+            pixels: None,
             ..*self
         }
     }
