@@ -4,6 +4,7 @@
 //! text of `train` is made from it, and a run's `config.json` records what it used.
 
 use crate::data::audio_augment::AudioAugment;
+use crate::data::augment::Elastic;
 use crate::data::frontend::{FrontendConfig, UtteranceNorm};
 use crate::data::task::Task;
 use crate::model::{
@@ -44,6 +45,12 @@ pub struct Recipe {
     pub augment_shift: Option<usize>,
     /// Image tasks: pixel dropout of the training images.
     pub augment_drop: Option<f64>,
+    /// Image tasks: random rotations of the training images, in degrees either way.
+    pub augment_rotate: Option<f64>,
+    /// Image tasks: random scalings of the training images, by up to this fraction.
+    pub augment_scale: Option<f64>,
+    /// Image tasks: random elastic distortions of the training images.
+    pub augment_elastic: Option<Elastic>,
     /// Model selection within this mean decision step (counted from 1) on validation.
     pub select_max_decision_step: Option<f64>,
     /// FSDD: split by speaker (leave-one-speaker-out folds), not by take.
@@ -69,6 +76,9 @@ const BASE: Recipe = Recipe {
     epochs: 10,
     augment_shift: None,
     augment_drop: None,
+    augment_rotate: None,
+    augment_scale: None,
+    augment_elastic: None,
     select_max_decision_step: None,
     split_by_speaker: false,
     augment_audio: None,
@@ -188,6 +198,9 @@ impl Recipe {
             train_limit: None,
             augment_shift: self.augment_shift,
             augment_drop: self.augment_drop,
+            augment_rotate: self.augment_rotate,
+            augment_scale: self.augment_scale,
+            augment_elastic: self.augment_elastic,
             select_within_budget: self.select_max_decision_step.map(|max_decision_step| {
                 StepBudget {
                     max_decision_step,
