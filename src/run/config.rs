@@ -6,7 +6,7 @@ use super::directory::{CONFIG_FILE, not_a_run};
 use super::selection::StepBudget;
 use crate::data::audio::FeatureSpec;
 use crate::data::audio_augment::AudioAugment;
-use crate::data::augment::{Distortion, Elastic};
+use crate::data::augment::{Distortion, Elastic, Sampling};
 use crate::data::frontend::FrontendConfig;
 use crate::data::fsdd::SpeakerSplit;
 use crate::data::task::{Task, TaskData, TaskShape};
@@ -213,6 +213,7 @@ impl RunConfig {
             max_degrees: self.augment_rotate.unwrap_or(0.0),
             max_scale: self.augment_scale.unwrap_or(0.0),
             elastic: self.augment_elastic,
+            sampling: Sampling::default(),
         };
         (!distortion.is_identity()).then_some(distortion)
     }
@@ -621,6 +622,7 @@ mod tests {
                 max_degrees: 10.0,
                 max_scale: 0.1,
                 elastic: Some(elastic),
+                sampling: Sampling::Nearest,
             })
         );
         // config.json records them, and reads them back.
