@@ -4,7 +4,7 @@
 //! text of `train` is made from it, and a run's `config.json` records what it used.
 
 use crate::data::audio_augment::AudioAugment;
-use crate::data::augment::Elastic;
+use crate::data::augment::{Elastic, Sampling};
 use crate::data::frontend::{FrontendConfig, UtteranceNorm};
 use crate::data::task::Task;
 use crate::model::{
@@ -201,6 +201,11 @@ impl Recipe {
             augment_rotate: self.augment_rotate,
             augment_scale: self.augment_scale,
             augment_elastic: self.augment_elastic,
+            // Recorded with a distortion only: how it reads the image.
+            augment_sampling: (self.augment_rotate.is_some()
+                || self.augment_scale.is_some()
+                || self.augment_elastic.is_some())
+            .then_some(Sampling::default()),
             select_within_budget: self.select_max_decision_step.map(|max_decision_step| {
                 StepBudget {
                     max_decision_step,
@@ -275,6 +280,37 @@ mod tests {
                     .validate()
                     .unwrap_or_else(|e| panic!("{} ({mode:?}): {e}", task.name()));
             }
+        }
+    }
+
+    #[test]
+    fn a_run_with_a_distortion_records_its_sampling_and_one_without_none() {
+        let mnist = Recipe::for_task(Task::Mnist);
+        let run = |recipe: Recipe| {
+            recipe.run_config(Task::Mnist, TrainMode::Rc, Task::Mnist.default_frontend())
+        };
+        assert_eq!(run(mnist).augment_sampling, None);
+        let elastic = Some(Elastic {
+            alpha: 34.0,
+            sigma: 4.0,
+        });
+        for distorted in [
+            Recipe {
+                augment_rotate: Some(10.0),
+                ..mnist
+            },
+            Recipe {
+                augment_scale: Some(0.1),
+                ..mnist
+            },
+            Recipe {
+                augment_elastic: elastic,
+                ..mnist
+            },
+        ] {
+            let config = run(distorted);
+            assert_eq!(config.augment_sampling, Some(Sampling::Nearest));
+            config.validate().unwrap();
         }
     }
 

@@ -99,6 +99,22 @@ fn invalid_flags_are_refused_clearly() {
         &mnist(&["--augment-elastic", "alpha:4"]),
         "ALPHA is not a number",
     );
+    // The sampling of the distortions, without one of them: nothing to sample.
+    for without in [
+        mnist(&["--augment-sampling", "bilinear"]),
+        mnist(&["--augment-rotate", "none", "--augment-sampling", "bilinear"]),
+        train(&["--augment-sampling", "bilinear"]),
+    ] {
+        assert_refused(
+            &without,
+            "--augment-sampling bilinear chooses how --augment-rotate, --augment-scale and \
+             --augment-elastic read the image",
+        );
+    }
+    assert_refused(
+        &mnist(&["--augment-rotate", "10", "--augment-sampling", "cubic"]),
+        "invalid value 'cubic' for '--augment-sampling",
+    );
     assert_refused(
         &["eval", "--checkpoint", out, "--max-decision-step", "1.5"],
         "--theta-sweep",

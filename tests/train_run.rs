@@ -59,6 +59,7 @@ fn tiny_run() -> RunConfig {
         augment_rotate: None,
         augment_scale: None,
         augment_elastic: None,
+        augment_sampling: None,
         select_within_budget: None,
         ensemble_of: None,
         frontend: Default::default(),

@@ -6,7 +6,7 @@ use clap::Args;
 use clap::parser::ValueSource;
 use indicatif::{ProgressBar, ProgressStyle};
 use rankcode::data::audio_augment::AudioAugment;
-use rankcode::data::augment::Elastic;
+use rankcode::data::augment::{Elastic, Sampling};
 use rankcode::data::frontend::{FrontendConfig, UtteranceNorm};
 use rankcode::data::fsdd::{self, SpeakerSplit};
 use rankcode::data::task::Task;
@@ -185,8 +185,8 @@ pub struct TrainArgs {
     #[arg(long, value_name = "RATE", value_parser = number_or_none::<f64>)]
     pub augment_drop: Option<OrNone<f64>>,
     /// MNIST: rotate each training image about its centre by a random angle in
-    /// [-DEGREES, DEGREES], drawn anew every epoch before the shift (bilinear
-    /// interpolation of the pixel bytes); `none`: no rotations.
+    /// [-DEGREES, DEGREES], drawn anew every epoch before the shift (the pixel bytes
+    /// resampled as --augment-sampling says); `none`: no rotations.
     #[arg(long, value_name = "DEGREES", value_parser = number_or_none::<f64>)]
     pub augment_rotate: Option<OrNone<f64>>,
     /// MNIST: scale each training image about its centre by a random factor in
@@ -200,6 +200,10 @@ pub struct TrainArgs {
     /// elastic distortion.
     #[arg(long, value_name = "ALPHA:SIGMA", value_parser = elastic_or_none)]
     pub augment_elastic: Option<OrNone<Elastic>>,
+    /// MNIST, with --augment-rotate, --augment-scale or --augment-elastic: how they
+    /// read the image where a pixel comes from between pixels [default: nearest].
+    #[arg(long, value_parser = choice::<Sampling>())]
+    pub augment_sampling: Option<Sampling>,
     /// Model selection for a decision-time budget: after every epoch, sweep the
     /// threshold on validation (--select-theta-sweep) and keep the epoch, and the
     /// threshold, most accurate there with a mean decision step (counted from 1: t* + 1)
@@ -290,7 +294,7 @@ pub struct TrainArgs {
 }
 
 /// The flag behind each setting of `config.json` that a resumed run keeps as saved.
-pub const SETTING_FLAGS: [(&str, &str); 35] = [
+pub const SETTING_FLAGS: [(&str, &str); 36] = [
     ("task", "--task"),
     ("rc.mode", "--mode"),
     ("rc.theta", "--theta"),
@@ -312,6 +316,7 @@ pub const SETTING_FLAGS: [(&str, &str); 35] = [
     ("augment_rotate", "--augment-rotate"),
     ("augment_scale", "--augment-scale"),
     ("augment_elastic", "--augment-elastic"),
+    ("augment_sampling", "--augment-sampling"),
     ("select_within_budget.theta_sweep", "--select-theta-sweep"),
     (
         "select_within_budget.max_decision_step",
@@ -456,6 +461,8 @@ impl TrainArgs {
         cfg.readback_every = self.readback_every.unwrap_or(1);
         cfg.data_dir = data_folder(task, self.data.as_deref());
         cfg.train_limit = self.train_size;
+        // Given without a distortion, it is refused when the settings are checked.
+        cfg.augment_sampling = self.augment_sampling.or(cfg.augment_sampling);
         cfg.speaker_split = self.speaker_split(task, &recipe, cfg.data_dir.as_deref())?;
         match (&mut cfg.select_within_budget, &self.select_theta_sweep) {
             (Some(budget), Some(sweep)) => budget.theta_sweep = sweep.clone(),

@@ -67,6 +67,11 @@ pub struct RunConfig {
     /// after the rotation and scaling, before the shift.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub augment_elastic: Option<Elastic>,
+    /// Image tasks: how the rotation, scaling and elastic distortion read the image
+    /// between pixels; set (and written) only with one of them on. Without it they
+    /// take the nearest pixel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub augment_sampling: Option<Sampling>,
     /// Model selection for a decision-time budget (none: the epoch most accurate on
     /// validation at `rc.theta`, tested at `rc.theta`).
     #[serde(default)]
@@ -207,13 +212,14 @@ impl RunConfig {
     }
 
     /// What resamples each training image every epoch (`--augment-rotate`,
-    /// `--augment-scale`, `--augment-elastic`); none when all three are off.
+    /// `--augment-scale`, `--augment-elastic`, read by `--augment-sampling`); none when
+    /// all three are off.
     pub fn image_distortion(&self) -> Option<Distortion> {
         let distortion = Distortion {
             max_degrees: self.augment_rotate.unwrap_or(0.0),
             max_scale: self.augment_scale.unwrap_or(0.0),
             elastic: self.augment_elastic,
-            sampling: Sampling::default(),
+            sampling: self.augment_sampling.unwrap_or_default(),
         };
         (!distortion.is_identity()).then_some(distortion)
     }
@@ -336,6 +342,16 @@ impl RunConfig {
             })?;
             elastic.validate()?;
         }
+        if let Some(sampling) = self.augment_sampling {
+            crate::error::ensure(self.image_distortion().is_some(), || {
+                format!(
+                    "--augment-sampling {} chooses how --augment-rotate, --augment-scale and \
+                     --augment-elastic read the image: give one of them, or leave \
+                     --augment-sampling out",
+                    sampling.name()
+                )
+            })?;
+        }
         if let Some(cycles) = self.lr_cycles {
             crate::error::ensure(self.lr_schedule == LrSchedule::Cosine, || {
                 "--lr-cycles restarts a cosine schedule: it needs --lr-schedule cosine".into()
@@ -430,6 +446,7 @@ mod tests {
         assert_eq!(cfg.augment_rotate, None);
         assert_eq!(cfg.augment_scale, None);
         assert_eq!(cfg.augment_elastic, None);
+        assert_eq!(cfg.augment_sampling, None);
         assert_eq!(cfg.image_distortion(), None);
         assert_eq!(cfg.select_within_budget, None);
         assert_eq!(cfg.frontend, FrontendConfig::default());
@@ -600,6 +617,52 @@ mod tests {
         };
         let err = dropped_toy.validate().unwrap_err().to_string();
         assert!(err.contains("--task mnist"), "{err}");
+    }
+
+    #[test]
+    fn the_sampling_is_recorded_with_a_distortion_and_refused_without_one() {
+        let toy: RunConfig = serde_json::from_str(OLD_CONFIG).unwrap();
+        let rotated = RunConfig {
+            augment_rotate: Some(10.0),
+            ..mnist_config(&toy)
+        };
+        // A file with a distortion and no sampling (written before there was a choice)
+        // samples the nearest pixel.
+        rotated.validate().unwrap();
+        assert_eq!(
+            rotated.image_distortion().map(|d| d.sampling),
+            Some(Sampling::Nearest)
+        );
+        assert!(config_json(&rotated).get("augment_sampling").is_none());
+        for sampling in Sampling::ALL {
+            let chosen = RunConfig {
+                augment_sampling: Some(sampling),
+                ..rotated.clone()
+            };
+            chosen.validate().unwrap();
+            assert_eq!(
+                chosen.image_distortion().map(|d| d.sampling),
+                Some(sampling)
+            );
+            let json = config_json(&chosen);
+            assert_eq!(json["augment_sampling"], sampling.name());
+            let back: RunConfig = serde_json::from_value(json).unwrap();
+            assert_eq!(back, chosen);
+        }
+        // Without a distortion there is nothing to sample, on MNIST or elsewhere.
+        for plain in [mnist_config(&toy), toy] {
+            let err = RunConfig {
+                augment_sampling: Some(Sampling::Bilinear),
+                ..plain
+            }
+            .validate()
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.contains("--augment-sampling bilinear chooses how --augment-rotate"),
+                "{err}"
+            );
+        }
     }
 
     #[test]
