@@ -4,6 +4,7 @@
 //! text of `train` is made from it, and a run's `config.json` records what it used.
 
 use crate::data::audio_augment::AudioAugment;
+use crate::data::augment::{Elastic, Sampling};
 use crate::data::frontend::{FrontendConfig, UtteranceNorm};
 use crate::data::task::Task;
 use crate::model::{
@@ -44,6 +45,12 @@ pub struct Recipe {
     pub augment_shift: Option<usize>,
     /// Image tasks: pixel dropout of the training images.
     pub augment_drop: Option<f64>,
+    /// Image tasks: random rotations of the training images, in degrees either way.
+    pub augment_rotate: Option<f64>,
+    /// Image tasks: random scalings of the training images, by up to this fraction.
+    pub augment_scale: Option<f64>,
+    /// Image tasks: random elastic distortions of the training images.
+    pub augment_elastic: Option<Elastic>,
     /// Model selection within this mean decision step (counted from 1) on validation.
     pub select_max_decision_step: Option<f64>,
     /// FSDD: split by speaker (leave-one-speaker-out folds), not by take.
@@ -69,6 +76,9 @@ const BASE: Recipe = Recipe {
     epochs: 10,
     augment_shift: None,
     augment_drop: None,
+    augment_rotate: None,
+    augment_scale: None,
+    augment_elastic: None,
     select_max_decision_step: None,
     split_by_speaker: false,
     augment_audio: None,
@@ -188,6 +198,14 @@ impl Recipe {
             train_limit: None,
             augment_shift: self.augment_shift,
             augment_drop: self.augment_drop,
+            augment_rotate: self.augment_rotate,
+            augment_scale: self.augment_scale,
+            augment_elastic: self.augment_elastic,
+            // Recorded with a distortion only: how it reads the image.
+            augment_sampling: (self.augment_rotate.is_some()
+                || self.augment_scale.is_some()
+                || self.augment_elastic.is_some())
+            .then_some(Sampling::default()),
             select_within_budget: self.select_max_decision_step.map(|max_decision_step| {
                 StepBudget {
                     max_decision_step,
@@ -262,6 +280,37 @@ mod tests {
                     .validate()
                     .unwrap_or_else(|e| panic!("{} ({mode:?}): {e}", task.name()));
             }
+        }
+    }
+
+    #[test]
+    fn a_run_with_a_distortion_records_its_sampling_and_one_without_none() {
+        let mnist = Recipe::for_task(Task::Mnist);
+        let run = |recipe: Recipe| {
+            recipe.run_config(Task::Mnist, TrainMode::Rc, Task::Mnist.default_frontend())
+        };
+        assert_eq!(run(mnist).augment_sampling, None);
+        let elastic = Some(Elastic {
+            alpha: 34.0,
+            sigma: 4.0,
+        });
+        for distorted in [
+            Recipe {
+                augment_rotate: Some(10.0),
+                ..mnist
+            },
+            Recipe {
+                augment_scale: Some(0.1),
+                ..mnist
+            },
+            Recipe {
+                augment_elastic: elastic,
+                ..mnist
+            },
+        ] {
+            let config = run(distorted);
+            assert_eq!(config.augment_sampling, Some(Sampling::Nearest));
+            config.validate().unwrap();
         }
     }
 

@@ -71,6 +71,50 @@ fn invalid_flags_are_refused_clearly() {
         ],
         "--augment-drop must be above 0 and below 1",
     );
+    assert_refused(&train(&["--augment-rotate", "10"]), "--task mnist");
+    assert_refused(&train(&["--augment-scale", "0.1"]), "--task mnist");
+    assert_refused(&train(&["--augment-elastic", "34:4"]), "--task mnist");
+    let mnist = |extra: &[&'static str]| -> Vec<&str> {
+        let mut a = vec!["train", "--task", "mnist", "--out", out];
+        a.extend_from_slice(extra);
+        a
+    };
+    assert_refused(
+        &mnist(&["--augment-rotate=-10"]),
+        "--augment-rotate must be above 0 and at most 180 degrees",
+    );
+    assert_refused(
+        &mnist(&["--augment-scale", "1"]),
+        "--augment-scale must be above 0 and below 1",
+    );
+    assert_refused(
+        &mnist(&["--augment-elastic", "34"]),
+        "--augment-elastic '34': no ':' (expected ALPHA:SIGMA, e.g. 34:4)",
+    );
+    assert_refused(
+        &mnist(&["--augment-elastic", "34:0"]),
+        "SIGMA must be above 0",
+    );
+    assert_refused(
+        &mnist(&["--augment-elastic", "alpha:4"]),
+        "ALPHA is not a number",
+    );
+    // The sampling of the distortions, without one of them: nothing to sample.
+    for without in [
+        mnist(&["--augment-sampling", "bilinear"]),
+        mnist(&["--augment-rotate", "none", "--augment-sampling", "bilinear"]),
+        train(&["--augment-sampling", "bilinear"]),
+    ] {
+        assert_refused(
+            &without,
+            "--augment-sampling bilinear chooses how --augment-rotate, --augment-scale and \
+             --augment-elastic read the image",
+        );
+    }
+    assert_refused(
+        &mnist(&["--augment-rotate", "10", "--augment-sampling", "cubic"]),
+        "invalid value 'cubic' for '--augment-sampling",
+    );
     assert_refused(
         &["eval", "--checkpoint", out, "--max-decision-step", "1.5"],
         "--theta-sweep",

@@ -4,6 +4,7 @@
 //! a value parser whose values `--help` lists, each with its line of help.
 
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+use rankcode::data::augment::Sampling;
 use rankcode::data::frontend::UtteranceNorm;
 use rankcode::data::task::Task;
 use rankcode::model::{LrSchedule, Readout, TrainMode};
@@ -33,7 +34,14 @@ macro_rules! choices {
     )*};
 }
 
-choices!(Task, TrainMode, Readout, LrSchedule, UtteranceNorm);
+choices!(
+    Task,
+    TrainMode,
+    Readout,
+    LrSchedule,
+    UtteranceNorm,
+    Sampling
+);
 
 /// A value parser of the names of `T`'s values, which lists them, with their help.
 pub fn choice<T: Choice>() -> impl TypedValueParser<Value = T> {
@@ -70,5 +78,6 @@ mod tests {
         names_are_those_of_config_files::<Readout>();
         names_are_those_of_config_files::<LrSchedule>();
         names_are_those_of_config_files::<UtteranceNorm>();
+        names_are_those_of_config_files::<Sampling>();
     }
 }

@@ -6,6 +6,7 @@ use clap::Args;
 use clap::parser::ValueSource;
 use indicatif::{ProgressBar, ProgressStyle};
 use rankcode::data::audio_augment::AudioAugment;
+use rankcode::data::augment::{Elastic, Sampling};
 use rankcode::data::frontend::{FrontendConfig, UtteranceNorm};
 use rankcode::data::fsdd::{self, SpeakerSplit};
 use rankcode::data::task::Task;
@@ -93,6 +94,16 @@ fn warmup_or_none(spec: &str) -> Result<OrNone<ThetaWarmup>, String> {
     })
 }
 
+/// Parses `none` or an elastic distortion, ALPHA:SIGMA.
+fn elastic_or_none(spec: &str) -> Result<OrNone<Elastic>, String> {
+    parse_or_none(spec, |v| {
+        Elastic::parse(v).map_err(|e| match e {
+            rankcode::Error::InvalidConfig(why) => why,
+            other => other.to_string(),
+        })
+    })
+}
+
 /// Each setting without a flag comes from the task's recipe (`rankcode::recipe`); the
 /// help text lists them per task ([`with_task_defaults`]).
 #[derive(Args, Debug)]
@@ -173,6 +184,26 @@ pub struct TrainArgs {
     /// no dropout.
     #[arg(long, value_name = "RATE", value_parser = number_or_none::<f64>)]
     pub augment_drop: Option<OrNone<f64>>,
+    /// MNIST: rotate each training image about its centre by a random angle in
+    /// [-DEGREES, DEGREES], drawn anew every epoch before the shift (the pixel bytes
+    /// resampled as --augment-sampling says); `none`: no rotations.
+    #[arg(long, value_name = "DEGREES", value_parser = number_or_none::<f64>)]
+    pub augment_rotate: Option<OrNone<f64>>,
+    /// MNIST: scale each training image about its centre by a random factor in
+    /// [1 - FRACTION, 1 + FRACTION], drawn anew every epoch with the rotation;
+    /// `none`: no scaling.
+    #[arg(long, value_name = "FRACTION", value_parser = number_or_none::<f64>)]
+    pub augment_scale: Option<OrNone<f64>>,
+    /// MNIST: distort each training image elastically (Simard et al. 2003), drawn
+    /// anew every epoch after the rotation and scaling: displacements uniform in
+    /// [-1, 1], smoothed by a Gaussian of SIGMA pixels, times ALPHA pixels; `none`: no
+    /// elastic distortion.
+    #[arg(long, value_name = "ALPHA:SIGMA", value_parser = elastic_or_none)]
+    pub augment_elastic: Option<OrNone<Elastic>>,
+    /// MNIST, with --augment-rotate, --augment-scale or --augment-elastic: how they
+    /// read the image where a pixel comes from between pixels [default: nearest].
+    #[arg(long, value_parser = choice::<Sampling>())]
+    pub augment_sampling: Option<Sampling>,
     /// Model selection for a decision-time budget: after every epoch, sweep the
     /// threshold on validation (--select-theta-sweep) and keep the epoch, and the
     /// threshold, most accurate there with a mean decision step (counted from 1: t* + 1)
@@ -263,7 +294,7 @@ pub struct TrainArgs {
 }
 
 /// The flag behind each setting of `config.json` that a resumed run keeps as saved.
-pub const SETTING_FLAGS: [(&str, &str); 32] = [
+pub const SETTING_FLAGS: [(&str, &str); 36] = [
     ("task", "--task"),
     ("rc.mode", "--mode"),
     ("rc.theta", "--theta"),
@@ -282,6 +313,10 @@ pub const SETTING_FLAGS: [(&str, &str); 32] = [
     ("train_limit", "--train-size"),
     ("augment_shift", "--augment-shift"),
     ("augment_drop", "--augment-drop"),
+    ("augment_rotate", "--augment-rotate"),
+    ("augment_scale", "--augment-scale"),
+    ("augment_elastic", "--augment-elastic"),
+    ("augment_sampling", "--augment-sampling"),
     ("select_within_budget.theta_sweep", "--select-theta-sweep"),
     (
         "select_within_budget.max_decision_step",
@@ -368,6 +403,9 @@ impl TrainArgs {
             epochs: self.epochs.unwrap_or(base.epochs),
             augment_shift: or_recipe(self.augment_shift, base.augment_shift),
             augment_drop: or_recipe(self.augment_drop, base.augment_drop),
+            augment_rotate: or_recipe(self.augment_rotate, base.augment_rotate),
+            augment_scale: or_recipe(self.augment_scale, base.augment_scale),
+            augment_elastic: or_recipe(self.augment_elastic, base.augment_elastic),
             select_max_decision_step: or_recipe(
                 self.select_max_decision_step,
                 base.select_max_decision_step,
@@ -423,6 +461,8 @@ impl TrainArgs {
         cfg.readback_every = self.readback_every.unwrap_or(1);
         cfg.data_dir = data_folder(task, self.data.as_deref());
         cfg.train_limit = self.train_size;
+        // Given without a distortion, it is refused when the settings are checked.
+        cfg.augment_sampling = self.augment_sampling.or(cfg.augment_sampling);
         cfg.speaker_split = self.speaker_split(task, &recipe, cfg.data_dir.as_deref())?;
         match (&mut cfg.select_within_budget, &self.select_theta_sweep) {
             (Some(budget), Some(sweep)) => budget.theta_sweep = sweep.clone(),
@@ -491,7 +531,7 @@ type ShowSetting = fn(&Recipe) -> String;
 
 /// The flags whose defaults come from the task's recipe, each with the setting it
 /// shows: the help text of `train` lists their values per task.
-const RECIPE_FLAGS: [(&str, ShowSetting); 20] = [
+const RECIPE_FLAGS: [(&str, ShowSetting); 23] = [
     ("hidden", |r| r.hidden.to_string()),
     ("layers", |r| r.layers.to_string()),
     ("readout", |r| r.readout.name().into()),
@@ -507,6 +547,14 @@ const RECIPE_FLAGS: [(&str, ShowSetting); 20] = [
     ("epochs", |r| r.epochs.to_string()),
     ("augment_shift", |r| show_optional(r.augment_shift)),
     ("augment_drop", |r| show_optional(r.augment_drop)),
+    ("augment_rotate", |r| show_optional(r.augment_rotate)),
+    ("augment_scale", |r| show_optional(r.augment_scale)),
+    ("augment_elastic", |r| {
+        show_optional(
+            r.augment_elastic
+                .map(|e| format!("{}:{}", e.alpha, e.sigma)),
+        )
+    }),
     ("select_max_decision_step", |r| {
         show_optional(r.select_max_decision_step)
     }),

@@ -110,8 +110,10 @@ pub fn load(dir: &Path, split: Split) -> Result<Dataset> {
         labels,
     } = read_pair(dir, prefix)?;
     let times: Vec<u8> = pixels.iter().map(|&v| temporal_bin(v)).collect();
+    // The pixel bytes stay for the augmentations that resample images.
     let all = Dataset::from_event_times(times, labels, STEPS, rows * cols, CLASSES)
-        .with_image_size(rows, cols);
+        .with_image_size(rows, cols)
+        .with_pixels(pixels);
     let n = all.len();
     Ok(match split {
         Split::Test => all,

@@ -159,6 +159,10 @@ pub struct Dataset {
     /// row (MNIST); what [`augment`] needs to move them.
     pub image_size: Option<(usize, usize)>,
     source: Source,
+    /// The pixel bytes the event times were encoded from, image after image, row by
+    /// row (MNIST): what [`augment`] resamples to rotate, scale or distort an image.
+    /// None for other data, and for a copy whose times were moved or dropped.
+    pixels: Option<Vec<u8>>,
 }
 
 impl Dataset {
@@ -193,6 +197,7 @@ impl Dataset {
             labels,
             image_size: None,
             source: Source::Dense(seqs.concat()),
+            pixels: None,
         }
     }
 
@@ -214,6 +219,7 @@ impl Dataset {
             labels,
             image_size: None,
             source: Source::EventTimes(times),
+            pixels: None,
         }
     }
 
@@ -228,6 +234,25 @@ impl Dataset {
             image_size: Some((rows, cols)),
             ..self
         }
+    }
+
+    /// The same sequences with the pixel bytes their event times were encoded from,
+    /// one byte per input and sequence, in the order of the times.
+    pub fn with_pixels(self, pixels: Vec<u8>) -> Self {
+        assert_eq!(
+            pixels.len(),
+            self.len() * self.input,
+            "a pixel byte per input and sequence"
+        );
+        Dataset {
+            pixels: Some(pixels),
+            ..self
+        }
+    }
+
+    /// True when the dataset holds the pixel bytes its event times were encoded from.
+    pub fn has_pixels(&self) -> bool {
+        self.pixels.is_some()
     }
 
     /// Values stored per sequence.
@@ -298,6 +323,13 @@ impl Dataset {
             (Source::EventTimes(a), Source::EventTimes(b)) => a.extend_from_slice(b),
             _ => panic!("cannot concatenate datasets of different storage"),
         }
+        self.pixels = match (self.pixels.take(), &other.pixels) {
+            (Some(mut a), Some(b)) => {
+                a.extend_from_slice(b);
+                Some(a)
+            }
+            _ => None,
+        };
         self.labels.extend_from_slice(&other.labels);
         self
     }
@@ -311,9 +343,14 @@ impl Dataset {
                 Source::EventTimes(t[range.start * stride..range.end * stride].to_vec())
             }
         };
+        let pixels = self
+            .pixels
+            .as_ref()
+            .map(|p| p[range.start * self.input..range.end * self.input].to_vec());
         Dataset {
             labels: self.labels[range].to_vec(),
             source,
+            pixels,
             ..*self
         }
     }
@@ -345,5 +382,21 @@ mod tests {
         let tail = d.slice(1..2);
         assert_eq!((tail.len(), tail.sequence(0)), (1, d.sequence(1)));
         assert_eq!(d.clone().concat(&tail).len(), 3);
+    }
+
+    #[test]
+    fn pixel_bytes_follow_their_images_through_slices_and_concatenation() {
+        let d = Dataset::from_event_times(vec![0, 2, 1, 1, 2, 0], vec![4, 5, 6], 3, 2, 7)
+            .with_pixels(vec![255, 0, 128, 128, 0, 255]);
+        assert!(d.has_pixels());
+        let tail = d.slice(1..3);
+        assert_eq!(tail.pixels.as_deref(), Some(&[128, 128, 0, 255][..]));
+        let joined = d.slice(0..1).concat(&tail);
+        assert_eq!(joined, d);
+        // Data without them joined to data with them: none for the whole.
+        let plain = Dataset::from_event_times(vec![1, 1], vec![4], 3, 2, 7);
+        assert!(!plain.has_pixels());
+        assert!(!d.clone().concat(&plain).has_pixels());
+        assert_eq!(d.truncated(1).pixels.as_deref(), Some(&[255, 0][..]));
     }
 }

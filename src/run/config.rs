@@ -6,6 +6,7 @@ use super::directory::{CONFIG_FILE, not_a_run};
 use super::selection::StepBudget;
 use crate::data::audio::FeatureSpec;
 use crate::data::audio_augment::AudioAugment;
+use crate::data::augment::{Distortion, Elastic, Sampling};
 use crate::data::frontend::FrontendConfig;
 use crate::data::fsdd::SpeakerSplit;
 use crate::data::task::{Task, TaskData, TaskShape};
@@ -54,6 +55,23 @@ pub struct RunConfig {
     /// probability, drawn anew every epoch after the shift.
     #[serde(default)]
     pub augment_drop: Option<f64>,
+    /// Image tasks: rotate each training image by a random angle of up to this many
+    /// degrees either way, drawn anew every epoch before the shift.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub augment_rotate: Option<f64>,
+    /// Image tasks: scale each training image by a random factor in [1 - this,
+    /// 1 + this], drawn anew every epoch before the shift.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub augment_scale: Option<f64>,
+    /// Image tasks: distort each training image elastically, drawn anew every epoch
+    /// after the rotation and scaling, before the shift.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub augment_elastic: Option<Elastic>,
+    /// Image tasks: how the rotation, scaling and elastic distortion read the image
+    /// between pixels; set (and written) only with one of them on. Without it they
+    /// take the nearest pixel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub augment_sampling: Option<Sampling>,
     /// Model selection for a decision-time budget (none: the epoch most accurate on
     /// validation at `rc.theta`, tested at `rc.theta`).
     #[serde(default)]
@@ -193,6 +211,19 @@ impl RunConfig {
         self.lr_cycles.is_some() && epoch.is_multiple_of(self.lr_cycle_epochs())
     }
 
+    /// What resamples each training image every epoch (`--augment-rotate`,
+    /// `--augment-scale`, `--augment-elastic`, read by `--augment-sampling`); none when
+    /// all three are off.
+    pub fn image_distortion(&self) -> Option<Distortion> {
+        let distortion = Distortion {
+            max_degrees: self.augment_rotate.unwrap_or(0.0),
+            max_scale: self.augment_scale.unwrap_or(0.0),
+            elastic: self.augment_elastic,
+            sampling: self.augment_sampling.unwrap_or_default(),
+        };
+        (!distortion.is_identity()).then_some(distortion)
+    }
+
     /// The shape of the task's sequences under this run's front end.
     pub fn shape(&self) -> TaskShape {
         self.task.shape(&self.frontend)
@@ -281,6 +312,44 @@ impl RunConfig {
             })?;
             crate::error::ensure(rate > 0.0 && rate < 1.0, || {
                 format!("--augment-drop must be above 0 and below 1, not {rate}")
+            })?;
+        }
+        if let Some(degrees) = self.augment_rotate {
+            crate::error::ensure(self.task == Task::Mnist, || {
+                "--augment-rotate applies to image tasks only (--task mnist)".into()
+            })?;
+            crate::error::ensure(degrees > 0.0 && degrees <= 180.0, || {
+                format!(
+                    "--augment-rotate must be above 0 and at most 180 degrees, not {degrees} \
+                     (leave it out for no rotations)"
+                )
+            })?;
+        }
+        if let Some(fraction) = self.augment_scale {
+            crate::error::ensure(self.task == Task::Mnist, || {
+                "--augment-scale applies to image tasks only (--task mnist)".into()
+            })?;
+            crate::error::ensure(fraction > 0.0 && fraction < 1.0, || {
+                format!(
+                    "--augment-scale must be above 0 and below 1, not {fraction} (leave it \
+                     out for no scaling)"
+                )
+            })?;
+        }
+        if let Some(elastic) = &self.augment_elastic {
+            crate::error::ensure(self.task == Task::Mnist, || {
+                "--augment-elastic applies to image tasks only (--task mnist)".into()
+            })?;
+            elastic.validate()?;
+        }
+        if let Some(sampling) = self.augment_sampling {
+            crate::error::ensure(self.image_distortion().is_some(), || {
+                format!(
+                    "--augment-sampling {} chooses how --augment-rotate, --augment-scale and \
+                     --augment-elastic read the image: give one of them, or leave \
+                     --augment-sampling out",
+                    sampling.name()
+                )
             })?;
         }
         if let Some(cycles) = self.lr_cycles {
@@ -374,6 +443,11 @@ mod tests {
         assert_eq!(cfg.adam.weight_decay, 0.0);
         assert_eq!(cfg.augment_shift, None);
         assert_eq!(cfg.augment_drop, None);
+        assert_eq!(cfg.augment_rotate, None);
+        assert_eq!(cfg.augment_scale, None);
+        assert_eq!(cfg.augment_elastic, None);
+        assert_eq!(cfg.augment_sampling, None);
+        assert_eq!(cfg.image_distortion(), None);
         assert_eq!(cfg.select_within_budget, None);
         assert_eq!(cfg.frontend, FrontendConfig::default());
         let _ = std::fs::remove_dir_all(&dir);
@@ -543,6 +617,154 @@ mod tests {
         };
         let err = dropped_toy.validate().unwrap_err().to_string();
         assert!(err.contains("--task mnist"), "{err}");
+    }
+
+    #[test]
+    fn the_sampling_is_recorded_with_a_distortion_and_refused_without_one() {
+        let toy: RunConfig = serde_json::from_str(OLD_CONFIG).unwrap();
+        let rotated = RunConfig {
+            augment_rotate: Some(10.0),
+            ..mnist_config(&toy)
+        };
+        // A file with a distortion and no sampling (written before there was a choice)
+        // samples the nearest pixel.
+        rotated.validate().unwrap();
+        assert_eq!(
+            rotated.image_distortion().map(|d| d.sampling),
+            Some(Sampling::Nearest)
+        );
+        assert!(config_json(&rotated).get("augment_sampling").is_none());
+        for sampling in Sampling::ALL {
+            let chosen = RunConfig {
+                augment_sampling: Some(sampling),
+                ..rotated.clone()
+            };
+            chosen.validate().unwrap();
+            assert_eq!(
+                chosen.image_distortion().map(|d| d.sampling),
+                Some(sampling)
+            );
+            let json = config_json(&chosen);
+            assert_eq!(json["augment_sampling"], sampling.name());
+            let back: RunConfig = serde_json::from_value(json).unwrap();
+            assert_eq!(back, chosen);
+        }
+        // Without a distortion there is nothing to sample, on MNIST or elsewhere.
+        for plain in [mnist_config(&toy), toy] {
+            let err = RunConfig {
+                augment_sampling: Some(Sampling::Bilinear),
+                ..plain
+            }
+            .validate()
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.contains("--augment-sampling bilinear chooses how --augment-rotate"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn image_distortions_apply_to_mnist_only_within_their_ranges() {
+        let toy: RunConfig = serde_json::from_str(OLD_CONFIG).unwrap();
+        let elastic = Elastic {
+            alpha: 34.0,
+            sigma: 4.0,
+        };
+        let mnist = RunConfig {
+            augment_rotate: Some(10.0),
+            augment_scale: Some(0.1),
+            augment_elastic: Some(elastic),
+            ..mnist_config(&toy)
+        };
+        mnist.validate().unwrap();
+        assert_eq!(
+            mnist.image_distortion(),
+            Some(Distortion {
+                max_degrees: 10.0,
+                max_scale: 0.1,
+                elastic: Some(elastic),
+                sampling: Sampling::Nearest,
+            })
+        );
+        // config.json records them, and reads them back.
+        let json = config_json(&mnist);
+        assert_eq!(json["augment_rotate"], 10.0);
+        assert_eq!(json["augment_scale"], 0.1);
+        assert_eq!(json["augment_elastic"]["alpha"], 34.0);
+        assert_eq!(json["augment_elastic"]["sigma"], 4.0);
+        let back: RunConfig = serde_json::from_value(json).unwrap();
+        assert_eq!(back, mnist);
+        // A run without them writes none of them.
+        let plain = config_json(&mnist_config(&toy));
+        assert!(plain.get("augment_rotate").is_none() && plain.get("augment_elastic").is_none());
+        let bad = |cfg: RunConfig| cfg.validate().unwrap_err().to_string();
+        for degrees in [0.0, -5.0, 181.0, f64::NAN, f64::INFINITY] {
+            let err = bad(RunConfig {
+                augment_rotate: Some(degrees),
+                ..mnist.clone()
+            });
+            assert!(
+                err.contains("--augment-rotate must be above 0 and at most 180 degrees"),
+                "{err}"
+            );
+        }
+        for fraction in [0.0, -0.1, 1.0, 1.5, f64::NAN] {
+            let err = bad(RunConfig {
+                augment_scale: Some(fraction),
+                ..mnist.clone()
+            });
+            assert!(
+                err.contains("--augment-scale must be above 0 and below 1"),
+                "{err}"
+            );
+        }
+        for (alpha, sigma, problem) in [
+            (0.0, 4.0, "ALPHA must be above 0"),
+            (34.0, 0.0, "SIGMA must be above 0"),
+            (34.0, -2.0, "SIGMA must be above 0"),
+        ] {
+            let err = bad(RunConfig {
+                augment_elastic: Some(Elastic { alpha, sigma }),
+                ..mnist.clone()
+            });
+            assert!(
+                err.contains("--augment-elastic") && err.contains(problem),
+                "{err}"
+            );
+        }
+        for (toy, flag) in [
+            (
+                RunConfig {
+                    augment_rotate: Some(10.0),
+                    ..toy.clone()
+                },
+                "--augment-rotate",
+            ),
+            (
+                RunConfig {
+                    augment_scale: Some(0.1),
+                    ..toy.clone()
+                },
+                "--augment-scale",
+            ),
+            (
+                RunConfig {
+                    augment_elastic: Some(elastic),
+                    ..toy
+                },
+                "--augment-elastic",
+            ),
+        ] {
+            let err = bad(toy);
+            assert!(
+                err.contains(&format!(
+                    "{flag} applies to image tasks only (--task mnist)"
+                )),
+                "{err}"
+            );
+        }
     }
 }
 

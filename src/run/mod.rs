@@ -34,6 +34,7 @@ pub use selection::StepBudget;
 use crate::checkpoint::{self, Checkpoint};
 use crate::data::Dataset;
 use crate::data::audio_augment::AudioAugment;
+use crate::data::augment::Distortion;
 use crate::data::task::Split;
 use crate::engine::BatchReport;
 use crate::epoch::{self, EvalReport, SweepPoint};
@@ -134,18 +135,24 @@ fn epoch_rng(seed: u64, epoch: usize) -> Rng {
     Rng::new(seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }
 
-/// What an epoch trains on: `train`, or a copy whose images are each moved by a random
-/// shift of up to `augment_shift` pixels, then have each pixel dropped with probability
-/// `augment_drop`, or whose audio clips have their `augment_audio` draws applied. The
-/// epoch's generator draws the augmentations first, then the batch order.
+/// What an epoch trains on: `train`, or a copy whose images are each resampled by a
+/// random draw of `distortion` (rotated and scaled, then elastically distorted), then
+/// moved by a random shift of up to `augment_shift` pixels, then have each pixel
+/// dropped with probability `augment_drop`; or whose audio clips have their
+/// `augment_audio` draws applied. The epoch's generator draws the augmentations
+/// first, in that order, then the batch order.
 fn epoch_training_data<'a>(
     train: &'a Dataset,
+    distortion: Option<&Distortion>,
     augment_shift: Option<usize>,
     augment_drop: Option<f64>,
     augment_audio: Option<&AudioAugment>,
     rng: &mut Rng,
 ) -> Result<Cow<'a, Dataset>> {
     let mut data = Cow::Borrowed(train);
+    if let Some(distortion) = distortion {
+        data = Cow::Owned(data.distorted(distortion, rng)?);
+    }
     if let Some(max_shift) = augment_shift {
         data = Cow::Owned(data.randomly_shifted(max_shift, rng)?);
     }
@@ -247,6 +254,7 @@ pub fn train_run(
         engine.set_rc(train_rc)?;
         let epoch_data = epoch_training_data(
             &train_data,
+            cfg.image_distortion().as_ref(),
             cfg.augment_shift,
             cfg.augment_drop,
             cfg.augment_audio.as_ref(),
@@ -361,6 +369,7 @@ pub fn train_run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::mnist;
 
     #[test]
     fn augmented_epochs_shift_then_drop_pixels_drawn_from_the_epoch_seed() {
@@ -370,20 +379,24 @@ mod tests {
             image[5] = 0;
         }
         let train = Dataset::from_event_times(times, vec![0; 50], 2, 16, 1).with_image_size(4, 4);
-        let plain = epoch_training_data(&train, None, None, None, &mut epoch_rng(1, 1)).unwrap();
+        let plain =
+            epoch_training_data(&train, None, None, None, None, &mut epoch_rng(1, 1)).unwrap();
         assert!(matches!(plain, Cow::Borrowed(_)));
-        let moved = epoch_training_data(&train, Some(1), None, None, &mut epoch_rng(1, 1)).unwrap();
+        let moved =
+            epoch_training_data(&train, None, Some(1), None, None, &mut epoch_rng(1, 1)).unwrap();
         let moved_images = (0..50).filter(|&n| moved.sequence(n) != train.sequence(n));
         // 8 of the 9 offsets move the image.
         assert!(moved_images.count() > 30);
-        let again = epoch_training_data(&train, Some(1), None, None, &mut epoch_rng(1, 1)).unwrap();
+        let again =
+            epoch_training_data(&train, None, Some(1), None, None, &mut epoch_rng(1, 1)).unwrap();
         assert_eq!(again, moved);
         let next_epoch =
-            epoch_training_data(&train, Some(1), None, None, &mut epoch_rng(1, 2)).unwrap();
+            epoch_training_data(&train, None, Some(1), None, None, &mut epoch_rng(1, 2)).unwrap();
         assert_ne!(next_epoch, moved);
         // Drops come after the shifts: the moved images lose some of their bright pixels.
         let both =
-            epoch_training_data(&train, Some(1), Some(0.5), None, &mut epoch_rng(1, 1)).unwrap();
+            epoch_training_data(&train, None, Some(1), Some(0.5), None, &mut epoch_rng(1, 1))
+                .unwrap();
         // Step 0's events of image n (the background's are at step 1).
         let has_bright = |d: &Dataset, n: usize| d.sequence(n)[..16].contains(&1.0);
         let kept = (0..50).filter(|&n| has_bright(&both, n)).count();
@@ -391,6 +404,44 @@ mod tests {
         for n in (0..50).filter(|&n| has_bright(&both, n)) {
             assert_eq!(both.sequence(n), moved.sequence(n), "image {n}");
         }
+    }
+
+    #[test]
+    fn distorted_epochs_resample_the_images_before_the_shift_and_the_drop() {
+        // 20 images of 6 x 6 whose pixel bytes are kept: a bright bar down column 2.
+        let mut pixels = vec![0u8; 20 * 36];
+        for image in pixels.chunks_mut(36) {
+            for r in 1..5 {
+                image[r * 6 + 2] = 255;
+            }
+        }
+        let times = pixels.iter().map(|&v| mnist::temporal_bin(v)).collect();
+        let train = Dataset::from_event_times(times, vec![0; 20], mnist::STEPS, 36, 1)
+            .with_image_size(6, 6)
+            .with_pixels(pixels);
+        let distortion = Distortion {
+            max_degrees: 30.0,
+            ..Distortion::default()
+        };
+        let all = epoch_training_data(
+            &train,
+            Some(&distortion),
+            Some(1),
+            Some(0.2),
+            None,
+            &mut epoch_rng(1, 1),
+        )
+        .unwrap();
+        let mut rng = epoch_rng(1, 1);
+        let expected = train
+            .distorted(&distortion, &mut rng)
+            .unwrap()
+            .randomly_shifted(1, &mut rng)
+            .unwrap()
+            .with_pixels_dropped(0.2, &mut rng)
+            .unwrap();
+        assert_eq!(*all, expected);
+        assert_ne!(*all, train);
     }
 
     #[test]
