@@ -379,13 +379,17 @@ fn dispatches_past_the_queries_of_a_pass_are_counted_untimed() {
     let cap = Capacity { batch: 1, steps: 2 };
     let mut eng = engine(cfg, rc, cap, 1, &random_params(&cfg, 0.5, 5));
     eng.enable_profiling().unwrap();
-    // A warm-up pass of one dispatch, then one of 5,000: a pass holds 4,096
-    // timestamps, the first where it begins.
+    // A layer's forward step is one dispatch in the direct form (the cell in the GEMM's
+    // epilogue), two in the staged form (the GEMM, then the cell).
+    let per_step: u64 = if common::ctx().direct_gemm { 1 } else { 2 };
+    // A warm-up pass of one step, then one of 5,000: a pass holds 4,096 timestamps,
+    // the first where it begins.
     rankcode::engine::timing::time_layer_forward(&mut eng, 1, 5000).unwrap();
     let profile = eng.take_profile().unwrap().unwrap();
-    assert_eq!(profile.untimed, 5000 - 4095);
-    assert_eq!(profile.dispatches.len(), 1, "{profile:?}");
-    assert_eq!(profile.dispatches[0].calls, 1 + 4095);
+    assert_eq!(profile.untimed, per_step * 5000 - 4095);
+    assert_eq!(profile.dispatches.len() as u64, per_step, "{profile:?}");
+    let calls: u64 = profile.dispatches.iter().map(|d| d.calls).sum();
+    assert_eq!(calls, per_step + 4095);
 }
 
 /// Eight Adam steps on the GPU and on the CPU reference: (GPU parameters, reference
@@ -645,7 +649,7 @@ fn bad_input_is_refused_with_a_clear_error() {
 /// memory and direct, give the same bits: logits at every step, decisions and
 /// gradients, over two layers of an awkward width, rows that retire at mixed steps
 /// (wide blocks, then narrow ones), with dense and sparse input. The direct form's
-/// gate GEMM, `step_gemm_quads`, reads the weights' [K][N] copy in vec4s: 280 columns,
+/// gate GEMM, `step_cell_forward`, reads the weights' [K][N] copy in vec4s: 280 columns,
 /// one block of 256 and a partial one, and row blocks of 16 and of 4.
 #[test]
 fn staged_and_direct_gemms_give_the_same_bits() {
@@ -670,10 +674,18 @@ fn staged_and_narrow_gradients_give_the_same_bits() {
     same_bits_staged_and_direct(model(2, 70, 2, 3, Readout::Softmax));
 }
 
+/// As [`staged_and_direct_gemms_give_the_same_bits`], with 5 units a layer: the step
+/// GEMMs' one invocation of a partial block (32 columns for 20 gate columns, 16 for 5
+/// units).
+#[test]
+fn staged_and_direct_gemms_of_few_units_give_the_same_bits() {
+    same_bits_staged_and_direct(model(37, 5, 2, 3, Readout::Softmax));
+}
+
 fn same_bits_staged_and_direct(cfg: ModelConfig) {
     // 130 rows: more than one wide block of either form, and narrow blocks as rows
     // retire. 3 rows: narrow blocks throughout, those of the direct form's gate GEMM
-    // (`step_gemm_quads`, 4 rows) included.
+    // (`step_cell_forward`, 4 rows) included.
     // The threshold that spreads the decisions of the 130 rows serves both.
     let params = random_params(&cfg, 0.6, 203);
     let theta = mixed_theta(&cfg, &params, &fixture(&cfg, 130));
@@ -731,10 +743,10 @@ fn same_bits_staged_and_direct_over(cfg: ModelConfig, params: &[f32], theta: f32
     }
 }
 
-/// The direct form's gate and dh GEMMs read their weights from copies that every
-/// forward pass refreshes (`weight_copy.wgsl`, laid out as `WeightCopies` says): after
-/// a batch they hold the parameters, element for element, and after new parameters
-/// and another batch, the new ones. Two layers of awkward widths (inputs 37 and 70,
+/// The direct form's gate and dh GEMMs (and `sparse_gates`, in either form) read their
+/// weights from copies that every forward pass refreshes (`weight_copy.wgsl`, laid
+/// out as `WeightCopies` says): after a batch they hold the parameters, element for
+/// element, and after new parameters and another batch, the new ones. Two layers of awkward widths (inputs 37 and 70,
 /// 280 gate rows, dh rows of 70 padded to 72) and a readout of 3.
 #[test]
 fn the_weight_copies_are_the_parameters_of_each_pass() {
@@ -785,18 +797,29 @@ fn the_weight_copies_are_the_parameters_of_each_pass() {
     };
     let cap = Capacity { batch: 9, steps: 5 };
     let first = random_params(&cfg, 0.6, 32);
-    let mut eng = engine_on(ctx_with_direct_gemm(true), cfg, rc, cap, 1, &first, false);
-    eng.compute_gradients(&batch).unwrap();
-    assert_eq!(bits(&eng.weight_copies().unwrap()), bits(&expected(&first)));
     let second = random_params(&cfg, 0.6, 33);
-    eng.set_params(&second).unwrap();
-    eng.evaluate(&batch).unwrap();
-    assert_eq!(
-        bits(&eng.weight_copies().unwrap()),
-        bits(&expected(&second))
-    );
+    // The direct form copies everything, with dense or sparse input.
+    for sparse in [false, true] {
+        let mut eng = engine_on(ctx_with_direct_gemm(true), cfg, rc, cap, 1, &first, sparse);
+        eng.compute_gradients(&batch).unwrap();
+        assert_eq!(bits(&eng.weight_copies().unwrap()), bits(&expected(&first)));
+        eng.set_params(&second).unwrap();
+        eng.evaluate(&batch).unwrap();
+        assert_eq!(
+            bits(&eng.weight_copies().unwrap()),
+            bits(&expected(&second)),
+            "sparse {sparse}"
+        );
+    }
+    // The staged form only what sparse_gates reads: layer 0's input weights.
     let staged = engine_on(ctx_with_direct_gemm(false), cfg, rc, cap, 1, &first, false);
     assert!(staged.weight_copies().unwrap().is_empty());
+    let mut staged = engine_on(ctx_with_direct_gemm(false), cfg, rc, cap, 1, &first, true);
+    staged.evaluate(&batch).unwrap();
+    let input_part = copies.layers[0].gates..copies.layers[0].gates + cfg.input_size * 4 * h;
+    let mut only_input = vec![0.0; copies.len];
+    only_input[input_part.clone()].copy_from_slice(&expected(&first)[input_part]);
+    assert_eq!(bits(&staged.weight_copies().unwrap()), bits(&only_input));
 }
 
 /// Temporal-coded batches (event times, as temporal MNIST stores its images) on the

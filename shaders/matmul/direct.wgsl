@@ -1,6 +1,8 @@
 // The direct form of the gathered GEMMs (see gather.wgsl, which comes before this file
 // in the module): the `*_direct` entry points, whose invocations read their operands
-// straight from the buffers; for CPU adapters (`GpuContext::direct_gemm`).
+// straight from the buffers; for CPU adapters (`GpuContext::direct_gemm`); and
+// `grad_gemm_quads` and `grad_gemm_narrow`. This file is also part of MATMUL_CELL's
+// module, whose step GEMMs (step_cell.wgsl) use its blocks and operand loads.
 
 // The outputs of row_gemm, with each invocation reading its operands straight from
 // the storage buffers: no workgroup memory and no barriers. The faster form on CPU

@@ -238,21 +238,27 @@ fn output_params() -> OutputParams {
     );
 }
 
-// Writes output (b, j) = v, with the biases and what `out` holds added as `o` says;
-// nothing where b is NONE or j is past the last column.
-fn store_output(o: OutputParams, b: u32, j: u32, v: f32) {
-    if (b == NONE || j >= o.n_out) {
-        return;
-    }
+// Output (b, j) of the sum v as it is stored: v, plus the two biases, plus what `out`
+// holds, as `o` says (and in that order: the step GEMMs with the cell in their
+// epilogue complete their sums here too, to give the same bits).
+fn completed_output(o: OutputParams, b: u32, j: u32, v: f32) -> f32 {
     var sum = v;
     if (o.has_bias) {
         sum += weights[o.bias1 + j] + weights[o.bias2 + j];
     }
-    let at = o.out_base + b * o.out_stride + j;
     if (o.accumulate) {
-        sum += out[at];
+        sum += out[o.out_base + b * o.out_stride + j];
     }
-    out[at] = sum;
+    return sum;
+}
+
+// Writes output (b, j) = v completed as completed_output says; nothing where b is
+// NONE or j is past the last column.
+fn store_output(o: OutputParams, b: u32, j: u32, v: f32) {
+    if (b == NONE || j >= o.n_out) {
+        return;
+    }
+    out[o.out_base + b * o.out_stride + j] = completed_output(o, b, j, v);
 }
 
 // Writes weight gradient (j, k) = v, or bias gradient j from the ones column; nothing

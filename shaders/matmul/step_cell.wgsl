@@ -198,9 +198,9 @@ fn step_block(acc: ptr<function, QuadRowBlock>, row0: u32, j0: u32, interleaved:
 
 // Block row r (row0 + r of the list) of step_cell_forward: the pre-activations of
 // units j0 / 4 .. j0 / 4 + QUAD_COLS / 4 - 1, one quad (i, f, g, o) a unit, are
-// completed as store_output would store them (the GEMM's sum, plus the two biases,
-// plus what sparse_gates wrote), and the cell runs on them. h_t goes to src2, the
-// buffer of h_{t-1}.
+// completed as store_output would store them (completed_output: the GEMM's sum, plus
+// the two biases, plus what sparse_gates wrote), and the cell runs on them. h_t goes
+// to src2, the buffer of h_{t-1}.
 fn cell_forward_row(o: OutputParams, cp: CellParams, row0: u32, r: u32, j0: u32, row: RowQuads) {
     if (r >= ROWS_PER_THREAD) {
         return;
@@ -216,22 +216,13 @@ fn cell_forward_row(o: OutputParams, cp: CellParams, row0: u32, r: u32, j0: u32,
         if (j >= h) {
             return;
         }
-        let cols = vec4<u32>(j, j + h, j + 2u * h, j + 3u * h);
-        var pre = row_quad(row, q);
-        if (o.has_bias) {
-            let b1 = vec4<u32>(o.bias1) + cols;
-            let b2 = vec4<u32>(o.bias2) + cols;
-            pre += vec4<f32>(
-                weights[b1.x] + weights[b2.x],
-                weights[b1.y] + weights[b2.y],
-                weights[b1.z] + weights[b2.z],
-                weights[b1.w] + weights[b2.w],
-            );
-        }
-        if (o.accumulate) {
-            let at = vec4<u32>(o.out_base + b * o.out_stride) + cols;
-            pre += vec4<f32>(out[at.x], out[at.y], out[at.z], out[at.w]);
-        }
+        let sum = row_quad(row, q);
+        let pre = vec4<f32>(
+            completed_output(o, b, j, sum.x),
+            completed_output(o, b, j + h, sum.y),
+            completed_output(o, b, j + 2u * h, sum.z),
+            completed_output(o, b, j + 3u * h, sum.w),
+        );
         src2[cell_state_index(cp, t, b, j)] = cell_forward_unit(cp, t, b, j, pre);
     }
 }

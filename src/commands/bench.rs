@@ -266,8 +266,8 @@ fn print_report(r: &ConfigReport) {
     print_heading(p, Some(r.memory_bytes));
     let g = &r.gemm;
     println!(
-        "  step GEMM [{} x {}] x [{} x {}]: {:.2} GFLOP/s, plain GEMM {:.2} GFLOP/s ({:.0}%), \
-         tiled_gemm {:.2} GFLOP/s",
+        "  step GEMM and cell [{} x {}] x [{} x {}]: {:.2} GFLOP/s, plain GEMM {:.2} GFLOP/s \
+         ({:.0}%), tiled_gemm {:.2} GFLOP/s",
         g.m,
         g.k,
         g.k,
@@ -283,7 +283,7 @@ fn print_report(r: &ConfigReport) {
         .map(|f| format!("{} {:.2}", f.form, f.gflops))
         .collect();
     println!(
-        "  backward GEMMs, full-length batch (GFLOP/s): {}",
+        "  backward GEMMs, full-length batch (GFLOP/s; dh with the cell backward): {}",
         backward.join(", ")
     );
     let by_rows: Vec<String> = r
@@ -292,7 +292,7 @@ fn print_report(r: &ConfigReport) {
         .map(|f| format!("{}: {:.2}", f.rows, f.gate_gemm_ms))
         .collect();
     println!(
-        "  gate GEMM at step 1 by live rows (ms a dispatch): {}",
+        "  gate GEMM and cell at step 1 by live rows (ms a layer step): {}",
         by_rows.join(", ")
     );
     println!(

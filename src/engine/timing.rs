@@ -75,7 +75,7 @@ pub fn time_layer_forward(engine: &mut Engine, rows: usize, reps: usize) -> Resu
         format!("cannot time {rows} rows x {reps}")
     })?;
     ensure(cap.steps > 1, || {
-        "timing the gate GEMM at step 1 needs sequences of at least 2 steps".into()
+        "timing a layer's forward step at step 1 needs sequences of at least 2 steps".into()
     })?;
     let list: Vec<u32> = (0..rows as u32).collect();
     engine.write_rows(engine.ws.regions.forward, &list);

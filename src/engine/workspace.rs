@@ -3,6 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::bindings::{self, MATMUL, Table};
+use crate::gpu::context::STORAGE_BUFFERS_DIRECT;
 use crate::gpu::kernel::groups_for;
 use crate::gpu::kernel::{Kernel, module};
 use crate::gpu::matmul::{self, GemmShapes, StepQuadsShape};
@@ -88,7 +89,8 @@ impl WeightCopies {
 pub(crate) struct Buffers {
     pub params: wgpu::Buffer,
     /// The weights of the gate and dh GEMMs in [K][N] layout (see [`WeightCopies`]),
-    /// for the direct form's `step_gemm_quads`; empty in the staged form.
+    /// for the direct form's step GEMMs and, with sparse input, `sparse_gates`; empty
+    /// in the staged form with dense input.
     pub weights_kn: wgpu::Buffer,
     pub grads: wgpu::Buffer,
     pub adam_m: wgpu::Buffer,
@@ -249,8 +251,9 @@ pub(crate) struct LayerBinds {
 
 pub(crate) struct Binds {
     pub layers: Vec<LayerBinds>,
-    /// The dispatches that refresh the weight copies of `step_gemm_quads`, four a layer
-    /// (three on layer 0 with sparse input; direct form; none in the staged form).
+    /// The dispatches that refresh the weight copies: four a layer in the direct form;
+    /// in the staged form one, layer 0's input weights for `sparse_gates`, with sparse
+    /// input, and none with dense input.
     pub weight_copies: Vec<(wgpu::BindGroup, [u32; 3])>,
     /// Layer 0's sparse input product and weight gradient, when the engine takes
     /// sparse inputs.
@@ -361,6 +364,16 @@ impl Workspace {
         let stride = ctx.limits.min_storage_buffer_offset_alignment.max(16);
         let slots = Slots { cap, stride };
         let f = 4; // bytes per f32 / u32
+        let storage_buffers = ctx.limits.max_storage_buffers_per_shader_stage;
+        if ctx.direct_gemm && storage_buffers < STORAGE_BUFFERS_DIRECT {
+            return Err(Error::AdapterLimit {
+                adapter: ctx.info.name.clone(),
+                problem: format!(
+                    "the direct form's step GEMMs bind {STORAGE_BUFFERS_DIRECT} storage buffers a \
+                     stage, the device {storage_buffers}; leave `direct_gemm` as the context set it"
+                ),
+            });
+        }
         // The weight copies: the direct form's step GEMMs read them, and sparse_gates
         // reads layer 0's input weights from them in either form.
         let copies_made = ctx.direct_gemm || sparse_input;

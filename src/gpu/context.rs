@@ -25,7 +25,8 @@ pub struct GpuContext {
     /// GEMMs run the cell in their epilogue (`matmul/step_cell.wgsl`): true on CPU
     /// adapters such as lavapipe, where that is about 1.5 times as fast
     /// (`docs/performance.md`), that bind [`STORAGE_BUFFERS_DIRECT`] buffers a stage.
-    /// The results are bitwise the same; set it before building engines to choose.
+    /// The results are bitwise the same; set it before building engines to choose (an
+    /// engine refuses the direct form on a device with fewer storage buffers a stage).
     pub direct_gemm: bool,
     /// The first error the device reported outside an error scope, if any.
     device_error: Arc<Mutex<Option<String>>>,

@@ -105,7 +105,7 @@ const _: () = {
     );
 };
 
-/// The blocks of `step_gemm_quads`: `rows` consecutive list rows (its
+/// The blocks of the step GEMMs of `step_cell.wgsl`: `rows` consecutive list rows (its
 /// `ROWS_PER_THREAD`) by `cols` consecutive columns (`QUAD_COLS`) an invocation, in a
 /// row of 8 invocations: `rows` x 8 `cols` outputs a workgroup.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
