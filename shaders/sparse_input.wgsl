@@ -7,10 +7,6 @@
 // j = g * H + u: the event list is read once for the four, and the workgroups are a
 // quarter as many (on a CPU adapter, e.g. lavapipe, that halves the time: each
 // workgroup and each list load costs more there than the multiply-adds).
-// sparse_gates reads the weights from the copy of W_ih^T with the gates interleaved
-// (`weights_kn`, written by weight_copy.wgsl at the start of every forward pass): an
-// input's four gates of unit u are one vec4, next to unit u + 1's, where the
-// parameters hold them 4 x I apart.
 // The nonzeros of each (step, row) are a CSR list: entries offsets[t * B + b] up to
 // offsets[t * B + b + 1] of (index, value).
 
@@ -23,12 +19,6 @@ struct SparseParams {
     w_base: u32,
     // Rows per step in the CSR offsets (the batch capacity B).
     batch_stride: u32,
-    // Offset of the interleaved copy of W_ih^T ([I][4H]) in weights_kn (a multiple
-    // of 4).
-    copy_base: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
 }
 
 @group(0) @binding(0) var<storage, read> p: SparseParams;
@@ -36,7 +26,7 @@ struct SparseParams {
 @group(0) @binding(2) var<storage, read> offsets: array<u32>;
 @group(0) @binding(3) var<storage, read> indices: array<u32>;
 @group(0) @binding(4) var<storage, read> values: array<f32>;
-@group(0) @binding(5) var<storage, read> weights_kn: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read> weights: array<f32>;
 @group(0) @binding(6) var<storage, read> rows: array<u32>;
 @group(0) @binding(7) var<storage, read> tstar: array<u32>;
 @group(0) @binding(8) var<storage, read_write> out: array<f32>;
@@ -54,13 +44,21 @@ fn sparse_gates(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let at = step.t * p.batch_stride + b;
     var acc = vec4<f32>();
-    let w0 = p.copy_base / 4u + u;
-    let row_quads = units;
+    let w0 = p.w_base + u * p.input;
+    let gate_stride = units * p.input;
     // The bound is read once: on lavapipe a buffer load in a loop condition is paid
     // again at every pass (so are sparse_weight_grad's bound and strides).
     let end = offsets[at + 1u];
     for (var q = offsets[at]; q < end; q++) {
-        acc += values[q] * weights_kn[w0 + indices[q] * row_quads];
+        let w = w0 + indices[q];
+        let v = values[q];
+        let gates = vec4<f32>(
+            weights[w],
+            weights[w + gate_stride],
+            weights[w + 2u * gate_stride],
+            weights[w + 3u * gate_stride],
+        );
+        acc += v * gates;
     }
     for (var g = 0u; g < 4u; g++) {
         out[b * p.cols + g * units + u] = acc[g];

@@ -225,9 +225,7 @@ fn host_structs() -> Vec<HostStruct> {
             cols,
             input,
             w_base,
-            batch_stride,
-            copy_base,
-            _pad
+            batch_stride
         }),
         host_struct!(CopyParams {
             src_base,

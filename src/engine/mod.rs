@@ -385,9 +385,9 @@ impl Engine {
         self.read_f32(&self.ws.buf.grads, 0, self.layout.total)
     }
 
-    /// The copies of the gate and dh GEMMs' weights as the last forward pass refreshed
-    /// them, laid out as [`WeightCopies`] says (in the staged form only layer 0's input
-    /// weights, with sparse input; empty with dense input): for tests.
+    /// The direct form's copies of the gate and dh GEMMs' weights as the last forward
+    /// pass refreshed them, laid out as [`WeightCopies`] says (empty in the staged
+    /// form): for tests.
     pub fn weight_copies(&self) -> Result<Vec<f32>> {
         if self.ws.binds.weight_copies.is_empty() {
             return Ok(Vec::new());
@@ -897,9 +897,10 @@ impl Engine {
         self.dispatch(pass, what, kernel, bind, slot, shape.groups(rows, cols));
     }
 
-    /// Refreshes the weight copies that `step_cell.wgsl` and `sparse_gates` read (the
-    /// gate and dh GEMMs' weights, `WeightCopies`) from the parameters: recorded at the
-    /// start of every forward pass, so they hold whatever the parameters hold then.
+    /// Refreshes the weight copies that `step_cell.wgsl` reads (the gate and dh GEMMs'
+    /// weights, `WeightCopies`) from the parameters, in the direct form only: recorded
+    /// at the start of every forward pass, so they hold whatever the parameters hold
+    /// then.
     fn encode_weight_copies(&self, pass: &mut wgpu::ComputePass) {
         let kernel = &self.ws.kernels.weight_copy;
         for (bind, groups) in &self.ws.binds.weight_copies {

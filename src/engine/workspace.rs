@@ -45,9 +45,10 @@ impl StateLayout {
 /// Where the weight copies that the direct form's step GEMMs (`step_cell_forward`,
 /// `step_cell_backward`) read lie in `Buffers::weights_kn`, each in [K][N] layout with
 /// rows that start at multiples of 4 elements. Per layer, in order:
-/// - `gates`: the forward gate GEMM's `W_ih^T` ([I][4H]; on layer 0 with sparse input
-///   read by `sparse_gates` instead) followed by `W_hh^T` ([H][4H]), the gates
-///   interleaved: column 4u + g holds gate g of unit u;
+/// - `gates`: the forward gate GEMM's `W_ih^T` ([I][4H]; left zero on layer 0 with
+///   sparse input, whose input part `sparse_gates` computes from the parameters)
+///   followed by `W_hh^T` ([H][4H]), the gates interleaved: column 4u + g holds gate g
+///   of unit u;
 /// - `dh`: the dh GEMM's `W_hh` ([4H][H]) followed by the weights from above: the next
 ///   layer's `W_ih` ([4H][H]) or, on the top layer, the readout's ([C][H]); rows of
 ///   `dh_row` (H rounded up to a multiple of 4; the padding stays zero).
@@ -89,8 +90,7 @@ impl WeightCopies {
 pub(crate) struct Buffers {
     pub params: wgpu::Buffer,
     /// The weights of the gate and dh GEMMs in [K][N] layout (see [`WeightCopies`]),
-    /// for the direct form's step GEMMs and, with sparse input, `sparse_gates`; empty
-    /// in the staged form with dense input.
+    /// for the direct form's step GEMMs; empty in the staged form.
     pub weights_kn: wgpu::Buffer,
     pub grads: wgpu::Buffer,
     pub adam_m: wgpu::Buffer,
@@ -251,9 +251,8 @@ pub(crate) struct LayerBinds {
 
 pub(crate) struct Binds {
     pub layers: Vec<LayerBinds>,
-    /// The dispatches that refresh the weight copies: four a layer in the direct form;
-    /// in the staged form one, layer 0's input weights for `sparse_gates`, with sparse
-    /// input, and none with dense input.
+    /// The dispatches that refresh the weight copies of the direct form's step GEMMs,
+    /// four a layer (three on layer 0 with sparse input); none in the staged form.
     pub weight_copies: Vec<(wgpu::BindGroup, [u32; 3])>,
     /// Layer 0's sparse input product and weight gradient, when the engine takes
     /// sparse inputs.
@@ -374,10 +373,8 @@ impl Workspace {
                 ),
             });
         }
-        // The weight copies: the direct form's step GEMMs read them, and sparse_gates
-        // reads layer 0's input weights from them in either form.
-        let copies_made = ctx.direct_gemm || sparse_input;
-        let copy_len = if copies_made {
+        // The weight copies, which the direct form's step GEMMs read.
+        let copy_len = if ctx.direct_gemm {
             WeightCopies::new(cfg).len
         } else {
             0
@@ -423,7 +420,7 @@ impl Workspace {
         // copy_weights dispatches one workgroup row per row of a copy: I or 4H of them.
         let copy_rows = (0..l).map(|k| cfg.layer_input(k)).chain([4 * h]).max();
         let max_groups = ctx.limits.max_compute_workgroups_per_dimension as usize;
-        if copies_made && copy_rows.is_some_and(|rows| rows > max_groups) {
+        if ctx.direct_gemm && copy_rows.is_some_and(|rows| rows > max_groups) {
             return Err(Error::AdapterLimit {
                 adapter: ctx.info.name.clone(),
                 problem: format!(
@@ -623,8 +620,6 @@ fn sparse_binds(
             input: cfg.input_size as u32,
             w_base: ParamLayout::new(cfg).layers[0].w_ih as u32,
             batch_stride: cap.batch as u32,
-            copy_base: WeightCopies::new(cfg).layers[0].gates as u32,
-            _pad: [0; 3],
         },
     );
     let gates = k.sparse_gates.bind(
@@ -635,7 +630,7 @@ fn sparse_binds(
             ("offsets", &buf.csr_offsets),
             ("indices", &buf.csr_indices),
             ("values", &buf.csr_values),
-            ("weights_kn", &buf.weights_kn),
+            ("weights", &buf.params),
             ("rows", &buf.rows),
             ("tstar", &buf.tstar),
             ("out", &buf.gates_pre),
@@ -1111,7 +1106,12 @@ impl Binds {
                     let (lo, input, at) =
                         (layout.layers[kk], cfg.layer_input(kk), copies.layers[kk]);
                     let (n, row) = (4 * h, copies.dh_row);
-                    let ih = gate_copy(kk, (lo.w_ih, input), 0);
+                    // With sparse input, layer 0's input part is sparse_gates', and
+                    // not copied: a copy of 784 x 1,024 each batch cost more in RC
+                    // training than sparse_gates gained from reading it
+                    // (docs/performance.md).
+                    let ih =
+                        (!(sparse_input && kk == 0)).then(|| gate_copy(kk, (lo.w_ih, input), 0));
                     let hh = gate_copy(kk, (lo.w_hh, h), input);
                     // The dh GEMM's, as they are, in rows of dh_row.
                     let (above, above_rows) = if kk + 1 < l {
@@ -1121,12 +1121,9 @@ impl Binds {
                     };
                     let dh = copy(lo.w_hh, (h, 1), h, n, at.dh, row, 0);
                     let from_above = copy(above, (h, 1), h, above_rows, at.dh + n * row, row, 0);
-                    [ih, hh, dh, from_above]
+                    ih.into_iter().chain([hh, dh, from_above])
                 })
                 .collect()
-        } else if sparse_input {
-            // The staged form: only what sparse_gates reads.
-            vec![gate_copy(0, (layout.layers[0].w_ih, cfg.input_size), 0)]
         } else {
             Vec::new()
         };

@@ -211,7 +211,7 @@ pub const SPARSE_GATES: Table = Table {
         slot("offsets", 2, Read),
         slot("indices", 3, Read),
         slot("values", 4, Read),
-        slot("weights_kn", 5, Read),
+        slot("weights", 5, Read),
         slot("rows", 6, Read),
         slot("tstar", 7, Read),
         slot("out", 8, ReadWrite),

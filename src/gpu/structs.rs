@@ -133,8 +133,6 @@ pub struct SparseParams {
     pub input: u32,
     pub w_base: u32,
     pub batch_stride: u32,
-    pub copy_base: u32,
-    pub _pad: [u32; 3],
 }
 
 /// `DenseGemmParams` of `gemm.wgsl`.
@@ -231,7 +229,7 @@ mod tests {
         assert_eq!(std::mem::size_of::<DenseGemmParams>(), 32);
         assert_eq!(std::mem::size_of::<ReadoutParams>(), 64);
         assert_eq!(std::mem::size_of::<AdamParams>(), 36);
-        assert_eq!(std::mem::size_of::<SparseParams>(), 32);
+        assert_eq!(std::mem::size_of::<SparseParams>(), 16);
         assert_eq!(std::mem::size_of::<CopyParams>(), 32);
     }
 }
