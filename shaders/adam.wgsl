@@ -5,9 +5,9 @@
 //   p -= lr * (m / c1) / (sqrt(v / c2) + eps), with c1 = 1 - b1^step, c2 = 1 - b2^step,
 // after decoupled weight decay (AdamW, Loshchilov & Hutter 2019; PyTorch's AdamW):
 //   p -= lr * weight_decay * p.
-// With clipping, grad_sq_norm runs first and leaves |g|^2 in grad_norm_sq[0]. A
-// non-finite norm is not handled here: the loss check after every batch stops the
-// run (PyTorch would turn every gradient into NaN instead).
+// With clipping, grad_sq_norm and grad_norm_total run first and leave |g|^2 in
+// grad_norm_sq[0]. A non-finite norm is not handled here: the loss check after every
+// batch stops the run (PyTorch would turn every gradient into NaN instead).
 
 struct AdamParams {
     count: u32,
@@ -30,34 +30,58 @@ struct AdamParams {
 @group(0) @binding(3) var<storage, read_write> params: array<f32>;
 @group(0) @binding(4) var<storage, read_write> m: array<f32>;
 @group(0) @binding(5) var<storage, read_write> v: array<f32>;
-@group(0) @binding(6) var<storage, read_write> grad_norm_sq: array<f32>;
+// grad_sq_norm's partial sums of |g|^2, NORM_PARTS of them, and |g|^2 from them.
+@group(0) @binding(6) var<storage, read_write> norm_parts: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read_write> grad_norm_sq: array<f32>;
+// The gradients four elements a load, for grad_sq_norm (on lavapipe every buffer load
+// is paid lane by lane): the engine pads the flat buffers to a multiple of 4 elements
+// with zeros, which the sums add as +0.
+@group(0) @binding(8) var<storage, read> grad_quads: array<vec4<f32>>;
 
-const NORM_THREADS: u32 = 256u;
-var<workgroup> partial: array<f32, NORM_THREADS>;
+// |g|^2 is summed in one fixed order, so that it is the same bits every time: partial
+// sum t (t < NORM_PARTS) adds the squares of elements t, t + 256, t + 512, ... in that
+// order; then a tree adds partial t + w into partial t for w = 128, 64, ..., 1.
+const NORM_PARTS: u32 = 256u;
+// grad_sq_norm's invocations: each sums four partials at once, 4q .. 4q + 3, from the
+// vec4s of elements 4q + 256 j .. 4q + 3 + 256 j.
+const NORM_INVOCATIONS: u32 = NORM_PARTS / 4u;
+// Its workgroups' size: the engine dispatches NORM_INVOCATIONS / NORM_GROUP_SIZE of
+// them, side by side on the cores of a CPU adapter (one workgroup runs on one core).
+const NORM_GROUP_SIZE: u32 = 16u;
 
-// One workgroup: thread i sums the squares of elements i, i + 256, ... in order, then a
-// fixed tree adds the 256 partial sums, so the result is the same bits every time.
-@compute @workgroup_size(NORM_THREADS)
-fn grad_sq_norm(@builtin(local_invocation_index) lid: u32) {
-    var sum = 0.0;
+// The partial sums of |g|^2, into norm_parts.
+@compute @workgroup_size(NORM_GROUP_SIZE)
+fn grad_sq_norm(@builtin(global_invocation_id) id: vec3<u32>) {
+    let q = id.x;
+    var sum = vec4<f32>(0.0);
     // The bound is read once: on lavapipe a buffer load in a loop condition is paid
     // again at every pass.
-    let count = a.count;
-    for (var i = lid; i < count; i += NORM_THREADS) {
-        let g = grads[i];
+    let quads = (a.count + 3u) / 4u;
+    for (var i = q; i < quads; i += NORM_INVOCATIONS) {
+        let g = grad_quads[i];
         sum += g * g;
     }
-    partial[lid] = sum;
-    workgroupBarrier();
-    for (var width = NORM_THREADS / 2u; width > 0u; width /= 2u) {
-        if (lid < width) {
-            partial[lid] += partial[lid + width];
+    norm_parts[q] = sum;
+}
+
+// |g|^2 from the partial sums, in the tree order above, into grad_norm_sq[0]: one
+// invocation.
+@compute @workgroup_size(1)
+fn grad_norm_total() {
+    var part: array<f32, NORM_PARTS>;
+    for (var q = 0u; q < NORM_INVOCATIONS; q++) {
+        let s = norm_parts[q];
+        part[4u * q] = s.x;
+        part[4u * q + 1u] = s.y;
+        part[4u * q + 2u] = s.z;
+        part[4u * q + 3u] = s.w;
+    }
+    for (var width = NORM_PARTS / 2u; width > 0u; width /= 2u) {
+        for (var t = 0u; t < width; t++) {
+            part[t] += part[t + width];
         }
-        workgroupBarrier();
     }
-    if (lid == 0u) {
-        grad_norm_sq[0] = partial[0];
-    }
+    grad_norm_sq[0] = part[0];
 }
 
 // Elements each adam_step invocation updates: lid + 256 r of its workgroup's chunk,

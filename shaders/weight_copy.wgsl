@@ -5,7 +5,8 @@
 // interleaved (gate_units H): column 4u + g of the copy is then gate g of unit u. The
 // forward gate GEMM's weights are stored as PyTorch stores them, [4H][K] (src_k 1,
 // src_j K), and copied to [K][4H] with the gates interleaved; the dh GEMM's, [4H][H]
-// or [C][H] (src_k H, src_j 1), keep their layout with rows padded to a multiple of 4.
+// or [C][H] (src_k H, src_j 1), keep their layout with rows padded to a multiple of 4
+// (only where H is not a multiple of 4: otherwise the dh GEMM reads the parameters).
 // The engine records the copies at the start of every forward pass, so they hold the
 // parameters that pass and its backward pass read, whoever wrote them (Adam, a
 // checkpoint, the host).

@@ -490,6 +490,59 @@ fn adam_steps_follow_the_reference_and_reduce_the_loss() {
     );
 }
 
+/// The squared gradient norm that clipping divides by is summed in the order
+/// adam.wgsl documents, so that it is the same bits on every adapter and at every
+/// width of the kernels: 256 partial sums, sum t of the squares of elements t, t +
+/// 256, ... in turn, then a tree that adds partial t + w into partial t for w = 128,
+/// 64, ..., 1. Two layers, 70,493 parameters: not a multiple of 4, so the kernel's
+/// vec4 loads end in the buffer's zero padding.
+#[test]
+fn the_gradient_norm_is_summed_in_its_documented_order() {
+    let cfg = model(37, 70, 2, 3, Readout::Softmax);
+    let total = rankcode::model::ParamLayout::new(&cfg).total;
+    assert_ne!(total % 4, 0, "{total} parameters");
+    let params = random_params(&cfg, 0.6, 203);
+    let batch = fixture(&cfg, 40);
+    let adam = rankcode::model::AdamConfig {
+        max_grad_norm: Some(1e-3),
+        ..Default::default()
+    };
+    let rc = RcConfig {
+        theta: 0.9,
+        beta: 0.0,
+        mode: TrainMode::Rc,
+    };
+    let cap = Capacity {
+        batch: batch.batch,
+        steps: batch.steps,
+    };
+    let ecfg = rankcode::engine::EngineConfig::new(cfg, cap)
+        .with_rc(rc)
+        .with_adam(adam);
+    let mut eng = rankcode::engine::Engine::new(ctx(), ecfg, &params).unwrap();
+    eng.train_batch(&batch).unwrap();
+    let grads = eng.grads().unwrap();
+    let mut part = [0.0f32; 256];
+    for (i, g) in grads.iter().enumerate() {
+        part[i % 256] += g * g;
+    }
+    let mut width = 128;
+    while width > 0 {
+        for t in 0..width {
+            part[t] += part[t + width];
+        }
+        width /= 2;
+    }
+    let gpu = eng.grad_norm_squared().unwrap();
+    assert!(part[0] > 0.0);
+    assert_eq!(
+        gpu.to_bits(),
+        part[0].to_bits(),
+        "{gpu} against {}",
+        part[0]
+    );
+}
+
 /// The step GEMM computes the live rows that fit in one narrow block (16 x 64 staged,
 /// 32 x 64 direct) in narrow blocks and more in wide ones; a row's values must not
 /// depend on which: the same rows alone (narrow blocks) and with 4 more (wide blocks)
@@ -744,14 +797,33 @@ fn same_bits_staged_and_direct_over(cfg: ModelConfig, params: &[f32], theta: f32
 }
 
 /// The direct form's gate and dh GEMMs read their weights from copies that every
-/// forward pass refreshes (`weight_copy.wgsl`, laid
-/// out as `WeightCopies` says): after a batch they hold the parameters, element for
-/// element, and after new parameters and another batch, the new ones. Two layers of awkward widths (inputs 37 and 70,
-/// 280 gate rows, dh rows of 70 padded to 72) and a readout of 3.
+/// forward pass refreshes (`weight_copy.wgsl`, laid out as `WeightCopies` says): after
+/// a batch they hold the parameters, element for element, and after new parameters
+/// and another batch, the new ones. Two layers of awkward widths (inputs 37 and 70,
+/// 280 gate rows, dh rows of 70 padded to 72) and a readout of 3; and of 68 units,
+/// whose dh GEMMs read their weights from the parameters (rows of 68 start at
+/// multiples of 4 there), so that only the gate GEMMs' are copied.
 #[test]
 fn the_weight_copies_are_the_parameters_of_each_pass() {
     use rankcode::engine::WeightCopies;
-    let cfg = model(37, 70, 2, 3, Readout::Softmax);
+    let dh_copied = |cfg: &ModelConfig| {
+        WeightCopies::new(cfg)
+            .layers
+            .iter()
+            .map(|at| at.dh.is_some())
+            .collect::<Vec<_>>()
+    };
+    let padded = model(37, 70, 2, 3, Readout::Softmax);
+    assert_eq!(WeightCopies::new(&padded).dh_row, 72);
+    assert_eq!(dh_copied(&padded), [true, true]);
+    weight_copies_follow_the_parameters(padded);
+    let in_place = model(37, 68, 2, 3, Readout::Softmax);
+    assert_eq!(dh_copied(&in_place), [false, false]);
+    weight_copies_follow_the_parameters(in_place);
+}
+
+fn weight_copies_follow_the_parameters(cfg: ModelConfig) {
+    use rankcode::engine::WeightCopies;
     let layout = rankcode::model::ParamLayout::new(&cfg);
     let copies = WeightCopies::new(&cfg);
     let h = cfg.hidden_size;
@@ -771,7 +843,9 @@ fn the_weight_copies_are_the_parameters_of_each_pass() {
                 }
                 row += k_len;
             }
-            // [4H][H] and the weights from above as they are, rows padded.
+            // [4H][H] and the weights from above as they are, rows padded, where the
+            // dh GEMM does not read them from the parameters.
+            let Some(dh) = at.dh else { continue };
             let above = match layout.layers.get(k + 1) {
                 Some(next) => (next.w_ih, 4 * h),
                 None => (layout.readout_w, cfg.classes),
@@ -780,7 +854,7 @@ fn the_weight_copies_are_the_parameters_of_each_pass() {
             for (base, rows) in [(lo.w_hh, 4 * h), above] {
                 for r in 0..rows {
                     for u in 0..h {
-                        copy[at.dh + (row + r) * copies.dh_row + u] = params[base + r * h + u];
+                        copy[dh + (row + r) * copies.dh_row + u] = params[base + r * h + u];
                     }
                 }
                 row += rows;
@@ -788,7 +862,6 @@ fn the_weight_copies_are_the_parameters_of_each_pass() {
         }
         copy
     };
-    assert_eq!(copies.dh_row, 72);
     let batch = random_batch(5, 9, cfg.input_size, 3, 31);
     let rc = RcConfig {
         theta: 0.5,

@@ -9,7 +9,7 @@
 // step_cell_backward: the dh GEMM, then the cell backward: the gate deltas of step t
 //   and the carry into t - 1.
 //
-// Both read the weights in vec4s from their [K][N] copies (`weights_kn`): each
+// Both read the weights in vec4s in [K][N] layout (`weights_kn`): each
 // invocation holds ROWS_PER_THREAD (16, or 4 for a few live rows) consecutive list
 // rows x QUAD_COLS (32 or 16) consecutive columns, from QUAD_COLS / 4 vec4 loads of the
 // weights and ROWS_PER_THREAD scalar loads of the left operand a k, in named
@@ -30,7 +30,8 @@
 // starting at a multiple of 4 elements), read four columns a load: the copies that
 // `weight_copy.wgsl` writes from the parameters at the start of each forward pass
 // (the gate GEMM's [K][4H] with the gates interleaved, the dh GEMM's [4H][H] with
-// padded rows).
+// padded rows), or, for the dh GEMM where H is a multiple of 4, the parameters
+// themselves, already [K][N] with rows that start at multiples of 4.
 @group(0) @binding(10) var<storage, read> weights_kn: array<vec4<f32>>;
 @group(0) @binding(11) var<storage, read> cell: CellParams;
 @group(0) @binding(12) var<storage, read_write> gates_all: array<f32>;

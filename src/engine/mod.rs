@@ -35,6 +35,9 @@ pub use workspace::{LayerCopies, WeightCopies};
 /// Elements each `adam_step` invocation updates (`ELEMENTS_PER_INVOCATION` in the
 /// shader).
 const ADAM_ELEMENTS_PER_INVOCATION: usize = 16;
+/// The workgroups of `grad_sq_norm`: `NORM_INVOCATIONS / NORM_GROUP_SIZE` in
+/// adam.wgsl, side by side on the cores of a CPU adapter.
+const NORM_GROUPS: u32 = 4;
 
 /// The profile's names of the step GEMMs' wide and narrow dispatches, forward and
 /// backward: alone (staged form), and with the cell in their epilogue (direct form).
@@ -383,6 +386,12 @@ impl Engine {
     /// The gradients of the last training batch.
     pub fn grads(&self) -> Result<Vec<f32>> {
         self.read_f32(&self.ws.buf.grads, 0, self.layout.total)
+    }
+
+    /// |g|^2 as the last Adam step with clipping summed it (`grad_sq_norm` and
+    /// `grad_norm_total`, adam.wgsl): for tests.
+    pub fn grad_norm_squared(&self) -> Result<f32> {
+        Ok(self.read_f32(&self.ws.buf.grad_norm_sq, 0, 1)?[0])
     }
 
     /// The direct form's copies of the gate and dh GEMMs' weights as the last forward
@@ -897,8 +906,9 @@ impl Engine {
         self.dispatch(pass, what, kernel, bind, slot, shape.groups(rows, cols));
     }
 
-    /// Refreshes the weight copies that `step_cell.wgsl` reads (the gate and dh GEMMs'
-    /// weights, `WeightCopies`) from the parameters, in the direct form only: recorded
+    /// Refreshes the weight copies that `step_cell.wgsl` reads (the gate GEMMs'
+    /// weights, and the dh GEMMs' where H is not a multiple of 4: `WeightCopies`) from
+    /// the parameters, in the direct form only: recorded
     /// at the start of every forward pass, so they hold whatever the parameters hold
     /// then.
     fn encode_weight_copies(&self, pass: &mut wgpu::ComputePass) {
@@ -1089,7 +1099,9 @@ impl Engine {
         let (k, binds) = (&self.ws.kernels, &self.ws.binds);
         if a.max_grad_norm.is_some() {
             let (what, bind) = ("gradient norm", &binds.grad_sq_norm);
-            self.dispatch(pass, what, &k.grad_sq_norm, bind, None, [1, 1, 1]);
+            self.dispatch(pass, what, &k.grad_sq_norm, bind, None, [NORM_GROUPS, 1, 1]);
+            let (what, bind) = ("gradient norm total", &binds.grad_norm_total);
+            self.dispatch(pass, what, &k.grad_norm_total, bind, None, [1, 1, 1]);
         }
         let groups = groups_for(self.layout.total, 256 * ADAM_ELEMENTS_PER_INVOCATION);
         let max = self.ctx.limits.max_compute_workgroups_per_dimension;

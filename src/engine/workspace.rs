@@ -25,6 +25,10 @@ pub struct Capacity {
 /// decision steps, end-of-sequence correct, end-of-sequence rows, unused.
 pub const STATS: usize = 8;
 
+/// The partial sums of |g|^2 that `grad_sq_norm` writes and `grad_norm_total` adds
+/// up (`NORM_PARTS` in adam.wgsl).
+pub(crate) const NORM_PARTS: usize = 256;
+
 /// Element offsets into the per-layer state buffers.
 pub(crate) struct StateLayout {
     cap: Capacity,
@@ -51,7 +55,9 @@ impl StateLayout {
 ///   of unit u;
 /// - `dh`: the dh GEMM's `W_hh` ([4H][H]) followed by the weights from above: the next
 ///   layer's `W_ih` ([4H][H]) or, on the top layer, the readout's ([C][H]); rows of
-///   `dh_row` (H rounded up to a multiple of 4; the padding stays zero).
+///   `dh_row` (H rounded up to a multiple of 4; the padding stays zero). Only where H
+///   is not a multiple of 4: otherwise each of those rows already starts at a multiple
+///   of 4 elements in the parameters, and the dh GEMM reads them there.
 pub struct WeightCopies {
     pub layers: Vec<LayerCopies>,
     pub dh_row: usize,
@@ -63,20 +69,25 @@ pub struct WeightCopies {
 #[derive(Debug, Clone, Copy)]
 pub struct LayerCopies {
     pub gates: usize,
-    pub dh: usize,
+    /// None where the dh GEMM reads its weights from the parameters.
+    pub dh: Option<usize>,
 }
 
 impl WeightCopies {
     pub fn new(cfg: &ModelConfig) -> Self {
         let (h, l) = (cfg.hidden_size, cfg.layers);
         let dh_row = h.next_multiple_of(4);
+        let copy_dh = !Self::dh_weights_in_quads(cfg);
         let mut layers = Vec::with_capacity(l);
         let mut end = 0;
         for k in 0..l {
             let gates = end;
-            let dh = gates + (cfg.layer_input(k) + h) * 4 * h;
-            let above = if k + 1 < l { 4 * h } else { cfg.classes };
-            end = dh + (4 * h + above) * dh_row;
+            end = gates + (cfg.layer_input(k) + h) * 4 * h;
+            let dh = copy_dh.then_some(end);
+            if copy_dh {
+                let above = if k + 1 < l { 4 * h } else { cfg.classes };
+                end += (4 * h + above) * dh_row;
+            }
             layers.push(LayerCopies { gates, dh });
         }
         WeightCopies {
@@ -84,6 +95,18 @@ impl WeightCopies {
             dh_row,
             len: end,
         }
+    }
+
+    /// Whether every row of the dh GEMMs' weights (each layer's `W_hh`, the next
+    /// layer's `W_ih`, the readout's) starts at a multiple of 4 elements in the
+    /// parameters, so that the dh GEMM reads them there in vec4s: where H is a
+    /// multiple of 4.
+    pub fn dh_weights_in_quads(cfg: &ModelConfig) -> bool {
+        let layout = ParamLayout::new(cfg);
+        let mut bases = layout.layers.iter().flat_map(|lo| [lo.w_ih, lo.w_hh]);
+        cfg.hidden_size.is_multiple_of(4)
+            && bases.all(|base| base.is_multiple_of(4))
+            && layout.readout_w.is_multiple_of(4)
     }
 }
 
@@ -95,7 +118,8 @@ pub(crate) struct Buffers {
     pub grads: wgpu::Buffer,
     pub adam_m: wgpu::Buffer,
     pub adam_v: wgpu::Buffer,
-    /// The squared global gradient norm, for clipping.
+    /// For clipping: `grad_sq_norm`'s partial sums of |g|^2, and |g|^2.
+    pub grad_norm_parts: wgpu::Buffer,
     pub grad_norm_sq: wgpu::Buffer,
     pub x: wgpu::Buffer,
     pub labels: wgpu::Buffer,
@@ -143,6 +167,7 @@ impl Buffers {
             &self.grads,
             &self.adam_m,
             &self.adam_v,
+            &self.grad_norm_parts,
             &self.grad_norm_sq,
             &self.x,
             &self.labels,
@@ -202,6 +227,7 @@ pub(crate) struct Kernels {
     pub readout_forward: Kernel,
     pub loss_stats: Kernel,
     pub grad_sq_norm: Kernel,
+    pub grad_norm_total: Kernel,
     pub adam: Kernel,
     pub sparse_gates: Kernel,
     pub sparse_weight_grad: Kernel,
@@ -262,6 +288,7 @@ pub(crate) struct Binds {
     pub loss_stats: wgpu::BindGroup,
     pub grad_readout: wgpu::BindGroup,
     pub grad_sq_norm: wgpu::BindGroup,
+    pub grad_norm_total: wgpu::BindGroup,
     pub adam: wgpu::BindGroup,
 }
 
@@ -443,12 +470,16 @@ impl Workspace {
         .max()
         .unwrap()
             * f;
+        // The flat buffers, padded with zeros to a multiple of 4 elements:
+        // grad_sq_norm reads the gradients in vec4s (adam.wgsl).
+        let flat_bytes = layout.total.next_multiple_of(4) * f;
         let buf = Buffers {
-            params: storage(ctx, "params", layout.total * f, none),
+            params: storage(ctx, "params", flat_bytes, none),
             weights_kn: storage(ctx, "weights_kn", copy_len * f, none),
-            grads: storage(ctx, "grads", layout.total * f, none),
-            adam_m: storage(ctx, "adam_m", layout.total * f, none),
-            adam_v: storage(ctx, "adam_v", layout.total * f, none),
+            grads: storage(ctx, "grads", flat_bytes, none),
+            adam_m: storage(ctx, "adam_m", flat_bytes, none),
+            adam_v: storage(ctx, "adam_v", flat_bytes, none),
+            grad_norm_parts: storage(ctx, "grad_norm_parts", NORM_PARTS * f, none),
             grad_norm_sq: storage(ctx, "grad_norm_sq", f, none),
             x: storage(ctx, "x", input_bytes, none),
             labels: storage(ctx, "labels", cap.batch * f, none),
@@ -598,6 +629,7 @@ impl Kernels {
                 &bindings::SPARSE_WEIGHT_GRAD,
             ),
             grad_sq_norm: Kernel::new(ctx, &adam, "grad_sq_norm", &bindings::GRAD_SQ_NORM),
+            grad_norm_total: Kernel::new(ctx, &adam, "grad_norm_total", &bindings::GRAD_NORM_TOTAL),
             adam: Kernel::new(ctx, &adam, "adam_step", &bindings::ADAM_STEP),
         }
     }
@@ -847,15 +879,22 @@ impl Binds {
                     above_buf,
                     &buf.dh,
                 );
-                // The same GEMM reading the weights from their copies with padded rows,
-                // with the cell backward in its epilogue; the gate deltas are written
-                // into src1, dgates_all.
+                // The same GEMM reading the weights in vec4s, from the parameters or
+                // from their copies with padded rows (WeightCopies), with the cell
+                // backward in its epilogue; the gate deltas are written into src1,
+                // dgates_all.
                 let row = copies.dh_row;
                 let cell_backward_gemm = k.cell_backward_gemm.as_ref().map(|q| {
-                    let p = GemmParams {
-                        w1: Weight::plain(at.dh, row),
-                        w2: Weight::plain(at.dh + 4 * h * row, row),
-                        ..dh_params
+                    let (p, weights_kn) = match at.dh {
+                        Some(dh) => (
+                            GemmParams {
+                                w1: Weight::plain(dh, row),
+                                w2: Weight::plain(dh + 4 * h * row, row),
+                                ..dh_params
+                            },
+                            &buf.weights_kn,
+                        ),
+                        None => (dh_params, &buf.params),
                     };
                     q.wide.bind(
                         ctx,
@@ -866,7 +905,7 @@ impl Binds {
                             ("src2", above_buf),
                             ("rows", &buf.rows),
                             ("tstar", &buf.tstar),
-                            ("weights_kn", &buf.weights_kn),
+                            ("weights_kn", weights_kn),
                             ("cell", &cell),
                             ("gates_all", &buf.gates_all),
                             ("c_all", &buf.c_all),
@@ -1042,7 +1081,14 @@ impl Binds {
             ctx,
             &[
                 ("a", &buf.adam_params),
-                ("grads", &buf.grads),
+                ("norm_parts", &buf.grad_norm_parts),
+                ("grad_quads", &buf.grads),
+            ],
+        );
+        let grad_norm_total = k.grad_norm_total.bind(
+            ctx,
+            &[
+                ("norm_parts", &buf.grad_norm_parts),
                 ("grad_norm_sq", &buf.grad_norm_sq),
             ],
         );
@@ -1113,15 +1159,20 @@ impl Binds {
                     let ih =
                         (!(sparse_input && kk == 0)).then(|| gate_copy(kk, (lo.w_ih, input), 0));
                     let hh = gate_copy(kk, (lo.w_hh, h), input);
-                    // The dh GEMM's, as they are, in rows of dh_row.
+                    // The dh GEMM's, as they are, in rows of dh_row, where it does
+                    // not read them from the parameters.
                     let (above, above_rows) = if kk + 1 < l {
                         (layout.layers[kk + 1].w_ih, n)
                     } else {
                         (layout.readout_w, c)
                     };
-                    let dh = copy(lo.w_hh, (h, 1), h, n, at.dh, row, 0);
-                    let from_above = copy(above, (h, 1), h, above_rows, at.dh + n * row, row, 0);
-                    ih.into_iter().chain([hh, dh, from_above])
+                    let dh = at.dh.into_iter().flat_map(move |dh| {
+                        [
+                            copy(lo.w_hh, (h, 1), h, n, dh, row, 0),
+                            copy(above, (h, 1), h, above_rows, dh + n * row, row, 0),
+                        ]
+                    });
+                    ih.into_iter().chain([hh]).chain(dh)
                 })
                 .collect()
         } else {
@@ -1136,6 +1187,7 @@ impl Binds {
             loss_stats,
             grad_readout,
             grad_sq_norm,
+            grad_norm_total,
             adam,
         }
     }

@@ -238,8 +238,18 @@ pub const GRAD_SQ_NORM: Table = Table {
     entries: &["grad_sq_norm"],
     slots: &[
         slot("a", 0, Params),
-        slot("grads", 2, Read),
-        slot("grad_norm_sq", 6, ReadWrite),
+        slot("norm_parts", 6, ReadWrite),
+        slot("grad_quads", 8, Read),
+    ],
+};
+
+/// `grad_norm_total`: |g|^2 from `grad_sq_norm`'s partial sums.
+pub const GRAD_NORM_TOTAL: Table = Table {
+    shader: "adam.wgsl",
+    entries: &["grad_norm_total"],
+    slots: &[
+        slot("norm_parts", 6, ReadWrite),
+        slot("grad_norm_sq", 7, ReadWrite),
     ],
 };
 
@@ -253,7 +263,7 @@ pub const ADAM_STEP: Table = Table {
         slot("params", 3, ReadWrite),
         slot("m", 4, ReadWrite),
         slot("v", 5, ReadWrite),
-        slot("grad_norm_sq", 6, ReadWrite),
+        slot("grad_norm_sq", 7, ReadWrite),
     ],
 };
 
@@ -270,7 +280,7 @@ pub const COPY_WEIGHTS: Table = Table {
 };
 
 /// Every table, for the check against the shaders.
-pub const ALL: [Table; 15] = [
+pub const ALL: [Table; 16] = [
     MATMUL,
     STEP_CELL_FORWARD,
     STEP_CELL_BACKWARD,
@@ -284,6 +294,7 @@ pub const ALL: [Table; 15] = [
     SPARSE_GATES,
     SPARSE_WEIGHT_GRAD,
     GRAD_SQ_NORM,
+    GRAD_NORM_TOTAL,
     ADAM_STEP,
     COPY_WEIGHTS,
 ];
