@@ -908,9 +908,8 @@ impl Engine {
 
     /// Refreshes the weight copies that `step_cell.wgsl` reads (the gate GEMMs'
     /// weights, and the dh GEMMs' where H is not a multiple of 4: `WeightCopies`) from
-    /// the parameters, in the direct form only: recorded
-    /// at the start of every forward pass, so they hold whatever the parameters hold
-    /// then.
+    /// the parameters, in the direct form only: recorded at the start of every forward
+    /// pass, so they hold whatever the parameters hold then.
     fn encode_weight_copies(&self, pass: &mut wgpu::ComputePass) {
         let kernel = &self.ws.kernels.weight_copy;
         for (bind, groups) in &self.ws.binds.weight_copies {
