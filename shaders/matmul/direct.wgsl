@@ -1,4 +1,4 @@
-// The direct form of the gathered GEMMs (see gather.wgsl, which comes before this file
+// The direct form of the gathered GEMMs (see gather.wgsl.inc, which comes before this file
 // in the module): the `*_direct` entry points, whose invocations read their operands
 // straight from the buffers; for CPU adapters (`GpuContext::direct_gemm`); and
 // `grad_gemm_quads` and `grad_gemm_narrow`. This file is also part of MATMUL_CELL's

@@ -1,4 +1,4 @@
-// The staged form of the gathered GEMMs (see gather.wgsl, which comes before this file
+// The staged form of the gathered GEMMs (see gather.wgsl.inc, which comes before this file
 // in the module): `step_gemm`, `dense_gemm` and `grad_gemm`, their output blocks
 // staged through workgroup memory.
 

@@ -22,7 +22,7 @@
 // the cell's arithmetic is cell_math.wgsl.inc's: bitwise the staged form's results.
 //
 // In this module (`gpu::shaders::MATMUL_CELL`) the left operands are read-write
-// (sources_read_write.wgsl): the forward kernel writes h_t into the buffer whose
+// (sources_read_write.wgsl.inc): the forward kernel writes h_t into the buffer whose
 // h_{t-1} (and, above layer 0, the lower layer's h_t) it reads, the backward one the
 // gate deltas of step t into the buffer whose deltas of t + 1 it reads.
 

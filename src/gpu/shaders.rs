@@ -4,14 +4,14 @@ const COMMON: &str = include_str!("../../shaders/common.wgsl.inc");
 
 /// Source of the gathered GEMMs (`step_gemm`, `dense_gemm`, `grad_gemm` and their
 /// `*_direct` forms, `grad_gemm_quads` and `grad_gemm_narrow`): one module from four
-/// files. `gather.wgsl`
-/// holds the parameters, bindings, gathered operands and output stores both forms
-/// share; `sources.wgsl` the left operands, read only; `staged.wgsl` the blocks staged
-/// through workgroup memory; `direct.wgsl` the blocks read straight from the buffers.
+/// files. `gather.wgsl.inc` holds the parameters, bindings, gathered operands and
+/// output stores both forms share; `sources.wgsl.inc` the left operands, read only
+/// (neither has an entry point); `staged.wgsl` the blocks staged through workgroup
+/// memory; `direct.wgsl` the blocks read straight from the buffers.
 pub const MATMUL: &str = concat!(
-    include_str!("../../shaders/matmul/gather.wgsl"),
+    include_str!("../../shaders/matmul/gather.wgsl.inc"),
     "\n",
-    include_str!("../../shaders/matmul/sources.wgsl"),
+    include_str!("../../shaders/matmul/sources.wgsl.inc"),
     "\n",
     include_str!("../../shaders/matmul/staged.wgsl"),
     "\n",
@@ -20,13 +20,13 @@ pub const MATMUL: &str = concat!(
 /// Source of the direct form's step GEMMs with the LSTM cell in their epilogue
 /// (`step_cell_forward`, `step_cell_backward`, in `step_cell.wgsl`): the cell's
 /// arithmetic, the direct GEMMs' files with the left operands read-write
-/// (`sources_read_write.wgsl`), and the kernels.
+/// (`sources_read_write.wgsl.inc`), and the kernels.
 pub const MATMUL_CELL: &str = concat!(
     include_str!("../../shaders/cell_math.wgsl.inc"),
     "\n",
-    include_str!("../../shaders/matmul/gather.wgsl"),
+    include_str!("../../shaders/matmul/gather.wgsl.inc"),
     "\n",
-    include_str!("../../shaders/matmul/sources_read_write.wgsl"),
+    include_str!("../../shaders/matmul/sources_read_write.wgsl.inc"),
     "\n",
     include_str!("../../shaders/matmul/direct.wgsl"),
     "\n",

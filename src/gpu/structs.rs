@@ -15,7 +15,7 @@ pub struct Step {
     pub steps: u32,
 }
 
-/// `Source` of `matmul/gather.wgsl`: a gathered operand.
+/// `Source` of `matmul/gather.wgsl.inc`: a gathered operand.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
 pub struct Source {
@@ -28,7 +28,7 @@ pub struct Source {
     pub _pad: [u32; 2],
 }
 
-/// Source validity codes of `matmul/gather.wgsl`.
+/// Source validity codes of `matmul/gather.wgsl.inc`.
 pub mod validity {
     /// Valid wherever 0 <= s < T.
     pub const ALWAYS: u32 = 0;
@@ -72,7 +72,7 @@ impl Source {
     }
 }
 
-/// `Weight` of `matmul/gather.wgsl`: element (k, j) at base + k * k_stride + j * j_stride.
+/// `Weight` of `matmul/gather.wgsl.inc`: element (k, j) at base + k * k_stride + j * j_stride.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
 pub struct Weight {
@@ -104,7 +104,7 @@ impl Weight {
     }
 }
 
-/// `GemmParams` of `matmul/gather.wgsl`.
+/// `GemmParams` of `matmul/gather.wgsl.inc`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
 pub struct GemmParams {
