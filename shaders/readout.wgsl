@@ -5,9 +5,12 @@
 //   The first spike is recorded; with `retire` set the row's loss step t* becomes t
 //   (the scheduler then drops it), and at t = T-1 every remaining row gets t* = T-1.
 // loss_stats (one workgroup for the whole batch):
-//   per row, the loss at t* (BCE summed over units, or CE; minus beta * entropy) and
-//   dL/dz scaled by 1/B, the decision (first spike, else T-1) and its prediction;
-//   batch sums reduced in a fixed tree order (deterministic), written to `stats`.
+//   per row, the loss (BCE summed over units, or CE; minus beta * entropy) at t*, or
+//   its mean over the steps from `loss_from` to t* (docs/design.md, 'The loss'), and
+//   dL/dz at each step up to t* (zero before the first step with a loss) scaled by
+//   1/B and by 1/(steps with a loss); the decision (first spike, else T-1) and its
+//   prediction; batch sums reduced in a fixed tree order (deterministic), written to
+//   `stats`.
 
 struct ReadoutParams {
     hidden: u32,
@@ -29,9 +32,11 @@ struct ReadoutParams {
     batch: u32,
     // 1: write dL/dz.
     want_grad: u32,
+    // The first step whose loss counts: a row's loss is the mean over its steps
+    // min(loss_from, t*)..=t*. 0xffffffff: t* alone.
+    loss_from: u32,
     _pad0: u32,
     _pad1: u32,
-    _pad2: u32,
 }
 
 @group(0) @binding(0) var<storage, read> p: ReadoutParams;
@@ -44,7 +49,7 @@ struct ReadoutParams {
 @group(0) @binding(6) var<storage, read_write> logits: array<f32>;
 @group(0) @binding(7) var<storage, read_write> tstar: array<u32>;
 @group(0) @binding(8) var<storage, read_write> first_spike: array<u32>;
-// loss_stats only: dL/dz [B, C]; per row (decision step, prediction); batch sums.
+// loss_stats only: dL/dz [T, B, C]; per row (decision step, prediction); batch sums.
 @group(0) @binding(9) var<storage, read_write> dz: array<f32>;
 @group(0) @binding(10) var<storage, read_write> decisions: array<u32>;
 @group(0) @binding(11) var<storage, read_write> stats: array<f32>;
@@ -125,9 +130,9 @@ const N_STATS: u32 = 8u;
 // Per thread: loss, correct, fired, steps processed, decision steps, eos correct, eos rows.
 var<workgroup> partial: array<array<f32, 8>, 256>;
 
-// Loss of row b at step t; writes dL/dz * inv_batch when asked.
-fn row_loss(t: u32, b: u32, label: u32) -> f32 {
-    let inv_batch = 1.0 / f32(p.batch);
+// Loss of row b at step t; writes dL/dz * scale at step t when asked.
+fn row_loss(t: u32, b: u32, label: u32, scale: f32) -> f32 {
+    let dz_at = (t * p.batch_stride + b) * p.classes;
     var loss = 0.0;
     if (p.readout == 0u) {
         for (var c = 0u; c < p.classes; c++) {
@@ -137,7 +142,7 @@ fn row_loss(t: u32, b: u32, label: u32) -> f32 {
             let entropy = y * softplus(-z) + (1.0 - y) * softplus(z);
             loss += softplus(z) - z * onehot - p.beta * entropy;
             if (p.want_grad != 0u) {
-                dz[b * p.classes + c] = (y - onehot + p.beta * z * y * (1.0 - y)) * inv_batch;
+                dz[dz_at + c] = (y - onehot + p.beta * z * y * (1.0 - y)) * scale;
             }
         }
     } else {
@@ -153,7 +158,7 @@ fn row_loss(t: u32, b: u32, label: u32) -> f32 {
                 let log_p = logit_at(t, b, c) - lse;
                 let y = exp(log_p);
                 let onehot = select(0.0, 1.0, c == label);
-                dz[b * p.classes + c] = (y - onehot + p.beta * y * (log_p + entropy)) * inv_batch;
+                dz[dz_at + c] = (y - onehot + p.beta * y * (log_p + entropy)) * scale;
             }
         }
     }
@@ -167,7 +172,21 @@ fn loss_stats(@builtin(local_invocation_id) lid: vec3<u32>) {
     for (var b = lid.x; b < p.batch; b += WG) {
         let label = labels[b];
         let t_loss = tstar[b];
-        acc[0] += row_loss(t_loss, b, label);
+        let first = min(p.loss_from, t_loss);
+        if (p.want_grad != 0u) {
+            for (var s = 0u; s < first; s++) {
+                for (var c = 0u; c < p.classes; c++) {
+                    dz[(s * p.batch_stride + b) * p.classes + c] = 0.0;
+                }
+            }
+        }
+        let n_loss = f32(t_loss + 1u - first);
+        let scale = 1.0 / f32(p.batch) / n_loss;
+        var loss = 0.0;
+        for (var s = first; s <= t_loss; s++) {
+            loss += row_loss(s, b, label, scale);
+        }
+        acc[0] += loss / n_loss;
         let spiked = first_spike[b] != NONE;
         let decision = select(last, first_spike[b], spiked);
         let prediction = argmax_at(decision, b);

@@ -413,6 +413,7 @@ pub fn engine_config(p: &Preset, mode: TrainMode, k: usize, sparse: bool) -> Eng
         theta: 0.95,
         beta: 0.0,
         mode,
+        loss_from_step: None,
     })
     .with_readback_every(k)
     .with_sparse_input(sparse)
@@ -656,6 +657,7 @@ mod tests {
             theta: 0.95,
             beta: 0.0,
             mode: TrainMode::Rc,
+            loss_from_step: None,
         };
         let out = reference::run_batch(&m, &rc, &controlled_params(&m), &batch, false);
         let got: Vec<Option<usize>> = out.rows.iter().map(|r| r.first_spike).collect();

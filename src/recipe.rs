@@ -37,6 +37,9 @@ pub struct Recipe {
     pub theta_warmup: Option<ThetaWarmup>,
     /// The entropy bonus at the decision step.
     pub beta: f32,
+    /// Each sequence's loss averaged over its steps from this one (counted from 1) to
+    /// its loss step; `None`: the loss step alone.
+    pub loss_from_step: Option<usize>,
     /// Sequences per batch.
     pub batch: usize,
     /// Passes over the training data.
@@ -72,6 +75,7 @@ const BASE: Recipe = Recipe {
     theta: 0.95,
     theta_warmup: None,
     beta: 0.0,
+    loss_from_step: None,
     batch: 128,
     epochs: 10,
     augment_shift: None,
@@ -181,6 +185,7 @@ impl Recipe {
                 theta: self.theta,
                 beta: self.beta,
                 mode,
+                loss_from_step: self.loss_from_step,
             },
             adam: AdamConfig {
                 lr: self.lr,

@@ -51,6 +51,7 @@ fn invalid_flags_are_refused_clearly() {
     assert_refused(&train(&["--theta", "0"]), "theta");
     assert_refused(&train(&["--theta", "95"]), "got 95 (did you mean 0.95?)");
     assert_refused(&train(&["--beta=-1"]), "beta");
+    assert_refused(&train(&["--loss-from-step", "0"]), "--loss-from-step");
     assert_refused(&train(&["--hidden", "0"]), "hidden size");
     assert_refused(&train(&["--batch", "0"]), "batch");
     assert_refused(&train(&["--epochs", "0"]), "epochs");
@@ -1191,7 +1192,14 @@ fn each_task_trains_with_its_recipe_unless_a_flag_says_otherwise() {
         &dir,
         "3",
         "1",
-        &["--clip-grad-norm", "none", "--theta", "0.9"],
+        &[
+            "--clip-grad-norm",
+            "none",
+            "--theta",
+            "0.9",
+            "--loss-from-step",
+            "4",
+        ],
     );
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
@@ -1202,6 +1210,7 @@ fn each_task_trains_with_its_recipe_unless_a_flag_says_otherwise() {
         "seq-spotting's own schedule"
     );
     assert_eq!(config["rc"]["theta"].as_f64().unwrap() as f32, 0.9);
+    assert_eq!(config["rc"]["loss_from_step"], 4);
     let _ = std::fs::remove_dir_all(&dir);
 
     // Settings the recipe cannot take are refused before anything is written.

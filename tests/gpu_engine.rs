@@ -48,7 +48,23 @@ fn check_gradients(
     theta: f32,
     sparse_input: bool,
 ) {
-    let rc = RcConfig { theta, beta, mode };
+    let rc = RcConfig {
+        theta,
+        beta,
+        mode,
+        loss_from_step: None,
+    };
+    check_gradients_with(cfg, rc, batch, params, sparse_input);
+}
+
+/// [`check_gradients`] with any rank-coding settings.
+fn check_gradients_with(
+    cfg: ModelConfig,
+    rc: RcConfig,
+    batch: &Batch,
+    params: &[f32],
+    sparse_input: bool,
+) {
     let cap = Capacity {
         batch: batch.batch + 3,
         steps: batch.steps + 2,
@@ -104,6 +120,39 @@ fn end_of_sequence_gradients_match_reference() {
     check_gradients(cfg, TrainMode::Eos, 0.3, &batch, &params, 0.9, false);
 }
 
+/// The loss averaged over the steps from the third to t*: dL/dz at every one of them
+/// reaches the readout and the top layer's dh, in both modes, dense and sparse input.
+#[test]
+fn gradients_match_reference_with_the_loss_over_steps() {
+    let cfg = model(5, 17, 2, 4, Readout::Softmax);
+    let batch = random_batch(9, 21, 5, 4, 21);
+    let params = random_params(&cfg, 0.8, 22);
+    let theta = mixed_theta(&cfg, &params, &batch);
+    for mode in [TrainMode::Rc, TrainMode::Eos] {
+        let rc = RcConfig {
+            theta,
+            beta: 0.1,
+            mode,
+            loss_from_step: Some(3),
+        };
+        check_gradients_with(cfg, rc, &batch, &params, false);
+    }
+    let cfg = model(37, 19, 1, 3, Readout::Sigmoid);
+    let mut batch = random_batch(7, 21, 37, 3, 101);
+    let mut rng = rankcode::rng::Rng::new(102);
+    for v in batch.dense_mut() {
+        *v = (rng.below(8) == 0) as u8 as f32;
+    }
+    let params = random_params(&cfg, 0.6, 103);
+    let rc = RcConfig {
+        theta: mixed_theta(&cfg, &params, &batch),
+        beta: 0.2,
+        mode: TrainMode::Rc,
+        loss_from_step: Some(2),
+    };
+    check_gradients_with(cfg, rc, &batch, &params, true);
+}
+
 #[test]
 fn all_rows_fire_at_step_zero() {
     let cfg = model(4, 13, 1, 3, Readout::Sigmoid);
@@ -114,6 +163,7 @@ fn all_rows_fire_at_step_zero() {
         theta: 0.05,
         beta: 0.2,
         mode: TrainMode::Rc,
+        loss_from_step: None,
     };
     let cpu = reference::run_batch(&cfg, &rc, &params, &batch, false);
     assert!(cpu.rows.iter().all(|r| r.first_spike == Some(0)));
@@ -161,6 +211,7 @@ fn rows_that_never_fire_run_to_the_end() {
         theta: 0.999,
         beta: 0.0,
         mode: TrainMode::Rc,
+        loss_from_step: None,
     };
     let cpu = reference::run_batch(&cfg, &rc, &params, &batch, false);
     assert!(cpu.rows.iter().all(|r| r.first_spike.is_none()));
@@ -177,6 +228,7 @@ fn evaluation_matches_reference_and_full_pass_gives_eos_accuracy() {
         theta,
         beta: 0.0,
         mode: TrainMode::Rc,
+        loss_from_step: None,
     };
     let mut eng = engine(
         cfg,
@@ -228,6 +280,7 @@ fn mixed_decisions() -> (ModelConfig, Batch, Vec<f32>, RcConfig, Capacity) {
         theta: mixed_theta(&cfg, &params, &batch),
         beta: 0.1,
         mode: TrainMode::Rc,
+        loss_from_step: None,
     };
     let cap = Capacity {
         batch: 40,
@@ -375,6 +428,7 @@ fn dispatches_past_the_queries_of_a_pass_are_counted_untimed() {
         theta: 0.9,
         beta: 0.0,
         mode: TrainMode::Eos,
+        loss_from_step: None,
     };
     let cap = Capacity { batch: 1, steps: 2 };
     let mut eng = engine(cfg, rc, cap, 1, &random_params(&cfg, 0.5, 5));
@@ -402,6 +456,7 @@ fn adam_run(adam: rankcode::model::AdamConfig) -> (Vec<f32>, Vec<f64>, Vec<f64>)
         theta: 0.95,
         beta: 0.0,
         mode: TrainMode::Eos,
+        loss_from_step: None,
     };
     let ecfg = rankcode::engine::EngineConfig::new(
         cfg,
@@ -511,6 +566,7 @@ fn the_gradient_norm_is_summed_in_its_documented_order() {
         theta: 0.9,
         beta: 0.0,
         mode: TrainMode::Rc,
+        loss_from_step: None,
     };
     let cap = Capacity {
         batch: batch.batch,
@@ -569,6 +625,7 @@ fn narrow_and_wide_gemm_blocks_give_the_same_bits() {
         theta: 0.95,
         beta: 0.0,
         mode: TrainMode::Eos,
+        loss_from_step: None,
     };
     let cap = Capacity { batch: many, steps };
     let mut eng = engine(cfg, rc, cap, 1, &params);
@@ -765,6 +822,7 @@ fn same_bits_staged_and_direct_over(cfg: ModelConfig, params: &[f32], theta: f32
                 theta,
                 beta: 0.0,
                 mode: TrainMode::Rc,
+                loss_from_step: None,
             };
             let cap = Capacity { batch: rows, steps };
             let ctx = ctx_with_direct_gemm(direct);
@@ -867,6 +925,7 @@ fn weight_copies_follow_the_parameters(cfg: ModelConfig) {
         theta: 0.5,
         beta: 0.0,
         mode: TrainMode::Rc,
+        loss_from_step: None,
     };
     let cap = Capacity { batch: 9, steps: 5 };
     let first = random_params(&cfg, 0.6, 32);
@@ -914,6 +973,7 @@ fn event_time_batches_take_the_sparse_path_and_denser_ones_grow_its_lists() {
         theta: mixed_theta(&cfg, &params, &batch),
         beta: 0.2,
         mode: TrainMode::Rc,
+        loss_from_step: None,
     };
     let mut eng = engine_with(cfg, rc, Capacity { batch: rows, steps }, 1, &params, true);
     let before = eng.memory_bytes();
@@ -972,6 +1032,7 @@ fn threshold_sweeps_match_the_reference_at_every_threshold() {
             theta: 0.5,
             beta: 0.0,
             mode: TrainMode::Rc,
+            loss_from_step: None,
         };
         let cap = Capacity { batch: 16, steps };
         let mut eng = engine(cfg, rc, cap, k, &params);
@@ -1041,6 +1102,7 @@ fn an_ensembles_zero_blocks_are_skipped_with_the_same_results() {
         theta,
         beta: 0.0,
         mode: TrainMode::Rc,
+        loss_from_step: None,
     };
     let cpu = reference::run_batch(&cfg, &rc, &params, &batch, false);
     let config = |sparse_input, recurrent_block| {

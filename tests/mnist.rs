@@ -51,6 +51,7 @@ fn a_short_mnist_run_clears_the_bar() {
         theta: 0.9,
         beta: 0.0,
         mode: TrainMode::Rc,
+        loss_from_step: None,
     };
     let cfg = EngineConfig::new(
         model,

@@ -208,6 +208,7 @@ fn host_structs() -> Vec<HostStruct> {
             beta,
             batch,
             want_grad,
+            loss_from,
             _pad
         }),
         host_struct!(AdamParams {

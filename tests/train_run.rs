@@ -36,6 +36,7 @@ fn tiny_run() -> RunConfig {
             theta: 0.8,
             beta: 0.1,
             mode: TrainMode::Rc,
+            loss_from_step: None,
         },
         adam: AdamConfig {
             lr: 1e-2,

@@ -196,6 +196,7 @@ fn train_one(
         theta: args.theta,
         beta: args.beta,
         mode,
+        loss_from_step: None,
     };
     let cfg = EngineConfig::new(
         model,

@@ -127,6 +127,12 @@ pub struct TrainArgs {
     /// Entropy bonus at the decision step (>= 0): larger values delay spikes.
     #[arg(long)]
     pub beta: Option<f32>,
+    /// Average each sequence's loss over its steps from STEP (counted from 1) to its
+    /// decision step, not the decision step alone: every prefix from STEP on learns
+    /// the answer, at no extra step (rank coding still stops at the decision);
+    /// `none`: the decision step alone.
+    #[arg(long, value_name = "STEP", value_parser = number_or_none::<usize>)]
+    pub loss_from_step: Option<OrNone<usize>>,
     /// LSTM hidden units per layer.
     #[arg(long)]
     pub hidden: Option<usize>,
@@ -294,11 +300,12 @@ pub struct TrainArgs {
 }
 
 /// The flag behind each setting of `config.json` that a resumed run keeps as saved.
-pub const SETTING_FLAGS: [(&str, &str); 36] = [
+pub const SETTING_FLAGS: [(&str, &str); 37] = [
     ("task", "--task"),
     ("rc.mode", "--mode"),
     ("rc.theta", "--theta"),
     ("rc.beta", "--beta"),
+    ("rc.loss_from_step", "--loss-from-step"),
     ("theta_warmup", "--theta-warmup"),
     ("model.hidden_size", "--hidden"),
     ("model.layers", "--layers"),
@@ -399,6 +406,7 @@ impl TrainArgs {
             theta: self.theta.unwrap_or(base.theta),
             theta_warmup: or_recipe(self.theta_warmup, base.theta_warmup),
             beta: self.beta.unwrap_or(base.beta),
+            loss_from_step: or_recipe(self.loss_from_step, base.loss_from_step),
             batch: self.batch.unwrap_or(base.batch),
             epochs: self.epochs.unwrap_or(base.epochs),
             augment_shift: or_recipe(self.augment_shift, base.augment_shift),
@@ -531,7 +539,7 @@ type ShowSetting = fn(&Recipe) -> String;
 
 /// The flags whose defaults come from the task's recipe, each with the setting it
 /// shows: the help text of `train` lists their values per task.
-const RECIPE_FLAGS: [(&str, ShowSetting); 23] = [
+const RECIPE_FLAGS: [(&str, ShowSetting); 24] = [
     ("hidden", |r| r.hidden.to_string()),
     ("layers", |r| r.layers.to_string()),
     ("readout", |r| r.readout.name().into()),
@@ -543,6 +551,7 @@ const RECIPE_FLAGS: [(&str, ShowSetting); 23] = [
         show_optional(r.theta_warmup.map(|w| format!("{}:{}", w.start, w.epochs)))
     }),
     ("beta", |r| r.beta.to_string()),
+    ("loss_from_step", |r| show_optional(r.loss_from_step)),
     ("batch", |r| r.batch.to_string()),
     ("epochs", |r| r.epochs.to_string()),
     ("augment_shift", |r| show_optional(r.augment_shift)),

@@ -5,7 +5,8 @@
 //!    fused cell, then the readout that applies the threshold. Every `readback_every`
 //!    steps the host reads the loss steps back and drops the rows that have decided;
 //!    kernels skip retired rows themselves, so the cadence changes no result;
-//! 2. `loss_stats`: loss and dL/dz at each row's loss step, batch sums;
+//! 2. `loss_stats`: loss and dL/dz at each row's loss step (or at each of its steps
+//!    from `RcConfig::loss_from_step` on), batch sums;
 //! 3. backward replay from max t* down to 0 over the rows with t <= t*, top layer first;
 //! 4. weight gradients as one GEMM per tensor over exactly the processed (step, row)
 //!    pairs (the recurrent weights over those of steps 1 and later, since h_{-1} = 0);
@@ -699,7 +700,8 @@ impl Engine {
             beta: rc.beta,
             batch: b as u32,
             want_grad: want_grad as u32,
-            _pad: [0; 3],
+            loss_from: rc.loss_from_step.map_or(u32::MAX, |s| (s - 1) as u32),
+            _pad: [0; 2],
         };
         q.write_buffer(&buf.readout_params, 0, bytemuck::bytes_of(&params));
         Ok(())
@@ -1056,10 +1058,16 @@ impl Engine {
                 self.dispatch_layer_backward(pass, layer, slot, n);
             }
         }
-        let readout_slot = Some(self.slot(slots.loss_steps()));
+        let pairs_slot = Some(self.slot(slots.all_pairs()));
+        // The readout's gradient sums over the steps that carry a loss: the loss steps,
+        // or every processed pair when the loss starts earlier (dL/dz is zero at the
+        // pairs before its first step).
+        let readout_slot = match self.cfg.rc.loss_from_step {
+            None => Some(self.slot(slots.loss_steps())),
+            Some(_) => pairs_slot,
+        };
         let (what, bind) = ("readout weight gradient", &binds.grad_readout);
         self.dispatch_grad_gemm(pass, what, bind, readout_slot, m.classes, h + 1);
-        let pairs_slot = Some(self.slot(slots.all_pairs()));
         let recurrent_pairs_slot = Some(self.slot(slots.recurrent_pairs()));
         for (kk, layer) in binds.layers.iter().enumerate() {
             // With sparse input, grad_ih computes layer 0's bias column only.

@@ -491,7 +491,7 @@ impl Workspace {
             gates_pre: storage(ctx, "gates_pre", cap.batch * 4 * h * f, none),
             dh: storage(ctx, "dh", cap.batch * h * f, none),
             dc_carry: storage(ctx, "dc_carry", l * cap.batch * h * f, none),
-            dz: storage(ctx, "dz", cap.batch * c * f, none),
+            dz: storage(ctx, "dz", logit_bytes, none),
             rows: storage(ctx, "rows", regions.total * f, none),
             tstar: storage(ctx, "tstar", cap.batch * f, none),
             first_spike: storage(ctx, "first_spike", cap.batch * f, none),
@@ -769,6 +769,8 @@ impl Binds {
             Source::per_step(st.state(k), b, h, step_offset, validity::ALWAYS)
         };
         let x_src = Source::per_step(0, b, cfg.input_size, 0, validity::ALWAYS);
+        // dL/dz at step s, zero at the steps of a row without a loss (`loss_stats`).
+        let dz_of = |validity| Source::per_step(0, b, cfg.classes, 0, validity);
         let copies = WeightCopies::new(cfg);
         let layers = (0..l)
             .map(|kk| {
@@ -848,7 +850,7 @@ impl Binds {
                     )
                 });
                 // dh of layer kk at step t: recurrent part from the gate deltas of t+1,
-                // plus the part from the layer above at t (or the readout at t*).
+                // plus the part from the layer above at t (or the readout's loss at t).
                 let (above_src, above_w, above_buf) = if kk + 1 < l {
                     (
                         gates_of(kk + 1),
@@ -857,7 +859,7 @@ impl Binds {
                     )
                 } else {
                     (
-                        Source::per_row(0, c, validity::LOSS_STEP),
+                        dz_of(validity::LIVE),
                         Weight::plain(layout.readout_w, h),
                         &buf.dz,
                     )
@@ -1037,7 +1039,7 @@ impl Binds {
             "grad_readout",
             &k.grad_gemm,
             GemmParams {
-                a1: Source::per_row(0, c, validity::ALWAYS),
+                a1: dz_of(validity::ALWAYS),
                 a2: h_of(l - 1, 0),
                 has_bias: 1,
                 bias1: layout.readout_b as u32,

@@ -34,8 +34,6 @@ pub mod validity {
     pub const ALWAYS: u32 = 0;
     /// Valid where the row was live at step s (s <= t*).
     pub const LIVE: u32 = 1;
-    /// Valid only at the row's loss step (s == t*).
-    pub const LOSS_STEP: u32 = 2;
 }
 
 impl Source {
@@ -178,7 +176,10 @@ pub struct ReadoutParams {
     pub beta: f32,
     pub batch: u32,
     pub want_grad: u32,
-    pub _pad: [u32; 3],
+    /// The first step whose loss counts (`RcConfig::first_loss_step`), or `u32::MAX`
+    /// for the loss step alone.
+    pub loss_from: u32,
+    pub _pad: [u32; 2],
 }
 
 /// `CopyParams` of `weight_copy.wgsl`: element (k, s(j)) of the matrix at `src_base`

@@ -136,6 +136,12 @@ pub struct RcConfig {
     pub beta: f32,
     /// RC (loss at t*) or end-of-sequence training.
     pub mode: TrainMode,
+    /// With `Some(s)`, each sequence's loss is the mean over its steps from the s-th
+    /// (1-based, as decision steps are counted) to its loss step, instead of the loss
+    /// step alone (docs/design.md, 'The loss'). Only computed steps carry a loss, so
+    /// rank coding still stops at t*. Default `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_from_step: Option<usize>,
 }
 
 impl Default for RcConfig {
@@ -144,12 +150,21 @@ impl Default for RcConfig {
             theta: 0.95,
             beta: 0.0,
             mode: TrainMode::Rc,
+            loss_from_step: None,
         }
     }
 }
 
 impl RcConfig {
-    /// Checks theta is in (0, 1) and beta is finite and non-negative.
+    /// The first step (0-based) whose loss counts for a sequence whose loss step is
+    /// `loss_step`: that step itself unless `loss_from_step` starts the loss earlier.
+    pub fn first_loss_step(&self, loss_step: usize) -> usize {
+        self.loss_from_step
+            .map_or(loss_step, |s| (s - 1).min(loss_step))
+    }
+
+    /// Checks theta is in (0, 1), beta is finite and non-negative, and the loss
+    /// starts at step 1 or later.
     pub fn validate(&self) -> Result<()> {
         ensure(self.theta > 0.0 && self.theta < 1.0, || {
             // A percentage, as accuracies are printed: 95 for 0.95.
@@ -162,6 +177,9 @@ impl RcConfig {
         })?;
         ensure(self.beta.is_finite() && self.beta >= 0.0, || {
             format!("beta must be finite and >= 0, got {}", self.beta)
+        })?;
+        ensure(self.loss_from_step != Some(0), || {
+            "the loss's first step (--loss-from-step) counts from 1, got 0".to_string()
         })
     }
 }
@@ -428,10 +446,28 @@ mod tests {
                 theta,
                 beta,
                 mode: TrainMode::Rc,
+                loss_from_step: None,
             };
             let err = rc.validate().unwrap_err().to_string();
             assert!(err.contains("theta") || err.contains("beta"), "{err}");
         }
+    }
+
+    #[test]
+    fn the_loss_starts_at_its_first_step_or_at_the_decision_if_that_is_earlier() {
+        let rc = |loss_from_step| RcConfig {
+            loss_from_step,
+            ..RcConfig::default()
+        };
+        assert_eq!(rc(None).first_loss_step(7), 7);
+        // Step 3 counted from 1 is step 2 counted from 0.
+        assert_eq!(rc(Some(3)).first_loss_step(7), 2);
+        assert_eq!(rc(Some(3)).first_loss_step(2), 2);
+        assert_eq!(rc(Some(3)).first_loss_step(1), 1);
+        assert_eq!(rc(Some(1)).first_loss_step(5), 0);
+        rc(Some(1)).validate().unwrap();
+        let err = rc(Some(0)).validate().unwrap_err().to_string();
+        assert!(err.contains("counts from 1"), "{err}");
     }
 
     #[test]

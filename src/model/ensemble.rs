@@ -162,6 +162,7 @@ mod tests {
             theta: 0.95,
             beta: 0.0,
             mode: TrainMode::Eos,
+            loss_from_step: None,
         };
         run_batch(model, &rc, params, batch, false)
             .rows

@@ -10,7 +10,8 @@
 //! - RC mode stops computing at the decision step t* and takes the loss there;
 //!   end-of-sequence mode computes every step and takes the loss at T-1;
 //! - per-sequence loss: BCE summed over sigmoid units (or CE over a softmax) minus
-//!   beta times the output entropy; the batch loss is the mean;
+//!   beta times the output entropy, at the loss step, or its mean over the steps
+//!   from `RcConfig::loss_from_step` to the loss step; the batch loss is the mean;
 //! - gradients flow from t* back to step 0 only; t* itself is not differentiated.
 
 use super::config::{AdamConfig, ModelConfig, RcConfig, Readout, TrainMode};
@@ -178,10 +179,19 @@ pub fn run_batch(
     for b in 0..batch.batch {
         let (row, states, inputs) = forward_row(&w, rc, batch, b);
         if with_grads {
-            let z = &row.logits[row.loss_step];
-            let (_, dz) =
-                loss_and_dlogits(cfg.readout, rc.beta as f64, z, batch.labels[b] as usize);
-            let dz: Vec<f64> = dz.iter().map(|v| v * inv_batch).collect();
+            let label = batch.labels[b] as usize;
+            let first = rc.first_loss_step(row.loss_step);
+            let scale = inv_batch / (row.loss_step + 1 - first) as f64;
+            let dz: Vec<Vec<f64>> = (0..=row.loss_step)
+                .map(|t| {
+                    if t < first {
+                        return vec![0.0; cfg.classes];
+                    }
+                    let (_, dz) =
+                        loss_and_dlogits(cfg.readout, rc.beta as f64, &row.logits[t], label);
+                    dz.iter().map(|v| v * scale).collect()
+                })
+                .collect();
             backward_row(&w, &states, &inputs, &dz, &mut grads);
         }
         rows.push(row);
@@ -245,7 +255,11 @@ fn forward_row(
     // at exactly 1.0 in floating point.
     let prediction = argmax(&logits[decision_step]);
     let label = batch.labels[b] as usize;
-    let (loss, _) = loss_and_dlogits(cfg.readout, rc.beta as f64, &logits[loss_step], label);
+    let first = rc.first_loss_step(loss_step);
+    let loss = (first..=loss_step)
+        .map(|t| loss_and_dlogits(cfg.readout, rc.beta as f64, &logits[t], label).0)
+        .sum::<f64>()
+        / (loss_step + 1 - first) as f64;
     let row = RowOutcome {
         loss_step,
         first_spike,
@@ -258,22 +272,24 @@ fn forward_row(
 }
 
 /// Truncated BPTT of one sequence from its loss step (the last stored one) to step 0,
-/// given the gradient `dz` of the batch loss with respect to the logits there.
+/// given the gradient `dz[t]` of the batch loss with respect to the logits at each
+/// stored step t (zero at steps without a loss).
 fn backward_row(
     w: &Weights,
     states: &[Vec<CellState>],
     inputs: &[Vec<f64>],
-    dz: &[f64],
+    dz: &[Vec<f64>],
     grads: &mut [f64],
 ) {
     let cfg = w.cfg;
     let (hs, layers) = (cfg.hidden_size, cfg.layers);
     let t_star = states.len() - 1;
-    add_outer(grads, w.layout.readout_w, dz, &states[t_star][layers - 1].h);
-    for (c, &d) in dz.iter().enumerate() {
-        grads[w.layout.readout_b + c] += d;
+    for (t, dz) in dz.iter().enumerate() {
+        add_outer(grads, w.layout.readout_w, dz, &states[t][layers - 1].h);
+        for (c, &d) in dz.iter().enumerate() {
+            grads[w.layout.readout_b + c] += d;
+        }
     }
-    let dh_top = w.matvec_t(w.layout.readout_w, hs, dz);
     // Per layer: gate deltas of step t+1 and the cell-state carry into step t.
     let mut dgates_next: Vec<Vec<f64>> = vec![vec![0.0; 4 * hs]; layers];
     let mut dc_next: Vec<Vec<f64>> = vec![vec![0.0; hs]; layers];
@@ -282,11 +298,7 @@ fn backward_row(
         for k in (0..layers).rev() {
             let lo = w.layout.layers[k];
             let mut dh = if k == layers - 1 {
-                if t == t_star {
-                    dh_top.clone()
-                } else {
-                    vec![0.0; hs]
-                }
+                w.matvec_t(w.layout.readout_w, hs, &dz[t])
             } else {
                 w.matvec_t(w.layout.layers[k + 1].w_ih, hs, &dgates_above)
             };
@@ -428,6 +440,7 @@ mod tests {
             theta: 0.8,
             beta: 0.3,
             mode: TrainMode::Rc,
+            loss_from_step: None,
         };
         check_gradients(tiny(1, Readout::Sigmoid), rc, 1);
     }
@@ -438,8 +451,30 @@ mod tests {
             theta: 0.9,
             beta: 0.2,
             mode: TrainMode::Rc,
+            loss_from_step: None,
         };
         check_gradients(tiny(2, Readout::Softmax), rc, 2);
+    }
+
+    /// The loss averaged over steps 2..=t* (rows deciding at step 0 or 1 keep the
+    /// loss at t* alone), both readouts and both modes, so every step of a long row
+    /// feeds dz.
+    #[test]
+    fn finite_differences_with_the_loss_over_steps() {
+        let cases = [
+            (2, Readout::Softmax, TrainMode::Rc, 6),
+            (1, Readout::Sigmoid, TrainMode::Rc, 7),
+            (1, Readout::Softmax, TrainMode::Eos, 8),
+        ];
+        for (layers, readout, mode, seed) in cases {
+            let rc = RcConfig {
+                theta: 0.9,
+                beta: 0.2,
+                mode,
+                loss_from_step: Some(2),
+            };
+            check_gradients(tiny(layers, readout), rc, seed);
+        }
     }
 
     #[test]
@@ -448,6 +483,7 @@ mod tests {
             theta: 0.8,
             beta: 0.5,
             mode: TrainMode::Eos,
+            loss_from_step: None,
         };
         check_gradients(tiny(2, Readout::Sigmoid), rc, 3);
     }
@@ -463,6 +499,7 @@ mod tests {
                 theta: 0.8,
                 beta: 0.0,
                 mode: TrainMode::Eos,
+                loss_from_step: None,
             },
             &params,
             &batch,
@@ -474,6 +511,7 @@ mod tests {
                 theta: 0.8,
                 beta: 0.0,
                 mode: TrainMode::Rc,
+                loss_from_step: None,
             },
             &params,
             &batch,

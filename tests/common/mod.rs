@@ -89,6 +89,7 @@ pub fn mixed_theta(cfg: &ModelConfig, params: &[f32], batch: &Batch) -> f32 {
         theta: 0.5,
         beta: 0.0,
         mode: TrainMode::Eos,
+        loss_from_step: None,
     };
     let out = reference::run_batch(cfg, &rc, params, batch, false);
     let max_score = |z: &[f64]| {
