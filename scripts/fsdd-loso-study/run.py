@@ -7,7 +7,7 @@ import fe
 
 torch.set_num_threads(int(__import__('os').environ.get('NT','2')))
 P = argparse.ArgumentParser()
-P.add_argument("--model", default="cnn")  # cnn (causal 1-D, cum-mean pool) | lstm | bigru | cnn2d
+P.add_argument("--model", default="cnn")  # cnn (causal 1-D, cum-mean pool) | lstm | lstm-mean (cum-mean pool) | bigru | cnn2d
 P.add_argument("--feat", default="logmel")  # logmel | mfcc
 P.add_argument("--unorm", default="causal")  # none | causal | whole
 P.add_argument("--aug", default="")  # comma list: shift,speed,noise,vtlp,specaug,mixup
@@ -20,6 +20,8 @@ P.add_argument("--seeds", default="1")
 P.add_argument("--folds", default="1,2,3,4,5")
 P.add_argument("--variant", default="3spk")  # 3spk | 4spk
 P.add_argument("--prefix_loss", type=int, default=0)  # >0: loss averaged over cum-mean logits at frames >= this
+P.add_argument("--rc", type=float, default=0.0)  # >0: rank-coding loss, CE at the first frame whose top softmax >= this
+P.add_argument("--dense", type=int, default=0)  # with --rc: CE averaged over frames from this one (1-based) to the decision
 P.add_argument("--tag", default="")
 P.add_argument("--smoke", type=int, default=0)
 A = P.parse_args()
@@ -52,13 +54,17 @@ class CausalCNN(nn.Module):
 
 
 class LSTM(nn.Module):
-    def __init__(s, F, H):
+    def __init__(s, F, H, pool=False):
         super().__init__()
         s.rnn = nn.LSTM(F, H, batch_first=True)
         s.out = nn.Linear(H, 10)
+        s.pool = pool
 
-    def forward(s, x):
-        return s.out(s.rnn(x)[0])  # (B,T,10), causal
+    def forward(s, x):  # (B,T,10), causal; pool: the readout reads the running mean of h
+        h = s.rnn(x)[0]
+        if s.pool:
+            h = torch.cumsum(h, 1) / torch.arange(1, h.shape[1] + 1, device=h.device)[None, :, None]
+        return s.out(h)
 
 
 class BiGRU(nn.Module):
@@ -91,6 +97,7 @@ class CNN2D(nn.Module):
 
 def make_model(F):
     return {"cnn": lambda: CausalCNN(F, A.width), "lstm": lambda: LSTM(F, A.width),
+            "lstm-mean": lambda: LSTM(F, A.width, pool=True),
             "bigru": lambda: BiGRU(F, A.width), "cnn2d": lambda: CNN2D(F, A.width)}[A.model]()
 
 
@@ -107,6 +114,55 @@ def specaug(x, g):
         m = (ar >= f0[:, None]) & (ar < (f0 + w)[:, None])
         x = x.masked_fill(m[:, None, :], 0.0)
     return x
+
+
+THETAS = [0.3 + 0.7 * (1 - 0.5 ** (i / 4)) for i in range(48)]  # dense near 1
+
+
+def rc_decisions(out, theta):
+    """First frame whose top softmax reaches theta, else the last (rankcode's rule)."""
+    fired = Fn.softmax(out, -1).max(-1).values >= theta  # (B,T)
+    T = out.shape[1]
+    first = torch.where(fired.any(1), fired.float().argmax(1), torch.full((out.shape[0],), T - 1))
+    return first
+
+
+def rc_loss(out, y):
+    with torch.no_grad():
+        ts = rc_decisions(out, A.rc)
+    if not A.dense:
+        return Fn.cross_entropy(out[torch.arange(len(y)), ts], y)
+    T = out.shape[1]
+    s = torch.arange(T)[None]
+    lo = torch.minimum(torch.full_like(ts, A.dense - 1), ts)
+    m = ((s >= lo[:, None]) & (s <= ts[:, None])).float()
+    ce = Fn.cross_entropy(out.reshape(-1, 10), y[:, None].expand(-1, T).reshape(-1), reduction="none").reshape(-1, T)
+    return ((ce * m).sum(1) / m.sum(1)).mean()
+
+
+def rc_sweep(out, y):
+    """(accuracy at decision, mean decision frame, 1-based) for each threshold in THETAS."""
+    res = []
+    for th in THETAS:
+        d = rc_decisions(out, th)
+        acc = (out[torch.arange(len(y)), d].argmax(1) == y).float().mean().item()
+        res.append((acc, (d + 1).float().mean().item()))
+    return res
+
+
+def rc_select(hist):
+    """Epoch and threshold: the best validation accuracy within HALF frames on average."""
+    best = None
+    for e, h in enumerate(hist):
+        for i, (acc, dec) in enumerate(h["rc_va"]):
+            if dec <= HALF and (best is None or acc >= best[0]):
+                best = (acc, e, i)
+    if best is None:
+        return {"rc_test": 0.0}
+    _, e, i = best
+    return {"rc_epoch": e, "rc_theta": THETAS[i], "rc_val": hist[e]["rc_va"][i][0],
+            "rc_val_dec": hist[e]["rc_va"][i][1], "rc_test": hist[e]["rc_te"][i][0],
+            "rc_test_dec": hist[e]["rc_te"][i][1]}
 
 
 waves, digit, spk, take = fe.load_all()
@@ -141,7 +197,7 @@ for fold in [int(f) for f in A.folds.split(",")]:
         opt = torch.optim.AdamW(model.parameters(), lr=A.lr, weight_decay=A.wd)
         steps = A.epochs * ((len(tr) + A.batch - 1) // A.batch)
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, A.lr, total_steps=steps, pct_start=0.1) \
-            if A.model != "lstm" else torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+            if not A.model.startswith("lstm") else torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
         hist = []
         Xtr_clean = norm(clean[tr])
         for ep in range(A.epochs):
@@ -161,7 +217,9 @@ for fold in [int(f) for f in A.folds.split(",")]:
                     p2 = torch.randperm(len(idx), generator=g)
                     x = lam * x + (1 - lam) * x[p2]; y2 = y[p2]
                 out = model(x)
-                if A.prefix_loss and out.shape[1] > 1:
+                if A.rc:
+                    lf = lambda yy: rc_loss(out, yy)
+                elif A.prefix_loss and out.shape[1] > 1:
                     o = out[:, A.prefix_loss - 1:]
                     lf = lambda yy: Fn.cross_entropy(o.reshape(-1, 10), yy[:, None].expand(-1, o.shape[1]).reshape(-1))
                 else:
@@ -180,17 +238,21 @@ for fold in [int(f) for f in A.folds.split(",")]:
             if ov.shape[1] > 1:
                 r["va_half"] = (ov[:, HALF - 1].argmax(1) == yva).float().mean().item()
                 r["te_half"] = (ot[:, HALF - 1].argmax(1) == yte).float().mean().item()
+            if A.rc:
+                r["rc_va"], r["rc_te"] = rc_sweep(ov, yva), rc_sweep(ot, yte)
             hist.append(r)
         best = max(range(len(hist)), key=lambda e: (hist[e]["va"], e))
         res = {"tag": A.tag, "model": A.model, "feat": A.feat, "unorm": A.unorm, "aug": sorted(AUG),
-               "variant": A.variant, "prefix_loss": A.prefix_loss, "epochs": A.epochs, "lr": A.lr,
+               "variant": A.variant, "prefix_loss": A.prefix_loss, "rc": A.rc, "dense": A.dense, "epochs": A.epochs, "lr": A.lr,
                "width": A.width, "fold": fold, "test_spk": fe.SPEAKERS[te_s], "seed": seed,
                "best_ep": best, "val": hist[best]["va"], "test": hist[best]["te"],
                "test_last_ep": hist[-1]["te"], "wall_s": time.time() - t0, "smoke": A.smoke}
         if "te_half" in hist[0]:
             bh = max(range(len(hist)), key=lambda e: (hist[e]["va_half"], e))
             res.update(test_half_at_best=hist[best]["te_half"], test_half_sel_half=hist[bh]["te_half"])
-        res["hist"] = [{k: round(v, 4) for k, v in h.items()} for h in hist]
+        if A.rc:
+            res.update(rc_select(hist))
+        res["hist"] = [{k: round(v, 4) for k, v in h.items() if not k.startswith("rc_")} for h in hist]
         print(json.dumps({k: v for k, v in res.items() if k != "hist"}), flush=True)
         if not A.smoke:
             with open(os.environ.get("RESULTS", "results.jsonl"), "a") as f:

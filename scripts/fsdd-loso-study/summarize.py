@@ -4,8 +4,8 @@ rows = [json.loads(l) for l in open(os.environ.get("RESULTS", "results.jsonl"))]
 g = collections.OrderedDict()
 for r in rows:
     g.setdefault((r["tag"], r["variant"]), []).append(r)
-print("| config | variant | seeds | george | jackson | lucas | nicolas | yweweler | mean | worst | last-epoch mean/worst | half (29 fr) mean/worst | wall s |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+print("| config | variant | seeds | george | jackson | lucas | nicolas | yweweler | mean | worst | last-epoch mean/worst | half (29 fr) mean/worst | RC (--rc) mean/worst at frames | wall s |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for (tag, var), rs in g.items():
     spk = ["george", "jackson", "lucas", "nicolas", "yweweler"]
     per = {s: [r["test"] for r in rs if r["test_spk"] == s] for s in spk}
@@ -24,9 +24,14 @@ for (tag, var), rs in g.items():
     if "test_last_ep" in rs[0]:
         lp = np.array([np.mean([r["test_last_ep"] for r in rs if r["test_spk"] == s] or [np.nan]) for s in spk])
         last = f"{100*np.nanmean(lp):.1f} / {100*np.nanmin(lp):.1f}"
+    rc = ""
+    if "rc_test" in rs[0]:
+        rp = np.array([np.mean([r["rc_test"] for r in rs if r["test_spk"] == s] or [np.nan]) for s in spk])
+        frames = np.mean([r.get("rc_test_dec", np.nan) for r in rs])
+        rc = f"{100*np.nanmean(rp):.1f} / {100*np.nanmin(rp):.1f} at {frames:.1f}"
     sd = ""
     if seeds > 1:
         ms = [np.mean([r["test"] for r in rs if r["seed"] == sd_]) for sd_ in set(r["seed"] for r in rs)]
         sd = f" (±{100*np.std(ms):.1f})"
     print(f"| {tag} | {var} | {seeds} | " + " | ".join(f"{100*v:.1f}" for v in vals) +
-          f" | **{100*np.nanmean(vals):.1f}**{sd} | {100*np.nanmin(vals):.1f} | {last} | {half} | {sum(r['wall_s'] for r in rs):.0f} |")
+          f" | **{100*np.nanmean(vals):.1f}**{sd} | {100*np.nanmin(vals):.1f} | {last} | {half} | {rc} | {sum(r['wall_s'] for r in rs):.0f} |")
