@@ -107,7 +107,8 @@ impl Recipe {
             // not yet learned to decide early (94.8% at 27.6 steps: 1.7 points below
             // the frontier there). The loss over the steps from the 10th took three
             // seeds from 1.01, 0.67 and 1.24 points below the frontier to 0.85, 0.33
-            // and 0.40 (docs/results.md, "Default runs").
+            // and 0.40, at the cost of late decisions (docs/results.md, "Default
+            // runs").
             Task::NoiseVsSignal => Recipe {
                 hidden: 32,
                 lr: 3e-3,
