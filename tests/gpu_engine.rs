@@ -103,12 +103,34 @@ fn rc_gradients_match_reference_with_mixed_decision_steps() {
     check_gradients(cfg, TrainMode::Rc, 0.25, &batch, &params, theta, false);
 }
 
-#[test]
-fn rc_gradients_match_reference_two_layers_softmax() {
+/// Two layers of 17 on 5 inputs, a softmax of 4; 21 rows of 9 steps, and a theta at
+/// which their decision steps are mixed.
+fn two_layer_softmax_fixture() -> (ModelConfig, Batch, Vec<f32>, f32) {
     let cfg = model(5, 17, 2, 4, Readout::Softmax);
     let batch = random_batch(9, 21, 5, 4, 21);
     let params = random_params(&cfg, 0.8, 22);
     let theta = mixed_theta(&cfg, &params, &batch);
+    (cfg, batch, params, theta)
+}
+
+/// `layers` layers of 19 sigmoid-read units on 37 sparse event inputs (about 1 in 8
+/// on, as temporal MNIST); 21 rows of 7 steps, and a theta at which their decision
+/// steps are mixed.
+fn sparse_event_fixture(layers: usize) -> (ModelConfig, Batch, Vec<f32>, f32) {
+    let cfg = model(37, 19, layers, 3, Readout::Sigmoid);
+    let mut batch = random_batch(7, 21, 37, 3, 101);
+    let mut rng = rankcode::rng::Rng::new(102);
+    for v in batch.dense_mut() {
+        *v = (rng.below(8) == 0) as u8 as f32;
+    }
+    let params = random_params(&cfg, 0.6, 103);
+    let theta = mixed_theta(&cfg, &params, &batch);
+    (cfg, batch, params, theta)
+}
+
+#[test]
+fn rc_gradients_match_reference_two_layers_softmax() {
+    let (cfg, batch, params, theta) = two_layer_softmax_fixture();
     check_gradients(cfg, TrainMode::Rc, 0.1, &batch, &params, theta, false);
 }
 
@@ -124,10 +146,7 @@ fn end_of_sequence_gradients_match_reference() {
 /// reaches the readout and the top layer's dh, in both modes, dense and sparse input.
 #[test]
 fn gradients_match_reference_with_the_loss_over_steps() {
-    let cfg = model(5, 17, 2, 4, Readout::Softmax);
-    let batch = random_batch(9, 21, 5, 4, 21);
-    let params = random_params(&cfg, 0.8, 22);
-    let theta = mixed_theta(&cfg, &params, &batch);
+    let (cfg, batch, params, theta) = two_layer_softmax_fixture();
     for mode in [TrainMode::Rc, TrainMode::Eos] {
         let rc = RcConfig {
             theta,
@@ -137,15 +156,9 @@ fn gradients_match_reference_with_the_loss_over_steps() {
         };
         check_gradients_with(cfg, rc, &batch, &params, false);
     }
-    let cfg = model(37, 19, 1, 3, Readout::Sigmoid);
-    let mut batch = random_batch(7, 21, 37, 3, 101);
-    let mut rng = rankcode::rng::Rng::new(102);
-    for v in batch.dense_mut() {
-        *v = (rng.below(8) == 0) as u8 as f32;
-    }
-    let params = random_params(&cfg, 0.6, 103);
+    let (cfg, batch, params, theta) = sparse_event_fixture(1);
     let rc = RcConfig {
-        theta: mixed_theta(&cfg, &params, &batch),
+        theta,
         beta: 0.2,
         mode: TrainMode::Rc,
         loss_from_step: Some(2),
@@ -995,15 +1008,7 @@ fn event_time_batches_take_the_sparse_path_and_denser_ones_grow_its_lists() {
 /// layer-0 path: the same decisions, logits and gradients as the reference.
 #[test]
 fn sparse_input_path_matches_reference() {
-    let cfg = model(37, 19, 2, 3, Readout::Sigmoid);
-    let (steps, rows) = (7, 21);
-    let mut batch = random_batch(steps, rows, 37, 3, 101);
-    let mut rng = rankcode::rng::Rng::new(102);
-    for v in batch.dense_mut() {
-        *v = (rng.below(8) == 0) as u8 as f32; // about 1 input in 8 is on
-    }
-    let params = random_params(&cfg, 0.6, 103);
-    let theta = mixed_theta(&cfg, &params, &batch);
+    let (cfg, batch, params, theta) = sparse_event_fixture(2);
     check_gradients(cfg, TrainMode::Rc, 0.2, &batch, &params, theta, true);
 }
 

@@ -700,7 +700,7 @@ impl Engine {
             beta: rc.beta,
             batch: b as u32,
             want_grad: want_grad as u32,
-            loss_from: rc.loss_from_step.map_or(u32::MAX, |s| (s - 1) as u32),
+            loss_from: rc.loss_from_index().map_or(u32::MAX, |first| first as u32),
             _pad: [0; 2],
         };
         q.write_buffer(&buf.readout_params, 0, bytemuck::bytes_of(&params));

@@ -156,11 +156,16 @@ impl Default for RcConfig {
 }
 
 impl RcConfig {
+    /// `loss_from_step` counted from 0, as the engine's steps are.
+    pub fn loss_from_index(&self) -> Option<usize> {
+        self.loss_from_step.map(|s| s - 1)
+    }
+
     /// The first step (0-based) whose loss counts for a sequence whose loss step is
     /// `loss_step`: that step itself unless `loss_from_step` starts the loss earlier.
     pub fn first_loss_step(&self, loss_step: usize) -> usize {
-        self.loss_from_step
-            .map_or(loss_step, |s| (s - 1).min(loss_step))
+        self.loss_from_index()
+            .map_or(loss_step, |first| first.min(loss_step))
     }
 
     /// Checks theta is in (0, 1), beta is finite and non-negative, and the loss
