@@ -314,12 +314,15 @@ fn readback_cadence_changes_no_result_and_runs_are_bitwise_repeatable() {
     let (r1, p1) = train(1, true);
     let (r3, p3) = train(3, true);
     let (r1_waited, p1_waited) = train(1, false);
+    // One chunk: every step after the first planned on the GPU, one readback.
+    let (r_one, p_one) = train(cap.steps, false);
     let (again, p_again) = train(1, true);
     assert!(
         r1[0].readbacks > r3[0].readbacks,
         "K = 3 reads back less often"
     );
-    for r in r1.iter().chain(&r3).chain(&r1_waited) {
+    assert_eq!(r_one[0].readbacks, 1);
+    for r in r1.iter().chain(&r3).chain(&r1_waited).chain(&r_one) {
         // A submit a readback, and one for the loss, backward pass and Adam.
         assert_eq!(r.submits, r.readbacks + 1, "{r:?}");
         assert!(r.dispatches > r.submits, "{r:?}");
@@ -337,7 +340,9 @@ fn readback_cadence_changes_no_result_and_runs_are_bitwise_repeatable() {
     };
     assert_eq!(strip(&r1), strip(&r3));
     assert_eq!(strip(&r1), strip(&r1_waited));
+    assert_eq!(strip(&r1), strip(&r_one));
     assert_eq!(bits(&p1), bits(&p3));
+    assert_eq!(bits(&p1), bits(&p_one));
     assert_eq!(bits(&p1), bits(&p1_waited));
     assert_eq!(r1, again);
     assert_eq!(bits(&p1), bits(&p_again));
@@ -830,7 +835,9 @@ fn fixture(cfg: &ModelConfig, rows: usize) -> Batch {
 fn same_bits_staged_and_direct_over(cfg: ModelConfig, params: &[f32], theta: f32, batch: &Batch) {
     let (steps, rows) = (batch.steps, batch.batch);
     for sparse_input in [false, true] {
-        let run = |direct: bool| {
+        // K = 1 reads the loss steps back after every step; K = steps plans every step
+        // after the first on the GPU (`plan_next_step`), indirect dispatches included.
+        let run = |direct: bool, k: usize| {
             let rc = RcConfig {
                 theta,
                 beta: 0.0,
@@ -839,14 +846,15 @@ fn same_bits_staged_and_direct_over(cfg: ModelConfig, params: &[f32], theta: f32
             };
             let cap = Capacity { batch: rows, steps };
             let ctx = ctx_with_direct_gemm(direct);
-            let mut eng = engine_on(ctx, cfg, rc, cap, 1, params, sparse_input);
+            let mut eng = engine_on(ctx, cfg, rc, cap, k, params, sparse_input);
             let report = eng.compute_gradients(batch).unwrap();
             let logits: Vec<u32> = (0..steps)
                 .flat_map(|t| bits(&eng.logits_at(t, rows).unwrap()))
                 .collect();
             (report.decision_step, logits, bits(&eng.grads().unwrap()))
         };
-        let (staged, direct) = (run(false), run(true));
+        let (staged, direct) = (run(false, 1), run(true, 1));
+        let (staged_planned, direct_planned) = (run(false, steps), run(true, steps));
         let decided = &staged.0;
         // Live rows at step t: those deciding at t or later. The forward pass ends in
         // narrow blocks of both forms.
@@ -864,6 +872,12 @@ fn same_bits_staged_and_direct_over(cfg: ModelConfig, params: &[f32], theta: f32
         assert_eq!(staged.0, direct.0, "decisions, {what}");
         assert_eq!(staged.1, direct.1, "logits, {what}");
         assert_eq!(staged.2, direct.2, "gradients, {what}");
+        for (form, planned) in [("staged", &staged_planned), ("direct", &direct_planned)] {
+            assert_eq!(
+                &staged, planned,
+                "the {form} form's steps planned on the GPU, {what}"
+            );
+        }
     }
 }
 

@@ -85,8 +85,8 @@ impl<T: WgslType, const N: usize> WgslType for [T; N] {
 }
 
 use rankcode::gpu::structs::{
-    AdamParams, CellParams, CopyParams, DenseGemmParams, GemmParams, ReadoutParams, Source,
-    SparseParams, Step, Weight,
+    AdamParams, CellParams, CopyParams, DenseGemmParams, GemmParams, GridRule, PlanParams,
+    ReadoutParams, Source, SparseParams, Step, Weight,
 };
 
 wgsl_types! {
@@ -237,6 +237,20 @@ fn host_structs() -> Vec<HostStruct> {
             dst_base,
             dst_row,
             gate_units
+        }),
+        host_struct!(GridRule {
+            fixed,
+            rows_per_group,
+            rows_axis,
+            min_rows,
+            max_rows,
+            _pad
+        }),
+        host_struct!(PlanParams {
+            region_a,
+            region_b,
+            rules,
+            _pad
         }),
     ]
 }

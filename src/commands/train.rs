@@ -173,8 +173,8 @@ pub struct TrainArgs {
     /// Seed of the initial weights and the batch order.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Steps between readbacks of the fired mask [default: 1] (changes no result; larger
-    /// hides latency).
+    /// Steps between readbacks of the fired mask [default: 1]; the GPU plans the steps in
+    /// between (changes no result, only the round trips a batch pays).
     #[arg(long)]
     pub readback_every: Option<usize>,
     /// Train on the first N training sequences only.

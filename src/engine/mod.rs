@@ -4,7 +4,8 @@
 //! 1. forward, step by step over the live rows only: per layer the gate GEMM and the
 //!    fused cell, then the readout that applies the threshold. Every `readback_every`
 //!    steps the host reads the loss steps back and drops the rows that have decided;
-//!    kernels skip retired rows themselves, so the cadence changes no result;
+//!    between those readbacks `plan_next_step` does the same on the GPU, so every step
+//!    computes its live rows only, and the cadence changes no result;
 //! 2. `loss_stats`: loss and dL/dz at each row's loss step (or at each of its steps
 //!    from `RcConfig::loss_from_step` on), batch sums;
 //! 3. backward replay from max t* down to 0 over the rows with t <= t*, top layer first;
@@ -13,6 +14,7 @@
 //!    then Adam. The batch sums are read back once.
 
 pub mod schedule;
+mod step_plan;
 pub mod timing;
 mod workspace;
 
@@ -30,7 +32,8 @@ use crate::model::{AdamConfig, ModelConfig, ParamLayout, RcConfig, TrainMode};
 use schedule::{ReplayPlan, SparseColumns, SparseRows, loss_step_entries, still_live};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use workspace::{LayerBinds, QuadsKernels, STATS, Workspace};
+use step_plan::{ForwardGrid, StepRows};
+use workspace::{LayerBinds, STATS, Workspace};
 pub use workspace::{LayerCopies, WeightCopies};
 
 /// Elements each `adam_step` invocation updates (`ELEMENTS_PER_INVOCATION` in the
@@ -622,10 +625,15 @@ impl Engine {
         groups: [u32; 3],
     ) {
         if kernel.dispatch(pass, bind, slot, groups) {
-            self.dispatched.fetch_add(1, Ordering::Relaxed);
-            if let Some(profiler) = &self.profiler {
-                profiler.after_dispatch(pass, what, kernel.name);
-            }
+            self.count_dispatch(pass, what, kernel);
+        }
+    }
+
+    /// Counts a dispatch just recorded, and times it as `what` if profiling.
+    fn count_dispatch(&self, pass: &mut wgpu::ComputePass, what: &'static str, kernel: &Kernel) {
+        self.dispatched.fetch_add(1, Ordering::Relaxed);
+        if let Some(profiler) = &self.profiler {
+            profiler.after_dispatch(pass, what, kernel.name);
         }
     }
 
@@ -754,15 +762,20 @@ impl Engine {
         let mut readbacks = 0;
         let mut in_flight = None;
         let mut tstar = Vec::new();
+        let regions = &self.ws.regions;
         while t < steps && !live.is_empty() {
             let end = (t + chunk).min(steps);
             let n = live.len();
-            self.write_rows(self.ws.regions.forward, &live);
+            self.write_rows(regions.forward(t), &live);
+            // With retirement, each step after the chunk's first reads the list that
+            // plan_next_step writes for it, in the other region; the lists keep the
+            // chunk's n rows, live ones first.
+            let list = |s: usize| regions.forward(if retire { s } else { t });
             let slots: Vec<Step> = (t..end)
                 .map(|s| Step {
                     t: s as u32,
                     n_rows: n as u32,
-                    rows_offset: self.ws.regions.forward as u32,
+                    rows_offset: list(s) as u32,
                     steps: steps as u32,
                 })
                 .collect();
@@ -774,7 +787,13 @@ impl Engine {
                     self.encode_weight_copies(&mut pass);
                 }
                 for s in t..end {
-                    self.encode_forward_step(&mut pass, s, n);
+                    let rows = if s == t || !retire {
+                        StepRows::Listed(n)
+                    } else {
+                        self.plan_step_after(&mut pass, s - 1);
+                        StepRows::Planned(n)
+                    };
+                    self.encode_forward_step(&mut pass, s, rows);
                 }
             }
             self.end_pass(&mut encoder);
@@ -808,64 +827,82 @@ impl Engine {
         Ok((tstar, readbacks))
     }
 
-    /// Dispatches `step_gemm` over `rows` listed rows and `cols` output columns, in
-    /// narrow blocks when the rows fit in one (same results, less padding: on
-    /// lavapipe, 13 rows of the toy shape's gate GEMM, [13 x 126] x [126 x 500], took
-    /// 1.9 ms in 16 x 64 blocks of the staged form, 17 rows in one 32-row block
-    /// 2.9-3.1 ms). Tuned on the software adapter only: on a large GPU, fewer, larger
-    /// workgroups may not pay.
-    /// `what` names the wide and the narrow dispatches.
-    fn dispatch_step_gemm(
-        &self,
-        pass: &mut wgpu::ComputePass,
-        what: [&'static str; 2],
-        bind: &wgpu::BindGroup,
-        slot: Option<u32>,
-        cols: usize,
-        rows: usize,
-    ) {
-        let k = &self.ws.kernels;
-        let shapes = k.gemm_shapes;
-        let (kernel, shape, what) = if rows <= shapes.narrow.block_rows() {
-            (&k.step_gemm_narrow, shapes.narrow, what[1])
-        } else {
-            (&k.step_gemm, shapes.wide, what[0])
-        };
-        self.dispatch(pass, what, kernel, bind, slot, shape.groups(rows, cols));
+    /// Dispatches `plan_next_step` after forward step `t`: step t + 1's row list and
+    /// workgroup counts, made on the GPU.
+    fn plan_step_after(&self, pass: &mut wgpu::ComputePass, t: usize) {
+        let (kernel, bind) = (
+            &self.ws.kernels.plan_next_step,
+            &self.ws.binds.plan_next_step,
+        );
+        let slot = Some(self.slot(self.ws.slots.forward(t)));
+        self.dispatch(pass, "next step's plan", kernel, bind, slot, [1, 1, 1]);
     }
 
-    /// Dispatches a layer's forward step over `rows` listed rows: in the direct form
-    /// one dispatch, `step_cell_forward` (the gate GEMM with the weights read in vec4s
+    /// Dispatches a forward step's `kernel` as `grid` says (workgroups that follow the
+    /// step's live rows), timed as `what` if profiling.
+    #[allow(clippy::too_many_arguments)]
+    fn dispatch_forward(
+        &self,
+        pass: &mut wgpu::ComputePass,
+        what: &'static str,
+        kernel: &Kernel,
+        bind: &wgpu::BindGroup,
+        slot: Option<u32>,
+        (t, rows): (usize, StepRows),
+        grid: ForwardGrid,
+    ) {
+        let grids = &self.ws.grids;
+        match rows {
+            StepRows::Listed(n) => {
+                self.dispatch(pass, what, kernel, bind, slot, grids.rule(grid).groups(n))
+            }
+            // A planned step runs the kernels its chunk's first step ran: of the two
+            // step GEMM kernels, the one for that step's rows.
+            StepRows::Planned(first) if grids.rule(grid).groups(first)[0] == 0 => {}
+            StepRows::Planned(_) => {
+                let offset = grids.offset(t, grid);
+                kernel.dispatch_indirect(pass, bind, slot, &self.ws.buf.grids, offset);
+                self.count_dispatch(pass, what, kernel);
+            }
+        }
+    }
+
+    /// Dispatches a layer's forward step `t` over its rows: in the direct form one
+    /// dispatch, `step_cell_forward` (the gate GEMM with the weights read in vec4s
     /// from their interleaved copy, and the cell in its epilogue: docs/performance.md,
     /// 'The cell in the GEMMs' epilogue'); in the staged form `step_gemm`, then
-    /// `cell_forward`.
+    /// `cell_forward`. The GEMMs run in narrow blocks while the live rows fit in one
+    /// (`ForwardGrid::GatesNarrow`), in wide ones past that: of each pair one kernel
+    /// gets workgroups.
     fn dispatch_layer_forward(
         &self,
         pass: &mut wgpu::ComputePass,
         layer: &LayerBinds,
         slot: Option<u32>,
-        rows: usize,
+        step: (usize, StepRows),
     ) {
-        let (k, h) = (&self.ws.kernels, self.cfg.model.hidden_size);
+        let k = &self.ws.kernels;
+        let grids = [ForwardGrid::GatesWide, ForwardGrid::GatesNarrow];
         if let (Some(quads), Some(bind)) = (&k.cell_forward_gemm, &layer.cell_forward_gemm) {
-            self.dispatch_quads(pass, GATES_CELL, quads, bind, slot, rows, 4 * h);
+            let kernels = [&quads.wide, &quads.narrow];
+            for ((what, kernel), grid) in GATES_CELL.into_iter().zip(kernels).zip(grids) {
+                self.dispatch_forward(pass, what, kernel, bind, slot, step, grid);
+            }
             return;
         }
-        self.dispatch_step_gemm(pass, GATES_GEMM, &layer.gates_forward, slot, 4 * h, rows);
-        let per_unit = [groups_for(h, 64), rows as u32, 1];
-        self.dispatch(
-            pass,
-            "cell",
-            &k.cell_forward,
-            &layer.cell_forward,
-            slot,
-            per_unit,
-        );
+        let kernels = [&k.step_gemm, &k.step_gemm_narrow];
+        for ((what, kernel), grid) in GATES_GEMM.into_iter().zip(kernels).zip(grids) {
+            self.dispatch_forward(pass, what, kernel, &layer.gates_forward, slot, step, grid);
+        }
+        let (what, bind) = ("cell", &layer.cell_forward);
+        let grid = ForwardGrid::PerUnit;
+        self.dispatch_forward(pass, what, &k.cell_forward, bind, slot, step, grid);
     }
 
     /// Dispatches a layer's backward step over `rows` listed rows, as
     /// [`Engine::dispatch_layer_forward`] its forward step: `step_cell_backward` (the
-    /// dh GEMM and the cell backward), or `step_gemm`, then `cell_backward`.
+    /// dh GEMM and the cell backward), or `step_gemm`, then `cell_backward`; the GEMMs
+    /// in narrow blocks while the rows fit in one, in wide ones past that.
     fn dispatch_layer_backward(
         &self,
         pass: &mut wgpu::ComputePass,
@@ -875,37 +912,21 @@ impl Engine {
     ) {
         let (k, h) = (&self.ws.kernels, self.cfg.model.hidden_size);
         if let (Some(quads), Some(bind)) = (&k.cell_backward_gemm, &layer.cell_backward_gemm) {
-            self.dispatch_quads(pass, DH_CELL, quads, bind, slot, rows, h);
+            let kernels = [&quads.wide, &quads.narrow];
+            for ((what, kernel), rule) in DH_CELL.into_iter().zip(kernels).zip(quads.rules(h)) {
+                self.dispatch(pass, what, kernel, bind, slot, rule.groups(rows));
+            }
             return;
         }
-        self.dispatch_step_gemm(pass, DH_GEMM, &layer.dh_backward, slot, h, rows);
+        let kernels = [&k.step_gemm, &k.step_gemm_narrow];
+        let rules = k.gemm_shapes.rules(h);
+        for ((what, kernel), rule) in DH_GEMM.into_iter().zip(kernels).zip(rules) {
+            let bind = &layer.dh_backward;
+            self.dispatch(pass, what, kernel, bind, slot, rule.groups(rows));
+        }
         let per_unit = [groups_for(h, 64), rows as u32, 1];
         let (what, bind) = ("cell backward", &layer.cell_backward);
         self.dispatch(pass, what, &k.cell_backward, bind, slot, per_unit);
-    }
-
-    /// Dispatches a step GEMM of `step_cell.wgsl` over `rows` listed rows and `cols`
-    /// output columns,
-    /// in narrow blocks when at most `StepQuadsShape::NARROW_ROWS` rows are listed;
-    /// `what` names the wide and the narrow dispatches.
-    #[allow(clippy::too_many_arguments)]
-    fn dispatch_quads(
-        &self,
-        pass: &mut wgpu::ComputePass,
-        what: [&'static str; 2],
-        quads: &QuadsKernels,
-        bind: &wgpu::BindGroup,
-        slot: Option<u32>,
-        rows: usize,
-        cols: usize,
-    ) {
-        let [wide, narrow] = quads.shapes;
-        let (kernel, shape, what) = if rows <= narrow.rows {
-            (&quads.narrow, narrow, what[1])
-        } else {
-            (&quads.wide, wide, what[0])
-        };
-        self.dispatch(pass, what, kernel, bind, slot, shape.groups(rows, cols));
     }
 
     /// Refreshes the weight copies that `step_cell.wgsl` reads (the gate GEMMs'
@@ -961,21 +982,23 @@ impl Engine {
         }
     }
 
-    fn encode_forward_step(&self, pass: &mut wgpu::ComputePass, t: usize, n: usize) {
+    fn encode_forward_step(&self, pass: &mut wgpu::ComputePass, t: usize, rows: StepRows) {
         let (k, binds) = (&self.ws.kernels, &self.ws.binds);
-        let h = self.cfg.model.hidden_size;
         let slot = Some(self.slot(self.ws.slots.forward(t)));
+        let step = (t, rows);
         if let Some(sparse) = &binds.sparse_gates {
-            let per_unit = [groups_for(h, 64), n as u32, 1];
             let (what, kernel) = ("sparse input gates", &k.sparse_gates);
-            self.dispatch(pass, what, kernel, sparse, slot, per_unit);
+            self.dispatch_forward(pass, what, kernel, sparse, slot, step, ForwardGrid::PerUnit);
         }
         for layer in &binds.layers {
-            self.dispatch_layer_forward(pass, layer, slot, n);
+            self.dispatch_layer_forward(pass, layer, slot, step);
         }
-        let groups = [groups_for(n, 64), 1, 1];
-        let (kernel, bind) = (&k.readout_forward, &binds.readout_forward);
-        self.dispatch(pass, "readout and threshold", kernel, bind, slot, groups);
+        let (what, kernel, bind) = (
+            "readout and threshold",
+            &k.readout_forward,
+            &binds.readout_forward,
+        );
+        self.dispatch_forward(pass, what, kernel, bind, slot, step, ForwardGrid::Readout);
     }
 
     /// Writes the replay lists and the pair lists of the weight gradients.

@@ -3,8 +3,8 @@
 //! on `Engine`, and change no result of a training or evaluation batch (they
 //! overwrite the scheduler state of the last batch, and `time_adam` the parameters).
 
-use super::Engine;
 use super::schedule::ReplayPlan;
+use super::{Engine, StepRows};
 use crate::error::{Result, ensure};
 use crate::gpu::structs::Step;
 
@@ -78,7 +78,8 @@ pub fn time_layer_forward(engine: &mut Engine, rows: usize, reps: usize) -> Resu
         "timing a layer's forward step at step 1 needs sequences of at least 2 steps".into()
     })?;
     let list: Vec<u32> = (0..rows as u32).collect();
-    engine.write_rows(engine.ws.regions.forward, &list);
+    let list_at = engine.ws.regions.forward(1);
+    engine.write_rows(list_at, &list);
     engine.ctx.queue.write_buffer(
         &engine.ws.buf.tstar,
         0,
@@ -87,13 +88,14 @@ pub fn time_layer_forward(engine: &mut Engine, rows: usize, reps: usize) -> Resu
     let step = Step {
         t: 1,
         n_rows: rows as u32,
-        rows_offset: 0,
+        rows_offset: list_at as u32,
         steps: cap.steps as u32,
     };
     engine.write_slots(engine.ws.slots.forward(1), &[step]);
     let slot = Some(engine.slot(engine.ws.slots.forward(1)));
     time_dispatches(engine, reps, |engine, pass| {
-        engine.dispatch_layer_forward(pass, &engine.ws.binds.layers[0], slot, rows);
+        let step = (1, StepRows::Listed(rows));
+        engine.dispatch_layer_forward(pass, &engine.ws.binds.layers[0], slot, step);
     })
 }
 

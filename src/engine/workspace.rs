@@ -1,6 +1,7 @@
 //! Every GPU resource a model needs, created once for a batch and step capacity:
 //! buffers, pipelines and bind groups. Nothing here is created per step or per batch.
 
+use super::step_plan::ForwardGrids;
 use crate::error::{Error, Result};
 use crate::gpu::bindings::{self, MATMUL, Table};
 use crate::gpu::context::STORAGE_BUFFERS_DIRECT;
@@ -8,7 +9,8 @@ use crate::gpu::kernel::groups_for;
 use crate::gpu::kernel::{Kernel, module};
 use crate::gpu::matmul::{self, GemmShapes, StepQuadsShape};
 use crate::gpu::structs::{
-    CellParams, CopyParams, GemmParams, Source, SparseParams, Weight, validity,
+    CellParams, CopyParams, GemmParams, GridRule, PlanParams, Source, SparseParams, Weight,
+    validity,
 };
 use crate::gpu::{GpuContext, shaders};
 use crate::model::{ModelConfig, ParamLayout};
@@ -156,6 +158,12 @@ pub(crate) struct Buffers {
     /// A second MAP_READ buffer of one u32 a row: the scheduler reads the loss steps
     /// of one chunk from it while the next chunk runs (docs/design.md, 'The scheduler').
     pub staging_next: wgpu::Buffer,
+    /// The forward step's grid rules ([`ForwardGrids`]), and the workgroup counts that
+    /// `plan_next_step` writes from them for the next step: 3 u32s a rule, for steps
+    /// of even and of odd t, dispatched indirectly.
+    pub grid_rules: wgpu::Buffer,
+    pub grids: wgpu::Buffer,
+    pub plan_params: wgpu::Buffer,
 }
 
 impl Buffers {
@@ -196,6 +204,9 @@ impl Buffers {
             &self.adam_params,
             &self.staging,
             &self.staging_next,
+            &self.grid_rules,
+            &self.grids,
+            &self.plan_params,
         ]
         .iter()
         .map(|b| b.size())
@@ -229,6 +240,7 @@ pub(crate) struct Kernels {
     pub grad_sq_norm: Kernel,
     pub grad_norm_total: Kernel,
     pub adam: Kernel,
+    pub plan_next_step: Kernel,
     pub sparse_gates: Kernel,
     pub sparse_weight_grad: Kernel,
 }
@@ -241,6 +253,11 @@ pub(crate) struct QuadsKernels {
 }
 
 impl QuadsKernels {
+    /// The grid rules of the wide and the narrow kernel over `cols` output columns.
+    pub fn rules(&self, cols: usize) -> [GridRule; 2] {
+        StepQuadsShape::rules(self.shapes, cols)
+    }
+
     fn new(
         ctx: &GpuContext,
         module: &wgpu::ShaderModule,
@@ -290,6 +307,7 @@ pub(crate) struct Binds {
     pub grad_sq_norm: wgpu::BindGroup,
     pub grad_norm_total: wgpu::BindGroup,
     pub adam: wgpu::BindGroup,
+    pub plan_next_step: wgpu::BindGroup,
 }
 
 /// Indices of the `Step` slots.
@@ -328,7 +346,9 @@ impl Slots {
 
 /// Element offsets of the regions of the `rows` buffer.
 pub(crate) struct RowRegions {
-    pub forward: usize,
+    /// The forward steps' row lists: steps of even t read the first, steps of odd t
+    /// the second (`plan_next_step` writes one from the other).
+    pub forward: [usize; 2],
     pub loss_steps: usize,
     pub replay: usize,
     pub total: usize,
@@ -337,11 +357,16 @@ pub(crate) struct RowRegions {
 impl RowRegions {
     pub fn new(cap: Capacity) -> Self {
         RowRegions {
-            forward: 0,
-            loss_steps: cap.batch,
-            replay: 2 * cap.batch,
-            total: (cap.steps + 2) * cap.batch,
+            forward: [0, cap.batch],
+            loss_steps: 2 * cap.batch,
+            replay: 3 * cap.batch,
+            total: (cap.steps + 3) * cap.batch,
         }
+    }
+
+    /// The row list of forward step `t`.
+    pub fn forward(&self, t: usize) -> usize {
+        self.forward[t % 2]
     }
 }
 
@@ -351,6 +376,7 @@ pub(crate) struct Workspace {
     pub binds: Binds,
     pub slots: Slots,
     pub regions: RowRegions,
+    pub grids: ForwardGrids,
 }
 
 fn storage(ctx: &GpuContext, label: &str, bytes: usize, extra: wgpu::BufferUsages) -> wgpu::Buffer {
@@ -473,6 +499,14 @@ impl Workspace {
         // The flat buffers, padded with zeros to a multiple of 4 elements:
         // grad_sq_norm reads the gradients in vec4s (adam.wgsl).
         let flat_bytes = layout.total.next_multiple_of(4) * f;
+        let kernels = Kernels::new(ctx);
+        let grids = ForwardGrids::new(cfg, &kernels);
+        let plan = PlanParams {
+            region_a: regions.forward[0] as u32,
+            region_b: regions.forward[1] as u32,
+            rules: grids.rules.len() as u32,
+            _pad: 0,
+        };
         let buf = Buffers {
             params: storage(ctx, "params", flat_bytes, none),
             weights_kn: storage(ctx, "weights_kn", copy_len * f, none),
@@ -549,8 +583,21 @@ impl Workspace {
                 usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
                 mapped_at_creation: false,
             }),
+            grid_rules: ctx
+                .device
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some("grid_rules"),
+                    contents: bytemuck::cast_slice(&grids.planned_rules()),
+                    usage: wgpu::BufferUsages::STORAGE,
+                }),
+            grids: storage(
+                ctx,
+                "grids",
+                2 * grids.rules.len() * 12,
+                wgpu::BufferUsages::INDIRECT,
+            ),
+            plan_params: params_buffer(ctx, "plan_params", &plan),
         };
-        let kernels = Kernels::new(ctx);
         let binds = Binds::new(ctx, cfg, cap, sparse_input, recurrent_block, &buf, &kernels);
         Ok(Workspace {
             buf,
@@ -558,6 +605,7 @@ impl Workspace {
             binds,
             slots,
             regions,
+            grids,
         })
     }
 }
@@ -631,6 +679,12 @@ impl Kernels {
             grad_sq_norm: Kernel::new(ctx, &adam, "grad_sq_norm", &bindings::GRAD_SQ_NORM),
             grad_norm_total: Kernel::new(ctx, &adam, "grad_norm_total", &bindings::GRAD_NORM_TOTAL),
             adam: Kernel::new(ctx, &adam, "adam_step", &bindings::ADAM_STEP),
+            plan_next_step: Kernel::new(
+                ctx,
+                &module(ctx, "plan_step.wgsl", shaders::PLAN_STEP),
+                "plan_next_step",
+                &bindings::PLAN_NEXT_STEP,
+            ),
         }
     }
 }
@@ -1105,6 +1159,17 @@ impl Binds {
                 ("grad_norm_sq", &buf.grad_norm_sq),
             ],
         );
+        let plan_next_step = k.plan_next_step.bind(
+            ctx,
+            &[
+                ("p", &buf.plan_params),
+                ("step", &buf.steps),
+                ("rows", &buf.rows),
+                ("tstar", &buf.tstar),
+                ("grid_rules", &buf.grid_rules),
+                ("grids", &buf.grids),
+            ],
+        );
         let (sparse_gates, sparse_weight_grad) = if sparse_input {
             let (gates, grad) = sparse_binds(ctx, cfg, cap, buf, k);
             (Some(gates), Some(grad))
@@ -1191,6 +1256,7 @@ impl Binds {
             grad_sq_norm,
             grad_norm_total,
             adam,
+            plan_next_step,
         }
     }
 }

@@ -279,8 +279,22 @@ pub const COPY_WEIGHTS: Table = Table {
     ],
 };
 
+/// `plan_next_step`: the next step's row list and workgroup counts, on the GPU.
+pub const PLAN_NEXT_STEP: Table = Table {
+    shader: "plan_step.wgsl",
+    entries: &["plan_next_step"],
+    slots: &[
+        slot("p", 0, Params),
+        slot("step", 1, Step),
+        slot("rows", 2, ReadWrite),
+        slot("tstar", 3, Read),
+        slot("grid_rules", 4, Read),
+        slot("grids", 5, ReadWrite),
+    ],
+};
+
 /// Every table, for the check against the shaders.
-pub const ALL: [Table; 16] = [
+pub const ALL: [Table; 17] = [
     MATMUL,
     STEP_CELL_FORWARD,
     STEP_CELL_BACKWARD,
@@ -297,4 +311,5 @@ pub const ALL: [Table; 16] = [
     GRAD_NORM_TOTAL,
     ADAM_STEP,
     COPY_WEIGHTS,
+    PLAN_NEXT_STEP,
 ];

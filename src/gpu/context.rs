@@ -43,6 +43,13 @@ impl GpuContext {
         // Vulkan, Metal and DX12 (not GL), unless WGPU_BACKEND says otherwise.
         let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
         desc.backends = wgpu::Backends::PRIMARY;
+        // wgpu checks the workgroup counts of every indirect dispatch with a dispatch
+        // of its own, which costs as much as the dispatch on lavapipe (about 60 us).
+        // Ours come from `plan_next_step`, from the same rules as the host's direct
+        // dispatches, within the limits `Workspace::new` checks: off, unless
+        // WGPU_VALIDATION_INDIRECT_CALL=1 asks for it.
+        desc.flags
+            .remove(wgpu::InstanceFlags::VALIDATION_INDIRECT_CALL);
         let instance = wgpu::Instance::new(desc.with_env());
         let adapter = pick_adapter(&instance).await?;
         let info = adapter.get_info();

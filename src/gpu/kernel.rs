@@ -190,6 +190,22 @@ impl Kernel {
         pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
         true
     }
+
+    /// Records one dispatch whose workgroup counts the GPU reads from `grids` at byte
+    /// `offset` (three u32s, written there by an earlier dispatch).
+    pub fn dispatch_indirect(
+        &self,
+        pass: &mut wgpu::ComputePass,
+        bind_group: &wgpu::BindGroup,
+        step_offset: Option<u32>,
+        grids: &wgpu::Buffer,
+        offset: u64,
+    ) {
+        pass.set_pipeline(&self.pipeline);
+        let offsets: Vec<u32> = step_offset.into_iter().collect();
+        pass.set_bind_group(0, bind_group, &offsets);
+        pass.dispatch_workgroups_indirect(grids, offset);
+    }
 }
 
 /// Workgroups needed to cover `n` items with groups of `size`.

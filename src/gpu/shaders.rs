@@ -48,6 +48,8 @@ pub const SPARSE_INPUT: &str = include_str!("../../shaders/sparse_input.wgsl");
 /// Source of the weight copies that the step GEMMs of `MATMUL_CELL` read
 /// (`copy_weights`).
 pub const WEIGHT_COPY: &str = include_str!("../../shaders/weight_copy.wgsl");
+/// Source of the scheduler's next-step plan (`plan_next_step`).
+pub const PLAN_STEP: &str = include_str!("../../shaders/plan_step.wgsl");
 /// Source of the optimiser (`adam_step`).
 pub const ADAM: &str = include_str!("../../shaders/adam.wgsl");
 
@@ -67,6 +69,7 @@ pub fn all() -> Vec<(&'static str, String)> {
         ("sparse_input.wgsl", SPARSE_INPUT),
         ("adam.wgsl", ADAM),
         ("weight_copy.wgsl", WEIGHT_COPY),
+        ("plan_step.wgsl", PLAN_STEP),
     ]
     .into_iter()
     .map(|(name, body)| (name, with_common(body)))

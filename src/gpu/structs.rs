@@ -199,6 +199,80 @@ pub struct CopyParams {
     pub gate_units: u32,
 }
 
+/// `GridRule` of `plan_step.wgsl`: the workgroups of one dispatch of a forward step as
+/// a function of the step's live rows. `rows_per_group` rows a workgroup along axis
+/// `rows_axis` (0 or 1), `fixed` workgroups along the other; none unless the live
+/// rows are within `min_rows..=max_rows` (a wide and a narrow kernel split the
+/// range between them).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, Pod, Zeroable, PartialEq, Eq)]
+pub struct GridRule {
+    pub fixed: u32,
+    pub rows_per_group: u32,
+    pub rows_axis: u32,
+    pub min_rows: u32,
+    pub max_rows: u32,
+    pub _pad: [u32; 3],
+}
+
+impl GridRule {
+    /// `rows_per_group` rows a workgroup along y, `fixed` workgroups along x, for any
+    /// number of rows.
+    pub const fn rows_along_y(fixed: u32, rows_per_group: u32) -> Self {
+        GridRule {
+            fixed,
+            rows_per_group,
+            rows_axis: 1,
+            min_rows: 1,
+            max_rows: u32::MAX,
+            _pad: [0; 3],
+        }
+    }
+
+    /// `rows_per_group` rows a workgroup along x, for any number of rows.
+    pub const fn rows_along_x(rows_per_group: u32) -> Self {
+        GridRule {
+            rows_axis: 0,
+            ..Self::rows_along_y(1, rows_per_group)
+        }
+    }
+
+    /// The same rule, for `min_rows..=max_rows` live rows only.
+    pub const fn within(self, min_rows: u32, max_rows: u32) -> Self {
+        GridRule {
+            min_rows,
+            max_rows,
+            ..self
+        }
+    }
+
+    /// The workgroups for `rows` live rows (all zero for none, or outside the rule's
+    /// range): what `plan_next_step` writes for the dispatch.
+    pub fn groups(self, rows: usize) -> [u32; 3] {
+        let live = rows.min(u32::MAX as usize) as u32;
+        if live == 0 || live < self.min_rows || live > self.max_rows {
+            return [0; 3];
+        }
+        let count = live.div_ceil(self.rows_per_group);
+        if self.rows_axis == 0 {
+            [count, self.fixed, 1]
+        } else {
+            [self.fixed, count, 1]
+        }
+    }
+}
+
+/// `PlanParams` of `plan_step.wgsl`: the two row-list regions the steps of a chunk
+/// alternate between, and the number of grid rules.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
+pub struct PlanParams {
+    pub region_a: u32,
+    pub region_b: u32,
+    pub rules: u32,
+    pub _pad: u32,
+}
+
 /// `AdamParams` of `adam.wgsl`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
@@ -232,5 +306,29 @@ mod tests {
         assert_eq!(std::mem::size_of::<AdamParams>(), 36);
         assert_eq!(std::mem::size_of::<SparseParams>(), 16);
         assert_eq!(std::mem::size_of::<CopyParams>(), 32);
+        assert_eq!(std::mem::size_of::<GridRule>(), 32);
+        assert_eq!(std::mem::size_of::<PlanParams>(), 16);
+    }
+
+    #[test]
+    fn grid_rules_cover_their_rows_within_their_range() {
+        let y = GridRule::rows_along_y(3, 16);
+        assert_eq!(y.groups(0), [0, 0, 0]);
+        assert_eq!(y.groups(1), [3, 1, 1]);
+        assert_eq!(y.groups(16), [3, 1, 1]);
+        assert_eq!(y.groups(17), [3, 2, 1]);
+        let x = GridRule::rows_along_x(64);
+        assert_eq!(x.groups(65), [2, 1, 1]);
+        let narrow = y.within(1, 4);
+        let wide = y.within(5, u32::MAX);
+        for rows in 1..40 {
+            let used = [narrow.groups(rows), wide.groups(rows)]
+                .iter()
+                .filter(|g| g[0] > 0)
+                .count();
+            assert_eq!(used, 1, "{rows} rows: exactly one of the two kernels runs");
+        }
+        assert_eq!(narrow.groups(5), [0, 0, 0]);
+        assert_eq!(wide.groups(4), [0, 0, 0]);
     }
 }
