@@ -588,7 +588,8 @@ impl Workspace {
                 .create_buffer_init(&wgpu::util::BufferInitDescriptor {
                     label: Some("grid_rules"),
                     contents: bytemuck::cast_slice(&grids.planned_rules()),
-                    usage: wgpu::BufferUsages::STORAGE,
+                    // COPY_DST: the kernel's test gives it other rules.
+                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
                 }),
             grids: storage(
                 ctx,

@@ -46,8 +46,9 @@ impl GpuContext {
         // wgpu checks the workgroup counts of every indirect dispatch with a dispatch
         // of its own, which costs as much as the dispatch on lavapipe (about 60 us).
         // Ours come from `plan_next_step`, from the same rules as the host's direct
-        // dispatches, within the limits `Workspace::new` checks: off, unless
-        // WGPU_VALIDATION_INDIRECT_CALL=1 asks for it.
+        // dispatches: at most one workgroup row a row of a batch, which the engine caps
+        // at `schedule::MAX_ROWS` (65,535, WebGPU's least limit). So the check is off,
+        // unless WGPU_VALIDATION_INDIRECT_CALL=1 asks for it.
         desc.flags
             .remove(wgpu::InstanceFlags::VALIDATION_INDIRECT_CALL);
         let instance = wgpu::Instance::new(desc.with_env());
