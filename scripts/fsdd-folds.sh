@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Leave-one-speaker-out on FSDD: trains one run per fold (fold K tests on the K-th
-# speaker of the folder in name order, validates on the next (or, with --speaker-val
-# train-takes, on takes 0-4 of the others), trains on the others;
+# speaker of the folder in name order, trains on the others and validates on their
+# takes 0-4 (or, with --speaker-val next-speaker, on the next speaker, not trained on);
 # docs/design.md, "Tasks"), each with the FSDD recipe and any extra flags given, then
 # prints one line per fold (the test speaker's accuracy and mean decision time) and
 # the mean and the worst speaker; the same table goes to $OUT/summary.tsv. A fold

@@ -1157,7 +1157,7 @@ fn each_task_trains_with_its_recipe_unless_a_flag_says_otherwise() {
     for default in [
         "256 for mnist",
         "0.1:4 for mnist",
-        "29 for fsdd",
+        "18 for fsdd",
         "0.3:0.99:70",
     ] {
         assert!(help.contains(default), "'{default}' missing from: {help}");

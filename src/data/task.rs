@@ -253,9 +253,21 @@ impl Task {
                     }
                     None => {
                         if corpus.train.is_empty() {
+                            // Split by speaker and validated on the training voices'
+                            // takes 0-4, a folder of those takes alone trains nothing.
+                            let hint = match by_speaker {
+                                Some(split) if split.val.is_none() => {
+                                    " (validation takes the training speakers' takes 0-4: \
+                                     give more takes, or --speaker-val next-speaker)"
+                                }
+                                _ => "",
+                            };
                             return Err(Error::file(
                                 dir,
-                                "holds no training recordings to take feature statistics from",
+                                format!(
+                                    "holds no training recordings to take feature statistics \
+                                     from{hint}"
+                                ),
                             ));
                         }
                         audio::feature_spec(&corpus, &extractor)?
