@@ -738,7 +738,8 @@ impl Engine {
     }
 
     /// The scheduler: runs the forward pass in chunks of K steps over the live rows,
-    /// compacting the row list after each readback of the loss steps. Returns every
+    /// compacting the row list after each readback of the loss steps, and on the GPU
+    /// between the steps of a chunk (`plan_next_step`, `step_plan`). Returns every
     /// row's loss step and the number of readbacks. Without `retire` no row stops
     /// early, so the whole pass is one chunk.
     ///
