@@ -4,7 +4,10 @@
 //! - the GPU time per kind of dispatch of a full-length training batch (timestamp
 //!   queries), the profile that chose `grad_gemm_quads`;
 //! - RC training batches with the scheduler's readback overlapped with the next chunk
-//!   and without, alternating, and the median of the pairs' time ratios.
+//!   and without, alternating, and the median of the pairs' time ratios;
+//! - RC training batches with K = 1, 4, 8 and 16 steps between readbacks (the steps in
+//!   between planned on the GPU), each after a full-length batch: the median share of
+//!   the ideal speedup each realises (docs/performance.md, "Steps planned on the GPU").
 //!
 //!     cargo run --release --example peer_batches -- [PAIRS]      # default 15
 use rankcode::bench::{
@@ -37,10 +40,11 @@ fn main() -> rankcode::error::Result<()> {
             )
         }));
     for (p, batch) in shapes {
-        let engine = |mode, overlap| {
-            let cfg = engine_config(&p, mode, 1, p.sparse).with_overlap_readback(overlap);
+        let engine_k = |mode, overlap, k| {
+            let cfg = engine_config(&p, mode, k, p.sparse).with_overlap_readback(overlap);
             Engine::new(ctx.clone(), cfg, &controlled_params(&p.model))
         };
+        let engine = |mode, overlap| engine_k(mode, overlap, 1);
 
         let mut full = engine(TrainMode::Eos, Overlap::Auto)?;
         full.enable_profiling()?;
@@ -78,6 +82,40 @@ fn main() -> rankcode::error::Result<()> {
             median(w),
             median(o),
             median(ratios)
+        );
+
+        let ks = [1, 4, 8, 16];
+        let mut rc = ks
+            .iter()
+            .map(|&k| engine_k(TrainMode::Rc, Overlap::Auto, k))
+            .collect::<rankcode::error::Result<Vec<_>>>()?;
+        let mut full = engine(TrainMode::Eos, Overlap::Auto)?;
+        full.train_batch(&batch)?;
+        let mut ideal = 0.0;
+        for e in rc.iter_mut() {
+            let steps = e.train_batch(&batch)?.steps_processed;
+            ideal = (p.steps * p.batch) as f64 / steps as f64;
+        }
+        let mut ratios = vec![Vec::new(); ks.len()];
+        for _ in 0..pairs {
+            let start = Instant::now();
+            full.train_batch(&batch)?;
+            let full_s = start.elapsed().as_secs_f64();
+            for (e, r) in rc.iter_mut().zip(&mut ratios) {
+                let start = Instant::now();
+                e.train_batch(&batch)?;
+                r.push(full_s / start.elapsed().as_secs_f64());
+            }
+        }
+        let shares: Vec<String> = ks
+            .iter()
+            .zip(ratios)
+            .map(|(k, r)| format!("K={k} {:.0}%", 100.0 * median(r) / ideal))
+            .collect();
+        println!(
+            "{}: RC training, share of the ideal {ideal:.2}x (medians of {pairs}): {}",
+            p.name,
+            shares.join(", ")
         );
     }
     Ok(())

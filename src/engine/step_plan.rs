@@ -81,16 +81,15 @@ impl ForwardGrids {
     }
 }
 
-/// What `plan_next_step` makes of step t's list `list` (rows, or packed entries) for
+/// What `plan_next_step` makes of step t's list `list` (of rows, as the host lists them) for
 /// step t + 1: the rows still undecided (loss step `steps`) first, in their order, then
 /// the decided ones; and how many are undecided. The kernel's CPU reference.
 #[cfg(test)]
 fn planned_list(list: &[u32], tstar: &[u32], steps: u32) -> (Vec<u32>, usize) {
-    let undecided = |&e: &u32| tstar[(e & 0xffff) as usize] == steps;
-    let live: Vec<u32> = list.iter().copied().filter(undecided).collect();
+    let live = super::schedule::still_live(list, tstar, steps);
     let n_live = live.len();
-    let decided = list.iter().copied().filter(|e| !undecided(e));
-    (live.into_iter().chain(decided).collect(), n_live)
+    let decided = list.iter().filter(|&&b| tstar[b as usize] != steps);
+    (live.into_iter().chain(decided.copied()).collect(), n_live)
 }
 
 #[cfg(test)]
